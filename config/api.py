@@ -1,0 +1,91 @@
+"""The one HTTP API object: each app contributes a router; errors share one JSON envelope."""
+
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.renderers import BaseRenderer
+
+from ingestion.api import router as ingestion_router
+from ingestion.auth import BearerToken
+from ingestion.errors import ApiError
+from ingestion.metrics import INGEST_ERRORS
+
+STORAGE_RETRY_AFTER_SECONDS = 5
+
+
+class ORJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+
+    def render(self, request, data, *, response_status):
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+api = NinjaAPI(
+    title="Vigil API",
+    version="1",
+    description="Ingest and query monitoring data. Send `Authorization: Bearer <token>`.",
+    auth=BearerToken(),
+    renderer=ORJSONRenderer(),
+    urls_namespace="api",
+    docs_url="/docs",
+)
+
+
+def _error_response(request, error: ApiError):
+    INGEST_ERRORS.labels(error.reason).inc()
+    response = api.create_response(request, error.body(), status=error.status)
+    for header, value in error.headers.items():
+        response[header] = value
+    return response
+
+
+@api.exception_handler(ApiError)
+def api_error(request, error: ApiError):
+    return _error_response(request, error)
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request, error: ValidationError):
+    details = [
+        {
+            "index": None,
+            "field": ".".join(str(part) for part in item.get("loc", ())[1:]),
+            "message": item.get("msg", "invalid"),
+        }
+        for item in error.errors
+    ]
+    return _error_response(request, ApiError(400, "invalid request", details))
+
+
+@api.exception_handler(AuthenticationError)
+def authentication_error(request, error):
+    return _error_response(request, ApiError(401, "missing or invalid bearer token"))
+
+
+@api.exception_handler(Http404)
+def not_found(request, error):
+    return _error_response(request, ApiError(404, str(error) or "not found"))
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_big(request, error):
+    return _error_response(request, ApiError(413, "request body too large"))
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def storage_unavailable(request, error):
+    return _error_response(
+        request,
+        ApiError(
+            503,
+            "storage unavailable, retry later",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+        ),
+    )
+
+
+api.add_router("/", ingestion_router)

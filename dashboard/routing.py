@@ -1,0 +1,3 @@
+"""Websocket routes; the live dashboard's consumers are added here."""
+
+websocket_urlpatterns: list = []

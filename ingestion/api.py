@@ -1,0 +1,68 @@
+"""Ingest endpoints: the native batch format (PRODUCT.md section 5.1)."""
+
+import orjson
+from ninja import Router, Schema, Status
+
+from ingestion import idempotency
+from ingestion.errors import ApiError
+from ingestion.parsers import parse_native_batch
+from ingestion.schemas import NATIVE_BATCH_SCHEMA
+from ingestion.storage import store_batch
+
+router = Router(tags=["ingest"])
+
+
+class IngestAccepted(Schema):
+    accepted: int
+    instance_id: str
+
+
+class ErrorBody(Schema):
+    error: str
+    details: list[dict]
+
+
+ERRORS = {code: ErrorBody for code in (400, 401, 403, 413, 415, 429, 503)}
+
+
+def decode_json(body: bytes):
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, f"malformed JSON: {error}") from None
+
+
+@router.post(
+    "/ingest",
+    response={202: IngestAccepted, **ERRORS},
+    summary="Push a batch of samples for one instance",
+    description=(
+        "Atomic: any bad sample answers 400 listing every bad item and stores nothing. A retried "
+        "batch (same `Idempotency-Key`, or the same series and timestamps) is stored once."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": NATIVE_BATCH_SCHEMA}},
+        },
+        "parameters": [
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
+            }
+        ],
+    },
+)
+def ingest(request):
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= idempotency.MAX_KEY_LENGTH:
+        raise ApiError(400, f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters")
+    answer = idempotency.recall(request.auth.pk, key)
+    if answer is None:
+        batch = parse_native_batch(decode_json(request.body))
+        stored = store_batch(batch.instance, batch.samples)
+        answer = {"accepted": stored.accepted, "instance_id": str(stored.instance.pk)}
+        idempotency.remember(request.auth.pk, key, answer)
+    return Status(202, answer)

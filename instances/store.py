@@ -1,0 +1,398 @@
+"""The samples store: all SQL over samples lives here.
+
+Samples are ``(series_id, ts, value)`` rows in ``samples``, a table range-partitioned by day with a
+``(series_id, ts)`` primary key (single-series reads, idempotent writes) and a BRIN index on ``ts``
+(time-bounded scans). Writes use binary COPY; reads are set-based and driven from the series table
+with LATERAL, one query per question. Functions take and return plain values.
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_TABLE = "samples"
+UNIQUE_VIOLATION = "23505"
+CHECK_VIOLATION = "23514"
+SERIES_TABLE = "instances_series"
+
+# Aggregations over a window, as SQL over one series' rows (columns ts, value).
+WINDOW_AGGREGATES = {
+    "last": "(array_agg(value ORDER BY ts DESC))[1]",
+    "avg": "avg(value)",
+    "min": "min(value)",
+    "max": "max(value)",
+    "sum": "sum(value)",
+    "count": "count(*)::float8",
+    "p95": "percentile_cont(0.95) WITHIN GROUP (ORDER BY value)",
+    # Per-second increase of a counter between the first and last sample of the window.
+    "rate": "CASE WHEN count(*) > 1 THEN greatest("
+    "(array_agg(value ORDER BY ts DESC))[1] - (array_agg(value ORDER BY ts))[1], 0)"
+    " / nullif(extract(epoch FROM max(ts) - min(ts)), 0) END",
+}
+
+
+class SeriesLimitExceeded(Exception):
+    """Storing these samples would give an instance more series than the per-instance limit."""
+
+    def __init__(self, new_series: int, limit: int):
+        self.new_series, self.limit = new_series, limit
+        super().__init__(f"{new_series} new series would exceed the limit of {limit} per instance")
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    """What identifies a series within one instance."""
+
+    name: str
+    labels: dict
+    unit: str = ""
+
+    @property
+    def labels_key(self) -> bytes:
+        return labels_key(self.labels)
+
+
+def labels_key(labels: dict) -> bytes:
+    """Canonical form of a label set (sorted keys), for comparing label sets in Python."""
+    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)
+
+
+# --- partitions -----------------------------------------------------------------------------
+
+
+def partition_name(day: date) -> str:
+    return f"{SAMPLES_TABLE}_p{day:%Y%m%d}"
+
+
+def ensure_partitions(days: Iterable[date]) -> list[str]:
+    """Create the daily partitions for ``days`` that do not exist yet; return the new names."""
+    created = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One creator at a time: concurrent CREATE ... IF NOT EXISTS can still collide.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('vigil.samples.partitions'))")
+        for day in sorted(set(days)):
+            name = partition_name(day)
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            if cursor.fetchone()[0]:
+                continue
+            next_day = day + timedelta(days=1)
+            cursor.execute(
+                f"CREATE TABLE {name} PARTITION OF {SAMPLES_TABLE} "
+                f"FOR VALUES FROM ('{day.isoformat()}') TO ('{next_day.isoformat()}')"
+            )
+            created.append(name)
+    if created:
+        logger.info("created partitions %s", ", ".join(created))
+    return created
+
+
+def ensure_partitions_ahead(now: datetime | None = None) -> list[str]:
+    """Make sure today's partition and the next ``PARTITIONS_AHEAD_DAYS`` exist."""
+    today = (now or datetime.now(UTC)).date()
+    return ensure_partitions(
+        today + timedelta(days=offset) for offset in range(settings.PARTITIONS_AHEAD_DAYS + 1)
+    )
+
+
+def list_partitions() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass ORDER BY c.relname",
+            [SAMPLES_TABLE],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# --- series ---------------------------------------------------------------------------------
+
+
+def resolve_series(instance_id, keys: Sequence[SeriesKey]) -> dict[tuple[str, bytes], int]:
+    """Series ids for ``keys`` of one instance, creating the missing ones.
+
+    Returns ``{(name, labels_key): series_id}``. Raises SeriesLimitExceeded (creating nothing)
+    when the new series would take the instance past ``SERIES_LIMIT_PER_INSTANCE``.
+    """
+    wanted = {(key.name, key.labels_key): key for key in keys}
+    found = _existing_series(instance_id, wanted)
+    missing = [key for ident, key in wanted.items() if ident not in found]
+    if not missing:
+        return found
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {SERIES_TABLE} WHERE instance_id = %s", [instance_id])
+        existing_count = cursor.fetchone()[0]
+        limit = settings.SERIES_LIMIT_PER_INSTANCE
+        if existing_count + len(missing) > limit:
+            raise SeriesLimitExceeded(len(missing), limit)
+        cursor.execute(
+            f"INSERT INTO {SERIES_TABLE} (instance_id, name, labels, unit, created) "
+            "SELECT %s, n, l::jsonb, u, now() FROM unnest(%s::text[], %s::text[], %s::text[]) "
+            "AS t(n, l, u) ON CONFLICT (instance_id, name, labels) DO NOTHING",
+            [
+                instance_id,
+                [key.name for key in missing],
+                [key.labels_key.decode() for key in missing],
+                [key.unit for key in missing],
+            ],
+        )
+    found.update(_existing_series(instance_id, {(k.name, k.labels_key): k for k in missing}))
+    return found
+
+
+def _existing_series(instance_id, wanted: dict) -> dict[tuple[str, bytes], int]:
+    if not wanted:
+        return {}
+    names = sorted({name for name, _ in wanted})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, name, labels FROM {SERIES_TABLE} "
+            "WHERE instance_id = %s AND name = ANY(%s)",
+            [instance_id, names],
+        )
+        rows = cursor.fetchall()
+    found = {}
+    for series_id, name, labels in rows:
+        ident = (name, labels_key(_as_dict(labels)))
+        if ident in wanted:
+            found[ident] = series_id
+    return found
+
+
+def _as_dict(labels) -> dict:
+    return orjson.loads(labels) if isinstance(labels, str | bytes) else labels
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
+    """Store ``(series_id, ts, value)`` rows; a (series, ts) already stored is kept, not doubled.
+
+    Runs inside the caller's transaction (so a batch commits or fails whole). Returns how many
+    rows were new. Missing daily partitions are created on demand.
+    """
+    if not rows:
+        return 0
+    try:
+        return _write_rows(rows)
+    except (psycopg.Error, DatabaseError) as error:
+        if _sqlstate(error) != CHECK_VIOLATION:
+            raise
+        # "no partition of relation samples found for row": make the days, then write again.
+        ensure_partitions(ts.astimezone(UTC).date() for _, ts, _ in rows)
+        return _write_rows(rows)
+
+
+def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
+    try:
+        with transaction.atomic():
+            _copy_rows(SAMPLES_TABLE, rows)
+        return len(rows)
+    except (psycopg.Error, DatabaseError) as error:
+        if _sqlstate(error) != UNIQUE_VIOLATION:
+            raise
+        # A replayed batch, or one overlapping stored samples: keep the first copy of each.
+        return _insert_new_rows(rows)
+
+
+def _sqlstate(error: Exception) -> str | None:
+    """The SQLSTATE of a psycopg error, also when Django's cursor wrapped it."""
+    return getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None)
+
+
+def _copy_rows(table: str, rows: Sequence[tuple[int, datetime, float]]) -> None:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(["int8", "timestamptz", "float8"])
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_new_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS samples_staging "
+            "(series_id bigint, ts timestamptz, value float8) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE samples_staging")
+        _copy_rows("samples_staging", rows)
+        cursor.execute(
+            f"INSERT INTO {SAMPLES_TABLE} (series_id, ts, value) "
+            "SELECT series_id, ts, value FROM samples_staging "
+            "ON CONFLICT (series_id, ts) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    ts: datetime
+    min: float
+    max: float
+    avg: float
+    last: float
+    count: int
+
+
+def series_points(series_id: int, start: datetime, end: datetime, buckets: int) -> list[Bucket]:
+    """Points of one series between ``start`` and ``end`` in at most ``buckets`` time buckets."""
+    buckets = max(1, buckets)
+    stride = max((end - start) / buckets, timedelta(seconds=1))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_bin(%s, ts, %s) AS bucket, min(value), max(value), avg(value), "
+            "(array_agg(value ORDER BY ts DESC))[1], count(*) "
+            f"FROM {SAMPLES_TABLE} WHERE series_id = %s AND ts >= %s AND ts < %s "
+            "GROUP BY bucket ORDER BY bucket",
+            [stride, start, series_id, start, end],
+        )
+        return [Bucket(*row) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class LatestValue:
+    series_id: int
+    instance_id: object
+    name: str
+    labels: dict
+    unit: str
+    ts: datetime
+    value: float
+
+
+def latest_values(
+    instance_ids: Sequence | None = None,
+    names: Sequence[str] | None = None,
+    since: datetime | None = None,
+) -> list[LatestValue]:
+    """The newest sample of each series (optionally of some instances / metric names).
+
+    ``since`` bounds the search in time, which lets PostgreSQL skip old partitions.
+    """
+    where, params = _series_filter(instance_ids, names)
+    time_bound = "AND ts >= %s" if since else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, l.ts, l.value "
+            f"FROM {SERIES_TABLE} s CROSS JOIN LATERAL ("
+            f"  SELECT ts, value FROM {SAMPLES_TABLE} "
+            f"  WHERE series_id = s.id {time_bound} ORDER BY ts DESC LIMIT 1) l "
+            f"WHERE {where} ORDER BY s.instance_id, s.name, s.id",
+            ([since] if since else []) + params,
+        )
+        return [
+            LatestValue(sid, iid, name, _as_dict(labels), unit, ts, value)
+            for sid, iid, name, labels, unit, ts, value in cursor.fetchall()
+        ]
+
+
+def window_aggregates(
+    series_ids: Sequence[int], start: datetime, end: datetime, aggregation: str
+) -> dict[int, float | None]:
+    """``aggregation`` (a key of WINDOW_AGGREGATES) of each series over ``[start, end)``."""
+    expression = WINDOW_AGGREGATES[aggregation]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.id, a.value FROM unnest(%s::bigint[]) AS s(id) CROSS JOIN LATERAL ("
+            f"  SELECT {expression} AS value FROM {SAMPLES_TABLE} "
+            f"  WHERE series_id = s.id AND ts >= %s AND ts < %s) a",
+            [list(series_ids), start, end],
+        )
+        return dict(cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class Sample:
+    series_id: int
+    instance_id: object
+    name: str
+    labels: dict
+    unit: str
+    ts: datetime
+    value: float
+
+
+def recent_samples(
+    instance_ids: Sequence | None = None,
+    names: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 100,
+) -> list[Sample]:
+    """The newest ``limit`` samples across the matching series, newest first."""
+    where, params = _series_filter(instance_ids, names)
+    bounds, bound_params = [], []
+    if start:
+        bounds.append("AND ts >= %s")
+        bound_params.append(start)
+    if end:
+        bounds.append("AND ts < %s")
+        bound_params.append(end)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, l.ts, l.value "
+            f"FROM {SERIES_TABLE} s CROSS JOIN LATERAL ("
+            f"  SELECT ts, value FROM {SAMPLES_TABLE} WHERE series_id = s.id {' '.join(bounds)} "
+            f"  ORDER BY ts DESC LIMIT %s) l "
+            f"WHERE {where} ORDER BY l.ts DESC, s.id LIMIT %s",
+            bound_params + [limit] + params + [limit],
+        )
+        return [
+            Sample(sid, iid, name, _as_dict(labels), unit, ts, value)
+            for sid, iid, name, labels, unit, ts, value in cursor.fetchall()
+        ]
+
+
+def sample_at(series_id: int, ts: datetime) -> Sample | None:
+    """The one sample of ``series_id`` at ``ts``, if stored."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, x.ts, x.value "
+            f"FROM {SAMPLES_TABLE} x JOIN {SERIES_TABLE} s ON s.id = x.series_id "
+            "WHERE x.series_id = %s AND x.ts = %s",
+            [series_id, ts],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    sid, iid, name, labels, unit, sample_ts, value = row
+    return Sample(sid, iid, name, _as_dict(labels), unit, sample_ts, value)
+
+
+def count_samples(series_ids: Sequence[int] | None = None) -> int:
+    """How many samples are stored (for some series, or in all)."""
+    with connection.cursor() as cursor:
+        if series_ids is None:
+            cursor.execute(f"SELECT count(*) FROM {SAMPLES_TABLE}")
+        else:
+            cursor.execute(
+                f"SELECT count(*) FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s)",
+                [list(series_ids)],
+            )
+        return cursor.fetchone()[0]
+
+
+def _series_filter(instance_ids, names) -> tuple[str, list]:
+    clauses, params = ["TRUE"], []
+    if instance_ids is not None:
+        clauses.append("s.instance_id = ANY(%s)")
+        params.append(list(instance_ids))
+    if names is not None:
+        clauses.append("s.name = ANY(%s)")
+        params.append(list(names))
+    return " AND ".join(clauses), params

@@ -1,0 +1,86 @@
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app as celery_app
+from ingestion.models import IngestToken
+
+
+@pytest.fixture(autouse=True)
+def isolated_redis_keys(settings):
+    """Each test gets its own cache key prefix, so counters and idempotency keys never leak."""
+    caches = {name: dict(config) for name, config in settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = f"vigil-test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = caches
+
+
+@pytest.fixture(autouse=True)
+def empty_samples_table(request):
+    """The samples table is not a Django model, so Django's per-test flush does not empty it."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and marker.kwargs.get("transaction", False)
+    if transactional or {"transactional_db", "live_server"} & set(request.fixturenames):
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE samples")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_without_manifest():
+    """Tests do not run collectstatic: serve static files straight from the finders."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
+
+
+@pytest.fixture(autouse=True, scope="session")
+def eager_celery():
+    """Celery tasks run in-process, for real, when a test triggers them."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+
+
+@pytest.fixture
+def token(db) -> str:
+    """A write-scoped ingest token's plain value."""
+    return IngestToken.issue("test agent")[1]
+
+
+@pytest.fixture
+def read_token(db) -> str:
+    return IngestToken.issue("dashboard reader", IngestToken.Scope.READ)[1]
+
+
+@pytest.fixture
+def api(client, token):
+    """POST/GET/PUT/DELETE JSON to the API with a bearer token."""
+    return ApiClient(client, token)
+
+
+class ApiClient:
+    def __init__(self, client, token: str):
+        self.client, self.token = client, token
+
+    def _headers(self, headers):
+        return {"Authorization": f"Bearer {self.token}", **(headers or {})}
+
+    def get(self, path: str, params=None, headers=None):
+        return self.client.get(path, params or {}, headers=self._headers(headers))
+
+    def post(self, path: str, body, headers=None, content_type="application/json"):
+        return self.client.post(
+            path, body, content_type=content_type, headers=self._headers(headers)
+        )
+
+    def put(self, path: str, body, headers=None):
+        return self.client.put(
+            path, body, content_type="application/json", headers=self._headers(headers)
+        )
+
+    def delete(self, path: str, headers=None):
+        return self.client.delete(path, headers=self._headers(headers))

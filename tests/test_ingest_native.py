@@ -1,0 +1,217 @@
+import time
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from instances import store
+from instances.models import Instance, Series
+
+NOW_MS = int(time.time() * 1000)
+
+
+def batch(samples, agent_id="web-1", **instance):
+    return {"instance": {"agent_id": agent_id, **instance}, "samples": samples}
+
+
+def cpu(value, ts=NOW_MS, **labels):
+    return {"name": "cpu_usage", "value": value, "unit": "percent", "ts": ts, "labels": labels}
+
+
+def series_of(agent_id, name):
+    return list(
+        Series.objects.filter(instance__agent_id=agent_id, name=name).values_list("id", flat=True)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_registers_instance_and_stores_samples(api):
+    body = batch(
+        [
+            cpu(45.5, core="0"),
+            cpu(12, NOW_MS - 30_000, core="1"),
+        ],
+        name="Web Server 1",
+        type="vm",
+        region="nyc1",
+        endpoint="http://web-1",
+        metadata={"os": "linux"},
+    )
+    response = api.post("/api/v1/ingest", body)
+    assert response.status_code == 202, response.content
+    answer = response.json()
+    instance = Instance.objects.get(agent_id="web-1")
+    assert answer == {"accepted": 2, "instance_id": str(instance.pk)}
+    assert (instance.name, instance.type, instance.region, instance.metadata) == (
+        "Web Server 1",
+        "vm",
+        "nyc1",
+        {"os": "linux"},
+    )
+    assert instance.last_seen is not None
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replayed_batch_is_stored_once(api):
+    body = batch([cpu(1, NOW_MS), cpu(2, NOW_MS - 1000)])
+    for _ in range(2):
+        assert api.post("/api/v1/ingest", body).status_code == 202
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_idempotency_key_answers_a_retry_without_storing_again(api):
+    body = batch([cpu(1)])
+    first = api.post("/api/v1/ingest", body, headers={"Idempotency-Key": "batch-1"})
+    retry = api.post("/api/v1/ingest", body, headers={"Idempotency-Key": "batch-1"})
+    assert first.status_code == retry.status_code == 202
+    assert first.json() == retry.json()
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rfc3339_and_missing_timestamps_are_accepted(api):
+    iso = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    response = api.post(
+        "/api/v1/ingest", batch([cpu(1, iso), {"name": "uptime_seconds", "value": 5}])
+    )
+    assert response.status_code == 202
+    latest = {v.name: v for v in store.latest_values()}
+    assert latest["cpu_usage"].ts == datetime.fromisoformat(iso)
+    assert abs((latest["uptime_seconds"].ts - datetime.now(UTC)).total_seconds()) < 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_sample_rejects_the_whole_batch_listing_every_problem(api):
+    body = batch(
+        [
+            cpu(1),
+            {"name": "bad name!", "value": 1},
+            {"name": "ok", "value": "high"},
+            {"name": "ok", "value": 1, "ts": NOW_MS + 86_400_000},
+            {"name": "ok", "value": 1, "labels": {f"l{i}": "x" for i in range(33)}},
+        ]
+    )
+    response = api.post("/api/v1/ingest", body)
+    assert response.status_code == 400
+    details = response.json()["details"]
+    assert {(d["index"], d["field"]) for d in details} == {
+        (1, "name"),
+        (2, "value"),
+        (3, "ts"),
+        (4, "labels"),
+    }
+    assert not Instance.objects.exists()
+    assert store.count_samples() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b"{not json", 400),
+        (b'{"instance": {"agent_id": "a"}, "samples": [{"name": "x", "value": NaN}]}', 400),
+        (b'{"instance": {"agent_id": "a"}, "samples": [{"name": "x", "value": 1e999}]}', 400),
+        (
+            b'{"instance": {"agent_id": "a"}, "samples": [{"name": "x", "value": 1, "ts": 1e30}]}',
+            400,
+        ),
+        (
+            b'{"instance": {"agent_id": "a"}, "samples": [{"name": "x", "value": 1, "ts": "yesterday"}]}',
+            400,
+        ),
+        (b'{"instance": {"agent_id": ""}, "samples": []}', 400),
+        (b'{"samples": []}', 400),
+        (b"[]", 400),
+        (b'"text"', 400),
+        (b'{"instance": {"agent_id": "a"}, "samples": {"name": "x"}}', 400),
+        (b'{"instance": {"agent_id": "a"}, "samples": [{"name": "x", "value": true}]}', 400),
+        (
+            b'{"instance": {"agent_id": "a"}, "samples": [{"name": "x", "value": 1, "labels": {"a": {"b": 1}}}]}',
+            400,
+        ),
+        (b'{"instance": {"agent_id": "a", "metadata": []}, "samples": []}', 400),
+        (b'{"instance": {"agent_id": "a"}, "samples": [null]}', 400),
+    ],
+)
+def test_bad_input_gets_a_clear_400_and_stores_nothing(api, raw, status):
+    response = api.post("/api/v1/ingest", raw)
+    assert response.status_code == status, response.content
+    assert response.json()["error"]
+    assert store.count_samples() == 0
+    assert not Instance.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_than_10000_samples_is_413(api):
+    body = batch([cpu(1, NOW_MS - i) for i in range(10_001)])
+    response = api.post("/api/v1/ingest", body)
+    assert response.status_code == 413
+    assert store.count_samples() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_6_mb_body_is_413(api):
+    body = orjson.dumps(batch([cpu(1, core="x" * 1000)])) + b" " * (6 * 1024 * 1024)
+    response = api.post("/api/v1/ingest", body)
+    assert response.status_code == 413
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wrong_content_type_is_415(api):
+    response = api.post("/api/v1/ingest", "cpu_usage 1", content_type="text/plain")
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic abc"])
+def test_missing_or_bad_token_is_401(client, header):
+    headers = {"Authorization": header} if header else {}
+    response = client.post(
+        "/api/v1/ingest", batch([cpu(1)]), content_type="application/json", headers=headers
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_revoked_token_is_401(api):
+    from ingestion.models import IngestToken
+
+    IngestToken.objects.update(revoked_at=datetime.now(UTC))
+    assert api.post("/api/v1/ingest", batch([cpu(1)])).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_read_only_token_cannot_write(client, read_token):
+    response = client.post(
+        "/api/v1/ingest",
+        batch([cpu(1)]),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {read_token}"},
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rate_limit_answers_429_with_retry_after(api, settings):
+    settings.INGEST_RATE_LIMIT_PER_MINUTE = 3
+    statuses = [
+        api.post("/api/v1/ingest", batch([cpu(i, NOW_MS - i)])).status_code for i in range(5)
+    ]
+    assert statuses[:3] == [202, 202, 202]
+    last = api.post("/api/v1/ingest", batch([cpu(9)]))
+    assert last.status_code == 429
+    assert int(last["Retry-After"]) >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_series_limit_guards_cardinality(api, settings):
+    settings.SERIES_LIMIT_PER_INSTANCE = 5
+    flood = batch([cpu(1, core=str(i)) for i in range(6)])
+    response = api.post("/api/v1/ingest", flood)
+    assert response.status_code == 400
+    assert "limit" in response.json()["error"]
+    assert not Series.objects.exists()
