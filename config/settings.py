@@ -116,6 +116,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "vigil.heartbeat", "schedule": 30.0},
     "samples-partitions-ahead": {"task": "instances.ensure_partitions_ahead", "schedule": 3600.0},
+    "mark-silent-instances": {"task": "instances.mark_silent_instances", "schedule": 30.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

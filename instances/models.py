@@ -1,4 +1,5 @@
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -59,10 +60,27 @@ class Instance(models.Model):
                 instance.save(update_fields=changed)
         return instance
 
-    def mark_seen(self, when=None) -> None:
-        when = when or timezone.now()
-        Instance.objects.filter(pk=self.pk).update(last_seen=when)
-        self.last_seen = when
+    def mark_seen(self) -> None:
+        """Record contact now; an instance that was silent (`unknown`) is `healthy` again.
+
+        Alert evaluation derives `warning` and `unhealthy`; this only ends the silence.
+        """
+        self.last_seen = timezone.now()
+        fields = ["last_seen"]
+        if self.status == self.Status.UNKNOWN:
+            self.status = self.Status.HEALTHY
+            fields.append("status")
+        self.save(update_fields=fields)
+
+    @classmethod
+    def mark_silent(cls) -> int:
+        """The dead man's switch: instances with no data for 3 intervals become `unknown`."""
+        cutoff = timezone.now() - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
+        return (
+            cls.objects.exclude(status=cls.Status.UNKNOWN)
+            .filter(models.Q(last_seen__lt=cutoff) | models.Q(last_seen__isnull=True))
+            .update(status=cls.Status.UNKNOWN)
+        )
 
 
 class Series(models.Model):
