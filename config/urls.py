@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from django.views.generic import RedirectView
 
 from config import monitoring
@@ -15,3 +17,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("dashboard.urls")),
 ]
+
+
+def not_found(request, exception):
+    """API clients get the API's JSON error envelope; people get the HTML page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"error": "no such endpoint", "details": []}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found

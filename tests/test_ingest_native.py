@@ -215,3 +215,10 @@ def test_series_limit_guards_cardinality(api, settings):
     assert response.status_code == 400
     assert "limit" in response.json()["error"]
     assert not Series.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_path_answers_json_404(api):
+    response = api.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {"error": "no such endpoint", "details": []}
