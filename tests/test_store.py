@@ -1,0 +1,311 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from instances import store, tasks
+from instances.models import Instance, Series
+from instances.store import SeriesKey
+
+pytestmark = pytest.mark.django_db
+
+# A whole minute an hour ago: today's partition (or yesterday's, just after midnight) holds it.
+T0 = (datetime.now(UTC) - timedelta(hours=1)).replace(second=0, microsecond=0)
+
+
+def series_id(instance, name="cpu_usage", **labels) -> int:
+    key = SeriesKey(name, labels)
+    return store.resolve_series(instance.pk, [key])[(key.name, key.labels_key)]
+
+
+def seconds(n) -> timedelta:
+    return timedelta(seconds=n)
+
+
+@pytest.fixture
+def web():
+    return Instance.register("web-1")
+
+
+@pytest.fixture
+def db_host():
+    return Instance.register("db-1")
+
+
+def percentile_cont(values, fraction):
+    """PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+# --- partitions -------------------------------------------------------------------------------
+
+
+def test_writing_samples_for_a_day_without_partition_creates_it(web):
+    day = (datetime.now(UTC) - timedelta(days=3)).replace(hour=12, minute=0, second=0)
+    partition = store.partition_name(day.date())
+    assert partition not in store.list_partitions()
+
+    written = store.write_samples(
+        [(series_id(web), day, 1.5), (series_id(web), day + seconds(60), 2)]
+    )
+
+    assert written == 2
+    assert partition in store.list_partitions()
+    assert store.count_samples([series_id(web)]) == 2
+
+
+def test_partitions_ahead_cover_today_and_the_configured_days_once(settings):
+    settings.PARTITIONS_AHEAD_DAYS = 2
+    today = datetime.now(UTC).date()
+    expected = {store.partition_name(today + timedelta(days=n)) for n in range(3)}
+
+    store.ensure_partitions_ahead()
+
+    assert expected <= set(store.list_partitions())
+    assert store.ensure_partitions_ahead() == []
+
+
+def test_the_celery_task_makes_the_partitions_ahead(settings):
+    settings.PARTITIONS_AHEAD_DAYS = 4
+    today = datetime.now(UTC).date()
+
+    tasks.ensure_partitions_ahead.delay()
+
+    partitions = set(store.list_partitions())
+    assert {store.partition_name(today + timedelta(days=n)) for n in range(5)} <= partitions
+    assert store.ensure_partitions_ahead() == []
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def test_a_sample_written_twice_is_stored_once_and_keeps_the_first_value(web):
+    cpu = series_id(web)
+
+    assert store.write_samples([(cpu, T0, 1.0), (cpu, T0 + seconds(10), 2.0)]) == 2
+    assert store.write_samples([(cpu, T0, 9.0)]) == 0
+
+    assert store.count_samples([cpu]) == 2
+    assert store.sample_at(cpu, T0).value == 1.0
+
+
+def test_a_replay_overlapping_stored_samples_stores_only_the_new_ones(web):
+    cpu = series_id(web)
+    store.write_samples([(cpu, T0, 1.0)])
+
+    assert store.write_samples([(cpu, T0, 1.0), (cpu, T0 + seconds(10), 2.0)]) == 1
+
+    assert store.count_samples([cpu]) == 2
+
+
+def test_duplicates_inside_one_write_are_stored_once(web):
+    cpu = series_id(web)
+
+    written = store.write_samples([(cpu, T0, 1.0), (cpu, T0, 1.0), (cpu, T0 + seconds(1), 3.0)])
+
+    assert written == 2
+    assert store.count_samples([cpu]) == 2
+
+
+# --- series -----------------------------------------------------------------------------------
+
+
+def test_resolving_a_series_creates_it_once_whatever_the_label_order(web):
+    first = store.resolve_series(web.pk, [SeriesKey("disk_used", {"mount": "/", "dev": "sda"})])
+    again = store.resolve_series(web.pk, [SeriesKey("disk_used", {"dev": "sda", "mount": "/"})])
+
+    assert first == again
+    assert Series.objects.filter(instance=web, name="disk_used").count() == 1
+
+
+def test_resolving_past_the_series_limit_raises_and_creates_nothing(web, settings):
+    settings.SERIES_LIMIT_PER_INSTANCE = 3
+    store.resolve_series(web.pk, [SeriesKey("cpu_usage", {"core": "0"})])
+    keys = [SeriesKey("cpu_usage", {"core": str(core)}) for core in range(4)]
+
+    with pytest.raises(store.SeriesLimitExceeded) as raised:
+        store.resolve_series(web.pk, keys)
+
+    assert (raised.value.new_series, raised.value.limit) == (3, 3)
+    assert Series.objects.filter(instance=web).count() == 1
+
+
+def test_the_series_limit_counts_per_instance(web, db_host, settings):
+    settings.SERIES_LIMIT_PER_INSTANCE = 2
+    store.resolve_series(web.pk, [SeriesKey("a", {}), SeriesKey("b", {})])
+
+    created = store.resolve_series(db_host.pk, [SeriesKey("a", {}), SeriesKey("b", {})])
+
+    assert len(created) == 2
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def test_series_points_aggregate_each_bucket(web):
+    cpu = series_id(web)
+    rows = [(cpu, T0 + seconds(10 * i), float((i * 7) % 13) + 0.5) for i in range(60)]
+    store.write_samples(rows)
+    stride = seconds(100)
+
+    buckets = store.series_points(cpu, T0, T0 + seconds(600), buckets=6)
+
+    expected = {}
+    for _, ts, value in rows:
+        expected.setdefault(T0 + stride * ((ts - T0) // stride), []).append(value)
+    assert [bucket.ts for bucket in buckets] == sorted(expected)
+    for bucket in buckets:
+        values = expected[bucket.ts]
+        assert (bucket.min, bucket.max, bucket.last, bucket.count) == (
+            min(values),
+            max(values),
+            values[-1],
+            len(values),
+        )
+        assert bucket.avg == pytest.approx(sum(values) / len(values))
+
+
+def test_series_points_leave_out_samples_outside_the_range(web):
+    cpu = series_id(web)
+    store.write_samples([(cpu, T0 - seconds(1), 100.0), (cpu, T0, 1.0), (cpu, T0 + seconds(60), 2)])
+
+    buckets = store.series_points(cpu, T0, T0 + seconds(60), buckets=1)
+
+    assert [(bucket.ts, bucket.count, bucket.max) for bucket in buckets] == [(T0, 1, 1.0)]
+
+
+def test_latest_values_give_the_newest_sample_of_each_series(web, db_host):
+    web_cpu, web_mem, db_cpu = series_id(web), series_id(web, "mem_used"), series_id(db_host)
+    store.write_samples(
+        [
+            (web_cpu, T0, 1.0),
+            (web_cpu, T0 + seconds(20), 2.0),
+            (web_cpu, T0 + seconds(10), 3.0),
+            (web_mem, T0, 4.0),
+            (db_cpu, T0 + seconds(5), 5.0),
+        ]
+    )
+
+    latest = {(v.series_id, v.ts, v.value) for v in store.latest_values()}
+
+    assert latest == {
+        (web_cpu, T0 + seconds(20), 2.0),
+        (web_mem, T0, 4.0),
+        (db_cpu, T0 + seconds(5), 5.0),
+    }
+
+
+def test_latest_values_filter_by_instance_name_and_time(web, db_host):
+    web_cpu, web_mem, db_cpu = series_id(web), series_id(web, "mem_used"), series_id(db_host)
+    store.write_samples([(web_cpu, T0, 1.0), (web_mem, T0 + seconds(30), 2.0), (db_cpu, T0, 3.0)])
+
+    by_instance = store.latest_values(instance_ids=[web.pk])
+    by_name = store.latest_values(names=["cpu_usage"])
+    since = store.latest_values(since=T0 + seconds(10))
+
+    assert {v.series_id for v in by_instance} == {web_cpu, web_mem}
+    assert {v.series_id for v in by_name} == {web_cpu, db_cpu}
+    assert [(v.series_id, v.instance_id, v.name) for v in since] == [(web_mem, web.pk, "mem_used")]
+
+
+def test_latest_values_read_the_primary_key_not_whole_partitions(web):
+    series = [series_id(web, "cpu_usage", core=str(core)) for core in range(20)]
+    store.write_samples([(s, T0 - seconds(i), float(i)) for s in series for i in range(2000)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE samples")
+        cursor.execute("ANALYZE instances_series")
+    queries = []
+
+    def capture(execute, sql, params, many, context):
+        queries.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        assert len(store.latest_values(instance_ids=[web.pk])) == 20
+    [(sql, params)] = queries
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "Seq Scan on samples_p" not in plan, plan
+    assert "_pkey" in plan, plan
+
+
+def test_window_aggregates_cover_every_aggregation():
+    assert set(WINDOW_EXPECTATIONS) == set(store.WINDOW_AGGREGATES)
+
+
+WINDOW_EXPECTATIONS = {
+    "last": lambda samples: samples[-1][1],
+    "avg": lambda samples: sum(v for _, v in samples) / len(samples),
+    "min": lambda samples: min(v for _, v in samples),
+    "max": lambda samples: max(v for _, v in samples),
+    "sum": lambda samples: sum(v for _, v in samples),
+    "count": lambda samples: float(len(samples)),
+    "p95": lambda samples: percentile_cont([v for _, v in samples], 0.95),
+    "rate": lambda samples: (
+        max(samples[-1][1] - samples[0][1], 0) / (samples[-1][0] - samples[0][0]).total_seconds()
+    ),
+}
+
+
+@pytest.mark.parametrize("aggregation", sorted(WINDOW_EXPECTATIONS))
+def test_window_aggregates_match_values_computed_here(web, aggregation):
+    counter, gauge = series_id(web, "requests_total"), series_id(web, "cpu_usage")
+    start, end = T0, T0 + seconds(300)
+    windows = {
+        counter: [(start + seconds(15 * i), 100.0 + 7 * i + (i % 3)) for i in range(20)],
+        gauge: [(start + seconds(13 * i), float((i * 11) % 17)) for i in range(23)],
+    }
+    outside = [(counter, start - seconds(1), 0.0), (gauge, end, 1000.0)]
+    store.write_samples(
+        [(s, ts, v) for s, samples in windows.items() for ts, v in samples] + outside
+    )
+
+    result = store.window_aggregates([counter, gauge], start, end, aggregation)
+
+    expected = {s: WINDOW_EXPECTATIONS[aggregation](samples) for s, samples in windows.items()}
+    assert result == pytest.approx(expected)
+
+
+def test_window_aggregates_of_an_empty_window(web):
+    cpu = series_id(web)
+    store.write_samples([(cpu, T0, 5.0)])
+
+    later = T0 + seconds(60), T0 + seconds(120)
+
+    assert store.window_aggregates([cpu], *later, "avg") == {cpu: None}
+    assert store.window_aggregates([cpu], *later, "count") == {cpu: 0.0}
+    assert store.window_aggregates([cpu], T0, T0 + seconds(60), "rate") == {cpu: None}
+
+
+def test_recent_samples_come_newest_first_up_to_the_limit(web, db_host):
+    web_cpu, db_cpu = series_id(web), series_id(db_host)
+    rows = [(web_cpu, T0 + seconds(2 * i), float(i)) for i in range(10)]
+    rows += [(db_cpu, T0 + seconds(2 * i + 1), float(100 + i)) for i in range(10)]
+    store.write_samples(rows)
+
+    recent = store.recent_samples(limit=5)
+
+    newest = sorted(rows, key=lambda row: row[1], reverse=True)[:5]
+    assert [(s.series_id, s.ts, s.value) for s in recent] == newest
+
+
+def test_recent_samples_filter_by_instance_and_time(web, db_host):
+    web_cpu, db_cpu = series_id(web), series_id(db_host)
+    store.write_samples([(web_cpu, T0 + seconds(i), float(i)) for i in range(10)])
+    store.write_samples([(db_cpu, T0 + seconds(i), float(i)) for i in range(10)])
+
+    recent = store.recent_samples(
+        instance_ids=[web.pk], start=T0 + seconds(3), end=T0 + seconds(6), limit=100
+    )
+
+    assert [(s.series_id, s.value) for s in recent] == [
+        (web_cpu, 5.0),
+        (web_cpu, 4.0),
+        (web_cpu, 3.0),
+    ]
