@@ -8,10 +8,13 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.renderers import BaseRenderer
 
+from alerts.api import router as alerts_router
+from dashboard.api import router as analytics_router
 from ingestion.api import router as ingestion_router
 from ingestion.auth import BearerToken
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_ERRORS
+from ingestion.rest import router as rest_router
 
 STORAGE_RETRY_AFTER_SECONDS = 5
 
@@ -52,12 +55,18 @@ def validation_error(request, error: ValidationError):
     details = [
         {
             "index": None,
-            "field": ".".join(str(part) for part in item.get("loc", ())[1:]),
-            "message": item.get("msg", "invalid"),
+            "field": _field_of(tuple(item.get("loc", ()))),
+            "message": item.get("msg", "invalid").removeprefix("Value error, "),
         }
         for item in error.errors
     ]
     return _error_response(request, ApiError(400, "invalid request", details))
+
+
+def _field_of(loc: tuple) -> str:
+    """``("body", "payload", "name")`` → ``name``: the client's field, not the view's parameter."""
+    parts = loc[2:] if loc[:1] == ("body",) and len(loc) > 2 else loc[1:]
+    return ".".join(str(part) for part in parts)
 
 
 @api.exception_handler(AuthenticationError)
@@ -89,3 +98,6 @@ def storage_unavailable(request, error):
 
 
 api.add_router("/", ingestion_router)
+api.add_router("/", rest_router)
+api.add_router("/", alerts_router)
+api.add_router("/", analytics_router)

@@ -6,7 +6,7 @@ from ninja import Router, Schema, Status
 from ingestion import idempotency
 from ingestion.errors import ApiError
 from ingestion.parsers import parse_native_batch
-from ingestion.schemas import NATIVE_BATCH_SCHEMA
+from ingestion.schemas import NATIVE_BATCH_SCHEMA, json_request_body
 from ingestion.storage import store_batch
 
 router = Router(tags=["ingest"])
@@ -41,10 +41,7 @@ def decode_json(body: bytes):
         "batch (same `Idempotency-Key`, or the same series and timestamps) is stored once."
     ),
     openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": NATIVE_BATCH_SCHEMA}},
-        },
+        **json_request_body(NATIVE_BATCH_SCHEMA),
         "parameters": [
             {
                 "in": "header",

@@ -6,6 +6,7 @@ Parsers turn a decoded payload into plain values or collect every problem as
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +29,14 @@ class ParsedSample:
     ts: datetime
     labels: dict
     unit: str
+
+
+@dataclass(frozen=True)
+class ParsedMetric:
+    """One metric of the seed-compatible API: a sample and the instance it belongs to."""
+
+    instance_ref: str
+    sample: ParsedSample
 
 
 @dataclass(frozen=True)
@@ -131,17 +140,23 @@ def parse_unit(raw) -> str:
     return raw
 
 
+def parse_agent_id(raw) -> str:
+    """An agent's id for its instance (or, in the seed API, the instance's uuid)."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 200:
+        raise ValueError("must be a non-empty string (≤ 200)")
+    return raw.strip()
+
+
 def parse_instance(raw, problems: Problems, agent_id_field: str = "agent_id") -> dict:
     """The instance block: ``agent_id`` plus optional descriptive fields."""
     if not isinstance(raw, dict):
         problems.add(None, "instance", "must be an object with at least agent_id")
         return {}
     fields = {}
-    agent_id = raw.get(agent_id_field)
-    if not isinstance(agent_id, str) or not agent_id.strip() or len(agent_id) > 200:
-        problems.add(None, f"instance.{agent_id_field}", "must be a non-empty string (≤ 200)")
-    else:
-        fields["agent_id"] = agent_id.strip()
+    try:
+        fields["agent_id"] = parse_agent_id(raw.get(agent_id_field))
+    except ValueError as error:
+        problems.add(None, f"instance.{agent_id_field}", str(error))
     for field, max_length in INSTANCE_FIELDS.items():
         value = raw.get(field)
         if value is None:
@@ -168,20 +183,44 @@ SAMPLE_FIELDS = (
 )
 
 
-def parse_sample(raw, index: int, now: datetime, problems: Problems) -> ParsedSample | None:
+# Field of a sample → its key in a payload, for the native format and the seed API's metrics.
+NATIVE_SAMPLE_KEYS = {
+    "name": "name",
+    "value": "value",
+    "labels": "labels",
+    "unit": "unit",
+    "ts": "ts",
+}
+SEED_METRIC_KEYS = {
+    "name": "metricName",
+    "value": "metricValue",
+    "labels": "tags",
+    "unit": "unit",
+    "ts": "timestamp",
+}
+
+
+def parse_sample(
+    raw,
+    index: int | None,
+    now: datetime,
+    problems: Problems,
+    keys: Mapping[str, str] = NATIVE_SAMPLE_KEYS,
+) -> ParsedSample | None:
+    """One sample; problems are reported under the payload's own keys."""
     if not isinstance(raw, dict):
         problems.add(index, "", "must be an object")
         return None
     parsed = {}
     for field, parser in SAMPLE_FIELDS:
         try:
-            parsed[field] = parser(raw.get(field))
+            parsed[field] = parser(raw.get(keys[field]))
         except ValueError as error:
-            problems.add(index, field, str(error))
+            problems.add(index, keys[field], str(error))
     try:
-        parsed["ts"] = parse_timestamp(raw.get("ts"), now)
+        parsed["ts"] = parse_timestamp(raw.get(keys["ts"]), now)
     except ValueError as error:
-        problems.add(index, "ts", str(error))
+        problems.add(index, keys["ts"], str(error))
     if len(parsed) != len(SAMPLE_FIELDS) + 1:
         return None
     return ParsedSample(**parsed)
@@ -197,11 +236,42 @@ def parse_native_batch(payload) -> ParsedBatch:
     if not isinstance(raw_samples, list):
         problems.add(None, "samples", "must be an array")
         raw_samples = []
-    if len(raw_samples) > settings.INGEST_MAX_SAMPLES:
-        raise ApiError(
-            413, f"{len(raw_samples)} samples; at most {settings.INGEST_MAX_SAMPLES} per request"
-        )
+    check_sample_count(len(raw_samples))
     now = datetime.now(UTC)
     samples = [parse_sample(raw, index, now, problems) for index, raw in enumerate(raw_samples)]
     problems.raise_if_any()
     return ParsedBatch(instance=instance, samples=samples)
+
+
+def check_sample_count(count: int) -> None:
+    if count > settings.INGEST_MAX_SAMPLES:
+        raise ApiError(413, f"{count} samples; at most {settings.INGEST_MAX_SAMPLES} per request")
+
+
+def parse_seed_metrics(payload) -> list[ParsedMetric]:
+    """A seed-API metric object, or an array of them (PRODUCT.md 5.2), all or nothing.
+
+    Raises BatchInvalid listing every bad item (``index`` is None for a single object).
+    """
+    single = isinstance(payload, dict)
+    items = [payload] if single else payload
+    if not isinstance(items, list) or not items:
+        raise BatchInvalid(
+            [{"index": None, "field": "", "message": "body must be a metric or an array of them"}]
+        )
+    check_sample_count(len(items))
+    problems, now, metrics = Problems(), datetime.now(UTC), []
+    for position, raw in enumerate(items):
+        index = None if single else position
+        sample = parse_sample(raw, index, now, problems, SEED_METRIC_KEYS)
+        if not isinstance(raw, dict):
+            continue
+        try:
+            instance_ref = parse_agent_id(raw.get("instanceId"))
+        except ValueError as error:
+            problems.add(index, "instanceId", str(error))
+            continue
+        if sample is not None:
+            metrics.append(ParsedMetric(instance_ref, sample))
+    problems.raise_if_any()
+    return metrics

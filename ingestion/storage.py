@@ -1,5 +1,6 @@
 """The one path every ingest format stores samples through."""
 
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 
@@ -7,7 +8,7 @@ from django.db import transaction
 
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_BATCHES, INGEST_SAMPLES
-from ingestion.parsers import ParsedSample
+from ingestion.parsers import ParsedMetric, ParsedSample
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import Instance
@@ -18,6 +19,8 @@ class StoredBatch:
     instance: Instance
     accepted: int
     new: int
+    # (name, labels key) → series id, for every series of the batch.
+    series_ids: dict[tuple[str, bytes], int]
 
 
 def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBatch:
@@ -42,4 +45,38 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
     INGEST_BATCHES.inc()
     INGEST_SAMPLES.inc(len(samples))
-    return StoredBatch(instance=instance, accepted=len(samples), new=new)
+    return StoredBatch(instance=instance, accepted=len(samples), new=new, series_ids=series_ids)
+
+
+def store_metrics(metrics: list[ParsedMetric]) -> list[store.Sample]:
+    """Store seed-API metrics, which may name several instances, all or nothing.
+
+    A metric's instance is named by uuid or agent id; an agent id never seen before registers
+    its instance. Returns the stored samples in the order given.
+    """
+    with transaction.atomic():
+        agent_ids = {}
+        for ref in {metric.instance_ref for metric in metrics}:
+            known = Instance.find(ref)
+            agent_ids[ref] = known.agent_id if known else ref
+        samples_of = defaultdict(list)
+        for metric in metrics:
+            samples_of[agent_ids[metric.instance_ref]].append(metric.sample)
+        stored = {
+            agent_id: store_batch({"agent_id": agent_id}, samples)
+            for agent_id, samples in samples_of.items()
+        }
+    return [_stored_sample(stored[agent_ids[m.instance_ref]], m.sample) for m in metrics]
+
+
+def _stored_sample(batch: StoredBatch, sample: ParsedSample) -> store.Sample:
+    series_id = batch.series_ids[(sample.name, store.labels_key(sample.labels))]
+    return store.Sample(
+        series_id,
+        batch.instance.pk,
+        sample.name,
+        sample.labels,
+        sample.unit,
+        sample.ts,
+        sample.value,
+    )

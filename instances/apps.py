@@ -1,5 +1,23 @@
 from django.apps import AppConfig
+from django.db.models.signals import pre_delete
 
 
 class InstancesConfig(AppConfig):
     name = "instances"
+
+    def ready(self) -> None:
+        from instances.models import Instance
+
+        pre_delete.connect(
+            delete_instance_samples, sender=Instance, dispatch_uid="instance-samples"
+        )
+
+
+def delete_instance_samples(sender, instance, **kwargs) -> None:
+    """Samples have no foreign key to cascade, so every delete of an instance takes them here.
+
+    Runs in the delete's transaction, for the API, admin and queryset deletes alike.
+    """
+    from instances import store
+
+    store.delete_samples_of_instance(instance.pk)

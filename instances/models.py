@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from instances.formats import iso8601
+
 
 class Instance(models.Model):
     """A monitored machine or service, registered by its agent's own stable id."""
@@ -52,13 +54,57 @@ class Instance(models.Model):
         instance, created = cls.objects.get_or_create(
             agent_id=agent_id, defaults={"name": agent_id, **fields}
         )
-        if not created and fields:
-            changed = [key for key, value in fields.items() if getattr(instance, key) != value]
-            if changed:
-                for key in changed:
-                    setattr(instance, key, fields[key])
-                instance.save(update_fields=changed)
+        if not created:
+            instance.update(**fields)
         return instance
+
+    @classmethod
+    def find(cls, ref: str) -> "Instance | None":
+        """The instance ``ref`` names: its uuid or its agent id."""
+        try:
+            found = cls.objects.filter(pk=uuid.UUID(ref)).first()
+        except (TypeError, ValueError, AttributeError):
+            found = None
+        return found or cls.objects.filter(agent_id=ref).first()
+
+    @classmethod
+    def find_or_register(cls, ref: str) -> "Instance":
+        """The instance ``ref`` names, or a new one registered with ``ref`` as its agent id."""
+        return cls.find(ref) or cls.register(ref)
+
+    @classmethod
+    def ids_named_by(cls, ref: str | None) -> list | None:
+        """For list filters: None without ``ref``, else the id of the instance it names, if any."""
+        if ref is None:
+            return None
+        instance = cls.find(ref)
+        return [] if instance is None else [instance.pk]
+
+    def update(self, **fields) -> None:
+        """Overwrite the given fields (None leaves a field as it is); saves only what changed."""
+        changed = [
+            key
+            for key, value in fields.items()
+            if value is not None and getattr(self, key) != value
+        ]
+        for key in changed:
+            setattr(self, key, fields[key])
+        if changed:
+            self.save(update_fields=changed)
+
+    def to_api(self) -> dict:
+        """The seed API's instance object (PRODUCT.md 5.2), plus ``agentId``."""
+        return {
+            "id": str(self.pk),
+            "agentId": self.agent_id,
+            "name": self.name,
+            "type": self.type,
+            "region": self.region,
+            "endpoint": self.endpoint,
+            "metadata": self.metadata,
+            "status": self.status,
+            "lastHealthCheck": iso8601(self.last_seen),
+        }
 
     def mark_seen(self) -> None:
         """Record contact now; an instance that was silent (`unknown`) is `healthy` again.

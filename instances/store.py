@@ -7,6 +7,7 @@ with LATERAL, one query per question. Functions take and return plain values.
 """
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +16,8 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+
+from instances.formats import EPOCH, epoch_ms
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +329,24 @@ class Sample:
     ts: datetime
     value: float
 
+    @property
+    def metric_id(self) -> str:
+        """The seed API's metric id: ``{series_id}-{epoch ms}``, microseconds as a fraction."""
+        ms, micros = divmod((self.ts - EPOCH) // timedelta(microseconds=1), 1000)
+        return f"{self.series_id}-{ms}" + (f".{micros:03d}" if micros else "")
+
+    def to_api(self) -> dict:
+        """The seed API's metric object (PRODUCT.md 5.2)."""
+        return {
+            "id": self.metric_id,
+            "instanceId": str(self.instance_id),
+            "metricName": self.name,
+            "metricValue": self.value,
+            "unit": self.unit,
+            "timestamp": epoch_ms(self.ts),
+            "tags": self.labels,
+        }
+
 
 def recent_samples(
     instance_ids: Sequence | None = None,
@@ -358,6 +379,22 @@ def recent_samples(
         ]
 
 
+METRIC_ID = re.compile(r"(\d{1,18})-(\d{1,15})(?:\.(\d{3}))?")
+
+
+def parse_metric_id(text: str) -> tuple[int, datetime] | None:
+    """``(series_id, ts)`` of a metric id made by ``Sample.metric_id``, or None if malformed."""
+    match = METRIC_ID.fullmatch(text)
+    if match is None:
+        return None
+    series_id, ms, micros = match.groups()
+    try:
+        ts = EPOCH + timedelta(milliseconds=int(ms), microseconds=int(micros or 0))
+    except OverflowError:
+        return None
+    return int(series_id), ts
+
+
 def sample_at(series_id: int, ts: datetime) -> Sample | None:
     """The one sample of ``series_id`` at ``ts``, if stored."""
     with connection.cursor() as cursor:
@@ -372,6 +409,62 @@ def sample_at(series_id: int, ts: datetime) -> Sample | None:
         return None
     sid, iid, name, labels, unit, sample_ts, value = row
     return Sample(sid, iid, name, _as_dict(labels), unit, sample_ts, value)
+
+
+@dataclass(frozen=True)
+class MetricAggregate:
+    instance_id: object
+    name: str
+    count: int
+    min: float
+    max: float
+    avg: float
+    latest: float
+
+    def to_api(self) -> dict:
+        return {
+            "instanceId": str(self.instance_id),
+            "metricName": self.name,
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+            "avg": self.avg,
+            "latest": self.latest,
+        }
+
+
+def metric_aggregates(
+    start: datetime,
+    end: datetime,
+    instance_ids: Sequence | None = None,
+    names: Sequence[str] | None = None,
+) -> list[MetricAggregate]:
+    """Count, min, max, avg and newest value of each (instance, metric name) over ``[start, end)``.
+
+    All label sets of a metric name are taken together.
+    """
+    where, params = _series_filter(instance_ids, names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.instance_id, s.name, count(*), min(x.value), max(x.value), avg(x.value), "
+            "(array_agg(x.value ORDER BY x.ts DESC))[1] "
+            f"FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id "
+            f"WHERE x.ts >= %s AND x.ts < %s AND {where} "
+            "GROUP BY s.instance_id, s.name ORDER BY s.instance_id, s.name",
+            [start, end] + params,
+        )
+        return [MetricAggregate(*row) for row in cursor.fetchall()]
+
+
+def delete_samples_of_instance(instance_id) -> int:
+    """Delete every sample of the instance's series (samples have no foreign key to cascade)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {SAMPLES_TABLE} WHERE series_id IN "
+            f"(SELECT id FROM {SERIES_TABLE} WHERE instance_id = %s)",
+            [instance_id],
+        )
+        return cursor.rowcount
 
 
 def count_samples(series_ids: Sequence[int] | None = None) -> int:

@@ -1,0 +1,90 @@
+"""The seed-compatible REST API's alerts (PRODUCT.md 5.2): agents raise them, anyone with a
+write token acknowledges or resolves them."""
+
+import uuid
+from typing import Literal
+
+from django.db import transaction
+from django.http import Http404
+from ninja import Field, Router, Schema, Status
+from pydantic import field_validator
+
+from alerts.models import Alert, parse_severity
+from instances.formats import ListLimit, api_list
+from instances.models import Instance
+
+router = Router(tags=["alerts"])
+
+
+class AlertIn(Schema):
+    instanceId: str = Field(
+        min_length=1, max_length=200, description="uuid or agent id; a new agent id registers it"
+    )
+    alertType: str = Field(min_length=1, max_length=100)
+    severity: str = Field(
+        "warning", description="info, warning, error, critical (or the seed's low, medium, high)"
+    )
+    message: str = Field("", max_length=10_000)
+
+    @field_validator("severity")
+    @classmethod
+    def known_severity(cls, value: str) -> str:
+        return parse_severity(value)
+
+
+class AlertUpdate(Schema):
+    status: Literal["active", "acknowledged", "resolved"]
+    note: str = Field("", max_length=10_000)
+
+
+# What a PUT of each status does to an alert.
+TRANSITIONS = {"active": Alert.reopen, "acknowledged": Alert.acknowledge, "resolved": Alert.resolve}
+
+
+def alert_or_404(alert_id: str) -> Alert:
+    try:
+        return Alert.objects.get(pk=uuid.UUID(alert_id))
+    except (ValueError, Alert.DoesNotExist):
+        raise Http404(f"no alert {alert_id!r}") from None
+
+
+@router.post("/alerts", response={201: dict}, summary="Raise an alert")
+def create_alert(request, payload: AlertIn):
+    with transaction.atomic():
+        alert = Alert.objects.create(
+            instance=Instance.find_or_register(payload.instanceId.strip()),
+            alert_type=payload.alertType,
+            severity=payload.severity,
+            message=payload.message,
+            source=Alert.Source.API,
+        )
+    return Status(201, alert.to_api())
+
+
+@router.get("/alerts", response={200: dict}, summary="List alerts, newest first")
+def list_alerts(
+    request,
+    status: Alert.Status | None = None,
+    instanceId: str | None = None,  # noqa: N803 (the seed API's name)
+    limit: ListLimit = 100,
+):
+    alerts = Alert.objects.all()
+    if status is not None:
+        alerts = alerts.filter(status=status)
+    instance_ids = Instance.ids_named_by(instanceId)
+    if instance_ids is not None:
+        alerts = alerts.filter(instance_id__in=instance_ids)
+    return api_list(alerts[:limit])
+
+
+@router.put("/alerts/{alert_id}", response={200: dict}, summary="Acknowledge, resolve or reopen")
+def update_alert(request, alert_id: str, payload: AlertUpdate):
+    alert = alert_or_404(alert_id)
+    TRANSITIONS[payload.status](alert, note=payload.note, token_name=request.auth.name)
+    return alert.to_api()
+
+
+@router.delete("/alerts/{alert_id}", response={204: None}, summary="Delete an alert")
+def delete_alert(request, alert_id: str):
+    alert_or_404(alert_id).delete()
+    return Status(204, None)

@@ -1,0 +1,85 @@
+"""The seed-compatible REST API's analytics (PRODUCT.md 5.2): the dashboard's summary and
+per-metric aggregates over a time range."""
+
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+from django.utils import timezone
+from ninja import Query, Router, Schema
+from ninja.errors import ValidationError
+from pydantic import AwareDatetime
+
+from alerts.models import Alert
+from instances import store
+from instances.formats import MAX_LIST_LIMIT, api_list, iso8601
+from instances.models import Instance
+
+router = Router(tags=["analytics"])
+
+# Series whose latest values make ``avgLatency``: what agents and exporters name response times.
+LATENCY_METRICS = ("latency", "response_time", "http_request_duration_ms")
+RECENT_ALERTS = 10
+RECENT_METRICS = 20
+DEFAULT_WINDOW = timedelta(hours=24)
+
+
+class AnalyticsQuery(Schema):
+    startDate: AwareDatetime | None = None
+    endDate: AwareDatetime | None = None
+    instanceId: str | None = None
+    metricName: str | None = None
+
+    def window(self) -> tuple[datetime, datetime]:
+        """``[start, end)``: by default the 24 hours up to ``endDate``, which defaults to now."""
+        end = self.endDate or timezone.now()
+        start = self.startDate or end - DEFAULT_WINDOW
+        if start >= end:
+            raise ValidationError(
+                [{"loc": ("query", "startDate"), "msg": "must be before endDate"}]
+            )
+        return start, end
+
+
+def summary(now: datetime) -> dict:
+    """The dashboard's counts, in two queries, and the average latest latency (0 without any)."""
+    healthy = Q(status=Instance.Status.HEALTHY)
+    instances = Instance.objects.aggregate(total=Count("pk"), healthy=Count("pk", filter=healthy))
+    critical = Q(severity=Alert.Severity.CRITICAL)
+    alerts = Alert.objects.filter(status=Alert.Status.ACTIVE).aggregate(
+        active=Count("pk"), critical=Count("pk", filter=critical)
+    )
+    latencies = [
+        latest.value
+        for latest in store.latest_values(names=LATENCY_METRICS, since=now - DEFAULT_WINDOW)
+    ]
+    return {
+        "totalInstances": instances["total"],
+        "healthyInstances": instances["healthy"],
+        "activeAlerts": alerts["active"],
+        "criticalAlerts": alerts["critical"],
+        "avgLatency": sum(latencies) / len(latencies) if latencies else 0,
+    }
+
+
+@router.get("/analytics/dashboard", response={200: dict}, summary="The dashboard at a glance")
+def dashboard(request):
+    now = timezone.now()
+    recent_metrics = store.recent_samples(start=now - DEFAULT_WINDOW, limit=RECENT_METRICS)
+    return {
+        "summary": summary(now),
+        "instances": api_list(Instance.objects.all()[:MAX_LIST_LIMIT])["items"],
+        "recentAlerts": api_list(Alert.objects.all()[:RECENT_ALERTS])["items"],
+        "recentMetrics": api_list(recent_metrics)["items"],
+    }
+
+
+@router.get(
+    "/analytics",
+    response={200: dict},
+    summary="Count, min, max, avg and latest of each instance's metrics over a time range",
+)
+def analytics(request, query: Query[AnalyticsQuery]):
+    start, end = query.window()
+    names = None if query.metricName is None else [query.metricName]
+    aggregates = store.metric_aggregates(start, end, Instance.ids_named_by(query.instanceId), names)
+    return {"startDate": iso8601(start), "endDate": iso8601(end), **api_list(aggregates)}

@@ -1,0 +1,140 @@
+"""The seed-compatible REST API's instances and metrics (PRODUCT.md 5.2).
+
+``{ref}`` and ``instanceId`` name an instance by its uuid or its agent id. A list answers
+``{"items": [...], "count": N}`` where ``count`` is the number of items returned.
+"""
+
+import uuid
+
+from django.http import Http404
+from django.utils import timezone
+from ninja import Field, Router, Schema, Status
+from pydantic import AwareDatetime
+
+from ingestion.api import ERRORS, decode_json
+from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
+from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
+from ingestion.storage import store_metrics
+from instances import store
+from instances.formats import ListLimit, api_list
+from instances.models import Instance
+
+router = Router(tags=["instances and metrics"])
+
+
+class InstanceFields(Schema):
+    name: str | None = Field(None, min_length=1, max_length=INSTANCE_FIELDS["name"])
+    type: str | None = Field(None, max_length=INSTANCE_FIELDS["type"])
+    region: str | None = Field(None, max_length=INSTANCE_FIELDS["region"])
+    endpoint: str | None = Field(None, max_length=INSTANCE_FIELDS["endpoint"])
+    metadata: dict | None = None
+
+
+class InstanceIn(InstanceFields):
+    agentId: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The agent's own stable id: registering it again updates the instance.",
+    )
+
+
+class InstanceUpdate(InstanceFields):
+    status: Instance.Status | None = None
+    lastHealthCheck: AwareDatetime | None = None
+
+
+def instance_or_404(ref: str) -> Instance:
+    instance = Instance.find(ref)
+    if instance is None:
+        raise Http404(f"no instance {ref!r}")
+    return instance
+
+
+@router.post(
+    "/instances",
+    response={200: dict, 201: dict, **ERRORS},
+    summary="Register an instance",
+    description="201 with the new instance; 200 when `agentId` names one already registered.",
+)
+def create_instance(request, payload: InstanceIn):
+    fields = payload.dict(exclude={"agentId"}, exclude_none=True)
+    if payload.agentId is None:
+        pk = uuid.uuid4()
+        return Status(201, Instance.register(str(pk), id=pk, **fields).to_api())
+    known = Instance.objects.filter(agent_id=payload.agentId).exists()
+    return Status(200 if known else 201, Instance.register(payload.agentId, **fields).to_api())
+
+
+@router.get("/instances", response={200: dict, **ERRORS}, summary="List instances")
+def list_instances(request, status: Instance.Status | None = None, limit: ListLimit = 100):
+    instances = Instance.objects.all()
+    if status is not None:
+        instances = instances.filter(status=status)
+    return api_list(instances[:limit])
+
+
+@router.get("/instances/{ref}", response={200: dict, **ERRORS}, summary="Get an instance")
+def get_instance(request, ref: str):
+    return instance_or_404(ref).to_api()
+
+
+@router.put(
+    "/instances/{ref}",
+    response={200: dict, **ERRORS},
+    summary="Update an instance",
+    description="`lastHealthCheck` records contact at that moment (a future one counts as now).",
+)
+def update_instance(request, ref: str, payload: InstanceUpdate):
+    instance = instance_or_404(ref)
+    fields = payload.dict(exclude={"lastHealthCheck"}, exclude_none=True)
+    if payload.lastHealthCheck is not None:
+        fields["last_seen"] = min(payload.lastHealthCheck, timezone.now())
+    instance.update(**fields)
+    return instance.to_api()
+
+
+@router.delete(
+    "/instances/{ref}",
+    response={204: None, **ERRORS},
+    summary="Delete an instance with its series, samples and alerts",
+)
+def delete_instance(request, ref: str):
+    instance_or_404(ref).delete()
+    return Status(204, None)
+
+
+@router.post(
+    "/metrics",
+    response={201: dict, **ERRORS},
+    summary="Store a metric, or an array of metrics",
+    description=(
+        "One metric answers 201 with it; an array (atomic) answers 201 with "
+        '`{"items": [...], "count": N}`. An `instanceId` never seen before registers the instance.'
+    ),
+    openapi_extra=json_request_body(SEED_METRICS_SCHEMA),
+)
+def create_metrics(request):
+    payload = decode_json(request.body)
+    samples = store_metrics(parse_seed_metrics(payload))
+    return Status(201, samples[0].to_api() if isinstance(payload, dict) else api_list(samples))
+
+
+@router.get("/metrics", response={200: dict, **ERRORS}, summary="List metrics, newest first")
+def list_metrics(
+    request,
+    instanceId: str | None = None,  # noqa: N803 (the seed API's name)
+    metricName: str | None = None,  # noqa: N803
+    limit: ListLimit = 100,
+):
+    names = None if metricName is None else [metricName]
+    return api_list(store.recent_samples(Instance.ids_named_by(instanceId), names, limit=limit))
+
+
+@router.get("/metrics/{metric_id}", response={200: dict, **ERRORS}, summary="Get a metric")
+def get_metric(request, metric_id: str):
+    key = store.parse_metric_id(metric_id)
+    sample = None if key is None else store.sample_at(*key)
+    if sample is None:
+        raise Http404(f"no metric {metric_id!r}")
+    return sample.to_api()
