@@ -102,6 +102,19 @@ def test_a_replay_overlapping_stored_samples_stores_only_the_new_ones(web):
     assert store.count_samples([cpu]) == 2
 
 
+def test_a_replay_reaching_into_a_day_without_partition_stores_the_new_rows(web):
+    cpu = series_id(web)
+    old = (datetime.now(UTC) - timedelta(days=5)).replace(hour=12, minute=0, second=0)
+    assert store.partition_name(old.date()) not in store.list_partitions()
+    store.write_samples([(cpu, T0, 1.0)])
+
+    written = store.write_samples([(cpu, T0, 1.0), (cpu, old, 2.0)])
+
+    assert written == 1
+    assert store.count_samples([cpu]) == 2
+    assert store.sample_at(cpu, old).value == 2.0
+
+
 def test_duplicates_inside_one_write_are_stored_once(web):
     cpu = series_id(web)
 
