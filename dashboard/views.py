@@ -1,16 +1,146 @@
-from django.shortcuts import render
+"""The dashboard's pages and their HTMX partials.
 
+A page renders its full template; an HTMX request to the same URL renders the fragment the page
+includes, picked by the element that asked (``HX-Target``): one template, two entry points.
+Login is required everywhere by middleware.
+"""
+
+import csv
+import uuid
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from alerts.models import Alert
+from dashboard import explore, instance_page, overview
+from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
+from instances.events import publish_instance_updated
 from instances.models import Instance
 
 
-def overview(request):
-    """The landing page: every instance with its status and when it last reported."""
-    instances = Instance.objects.order_by("name")
-    counts = {status: 0 for status in Instance.Status.values}
-    for instance in instances:
-        counts[instance.status] += 1
-    return render(
-        request,
-        "dashboard/overview.html",
-        {"instances": instances, "counts": counts, "total": len(instances)},
-    )
+def overview_page(request):
+    """Summary cards, the instance grid with its filters, recent alerts and events."""
+    filters = overview.OverviewFilters.from_query(request.GET)
+    if request.htmx and request.htmx.target == "instance-grid":
+        return render(
+            request, "dashboard/partials/instance_grid.html", overview.grid_context(filters)
+        )
+    context = overview.overview_context(filters)
+    if request.htmx:
+        # The polling fallback: the same out-of-band fragments the socket pushes.
+        return render(request, "dashboard/partials/overview_live.html", context)
+    return render(request, "dashboard/overview.html", context)
+
+
+def instance_detail(request, pk):
+    """An instance's charts over a time range, its metadata and its alerts."""
+    instance = get_object_or_404(Instance, pk=pk)
+    time_range = TimeRange.from_query(request.GET)
+    context = {
+        **instance_page.side_context(instance),
+        "charts": instance_page.charts(instance, time_range),
+        "time_range": time_range,
+        "range_keys": [*RANGES, CUSTOM],
+        "refresh": refresh_choice(request.GET),
+        "refresh_choices": REFRESH_CHOICES,
+        "refresh_seconds": REFRESH_CHOICES[refresh_choice(request.GET)],
+        "rendered_at": timezone.now(),
+    }
+    if request.htmx and request.htmx.target == "instance-charts":
+        return render(request, "dashboard/partials/instance_charts.html", context)
+    if request.htmx:
+        return render(request, "dashboard/partials/instance_live.html", context)
+    return render(request, "dashboard/instance.html", context)
+
+
+ALERTS_PAGE_SIZE = 100
+
+
+def alerts_page(request):
+    """Alerts newest first, filtered by status, severity and instance."""
+    filters = {key: request.GET.get(key, "").strip() for key in ("status", "severity", "instance")}
+    alerts = Alert.objects.select_related("instance", "acknowledged_by").order_by("-created_at")
+    if filters["status"] in Alert.Status.values:
+        alerts = alerts.filter(status=filters["status"])
+    if filters["severity"] in Alert.Severity.values:
+        alerts = alerts.filter(severity=filters["severity"])
+    if filters["instance"]:
+        try:
+            alerts = alerts.filter(instance_id=uuid.UUID(filters["instance"]))
+        except ValueError:
+            alerts = alerts.none()
+    context = {
+        "alerts": list(alerts[:ALERTS_PAGE_SIZE]),
+        "total": alerts.count(),
+        "filters": filters,
+        "statuses": Alert.Status.values,
+        "severities": Alert.Severity.values,
+        "instances": Instance.objects.order_by("name").only("pk", "name"),
+    }
+    if request.htmx:
+        return render(request, "dashboard/partials/alerts_table.html", context)
+    return render(request, "dashboard/alerts.html", context)
+
+
+ALERT_FRAGMENTS = {
+    "item": "dashboard/partials/alert_item.html",
+    "row": "dashboard/partials/alert_row.html",
+}
+
+
+def _alert_changed(request, alert):
+    """Answer an alert action: the alert's fragment for HTMX, else back where the user was."""
+    publish_instance_updated(alert.instance_id, 0)
+    if request.htmx:
+        template = ALERT_FRAGMENTS.get(request.POST.get("layout"), ALERT_FRAGMENTS["item"])
+        return render(request, template, {"alert": alert})
+    back = request.headers.get("Referer", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}):
+        back = reverse("dashboard:alerts")
+    return redirect(back)
+
+
+@require_POST
+def alert_acknowledge(request, pk):
+    alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
+    alert.acknowledge(request.user, note=request.POST.get("note", "").strip())
+    return _alert_changed(request, alert)
+
+
+@require_POST
+def alert_resolve(request, pk):
+    alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
+    alert.resolve(request.user, note=request.POST.get("note", "").strip())
+    return _alert_changed(request, alert)
+
+
+def explore_page(request):
+    """Any metric, filtered by instance and labels, aggregated per bucket, as a chart."""
+    query = explore.ExploreQuery.from_query(request.GET)
+    context = {
+        "query": query,
+        "result": explore.run(query),
+        "instances": Instance.objects.order_by("name").only("pk", "name"),
+        "metrics": explore.metric_names(query.instance),
+        "aggregations": explore.AGGREGATIONS,
+        "range_keys": [*RANGES, CUSTOM],
+        "time_range": query.time_range,
+        "csv_query": request.GET.urlencode(),
+    }
+    if request.htmx:
+        return render(request, "dashboard/partials/explore_panel.html", context)
+    return render(request, "dashboard/explore.html", context)
+
+
+def explore_csv(request):
+    """The explore chart's points as CSV, for the same query."""
+    query = explore.ExploreQuery.from_query(request.GET)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"vigil-{query.metric or 'export'}-{query.time_range.key}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    csv.writer(response).writerows(explore.csv_rows(query, explore.run(query)))
+    return response

@@ -489,3 +489,69 @@ def _series_filter(instance_ids, names) -> tuple[str, list]:
         clauses.append("s.name = ANY(%s)")
         params.append(list(names))
     return " AND ".join(clauses), params
+
+
+# --- dashboard reads ------------------------------------------------------------------------
+
+
+def _stride(start: datetime, end: datetime, buckets: int) -> timedelta:
+    return max((end - start) / max(1, buckets), timedelta(seconds=1))
+
+
+def points_of_series(
+    series_ids: Sequence[int], start: datetime, end: datetime, buckets: int
+) -> dict[int, list[Bucket]]:
+    """``series_points`` for many series in one query: ``{series_id: [Bucket, ...]}``."""
+    stride = _stride(start, end, buckets)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT series_id, date_bin(%s, ts, %s) AS bucket, min(value), max(value), "
+            "avg(value), (array_agg(value ORDER BY ts DESC))[1], count(*) "
+            f"FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s "
+            "GROUP BY series_id, bucket ORDER BY series_id, bucket",
+            [stride, start, list(series_ids), start, end],
+        )
+        points: dict[int, list[Bucket]] = {series_id: [] for series_id in series_ids}
+        for series_id, *bucket in cursor.fetchall():
+            points[series_id].append(Bucket(*bucket))
+        return points
+
+
+def metric_trends(
+    names: Sequence[str],
+    start: datetime,
+    end: datetime,
+    buckets: int,
+    instance_ids: Sequence | None = None,
+) -> dict[tuple[object, str], list[tuple[datetime, float]]]:
+    """Average of each (instance, metric name) per time bucket, all label sets together.
+
+    Returns ``{(instance_id, name): [(bucket_start, avg), ...]}`` in time order: the overview's
+    sparklines for every instance in one query.
+    """
+    where, params = _series_filter(instance_ids, names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.instance_id, s.name, date_bin(%s, x.ts, %s) AS bucket, avg(x.value) "
+            f"FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id "
+            f"WHERE x.ts >= %s AND x.ts < %s AND {where} "
+            "GROUP BY s.instance_id, s.name, bucket ORDER BY s.instance_id, s.name, bucket",
+            [_stride(start, end, buckets), start, start, end] + params,
+        )
+        trends: dict[tuple[object, str], list[tuple[datetime, float]]] = {}
+        for instance_id, name, bucket, value in cursor.fetchall():
+            trends.setdefault((instance_id, name), []).append((bucket, value))
+        return trends
+
+
+def samples_per_second(
+    window: timedelta = timedelta(minutes=1), now: datetime | None = None
+) -> float:
+    """Samples stamped within the last ``window``, per second: the overview's ingest rate."""
+    now = now or datetime.now(UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {SAMPLES_TABLE} WHERE ts >= %s AND ts < %s",
+            [now - window, now],
+        )
+        return cursor.fetchone()[0] / window.total_seconds()

@@ -1,0 +1,250 @@
+"""What the overview page shows, gathered with a few set-based queries.
+
+The page, its HTMX partials, the polling fallback and the live consumer all build their context
+here, so they render the same templates from the same data.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Coalesce, Greatest
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from alerts.models import Alert
+from instances import store
+from instances.models import Instance
+
+SPARK_METRICS = {"cpu": "cpu_usage", "mem": "memory_usage"}
+SPARK_WINDOW = timedelta(hours=1)
+SPARK_BUCKETS = 40
+# Sparkline viewBox; percent metrics are drawn on a fixed 0-100 scale.
+SPARK_WIDTH, SPARK_HEIGHT = 100, 28
+RECENT_ALERTS = 8
+RECENT_EVENTS = 12
+
+
+@dataclass(frozen=True)
+class OverviewFilters:
+    """The grid's filters, as the query string carries them."""
+
+    status: str = ""
+    type: str = ""
+    region: str = ""
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, query) -> "OverviewFilters":
+        status = query.get("status", "").strip()
+        return cls(
+            status=status if status in Instance.Status.values else "",
+            type=query.get("type", "").strip(),
+            region=query.get("region", "").strip(),
+            q=query.get("q", "").strip()[:100],
+        )
+
+    def apply(self, instances: QuerySet) -> QuerySet:
+        if self.status:
+            instances = instances.filter(status=self.status)
+        if self.type:
+            instances = instances.filter(type=self.type)
+        if self.region:
+            instances = instances.filter(region=self.region)
+        if self.q:
+            instances = instances.filter(
+                Q(name__icontains=self.q)
+                | Q(agent_id__icontains=self.q)
+                | Q(endpoint__icontains=self.q)
+            )
+        return instances
+
+    @property
+    def active(self) -> bool:
+        return any((self.status, self.type, self.region, self.q))
+
+    def as_query(self) -> str:
+        return urlencode({key: value for key, value in vars(self).items() if value})
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    points: str  # an SVG polyline's points attribute
+    latest: float | None
+
+
+@dataclass(frozen=True)
+class InstanceCard:
+    instance: Instance
+    cpu: Sparkline
+    mem: Sparkline
+
+
+@dataclass(frozen=True)
+class Event:
+    when: datetime
+    text: str
+    instance: Instance
+    kind: str  # a badge class: status-* or severity-*
+    label: str
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    by_status: dict = field(default_factory=dict)
+    active_alerts: int = 0
+    critical_alerts: int = 0
+    samples_per_second: float = 0.0
+
+
+def summary() -> Summary:
+    """Instances by status, open alerts, and the ingest rate: three small queries."""
+    by_status = dict.fromkeys(Instance.Status.values, 0)
+    for row in Instance.objects.order_by().values("status").annotate(count=Count("pk")):
+        by_status[row["status"]] = row["count"]
+    alerts = Alert.objects.exclude(status=Alert.Status.RESOLVED).aggregate(
+        active=Count("pk", filter=Q(status=Alert.Status.ACTIVE)),
+        critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL)),
+    )
+    return Summary(
+        total=sum(by_status.values()),
+        by_status=by_status,
+        active_alerts=alerts["active"],
+        critical_alerts=alerts["critical"],
+        samples_per_second=store.samples_per_second(),
+    )
+
+
+def filtered_instances(filters: OverviewFilters) -> list[Instance]:
+    return list(filters.apply(Instance.objects.order_by("name", "pk")))
+
+
+def instance_cards(instances: list[Instance], now: datetime | None = None) -> list[InstanceCard]:
+    """A card per instance with its cpu and memory sparklines, from one store query."""
+    end = now or timezone.now()
+    start = end - SPARK_WINDOW
+    trends = (
+        store.metric_trends(
+            list(SPARK_METRICS.values()),
+            start,
+            end,
+            SPARK_BUCKETS,
+            instance_ids=[instance.pk for instance in instances],
+        )
+        if instances
+        else {}
+    )
+
+    def sparkline(instance, metric):
+        points = trends.get((instance.pk, metric), [])
+        return Sparkline(polyline(points, start, end), points[-1][1] if points else None)
+
+    return [
+        InstanceCard(
+            instance,
+            sparkline(instance, SPARK_METRICS["cpu"]),
+            sparkline(instance, SPARK_METRICS["mem"]),
+        )
+        for instance in instances
+    ]
+
+
+def polyline(points: list[tuple[datetime, float]], start: datetime, end: datetime) -> str:
+    """SVG polyline points for ``(ts, percent)`` pairs across ``[start, end)``."""
+    span = (end - start).total_seconds()
+    coordinates = []
+    for ts, value in points:
+        x = (ts - start).total_seconds() / span * SPARK_WIDTH
+        clamped = min(max(value, 0.0), 100.0)
+        # One unit of padding top and bottom so 0 % and 100 % stay visible.
+        y = SPARK_HEIGHT - 1 - clamped / 100 * (SPARK_HEIGHT - 2)
+        coordinates.append(f"{x:.1f},{y:.1f}")
+    return " ".join(coordinates)
+
+
+def recent_alerts(limit: int = RECENT_ALERTS) -> list[Alert]:
+    return list(Alert.objects.select_related("instance").order_by("-created_at")[:limit])
+
+
+def recent_events(limit: int = RECENT_EVENTS) -> list[Event]:
+    """Registrations and alert changes, newest first (two queries)."""
+    events = [
+        Event(instance.created, "registered", instance, "status-healthy", "new")
+        for instance in Instance.objects.order_by("-created")[:limit]
+    ]
+    changed = Alert.objects.select_related("instance").annotate(
+        changed=Greatest(
+            "created_at",
+            Coalesce("acknowledged_at", "created_at"),
+            Coalesce("resolved_at", "created_at"),
+        )
+    )
+    for alert in changed.order_by("-changed")[:limit]:
+        if alert.status == Alert.Status.RESOLVED and alert.resolved_at:
+            when, verb = alert.resolved_at, "resolved"
+        elif alert.status == Alert.Status.ACKNOWLEDGED and alert.acknowledged_at:
+            when, verb = alert.acknowledged_at, "acknowledged"
+        else:
+            when, verb = alert.created_at, "raised"
+        text = f"{alert.alert_type} {verb}"
+        events.append(
+            Event(when, text, alert.instance, f"severity-{alert.severity}", alert.severity)
+        )
+    events.sort(key=lambda event: event.when, reverse=True)
+    return events[:limit]
+
+
+def filter_choices() -> dict:
+    """The types and regions instances have, for the filter selects (one query)."""
+    pairs = Instance.objects.order_by().values_list("type", "region").distinct()
+    return {
+        "statuses": Instance.Status.values,
+        "types": sorted({kind for kind, _ in pairs if kind}),
+        "regions": sorted({region for _, region in pairs if region}),
+    }
+
+
+def grid_context(filters: OverviewFilters) -> dict:
+    instances = filtered_instances(filters)
+    return {"cards": instance_cards(instances), "filters": filters}
+
+
+def overview_context(filters: OverviewFilters) -> dict:
+    """Everything the overview page renders."""
+    return {
+        **grid_context(filters),
+        "summary": summary(),
+        "recent_alerts": recent_alerts(),
+        "recent_events": recent_events(),
+        "choices": filter_choices(),
+    }
+
+
+def live_fragment(
+    filters: OverviewFilters, updated_ids: set[str], shown_ids: list | None
+) -> tuple[str, list]:
+    """What the overview socket pushes: every part as an out-of-band swap.
+
+    The grid is sent whole when its membership or order changed since ``shown_ids`` (the ids the
+    page shows, None when unknown), else only the cards of ``updated_ids``. Returns the HTML and
+    the ids the page shows afterwards.
+    """
+    instances = filtered_instances(filters)
+    ids = [str(instance.pk) for instance in instances]
+    if ids == shown_ids:
+        grid_mode = "cards"
+        cards = instance_cards([one for one in instances if str(one.pk) in updated_ids])
+    else:
+        grid_mode = "grid"
+        cards = instance_cards(instances)
+    context = {
+        "summary": summary(),
+        "recent_alerts": recent_alerts(),
+        "recent_events": recent_events(),
+        "cards": cards,
+        "filters": filters,
+        "grid_mode": grid_mode,
+    }
+    return render_to_string("dashboard/partials/overview_live.html", context), ids

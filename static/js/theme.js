@@ -1,0 +1,59 @@
+// Theme: follows the system setting unless the user picked light or dark (kept in localStorage).
+// Loaded synchronously in <head> so the stored choice applies before the first paint.
+(function () {
+  "use strict";
+  var KEY = "vigil-theme";
+  var ORDER = ["auto", "light", "dark"];
+  var LABELS = { auto: "Auto", light: "Light", dark: "Dark" };
+
+  function stored() {
+    try {
+      var value = localStorage.getItem(KEY);
+      return ORDER.indexOf(value) >= 0 ? value : "auto";
+    } catch (error) {
+      return "auto";
+    }
+  }
+
+  var current = stored();
+
+  function apply(choice) {
+    current = choice;
+    var root = document.documentElement;
+    if (choice === "auto") {
+      root.removeAttribute("data-theme");
+    } else {
+      root.setAttribute("data-theme", choice);
+    }
+    document.querySelectorAll("[data-theme-label]").forEach(function (label) {
+      label.textContent = LABELS[choice];
+    });
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+      button.title = choice === "auto" ? "Theme: follows the system" : "Theme: " + choice;
+    });
+    document.dispatchEvent(new CustomEvent("vigil:themechange"));
+  }
+
+  apply(current);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    apply(current);
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-theme-toggle]");
+      if (!button) return;
+      var next = ORDER[(ORDER.indexOf(current) + 1) % ORDER.length];
+      try {
+        localStorage.setItem(KEY, next);
+      } catch (error) {
+        // Private mode without storage: the choice lasts for this page only.
+      }
+      apply(next);
+    });
+  });
+
+  if (window.matchMedia) {
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () {
+      document.dispatchEvent(new CustomEvent("vigil:themechange"));
+    });
+  }
+})();
