@@ -1,3 +1,10 @@
-"""Websocket routes; the live dashboard's consumers are added here."""
+"""Websocket routes of the live dashboard (config/asgi.py mounts them)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from dashboard import consumers
+
+websocket_urlpatterns = [
+    path("ws/overview/", consumers.OverviewConsumer.as_asgi()),
+    path("ws/instances/<uuid:pk>/", consumers.InstanceConsumer.as_asgi()),
+]

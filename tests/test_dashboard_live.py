@@ -1,0 +1,196 @@
+"""The live dashboard's websockets, through the real ASGI application, Redis channel layer and
+ingest API."""
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+
+from config.asgi import application
+from instances.events import INSTANCES_GROUP
+from instances.models import Instance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = b"http://127.0.0.1"
+
+
+@pytest.fixture
+def session_cookie(client):
+    user = get_user_model().objects.create_user("watcher", "w@example.com", "pw-123456789")
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def socket(path, cookie=None, origin=ORIGIN):
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def ingest(api, agent_id, name, value=42.0):
+    body = {
+        "instance": {"agent_id": agent_id, "name": name, "type": "vm", "region": "fra1"},
+        "samples": [{"name": "cpu_usage", "value": value, "unit": "percent"}],
+    }
+    response = api.post("/api/v1/ingest", body)
+    assert response.status_code == 202, response.content
+    return response.json()["instance_id"]
+
+
+async def receive_all(communicator, seconds):
+    """Every message the socket got within ``seconds`` (a receive timeout would cancel it)."""
+    await asyncio.sleep(seconds)
+    messages = []
+    while not await communicator.receive_nothing(timeout=0.05):
+        messages.append(await communicator.receive_from())
+    return messages
+
+
+def test_ingested_sample_reaches_the_overview_socket_as_a_fragment(api, session_cookie):
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie)
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_to(text_data=orjson.dumps({"filters": ""}).decode())
+        await sync_to_async(ingest)(api, "fresh-box", "Fresh Box")
+        html = await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return html
+
+    html = async_to_sync(scenario)()
+    assert "Fresh Box" in html
+    assert '<div id="instance-grid" hx-swap-oob="true">' in html
+    assert '<section id="summary" class="summary" aria-label="Summary" hx-swap-oob="true">' in html
+
+
+def test_overview_socket_sends_only_updated_cards_once_the_grid_is_known(api, session_cookie):
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie)
+        assert (await communicator.connect())[0]
+        await sync_to_async(ingest)(api, "box-a", "Box A")
+        first = await communicator.receive_from(timeout=5)
+        await sync_to_async(ingest)(api, "box-a", "Box A", 43.0)
+        second = await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return first, second
+
+    first, second = async_to_sync(scenario)()
+    box = Instance.objects.get(agent_id="box-a")
+    assert 'id="instance-grid"' in first
+    assert 'id="instance-grid"' not in second
+    assert f'id="instance-{box.pk}"' in second and "Box A" in second
+
+
+def test_grid_filters_sent_by_the_page_apply_to_pushes(api, session_cookie):
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie)
+        assert (await communicator.connect())[0]
+        await communicator.send_to(text_data=orjson.dumps({"filters": "region=nowhere"}).decode())
+        await sync_to_async(ingest)(api, "box-b", "Box B")
+        html = await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return html
+
+    html = async_to_sync(scenario)()
+    assert "No instance matches these filters." in html
+    assert 'id="instance-' not in html.replace('id="instance-grid"', "")
+
+
+def test_anonymous_socket_is_refused():
+    async def scenario():
+        communicator = socket("/ws/overview/")
+        connected, code = await communicator.connect()
+        return connected, code
+
+    assert async_to_sync(scenario)() == (False, 4401)
+
+
+def test_socket_from_another_origin_is_refused(session_cookie):
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie, origin=b"https://evil.example")
+        connected, _ = await communicator.connect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_a_burst_of_a_hundred_updates_makes_at_most_two_pushes(api, session_cookie):
+    instance_id = ingest(api, "bursty", "Bursty")
+
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie)
+        assert (await communicator.connect())[0]
+        layer = get_channel_layer()
+        event = {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+        for _ in range(100):
+            await layer.group_send(INSTANCES_GROUP, event)
+        messages = await receive_all(communicator, 3)
+        await communicator.disconnect()
+        return messages
+
+    messages = async_to_sync(scenario)()
+    assert 1 <= len(messages) <= 2
+    assert "Bursty" in messages[0]
+
+
+def test_a_hundred_ingest_posts_are_pushed_at_most_once_a_second(api, session_cookie):
+    ingest(api, "steady", "Steady")
+
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie)
+        assert (await communicator.connect())[0]
+        started = time.monotonic()
+        for value in range(100):
+            await sync_to_async(ingest)(api, "steady", "Steady", float(value))
+        elapsed = time.monotonic() - started
+        messages = await receive_all(communicator, 1.5)
+        await communicator.disconnect()
+        return messages, elapsed
+
+    messages, elapsed = async_to_sync(scenario)()
+    assert 1 <= len(messages) <= int(elapsed) + 2
+
+
+def test_instance_socket_pushes_new_chart_points_and_status(api, session_cookie):
+    instance_id = ingest(api, "charted", "Charted", 10.0)
+    since = int(time.time()) - 1
+
+    async def scenario():
+        communicator = socket(f"/ws/instances/{instance_id}/?since={since}", session_cookie)
+        assert (await communicator.connect())[0]
+        await sync_to_async(ingest)(api, "charted", "Charted", 77.5)
+        html = await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return html
+
+    html = async_to_sync(scenario)()
+    assert 'id="instance-status"' in html and 'id="instance-alerts"' in html
+    start = html.index('data-points="') + len('data-points="')
+    points = orjson.loads(html[start : html.index('"', start)].replace("&quot;", '"'))
+    [values] = points.values()
+    assert [value for _, value in values][-1] == 77.5
+
+
+def test_instance_socket_for_a_deleted_instance_closes(api, session_cookie):
+    instance_id = ingest(api, "doomed", "Doomed")
+
+    async def scenario():
+        communicator = socket(f"/ws/instances/{instance_id}/", session_cookie)
+        assert (await communicator.connect())[0]
+        await sync_to_async(Instance.objects.filter(pk=instance_id).delete)()
+        layer = get_channel_layer()
+        await layer.group_send(
+            f"instance.{instance_id}",
+            {"type": "instance.updated", "instance_id": instance_id, "samples": 0},
+        )
+        output = await communicator.receive_output(timeout=5)
+        return output
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}
