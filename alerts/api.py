@@ -10,16 +10,14 @@ from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
 
 from alerts.models import Alert, parse_severity
-from instances.formats import ListLimit, api_list
+from instances.formats import InstanceRef, ListLimit, api_list
 from instances.models import Instance
 
 router = Router(tags=["alerts"])
 
 
 class AlertIn(Schema):
-    instanceId: str = Field(
-        min_length=1, max_length=200, description="uuid or agent id; a new agent id registers it"
-    )
+    instanceId: InstanceRef = Field(description="uuid or agent id; a new agent id registers it")
     alertType: str = Field(min_length=1, max_length=100)
     severity: str = Field(
         "warning", description="info, warning, error, critical (or the seed's low, medium, high)"
@@ -52,7 +50,7 @@ def alert_or_404(alert_id: str) -> Alert:
 def create_alert(request, payload: AlertIn):
     with transaction.atomic():
         alert = Alert.objects.create(
-            instance=Instance.find_or_register(payload.instanceId.strip()),
+            instance=Instance.find_or_register(payload.instanceId),
             alert_type=payload.alertType,
             severity=payload.severity,
             message=payload.message,

@@ -16,7 +16,7 @@ from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
 from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
 from ingestion.storage import store_metrics
 from instances import store
-from instances.formats import ListLimit, api_list
+from instances.formats import InstanceRef, ListLimit, api_list
 from instances.models import Instance
 
 router = Router(tags=["instances and metrics"])
@@ -31,10 +31,8 @@ class InstanceFields(Schema):
 
 
 class InstanceIn(InstanceFields):
-    agentId: str | None = Field(
+    agentId: InstanceRef | None = Field(
         None,
-        min_length=1,
-        max_length=200,
         description="The agent's own stable id: registering it again updates the instance.",
     )
 

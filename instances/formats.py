@@ -5,12 +5,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LIST_LIMIT = 1000
 # A list endpoint's ``limit`` query parameter: default 100 (given where it is used), at most 1000.
 ListLimit = Annotated[int, Field(ge=1, le=MAX_LIST_LIMIT)]
+# An ``instanceId`` or ``agentId`` in a request body: the instance's uuid or its agent's id.
+InstanceRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 def iso8601(moment: datetime | None) -> str | None:

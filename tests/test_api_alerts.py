@@ -88,6 +88,7 @@ def test_seed_and_vigil_severities_are_accepted(api, given, stored):
     [
         ({**SEED_ALERT, "severity": "urgent"}, {"severity"}),
         ({**SEED_ALERT, "instanceId": ""}, {"instanceId"}),
+        ({**SEED_ALERT, "instanceId": "   "}, {"instanceId"}),
         ({**SEED_ALERT, "alertType": None}, {"alertType"}),
         ({"severity": "high"}, {"instanceId", "alertType"}),
         ({**SEED_ALERT, "message": ["x"]}, {"message"}),

@@ -179,6 +179,7 @@ def test_a_bad_update_is_400_with_details_and_changes_nothing(api, body, fields)
     "body, fields",
     [
         ({"agentId": ""}, {"agentId"}),
+        ({"agentId": " "}, {"agentId"}),
         ({"agentId": 5}, {"agentId"}),
         ({"name": "x" * 201}, {"name"}),
         ({"metadata": "none"}, {"metadata"}),
