@@ -2,7 +2,7 @@
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
@@ -82,6 +82,13 @@ def not_found(request, error):
 @api.exception_handler(RequestDataTooBig)
 def too_big(request, error):
     return _error_response(request, ApiError(413, "request body too large"))
+
+
+@api.exception_handler(DataError)
+def unstorable_value(request, error):
+    # SQLSTATE class 22 is raised by the values themselves, e.g. a NUL character in a string.
+    message = str(error).splitlines()[0]
+    return _error_response(request, ApiError(400, f"a value cannot be stored: {message}"))
 
 
 @api.exception_handler(OperationalError)
