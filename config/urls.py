@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
@@ -6,6 +7,9 @@ from django.views.generic import RedirectView
 
 from config import monitoring
 from config.api import api
+
+# Admin logins go through allauth too, so its rate limits (and later MFA and audit) apply.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("healthz", monitoring.healthz, name="healthz"),

@@ -112,3 +112,10 @@ def test_a_session_does_not_replace_the_bearer_token(client, alice):
     )
 
     assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_admin_login_goes_through_the_vigil_login_page(client):
+    response = client.get("/admin/login/?next=/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
