@@ -39,6 +39,20 @@ def static_files_without_manifest():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def isolated_channel_layer():
+    """Test runs sharing a Redis must not hear each other's websocket groups."""
+    from channels.layers import channel_layers
+
+    layers = {name: dict(config) for name, config in settings.CHANNEL_LAYERS.items()}
+    layers["default"]["CONFIG"] = {
+        **layers["default"]["CONFIG"],
+        "prefix": f"vigil-test-{uuid.uuid4().hex[:12]}:ws",
+    }
+    settings.CHANNEL_LAYERS = layers
+    channel_layers.backends = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
 def eager_celery():
     """Celery tasks run in-process, for real, when a test triggers them."""
     celery_app.conf.task_always_eager = True
