@@ -23,7 +23,7 @@ SPARK_BUCKETS = 40
 # Sparkline viewBox; percent metrics are drawn on a fixed 0-100 scale.
 SPARK_WIDTH, SPARK_HEIGHT = 100, 28
 RECENT_ALERTS = 8
-RECENT_EVENTS = 12
+RECENT_EVENTS = 8
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
-from config.asgi import application
 from instances.events import INSTANCES_GROUP
 from instances.models import Instance
 
@@ -28,6 +27,10 @@ def session_cookie(client):
 
 
 def socket(path, cookie=None, origin=ORIGIN):
+    # Imported here, not at collection: building the app loads the static files middleware,
+    # which must see the test settings (tests/conftest.py) first.
+    from config.asgi import application
+
     headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
     if cookie:
         headers.append((b"cookie", cookie))
