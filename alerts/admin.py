@@ -1,13 +1,177 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import (
+    Alert,
+    AlertRule,
+    Notification,
+    NotificationChannel,
+    PendingBreach,
+    Silence,
+)
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "channel", "kind", "status", "attempt", "response_code", "error"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["alert_type", "instance", "severity", "status", "source", "created_at"]
-    list_filter = ["status", "severity", "source"]
+    list_display = [
+        "alert_type",
+        "instance",
+        "severity",
+        "status",
+        "silenced",
+        "source",
+        "fired_at",
+        "resolved_at",
+    ]
+    list_filter = ["status", "severity", "source", "silenced", "rule"]
     search_fields = ["alert_type", "message", "instance__name", "instance__agent_id"]
     list_select_related = ["instance"]
-    readonly_fields = ["fingerprint", "created_at", "acted_by_token"]
-    raw_id_fields = ["instance", "acknowledged_by"]
+    readonly_fields = [
+        "fingerprint",
+        "created_at",
+        "pending_since",
+        "fired_at",
+        "last_notified_at",
+        "silenced",
+        "labels",
+        "value",
+        "acted_by_token",
+    ]
+    raw_id_fields = ["instance", "acknowledged_by", "rule"]
+    inlines = [NotificationInline]
+    actions = ["acknowledge", "resolve"]
+
+    @admin.action(description="Acknowledge the selected alerts")
+    def acknowledge(self, request, queryset):
+        for alert in queryset.exclude(status=Alert.Status.RESOLVED):
+            alert.acknowledge(request.user, note="Acknowledged in admin.")
+
+    @admin.action(description="Resolve the selected alerts")
+    def resolve(self, request, queryset):
+        for alert in queryset.exclude(status=Alert.Status.RESOLVED):
+            alert.resolve(request.user, note="Resolved in admin.")
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "metric",
+        "aggregation",
+        "window",
+        "comparator",
+        "warning_threshold",
+        "critical_threshold",
+        "for_duration",
+        "scope",
+        "enabled",
+    ]
+    list_filter = ["enabled", "scope", "aggregation"]
+    list_editable = ["enabled"]
+    search_fields = ["name", "metric", "description"]
+    filter_horizontal = ["channels"]
+    raw_id_fields = ["scope_instance"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "enabled", "runbook_url"]}),
+        (
+            "What",
+            {
+                "fields": [
+                    "metric",
+                    "label_matchers",
+                    "denominator_matchers",
+                    "aggregation",
+                    "window",
+                    "reduce",
+                ]
+            },
+        ),
+        ("Where", {"fields": ["scope", "scope_instance", "scope_value"]}),
+        (
+            "When",
+            {
+                "fields": [
+                    "comparator",
+                    "warning_threshold",
+                    "critical_threshold",
+                    "for_duration",
+                    "no_data",
+                ]
+            },
+        ),
+        ("Who hears of it", {"fields": ["channels"]}),
+    ]
+
+
+@admin.register(PendingBreach)
+class PendingBreachAdmin(admin.ModelAdmin):
+    list_display = ["rule", "instance", "since", "severity", "value"]
+    list_select_related = ["rule", "instance"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "rule", "instance", "severity", "starts_at", "ends_at", "created_by"]
+    list_filter = ["severity"]
+    raw_id_fields = ["rule", "instance"]
+    readonly_fields = ["created_by", "created"]
+    actions = ["expire"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="End the selected silences now")
+    def expire(self, request, queryset):
+        for silence in queryset.filter(ends_at__gt=timezone.now()):
+            silence.expire()
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "target", "enabled"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "target"]
+    actions = ["send_test"]
+
+    @admin.action(description="Send a test notification")
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            channel.send_test()
+        self.message_user(
+            request,
+            f"Test notifications queued for {queryset.count()} channel(s); "
+            "see the notification log for the outcome.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "alert", "channel", "kind", "status", "attempt", "response_code"]
+    list_filter = ["status", "kind", "channel"]
+    list_select_related = ["alert__instance", "channel"]
+    raw_id_fields = ["alert"]
+    readonly_fields = [field.name for field in Notification._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -4,7 +4,7 @@ write token acknowledges or resolves them."""
 import uuid
 from typing import Literal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
@@ -75,10 +75,18 @@ def list_alerts(
     return api_list(alerts[:limit])
 
 
-@router.put("/alerts/{alert_id}", response={200: dict}, summary="Acknowledge, resolve or reopen")
+@router.put(
+    "/alerts/{alert_id}", response={200: dict, 409: dict}, summary="Acknowledge, resolve or reopen"
+)
 def update_alert(request, alert_id: str, payload: AlertUpdate):
     alert = alert_or_404(alert_id)
-    TRANSITIONS[payload.status](alert, note=payload.note, token_name=request.auth.name)
+    try:
+        with transaction.atomic():
+            TRANSITIONS[payload.status](alert, note=payload.note, token_name=request.auth.name)
+    except IntegrityError:
+        # Reopening a rule's past episode while a newer one of the same problem is open.
+        message = "a newer episode of this alert is open; act on that one"
+        return Status(409, {"error": message, "details": []})
     return alert.to_api()
 
 

@@ -1,15 +1,22 @@
 import hashlib
+import re
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from instances.formats import iso8601
 from instances.models import Instance
+from instances.store import WINDOW_AGGREGATES
 
 # The seed API's severities, taken as Vigil's.
 SEED_SEVERITIES = {"low": "info", "medium": "warning", "high": "error"}
+
+# Label matcher operators, as in Prometheus selectors; regexes match the whole value.
+MATCHER_OPS = ("=", "!=", "=~", "!~")
 
 
 def parse_severity(raw: str) -> str:
@@ -26,8 +33,257 @@ def fingerprint(instance_id, alert_type: str) -> str:
     return hashlib.sha256(f"{instance_id}\x00{alert_type}".encode()).hexdigest()
 
 
+def rule_fingerprint(rule_id, instance_id) -> str:
+    """A rule's alerts on one instance are one problem, whatever the rule is renamed to."""
+    return fingerprint(instance_id, f"rule:{rule_id}")
+
+
+def validate_matchers(matchers) -> None:
+    """Matchers are ``[{"label": ..., "op": "=" | "!=" | "=~" | "!~", "value": ...}, ...]``."""
+    if not isinstance(matchers, list):
+        raise ValidationError("must be a list of {label, op, value} objects")
+    for index, matcher in enumerate(matchers):
+        if not isinstance(matcher, dict) or set(matcher) != {"label", "op", "value"}:
+            raise ValidationError(f"matcher {index}: must have exactly label, op and value")
+        if matcher["op"] not in MATCHER_OPS:
+            raise ValidationError(f"matcher {index}: op must be one of {', '.join(MATCHER_OPS)}")
+        if not all(isinstance(matcher[key], str) for key in ("label", "value")):
+            raise ValidationError(f"matcher {index}: label and value must be strings")
+        if matcher["op"] in ("=~", "!~"):
+            try:
+                re.compile(matcher["value"])
+            except re.error as error:
+                raise ValidationError(f"matcher {index}: bad regex: {error}") from None
+
+
+def labels_match(labels: dict, matchers: list) -> bool:
+    """Whether a label set satisfies every matcher (a missing label counts as "")."""
+    for matcher in matchers:
+        value = str(labels.get(matcher["label"], ""))
+        op, wanted = matcher["op"], matcher["value"]
+        if op == "=" and value != wanted or op == "!=" and value == wanted:
+            return False
+        if op in ("=~", "!~") and (re.fullmatch(wanted, value) is None) == (op == "=~"):
+            return False
+    return True
+
+
+class NotificationChannel(models.Model):
+    """Where notifications go: a mailbox, a chat room, a pager or any webhook receiver."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        SLACK = "slack"
+        GOOGLE_CHAT = "google_chat", "Google Chat"
+        PAGERDUTY = "pagerduty", "PagerDuty"
+        WEBHOOK = "webhook"
+
+    # Severity routing (PRODUCT.md 7): critical pages, warnings go to chat and email.
+    DEFAULT_SEVERITIES = {
+        Kind.EMAIL: ["critical", "error", "warning"],
+        Kind.SLACK: ["critical", "error", "warning"],
+        Kind.GOOGLE_CHAT: ["critical", "error", "warning"],
+        Kind.PAGERDUTY: ["critical"],
+        Kind.WEBHOOK: ["critical", "error", "warning", "info"],
+    }
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    target = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Webhook URL, or comma-separated email addresses. PagerDuty: optional "
+        "Events API URL (default: PAGERDUTY_EVENTS_URL).",
+    )
+    secret = models.CharField(
+        max_length=200, blank=True, help_text="Webhook HMAC key, or PagerDuty routing key."
+    )
+    config = models.JSONField(default=dict, blank=True, help_text="Extra options (unused today).")
+    severities = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Severities this channel receives; empty means the default for its kind.",
+    )
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def clean(self) -> None:
+        unknown = set(self.severities or []) - set(Alert.Severity.values)
+        if unknown:
+            raise ValidationError({"severities": f"unknown severities: {sorted(unknown)}"})
+        if self.kind == self.Kind.PAGERDUTY and not self.secret:
+            raise ValidationError({"secret": "PagerDuty needs its integration's routing key"})
+        if self.kind != self.Kind.PAGERDUTY and not self.target:
+            raise ValidationError({"target": "required for this kind"})
+
+    @property
+    def routed_severities(self) -> list[str]:
+        return self.severities or self.DEFAULT_SEVERITIES[self.kind]
+
+    def routes(self, severity: str) -> bool:
+        return severity in self.routed_severities
+
+    def send_test(self) -> None:
+        """Queue a test notification; its attempts show in the notification log."""
+        from alerts import notifications
+
+        notifications.dispatch_test(self)
+
+
+class AlertRule(models.Model):
+    """A condition over one metric, evaluated for every instance in scope every few seconds.
+
+    The value compared is ``aggregation`` of each matching series over the last ``window``;
+    an instance with several matching series is judged by its worst one (or their sum). With
+    ``denominator_matchers`` set, the value is sum(matching series) / sum(series matching the
+    denominator), e.g. successful requests over all requests.
+    """
+
+    class Scope(models.TextChoices):
+        ALL = "all", "All instances"
+        INSTANCE = "instance", "One instance"
+        TYPE = "type", "Instances of a type"
+        REGION = "region", "Instances in a region"
+
+    class Comparator(models.TextChoices):
+        GT = ">"
+        GE = ">="
+        LT = "<"
+        LE = "<="
+
+    class NoData(models.TextChoices):
+        OK = "ok", "Treat as OK (resolves)"
+        KEEP = "keep", "Keep the last state"
+        ALERT = "alert", "Alert"
+
+    class Reduce(models.TextChoices):
+        WORST = "worst", "Worst series"
+        SUM = "sum", "Sum of series"
+
+    Aggregation = models.TextChoices("Aggregation", [(key, key) for key in WINDOW_AGGREGATES])
+
+    name = models.CharField(max_length=100, unique=True)
+    metric = models.CharField(max_length=200)
+    label_matchers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"label": "mount", "op": "=", "value": "/"}]; op is = != =~ or !~',
+        validators=[validate_matchers],
+    )
+    denominator_matchers = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Set (even to []) to compare a ratio: matching series over these series.",
+        validators=[validate_matchers],
+    )
+    reduce = models.CharField(max_length=8, choices=Reduce.choices, default=Reduce.WORST)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
+    scope_instance = models.ForeignKey(
+        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    scope_value = models.CharField(max_length=100, blank=True, help_text="The type or region.")
+    aggregation = models.CharField(max_length=8, choices=Aggregation.choices, default="avg")
+    window = models.DurationField(default=timedelta(minutes=1))
+    comparator = models.CharField(max_length=2, choices=Comparator.choices, default=Comparator.GT)
+    warning_threshold = models.FloatField(null=True, blank=True)
+    critical_threshold = models.FloatField(null=True, blank=True)
+    for_duration = models.DurationField(
+        "for", default=timedelta(minutes=2), help_text="How long it must breach before firing."
+    )
+    no_data = models.CharField(max_length=8, choices=NoData.choices, default=NoData.KEEP)
+    channels = models.ManyToManyField(
+        NotificationChannel,
+        blank=True,
+        related_name="rules",
+        help_text="None selected: every enabled channel, by its severity routing.",
+    )
+    runbook_url = models.URLField(blank=True)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.warning_threshold is None and self.critical_threshold is None:
+            raise ValidationError("Set a warning threshold, a critical threshold or both.")
+        if self.scope == self.Scope.INSTANCE and self.scope_instance_id is None:
+            raise ValidationError({"scope_instance": "Pick the instance."})
+        if self.scope in (self.Scope.TYPE, self.Scope.REGION) and not self.scope_value:
+            raise ValidationError({"scope_value": "Name the type or region."})
+
+    def breaches(self, value: float, threshold: float | None) -> bool:
+        if threshold is None:
+            return False
+        return {
+            ">": value > threshold,
+            ">=": value >= threshold,
+            "<": value < threshold,
+            "<=": value <= threshold,
+        }[self.comparator]
+
+    def severity_of(self, value: float | None) -> str | None:
+        """The severity a value breaches at, or None when it is fine."""
+        if value is None:
+            return None
+        if self.breaches(value, self.critical_threshold):
+            return Alert.Severity.CRITICAL
+        if self.breaches(value, self.warning_threshold):
+            return Alert.Severity.WARNING
+        return None
+
+    @property
+    def no_data_severity(self) -> str:
+        if self.critical_threshold is not None:
+            return Alert.Severity.CRITICAL
+        return Alert.Severity.WARNING
+
+    def worse(self, a: float, b: float) -> float:
+        """The value further into breach territory."""
+        return max(a, b) if self.comparator in (">", ">=") else min(a, b)
+
+    def in_scope(self, instance: Instance) -> bool:
+        return {
+            self.Scope.ALL: True,
+            self.Scope.INSTANCE: instance.pk == self.scope_instance_id,
+            self.Scope.TYPE: instance.type == self.scope_value,
+            self.Scope.REGION: instance.region == self.scope_value,
+        }[self.scope]
+
+    def describe(self, value: float | None, severity: str | None, labels: dict) -> str:
+        """What an alert of this rule says, e.g. ``cpu_usage avg over 0:01:00 is 99 (> 90)``."""
+        selector = self.metric
+        if labels:
+            selector += "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        what = f"{selector} {self.aggregation} over {self.window}"
+        if value is None:
+            return f"no data for {what}"
+        threshold = (
+            self.critical_threshold
+            if severity == Alert.Severity.CRITICAL
+            else self.warning_threshold
+        )
+        return f"{what} is {value:.4g} ({self.comparator} {threshold:g})"
+
+
 class Alert(models.Model):
-    """A problem of one instance, raised by an agent through the API or by a rule."""
+    """A problem of one instance, raised by an agent through the API or by a rule.
+
+    A rule alert is one episode: it opens when the rule fires (after pending for the rule's
+    ``for``) and closes when the condition recovers. At most one episode per fingerprint is
+    open at a time (agents' API alerts are exempt: the seed API lets them repeat).
+    """
 
     class Severity(models.TextChoices):
         INFO = "info"
@@ -43,21 +299,37 @@ class Alert(models.Model):
     class Source(models.TextChoices):
         API = "api"
         RULE = "rule"
+        # Vigil's own checks: "instance down".
+        SYSTEM = "system"
+
+    INSTANCE_DOWN = "instance_down"
+    SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
     alert_type = models.CharField(max_length=100)
     severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
     message = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
+    # The labels of the series that breached (rule alerts), for silences and notifications.
+    labels = models.JSONField(default=dict, blank=True)
+    value = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    pending_since = models.DateTimeField(null=True, blank=True)
+    fired_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    # Derived at each evaluation from the active silences; silenced alerts still show, marked.
+    silenced = models.BooleanField(default=False)
     # The name of the API token behind the last acknowledge or resolve, when no user was.
     acted_by_token = models.CharField(max_length=100, blank=True)
     note = models.TextField(blank=True)
@@ -65,6 +337,13 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=models.Q(resolved_at__isnull=True) & ~models.Q(source="api"),
+                name="alert_one_open_episode_per_fingerprint",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.alert_type} on {self.instance}"
@@ -72,7 +351,23 @@ class Alert(models.Model):
     def save(self, *args, **kwargs) -> None:
         if not self.fingerprint:
             self.fingerprint = fingerprint(self.instance_id, self.alert_type)
+        if self.fired_at is None:
+            self.fired_at = self.created_at
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        # The alert page belongs to the dashboard, which depends on alerts, not the reverse.
+        return f"/alerts/{self.pk}/"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def episode(self) -> str:
+        """Names this episode of the problem: links signed for it die when it ends."""
+        started = iso8601(self.fired_at or self.created_at)
+        return hashlib.sha256(f"{self.fingerprint}\x00{started}".encode()).hexdigest()[:32]
 
     def acknowledge(self, user=None, note: str = "", token_name: str = "") -> None:
         """Someone is on it; acknowledging again keeps the first acknowledgement's time."""
@@ -84,9 +379,12 @@ class Alert(models.Model):
 
     def resolve(self, user=None, note: str = "", token_name: str = "") -> None:
         """The problem is over; resolving again keeps the first resolution's time."""
+        newly = self.resolved_at is None
         self.status = self.Status.RESOLVED
         self.resolved_at = self.resolved_at or timezone.now()
         self._record(note, token_name)
+        if newly:
+            self.notify("resolved")
 
     def reopen(self, user=None, note: str = "", token_name: str = "") -> None:
         """Active again, as if never acknowledged or resolved."""
@@ -98,6 +396,35 @@ class Alert(models.Model):
         self.note = note or self.note
         self.acted_by_token = token_name
         self.save()
+        self.publish_change()
+
+    def publish_change(self) -> None:
+        """Tell open dashboards, once the change is committed."""
+        from alerts import events
+
+        events.publish_alert_changed(self)
+
+    def notify(self, kind: str) -> None:
+        """Send ``kind`` (firing, repeat, resolved) to the routed channels, after commit."""
+        from alerts import notifications
+
+        notifications.dispatch(self, kind)
+
+    def wants_notification(self, now=None) -> bool:
+        """Firing and repeat notices go out only while nobody has acknowledged it and no
+        silence covers it."""
+        return (
+            self.status == self.Status.ACTIVE
+            and self.resolved_at is None
+            and not Silence.objects.active(now).covering(self)
+        )
+
+    def channels(self) -> list["NotificationChannel"]:
+        """The enabled channels this alert's severity routes to (the rule's, else all)."""
+        channels = NotificationChannel.objects.filter(enabled=True)
+        if self.rule_id is not None and self.rule.channels.exists():
+            channels = self.rule.channels.filter(enabled=True)
+        return [channel for channel in channels if channel.routes(self.severity)]
 
     def to_api(self) -> dict:
         """The seed API's alert object (PRODUCT.md 5.2), plus when it was acknowledged or
@@ -114,3 +441,146 @@ class Alert(models.Model):
             "resolvedAt": iso8601(self.resolved_at),
             "note": self.note,
         }
+
+
+class PendingBreach(models.Model):
+    """A rule breaching on an instance, not yet for the rule's ``for``: no alert yet.
+
+    Kept apart from Alert so that lists, counts and notifications only ever see alerts that
+    fired, as in Prometheus, where pending alerts never reach Alertmanager.
+    """
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="pending")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField()
+    severity = models.CharField(max_length=16, choices=Alert.Severity.choices)
+    value = models.FloatField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "pending breaches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "instance"], name="pending_one_per_rule_instance"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} pending on {self.instance} since {self.since:%H:%M:%S}"
+
+
+class SilenceQuerySet(models.QuerySet):
+    def active(self, now=None):
+        now = now or timezone.now()
+        return self.filter(starts_at__lte=now, ends_at__gt=now)
+
+    def covering(self, alert: Alert) -> bool:
+        return any(silence.covers(alert) for silence in self)
+
+
+class Silence(models.Model):
+    """A maintenance window: alerts it covers still show (marked) but notify nobody."""
+
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="silences"
+    )
+    instance = models.ForeignKey(
+        Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="silences"
+    )
+    matchers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='On the alert\'s labels: [{"label": "mount", "op": "=", "value": "/"}]',
+        validators=[validate_matchers],
+    )
+    severity = models.CharField(
+        max_length=16, choices=Alert.Severity.choices, blank=True, help_text="Blank: any."
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = SilenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at"]
+        indexes = [models.Index(fields=["ends_at"])]
+
+    def __str__(self) -> str:
+        return f"Silence until {self.ends_at:%Y-%m-%d %H:%M} ({self.comment or 'no comment'})"
+
+    def clean(self) -> None:
+        if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": "must be after the start"})
+
+    def covers(self, alert: Alert) -> bool:
+        return (
+            (self.rule_id is None or self.rule_id == alert.rule_id)
+            and (self.instance_id is None or self.instance_id == alert.instance_id)
+            and (not self.severity or self.severity == alert.severity)
+            and labels_match(alert.labels, self.matchers)
+        )
+
+    def expire(self) -> None:
+        """Un-silence now."""
+        self.ends_at = min(self.ends_at, timezone.now())
+        self.save(update_fields=["ends_at"])
+
+
+class Notification(models.Model):
+    """One delivery attempt of one notice to one channel, succeeded or not."""
+
+    class Kind(models.TextChoices):
+        FIRING = "firing"
+        REPEAT = "repeat"
+        RESOLVED = "resolved"
+        TEST = "test"
+
+    class Status(models.TextChoices):
+        SENDING = "sending"
+        SENT = "sent"
+        # Failed, another attempt is scheduled.
+        FAILED = "failed"
+        # Failed for good: a permanent error or the last attempt.
+        GAVE_UP = "gave_up", "Gave up"
+
+    id = models.BigAutoField(primary_key=True)
+    # All attempts of one notice share it: a delivered dispatch is never sent again.
+    dispatch = models.UUIDField(db_index=True)
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    channel = models.ForeignKey(
+        NotificationChannel, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENDING)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["alert", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.channel.name}: {self.status} (attempt {self.attempt})"
+
+    def record_sent(self, response_code: int | None) -> None:
+        self.status, self.response_code, self.sent_at = (
+            self.Status.SENT,
+            response_code,
+            timezone.now(),
+        )
+        self.save(update_fields=["status", "response_code", "sent_at"])
+
+    def record_failure(self, error: str, response_code: int | None, final: bool) -> None:
+        self.status = self.Status.GAVE_UP if final else self.Status.FAILED
+        self.error, self.response_code = error[:2000], response_code
+        self.save(update_fields=["status", "error", "response_code"])

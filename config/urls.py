@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
+    path("alerts/ack/", include("alerts.urls")),
     path("", include("dashboard.urls")),
 ]
 

@@ -555,3 +555,61 @@ def samples_per_second(
             [now - window, now],
         )
         return cursor.fetchone()[0] / window.total_seconds()
+
+
+# --- alert rule evaluation ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesValue:
+    instance_id: object
+    series_id: int
+    labels: dict
+    value: float | None
+
+
+# Label matchers as SQL over a series' labels; a missing label compares as "" (as in
+# Prometheus), and regexes must match the whole value.
+_MATCHER_SQL = {
+    "=": "coalesce(s.labels->>%s, '') = %s",
+    "!=": "coalesce(s.labels->>%s, '') <> %s",
+    "=~": "coalesce(s.labels->>%s, '') ~ ('^(?:' || %s || ')$')",
+    "!~": "coalesce(s.labels->>%s, '') !~ ('^(?:' || %s || ')$')",
+}
+
+
+def window_values(
+    name: str,
+    matchers: Sequence[dict],
+    instance_ids: Sequence | None,
+    start: datetime,
+    end: datetime,
+    aggregation: str,
+) -> list[SeriesValue]:
+    """``aggregation`` over ``(start, end]`` of every series named ``name`` whose labels
+    satisfy ``matchers`` (``{"label", "op", "value"}``, op one of = != =~ !~), of the given
+    instances (None: all), in one query.
+
+    A matching series without samples in the window still gets a row, with the aggregation of
+    nothing (None, or 0 for count): that is how rule evaluation tells "no data".
+    """
+    expression = WINDOW_AGGREGATES[aggregation]
+    clauses, params = ["s.name = %s"], [name]
+    if instance_ids is not None:
+        clauses.append("s.instance_id = ANY(%s)")
+        params.append(list(instance_ids))
+    for matcher in matchers:
+        clauses.append(_MATCHER_SQL[matcher["op"]])
+        params.extend([matcher["label"], matcher["value"]])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.instance_id, s.id, s.labels, a.value FROM {SERIES_TABLE} s "
+            f"CROSS JOIN LATERAL (SELECT {expression} AS value FROM {SAMPLES_TABLE} "
+            "  WHERE series_id = s.id AND ts > %s AND ts <= %s) a "
+            f"WHERE {' AND '.join(clauses)} ORDER BY s.instance_id, s.id",
+            [start, end, *params],
+        )
+        return [
+            SeriesValue(instance_id, series_id, _as_dict(labels), value)
+            for instance_id, series_id, labels, value in cursor.fetchall()
+        ]

@@ -1,0 +1,374 @@
+"""Alert rule evaluation (PRODUCT.md section 7), run by Celery beat every few seconds.
+
+Per rule, one set-based query gives each matching series' window aggregate
+(``store.window_values``); per instance, the state moves as in Prometheus:
+
+    inactive → pending (breaching, ``for`` not yet met) → firing → resolved
+
+Pending is a PendingBreach row; firing is an open Alert (one per episode, deduplicated by
+fingerprint); recovery resolves it, and a later breach opens a new episode. Each rule's changes
+commit in one transaction, so a crash loses at most the rule being evaluated, which the next run
+redoes. One run at a time: a PostgreSQL advisory lock makes a second evaluator skip its run.
+
+After the rules: "instance down" alerts for instances silent for 3 agent intervals, the
+``silenced`` marks, every instance's status from its worst open alert, and repeat notices.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.utils import timezone
+from prometheus_client import Histogram
+
+from alerts.models import (
+    Alert,
+    AlertRule,
+    PendingBreach,
+    Silence,
+    fingerprint,
+    labels_match,
+    rule_fingerprint,
+)
+from instances import store
+from instances.events import publish_instance_updated
+from instances.models import Instance
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_SECONDS = Histogram(
+    "vigil_alert_evaluation_seconds",
+    "Time to evaluate every alert rule once",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+# pg_try_advisory_lock key of the evaluation run ("VigilEvl").
+RUN_LOCK_KEY = 0x5669_6769_6C45_766C
+
+
+@dataclass
+class RunSummary:
+    rules: int = 0
+    failed_rules: int = 0
+    pending: int = 0
+    fired: int = 0
+    resolved: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One instance's value for a rule (None: no data), and the labels of the series behind it."""
+
+    value: float | None
+    labels: dict
+
+
+def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
+    """Evaluate every enabled rule at ``now``; None if another evaluator holds the run."""
+    now = now or timezone.now()
+    with run_lock() as held:
+        if not held:
+            logger.info("alert evaluation skipped: another run is in progress")
+            return None
+        started = time.perf_counter()
+        summary = RunSummary()
+        instances = {instance.pk: instance for instance in Instance.objects.all()}
+        silences = list(Silence.objects.active(now))
+        for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
+            summary.rules += 1
+            try:
+                evaluate_rule(rule, instances, silences, now, summary)
+            except DatabaseError:
+                # One broken rule (say, a regex PostgreSQL rejects) must not stop the others.
+                logger.exception("alert rule %s (%s) failed to evaluate", rule.pk, rule.name)
+                summary.failed_rules += 1
+        resolve_orphans(now, summary)
+        watch_instances(instances.values(), silences, now, summary)
+        mark_silenced(silences)
+        derive_instance_statuses(now)
+        send_repeats(silences, now)
+        summary.seconds = time.perf_counter() - started
+        EVALUATION_SECONDS.observe(summary.seconds)
+        return summary
+
+
+@contextmanager
+def run_lock():
+    """Hold the evaluation run's advisory lock, if free; it dies with the connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK_KEY])
+        held = cursor.fetchone()[0]
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [RUN_LOCK_KEY])
+
+
+def observe(rule: AlertRule, rows: list[store.SeriesValue]) -> dict[object, Observation]:
+    """Each instance's value for ``rule`` from its matching series' window values."""
+    by_instance = defaultdict(list)
+    for row in rows:
+        by_instance[row.instance_id].append(row)
+    observed = {}
+    for instance_id, series in by_instance.items():
+        with_data = [row for row in series if row.value is not None]
+        if not with_data:
+            observed[instance_id] = Observation(None, {})
+        elif rule.denominator_matchers is not None:
+            numerator = sum(
+                row.value for row in with_data if labels_match(row.labels, rule.label_matchers)
+            )
+            denominator = sum(row.value for row in with_data)
+            value = numerator / denominator if denominator else None
+            observed[instance_id] = Observation(value, {})
+        elif rule.reduce == AlertRule.Reduce.SUM:
+            observed[instance_id] = Observation(sum(row.value for row in with_data), {})
+        else:
+            worst = with_data[0]
+            for row in with_data[1:]:
+                if rule.worse(row.value, worst.value) != worst.value:
+                    worst = row
+            observed[instance_id] = Observation(worst.value, worst.labels)
+    return observed
+
+
+def evaluate_rule(rule, instances: dict, silences: list, now: datetime, summary) -> None:
+    """Move every (rule, instance) state one step, in one transaction."""
+    scoped = None
+    if rule.scope != AlertRule.Scope.ALL:
+        scoped = [pk for pk, instance in instances.items() if rule.in_scope(instance)]
+    matchers = rule.label_matchers
+    if rule.denominator_matchers is not None:
+        matchers = rule.denominator_matchers
+    rows = store.window_values(
+        rule.metric, matchers, scoped, now - rule.window, now, rule.aggregation
+    )
+    observed = observe(rule, rows)
+    with transaction.atomic():
+        open_alerts = {
+            alert.instance_id: alert
+            for alert in Alert.objects.select_for_update().filter(
+                rule=rule, resolved_at__isnull=True
+            )
+        }
+        pending = {
+            breach.instance_id: breach
+            for breach in PendingBreach.objects.select_for_update().filter(rule=rule)
+        }
+        for instance_id in observed.keys() | open_alerts.keys() | pending.keys():
+            instance = instances.get(instance_id)
+            if instance is None:
+                continue
+            observation = observed.get(instance_id, Observation(None, {}))
+            severity = rule.severity_of(observation.value)
+            if observation.value is None and rule.in_scope(instance):
+                if rule.no_data == AlertRule.NoData.KEEP:
+                    continue
+                if rule.no_data == AlertRule.NoData.ALERT:
+                    severity = rule.no_data_severity
+            step(
+                rule,
+                instance,
+                observation,
+                severity,
+                open_alerts.get(instance_id),
+                pending.get(instance_id),
+                silences,
+                now,
+                summary,
+            )
+
+
+def step(rule, instance, observation, severity, alert, breach, silences, now, summary) -> None:
+    """One (rule, instance) state transition."""
+    if severity is None:
+        if breach is not None:
+            breach.delete()
+        if alert is not None:
+            recover(alert, now)
+            summary.resolved += 1
+        return
+    message = rule.describe(observation.value, severity, observation.labels)
+    if alert is not None:
+        escalated = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[alert.severity]
+        changed_severity = severity != alert.severity
+        alert.severity, alert.value, alert.message = severity, observation.value, message
+        alert.labels = observation.labels or alert.labels
+        fields = ["severity", "value", "message", "labels"]
+        if escalated and not covered(silences, alert):
+            alert.last_notified_at = now
+            fields.append("last_notified_at")
+        alert.save(update_fields=fields)
+        if changed_severity:
+            alert.publish_change()
+        if escalated:
+            alert.notify("firing")
+        return
+    if breach is None:
+        breach = PendingBreach(rule=rule, instance=instance, since=now)
+    breach.severity, breach.value, breach.labels = severity, observation.value, observation.labels
+    if now - breach.since < rule.for_duration:
+        breach.save()
+        summary.pending += 1
+        return
+    fire(rule, instance, breach, message, silences, now)
+    if breach.pk is not None:
+        breach.delete()
+    summary.fired += 1
+
+
+def fire(rule, instance, breach, message: str, silences: list, now: datetime) -> Alert:
+    """Open a new episode: the rule has breached on the instance for its ``for``."""
+    alert = Alert(
+        instance=instance,
+        rule=rule,
+        source=Alert.Source.RULE,
+        alert_type=rule.name,
+        severity=breach.severity,
+        message=message,
+        fingerprint=rule_fingerprint(rule.pk, instance.pk),
+        labels=breach.labels,
+        value=breach.value,
+        created_at=now,
+        pending_since=breach.since,
+        fired_at=now,
+    )
+    open_episode(alert, silences, now)
+    return alert
+
+
+def open_episode(alert: Alert, silences: list, now: datetime) -> None:
+    alert.silenced = covered(silences, alert)
+    if not alert.silenced:
+        alert.last_notified_at = now
+    alert.save()
+    alert.publish_change()
+    if not alert.silenced:
+        alert.notify("firing")
+
+
+def recover(alert: Alert, now: datetime, note: str = "") -> None:
+    """The condition is over: resolve the episode and send the resolution notice."""
+    alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
+    alert.note = note or alert.note
+    alert.save(update_fields=["status", "resolved_at", "note"])
+    alert.publish_change()
+    alert.notify("resolved")
+
+
+def covered(silences: list, alert: Alert) -> bool:
+    return any(silence.covers(alert) for silence in silences)
+
+
+def resolve_orphans(now: datetime, summary) -> None:
+    """Open alerts of deleted or disabled rules can never recover by evaluation: resolve them."""
+    with transaction.atomic():
+        orphans = Alert.objects.select_for_update(of=("self",)).filter(
+            Q(rule__isnull=True) | Q(rule__enabled=False),
+            source=Alert.Source.RULE,
+            resolved_at__isnull=True,
+        )
+        for alert in orphans:
+            recover(alert, now, note="Its rule was disabled or deleted.")
+            summary.resolved += 1
+
+
+def watch_instances(instances, silences: list, now: datetime, summary) -> None:
+    """The dead man's switch: an instance silent for 3 agent intervals is down."""
+    cutoff = now - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
+    with transaction.atomic():
+        down = {
+            alert.instance_id: alert
+            for alert in Alert.objects.select_for_update().filter(
+                source=Alert.Source.SYSTEM,
+                alert_type=Alert.INSTANCE_DOWN,
+                resolved_at__isnull=True,
+            )
+        }
+        for instance in instances:
+            silent = instance.last_seen is not None and instance.last_seen < cutoff
+            alert = down.get(instance.pk)
+            if silent and alert is None:
+                alert = Alert(
+                    instance=instance,
+                    source=Alert.Source.SYSTEM,
+                    alert_type=Alert.INSTANCE_DOWN,
+                    severity=Alert.Severity.CRITICAL,
+                    message=f"No data from {instance.name} since "
+                    f"{instance.last_seen:%Y-%m-%d %H:%M:%S} UTC",
+                    fingerprint=fingerprint(instance.pk, Alert.INSTANCE_DOWN),
+                    created_at=now,
+                    fired_at=now,
+                )
+                open_episode(alert, silences, now)
+                summary.fired += 1
+            elif not silent and alert is not None:
+                recover(alert, now)
+                summary.resolved += 1
+
+
+def mark_silenced(silences: list) -> None:
+    """Keep each open alert's ``silenced`` mark in step with the active silences."""
+    changed = []
+    for alert in Alert.objects.filter(resolved_at__isnull=True).only(
+        "pk", "instance_id", "rule_id", "severity", "labels", "silenced", "status"
+    ):
+        if covered(silences, alert) != alert.silenced:
+            alert.silenced = not alert.silenced
+            changed.append(alert)
+    if changed:
+        Alert.objects.bulk_update(changed, ["silenced"])
+        for alert in changed:
+            alert.publish_change()
+
+
+def derive_instance_statuses(now: datetime) -> int:
+    """Every instance's status, in one place: `unknown` when silent for 3 intervals, else from
+    its worst open alert (critical → unhealthy, error or warning → warning, none → healthy)."""
+    cutoff = now - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
+    open_alerts = Alert.objects.filter(instance=OuterRef("pk"), resolved_at__isnull=True)
+    status = Case(
+        When(Q(last_seen__isnull=True) | Q(last_seen__lt=cutoff), then=Value("unknown")),
+        When(
+            Exists(open_alerts.filter(severity=Alert.Severity.CRITICAL)),
+            then=Value("unhealthy"),
+        ),
+        When(
+            Exists(open_alerts.filter(severity__in=[Alert.Severity.ERROR, Alert.Severity.WARNING])),
+            then=Value("warning"),
+        ),
+        default=Value("healthy"),
+    )
+    changed = list(Instance.objects.exclude(status=status).values_list("pk", flat=True))
+    if changed:
+        Instance.objects.filter(pk__in=changed).update(status=status)
+        for instance_id in changed:
+            publish_instance_updated(instance_id, 0)
+    return len(changed)
+
+
+def send_repeats(silences: list, now: datetime) -> None:
+    """Notify again unacknowledged, unsilenced alerts not notified for the repeat interval (and
+    first-notify API alerts and alerts whose silence has ended)."""
+    cutoff = now - timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
+    with transaction.atomic():
+        due = Alert.objects.select_for_update(skip_locked=True).filter(
+            Q(last_notified_at__isnull=True) | Q(last_notified_at__lte=cutoff),
+            status=Alert.Status.ACTIVE,
+            resolved_at__isnull=True,
+        )
+        for alert in due:
+            if covered(silences, alert):
+                continue
+            kind = "firing" if alert.last_notified_at is None else "repeat"
+            alert.last_notified_at = now
+            alert.save(update_fields=["last_notified_at"])
+            alert.notify(kind)

@@ -1,0 +1,105 @@
+"""Who gets told what about an alert; the sending itself is alerts/tasks.py's deliver.
+
+Firing and repeat notices go to the channels the alert's severity routes to, only while the
+alert is unacknowledged and unsilenced. A resolved notice goes to every channel that was told
+the alert fired. Each (alert, channel, notice) gets a dispatch id derived from what triggered
+it, so a task that runs twice delivers once.
+"""
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client import Counter
+
+from alerts import links
+from alerts.models import Alert, Notification
+from alerts.transports import Message
+from instances.formats import iso8601
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATION_FAILURES = Counter(
+    "vigil_notification_failures_total", "Failed notification delivery attempts", ["kind"]
+)
+DISPATCH_NAMESPACE = uuid.UUID("8f5e2c1a-4b7d-4e0f-9a63-0c2d5b1e7a44")
+
+
+def dispatch(alert: Alert, kind: str) -> None:
+    """Queue ``kind`` notices for ``alert`` once the current transaction commits."""
+    alert_id = str(alert.pk)
+    transaction.on_commit(lambda: _enqueue("notify_alert", alert_id, kind))
+
+
+def dispatch_test(channel) -> None:
+    dispatch_id = str(uuid.uuid4())
+    transaction.on_commit(
+        lambda: _enqueue("deliver", dispatch_id, channel.pk, None, Notification.Kind.TEST)
+    )
+
+
+def _enqueue(task_name: str, *args) -> None:
+    from alerts import tasks
+
+    try:
+        getattr(tasks, task_name).delay(*args)
+    except Exception:
+        # The alert change is committed; a broker outage must not turn it into an error page.
+        # Repeats (and the evaluator) notify again later.
+        logger.exception("could not queue %s%r", task_name, args)
+
+
+def plan(alert: Alert, kind: str) -> list[tuple[str, int]]:
+    """``[(dispatch_id, channel_id), ...]`` for a ``kind`` notice of ``alert`` now."""
+    if kind == Notification.Kind.RESOLVED:
+        told = Notification.objects.filter(
+            alert=alert,
+            status=Notification.Status.SENT,
+            kind__in=[Notification.Kind.FIRING, Notification.Kind.REPEAT],
+        )
+        channels = {note.channel for note in told.select_related("channel")}
+        trigger = iso8601(alert.resolved_at)
+    else:
+        if not alert.wants_notification():
+            return []
+        channels = alert.channels()
+        trigger = f"{alert.severity}/{iso8601(alert.last_notified_at)}"
+    return [
+        (
+            str(uuid.uuid5(DISPATCH_NAMESPACE, f"{alert.pk}/{kind}/{channel.pk}/{trigger}")),
+            channel.pk,
+        )
+        for channel in channels
+        if channel.enabled
+    ]
+
+
+def message_for(alert: Alert | None, kind: str) -> Message:
+    if alert is None:
+        return Message(
+            kind=kind,
+            title="Vigil test notification",
+            text="This channel works: Vigil can reach it.",
+            severity=Alert.Severity.INFO,
+            alert_id="test",
+            fingerprint=f"vigil-test-{uuid.uuid4().hex}",
+            instance="vigil",
+            url=links.alert_url_of_list(),
+            timestamp=iso8601(timezone.now()),
+        )
+    state = {"resolved": "RESOLVED", "repeat": "STILL FIRING"}.get(kind, "FIRING")
+    title = f"[{state}] [{alert.severity.upper()}] {alert.alert_type} on {alert.instance.name}"
+    return Message(
+        kind=kind,
+        title=title,
+        text=alert.message or alert.alert_type,
+        severity=alert.severity,
+        alert_id=str(alert.pk),
+        fingerprint=alert.fingerprint,
+        instance=alert.instance.name,
+        url=links.alert_url(alert),
+        ack_url=links.acknowledge_url(alert) if kind != "resolved" and alert.is_open else "",
+        runbook_url=alert.rule.runbook_url if alert.rule_id else "",
+        timestamp=iso8601(alert.resolved_at if kind == "resolved" else alert.fired_at),
+    )

@@ -1,0 +1,70 @@
+from celery import shared_task
+from django.conf import settings
+
+from alerts import evaluation, notifications
+from alerts.models import Alert, Notification, NotificationChannel
+from alerts.transports import TransportError, transport_for
+
+
+@shared_task(name="alerts.evaluate_rules", ignore_result=True)
+def evaluate_rules() -> None:
+    """Evaluate every enabled rule once (skipped if another evaluator is already running)."""
+    evaluation.evaluate_rules()
+
+
+@shared_task(name="alerts.notify_alert", ignore_result=True)
+def notify_alert(alert_id: str, kind: str) -> int:
+    """Queue one delivery per channel that should hear of ``kind`` for the alert."""
+    alert = Alert.objects.select_related("instance", "rule").filter(pk=alert_id).first()
+    if alert is None:
+        return 0
+    planned = notifications.plan(alert, kind)
+    for dispatch_id, channel_id in planned:
+        deliver.delay(dispatch_id, channel_id, alert_id, kind)
+    return len(planned)
+
+
+@shared_task(
+    bind=True,
+    name="alerts.deliver",
+    ignore_result=True,
+    autoretry_for=(TransportError,),
+    retry_backoff=settings.NOTIFICATION_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=3600,
+    max_retries=settings.NOTIFICATION_MAX_RETRIES,
+)
+def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind: str) -> None:
+    """One attempt to send one notice to one channel, logged as a Notification row.
+
+    A transient failure raises TransportError, and Celery tries again with exponential
+    backoff; a permanent one is logged and dropped. A dispatch already delivered is not sent
+    again, and a firing or repeat notice is dropped if the alert was acknowledged, silenced
+    or resolved while it waited.
+    """
+    if Notification.objects.filter(dispatch=dispatch_id, status=Notification.Status.SENT).exists():
+        return
+    channel = NotificationChannel.objects.filter(pk=channel_id).first()
+    alert = None
+    if alert_id is not None:
+        alert = Alert.objects.select_related("instance", "rule").filter(pk=alert_id).first()
+        if alert is None:
+            return
+    if channel is None or (
+        kind in (Notification.Kind.FIRING, Notification.Kind.REPEAT)
+        and not alert.wants_notification()
+    ):
+        return
+    attempt = self.request.retries + 1
+    note = Notification.objects.create(
+        dispatch=dispatch_id, alert=alert, channel=channel, kind=kind, attempt=attempt
+    )
+    try:
+        response_code = transport_for(channel).notify(notifications.message_for(alert, kind))
+    except TransportError as error:
+        final = error.permanent or attempt > self.max_retries
+        note.record_failure(error.message, error.response_code, final)
+        notifications.NOTIFICATION_FAILURES.labels(channel.kind).inc()
+        if error.permanent:
+            return
+        raise
+    note.record_sent(response_code)

@@ -1,0 +1,32 @@
+from django.core import signing
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from alerts import links
+from alerts.models import Alert
+
+
+@require_GET
+def acknowledge_link(request, token):
+    """The one-click Acknowledge link of a notification (login is required by middleware).
+
+    Refuses a link that was not signed here (400) and one whose episode is over (410).
+    """
+    try:
+        signed = links.unsign(token)
+    except signing.BadSignature:
+        return _refuse(request, 400, "This link is not valid: it was altered or not made here.")
+    alert = Alert.objects.filter(pk=signed.alert_id).select_related("instance").first()
+    if signed.action != links.ACKNOWLEDGE or alert is None:
+        return _refuse(request, 400, "This link does not name an alert to acknowledge.")
+    if not alert.is_open or alert.episode != signed.episode:
+        return _refuse(request, 410, "This alert has resolved since the link was sent.", alert)
+    if alert.status == Alert.Status.ACTIVE:
+        alert.acknowledge(request.user, note="Acknowledged from a notification link.")
+    return redirect(alert.get_absolute_url())
+
+
+def _refuse(request, status: int, reason: str, alert=None):
+    return render(
+        request, "alerts/link_refused.html", {"reason": reason, "alert": alert}, status=status
+    )
