@@ -129,6 +129,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.AdminRoleBackend",
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
@@ -139,6 +140,8 @@ ACCOUNT_LOGOUT_ON_GET = False
 # Accounts are made by admins (or by a later identity provider), not by strangers.
 ACCOUNT_ALLOW_SIGNUPS = env.bool("ACCOUNT_ALLOW_SIGNUPS", default=False)
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# The role new users get, local or from an identity provider: viewer, operator, admin or none.
+DEFAULT_ROLE = env.str("DEFAULT_ROLE", default="viewer")
 LOGIN_EXEMPT_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/accounts/", "/static/")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

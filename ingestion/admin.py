@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
-from django.utils import timezone
 
+from accounts.models import AuditEvent
 from ingestion.models import IngestToken
 
 
@@ -16,6 +16,7 @@ class IngestTokenAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            AuditEvent.record(request.user, "token.change", obj, fields=form.changed_data)
             return
         token, plain = IngestToken.issue(obj.name, obj.scope, created_by=request.user)
         obj.pk = token.pk
@@ -25,5 +26,5 @@ class IngestTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        revoked = sum(token.revoke(actor=request.user) for token in queryset)
         messages.success(request, f"Revoked {revoked} token(s).")

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.models import AuditEvent
+
 TOKEN_PREFIX = "vgl_"
 # last_used is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -42,9 +44,12 @@ class IngestToken(models.Model):
 
     @classmethod
     def issue(
-        cls, name: str, scope: str = Scope.WRITE, created_by=None
+        cls, name: str, scope: str = Scope.WRITE, created_by=None, actor=None
     ) -> tuple["IngestToken", str]:
-        """Create a token; the plain value is returned once and never stored."""
+        """Create a token; the plain value is returned once and never stored.
+
+        ``actor`` (default ``created_by``) is who the audit log names: a user or a label.
+        """
         plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
             name=name,
@@ -53,6 +58,7 @@ class IngestToken(models.Model):
             scope=scope,
             created_by=created_by,
         )
+        AuditEvent.record(actor or created_by, "token.create", token, scope=scope)
         return token, plain
 
     @classmethod
@@ -80,6 +86,12 @@ class IngestToken(models.Model):
             self.last_used = now
             IngestToken.objects.filter(pk=self.pk).update(last_used=now)
 
-    def revoke(self) -> None:
-        self.revoked_at = timezone.now()
-        self.save(update_fields=["revoked_at"])
+    def revoke(self, actor=None) -> bool:
+        """Stop the token working; False if it already was revoked."""
+        revoked = IngestToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        self.refresh_from_db(fields=["revoked_at"])
+        if revoked:
+            AuditEvent.record(actor, "token.revoke", self)
+        return bool(revoked)

@@ -98,3 +98,19 @@ class ApiClient:
 
     def delete(self, path: str, headers=None):
         return self.client.delete(path, headers=self._headers(headers))
+
+
+@pytest.fixture
+def user_with_role(django_user_model):
+    """Make a user holding one role (accounts.permissions.Role, or None for no role)."""
+    from accounts.permissions import set_role
+
+    def make(role, username=None, password="correct horse battery staple"):
+        name = username or (role.value if role else "nobody")
+        user = django_user_model.objects.create_user(
+            name, email=f"{name}@example.com", password=password
+        )
+        set_role(user, role)
+        return user
+
+    return make

@@ -13,6 +13,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, name, scope, **options):
-        token, plain = IngestToken.issue(name, scope)
+        token, plain = IngestToken.issue(name, scope, actor="manage.py create_ingest_token")
         self.stderr.write(f"Created token {token.prefix}… for {name!r} ({scope}). Keep it secret.")
         self.stdout.write(plain)

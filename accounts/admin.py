@@ -1,0 +1,55 @@
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from accounts.models import AuditEvent
+from accounts.permissions import role_changed, user_role
+
+User = get_user_model()
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only, for Admins and superusers alike."""
+
+    list_display = ["created", "actor_display", "action", "target_type", "target_label", "ip"]
+    list_filter = ["action", "created"]
+    search_fields = ["actor_label", "action", "target_label", "target_id"]
+    date_hierarchy = "created"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="actor", ordering="actor_label")
+    def actor_display(self, obj):
+        return obj.actor_display
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class VigilUserAdmin(UserAdmin):
+    """Roles are assigned by group membership (Viewer, Operator, Admin); changes are audited."""
+
+    list_display = ["username", "email", "role", "is_active", "last_login"]
+    list_filter = ["groups", "is_active", "is_superuser"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="role")
+    def role(self, obj):
+        role = user_role(obj)
+        return role.label if role else "—"
+
+    def save_related(self, request, form, formsets, change):
+        before = user_role(form.instance)
+        super().save_related(request, form, formsets, change)
+        role_changed(form.instance, before, user_role(form.instance), actor=request.user)

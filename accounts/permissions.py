@@ -1,0 +1,197 @@
+"""Roles and the checks that guard views, HTMX endpoints and websocket consumers.
+
+Viewer reads; Operator also acknowledges, resolves and silences alerts; Admin also manages
+instances, rules, channels, tokens and users (and uses Django admin). Each role is a Django group
+holding the permissions of the roles below it plus its own, so a user's role is the highest group
+they are in, and superusers hold every role.
+
+    @role_required(Role.OPERATOR)
+    def acknowledge(request, pk): ...
+
+    class OverviewConsumer(RoleRequiredConsumer, AsyncWebsocketConsumer):
+        required_role = Role.VIEWER
+"""
+
+from functools import wraps
+
+from channels.db import database_sync_to_async
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import models, transaction
+from django.http import HttpResponse
+
+# Websocket close codes: the 4000 range mirrors HTTP 401 and 403.
+UNAUTHENTICATED_CLOSE_CODE = 4401
+FORBIDDEN_CLOSE_CODE = 4403
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    OPERATOR = "operator", "Operator"
+    ADMIN = "admin", "Admin"
+
+    @property
+    def permission(self) -> str:
+        """The permission that says a user has at least this role."""
+        return f"accounts.{ROLE_GRANTS[self][-1]}"
+
+    @property
+    def group_name(self) -> str:
+        return self.label
+
+
+# Each role's permissions (codenames of accounts.Access), its own last.
+ROLE_GRANTS = {
+    Role.VIEWER: ["view_dashboard"],
+    Role.OPERATOR: ["view_dashboard", "operate_alerts"],
+    Role.ADMIN: ["view_dashboard", "operate_alerts", "manage"],
+}
+
+
+def sync_roles(apps=django_apps) -> None:
+    """Create the role groups with their permissions; idempotent.
+
+    Runs from the data migration (with historical models) and after every migrate, so a test
+    database flushed between tests gets its groups back.
+    """
+    from accounts.models import Access
+
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    GroupModel = apps.get_model("auth", "Group")
+    content_type, _ = ContentType.objects.get_or_create(app_label="accounts", model="access")
+    permissions = {}
+    for codename, name in Access._meta.permissions:
+        permissions[codename], _ = Permission.objects.get_or_create(
+            content_type=content_type, codename=codename, defaults={"name": name}
+        )
+    for role, codenames in ROLE_GRANTS.items():
+        group, _ = GroupModel.objects.get_or_create(name=role.group_name)
+        group.permissions.add(*(permissions[codename] for codename in codenames))
+
+
+def default_role() -> Role | None:
+    """The role new users (local or from an identity provider) get: setting DEFAULT_ROLE."""
+    value = (settings.DEFAULT_ROLE or "none").lower()
+    if value == "none":
+        return None
+    try:
+        return Role(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DEFAULT_ROLE must be one of {', '.join(Role.values)} or none, not {value!r}"
+        ) from None
+
+
+def has_role(user, role: Role) -> bool:
+    """Whether the user holds ``role`` or a higher one; superusers hold them all."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or user.has_perm(role.permission)
+
+
+def user_role(user) -> Role | None:
+    """The highest role the user is in (uses prefetched ``groups`` when there are some)."""
+    if user.is_superuser:
+        return Role.ADMIN
+    names = {group.name for group in user.groups.all()}
+    for role in reversed(Role):
+        if role.group_name in names:
+            return role
+    return None
+
+
+def set_role(user, role: Role | None, actor=None) -> None:
+    """Make ``role`` the user's only role (None: no role at all), recorded in the audit log."""
+    with transaction.atomic():
+        before = user_role(user)
+        user.groups.remove(*Group.objects.filter(name__in=[r.group_name for r in Role]))
+        if role is not None:
+            user.groups.add(Group.objects.get(name=role.group_name))
+        role_changed(user, before, role, actor)
+
+
+def role_changed(user, before: Role | None, after: Role | None, actor=None) -> None:
+    """Follow up a change of the user's role groups, however it was made.
+
+    Admins get ``is_staff`` (Django admin needs it) and lose it with the role; the change is
+    audited.
+    """
+    sync_staff(user, after)
+    # has_perm caches per user object; the next check must see the new groups.
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache", "_admin_role_cache"):
+        user.__dict__.pop(cache, None)
+    if before != after:
+        from accounts.models import AuditEvent
+
+        AuditEvent.record(
+            actor,
+            "role.change",
+            user,
+            before=before.value if before else None,
+            after=after.value if after else None,
+        )
+
+
+def sync_staff(user, role: Role | None) -> None:
+    staff = user.is_superuser or role == Role.ADMIN
+    if user.is_staff != staff:
+        user.is_staff = staff
+        get_user_model().objects.filter(pk=user.pk).update(is_staff=staff)
+
+
+def login_redirect(request) -> HttpResponse:
+    """Send an anonymous visitor to the login page; an HTMX request is told to go there whole."""
+    response = redirect_to_login(request.get_full_path())
+    if getattr(request, "htmx", False):
+        return HttpResponse(status=401, headers={"HX-Redirect": response["Location"]})
+    return response
+
+
+def role_required(role: Role):
+    """View decorator: anonymous visitors go to the login page, users without ``role`` get 403."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return login_redirect(request)
+            if not has_role(request.user, role):
+                if getattr(request, "htmx", False):
+                    # htmx does not swap error responses; the text is for the console.
+                    return HttpResponse(f"This needs the {role.label} role.", status=403)
+                raise PermissionDenied(f"This needs the {role.label} role.")
+            return view(request, *args, **kwargs)
+
+        wrapper.required_role = role
+        return wrapper
+
+    return decorator
+
+
+async def scope_has_role(scope, role: Role) -> bool:
+    """``has_role`` for a Channels scope (its ``user`` comes from the session middleware)."""
+    return await database_sync_to_async(has_role)(scope.get("user"), role)
+
+
+class RoleRequiredConsumer:
+    """Mixin for Channels consumers: the handshake is refused unless the user holds the role.
+
+    Anonymous sockets are closed with 4401, users without the role with 4403, before accept.
+    """
+
+    required_role: Role = Role.VIEWER
+
+    async def websocket_connect(self, message):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
+            return
+        if not await scope_has_role(self.scope, self.required_role):
+            await self.close(code=FORBIDDEN_CLOSE_CODE)
+            return
+        await super().websocket_connect(message)

@@ -1,0 +1,49 @@
+"""New users get the default role; logins, failed logins and logouts go to the audit log."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_migrate, post_save
+from django.dispatch import receiver
+
+from accounts.models import AuditEvent
+from accounts.permissions import default_role, set_role, sync_roles
+
+
+def connect(sender_app) -> None:
+    post_migrate.connect(recreate_roles, sender=sender_app, dispatch_uid="accounts.sync_roles")
+    post_save.connect(
+        give_new_user_the_default_role,
+        sender=get_user_model(),
+        dispatch_uid="accounts.default_role",
+    )
+
+
+def recreate_roles(sender, **kwargs):
+    sync_roles()
+
+
+def give_new_user_the_default_role(sender, instance, created, raw=False, **kwargs):
+    role = default_role()
+    if created and not raw and role is not None:
+        set_role(instance, role)
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.audit_login")
+def audit_login(sender, request, user, **kwargs):
+    AuditEvent.record(user, "login", user, request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="accounts.audit_login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs):
+    # Django masks the password in `credentials`; only the name tried is kept.
+    tried = next(
+        (str(credentials[key]) for key in ("username", "email", "login") if credentials.get(key)),
+        "",
+    )
+    AuditEvent.record(tried, "login.failed", request=request)
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.audit_logout")
+def audit_logout(sender, request, user, **kwargs):
+    if user is not None:
+        AuditEvent.record(user, "logout", user, request=request)
