@@ -17,6 +17,7 @@ urlpatterns = [
     path("metrics", monitoring.metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
+    path("accounts/tokens/", include("ingestion.urls")),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -119,3 +119,16 @@ def test_role_given_in_django_admin_is_audited_and_makes_staff(admin_client, use
     assert AuditEvent.objects.filter(
         action="role.change", target_id=str(olga.pk), actor__username="boss", details__after="admin"
     ).exists()
+
+
+def test_only_admins_see_the_users_tokens_and_audit_links(client, user_with_role):
+    client.force_login(user_with_role(Role.OPERATOR, "olga"))
+    assert (
+        reverse("accounts:users")
+        not in client.get(reverse("accounts:audit"), follow=True).content.decode()
+    )
+
+    client.force_login(user_with_role(Role.ADMIN, "boss"))
+    html = client.get(USERS_URL).content.decode()
+    for name in ("accounts:users", "ingestion:tokens", "accounts:audit"):
+        assert f'href="{reverse(name)}"' in html
