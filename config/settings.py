@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 import plotly
 
-from config import embedded
+from config import embedded, socialauth
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,12 @@ INSTALLED_APPS = [
     "ninja",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.gitlab",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "config",
     "accounts",
     "instances",
@@ -55,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "accounts.middleware.AdminMfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -142,6 +149,18 @@ ACCOUNT_ALLOW_SIGNUPS = env.bool("ACCOUNT_ALLOW_SIGNUPS", default=False)
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 # The role new users get, local or from an identity provider: viewer, operator, admin or none.
 DEFAULT_ROLE = env.str("DEFAULT_ROLE", default="viewer")
+# Social and OpenID Connect login: GITHUB_*, GOOGLE_*, GITLAB_*, OIDC_<N>_* (config/socialauth.py).
+SOCIALACCOUNT_PROVIDERS = socialauth.providers_from_env(env.ENVIRON)
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+# People from a configured identity provider get an account (with DEFAULT_ROLE) on first login.
+SOCIALACCOUNT_ALLOW_SIGNUPS = env.bool("SOCIALACCOUNT_ALLOW_SIGNUPS", default=True)
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# Never attach a provider login to an existing local account by email alone.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Vigil"
+MFA_REQUIRED_FOR_ADMINS = env.bool("MFA_REQUIRED_FOR_ADMINS", default=False)
 LOGIN_EXEMPT_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/accounts/", "/static/")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

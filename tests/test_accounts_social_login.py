@@ -1,0 +1,186 @@
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from accounts.models import AuditEvent
+from accounts.permissions import Role, user_role
+from config.socialauth import providers_from_env
+from tests.oidc_provider import OidcProvider
+
+pytestmark = pytest.mark.django_db
+
+LOGIN_URL = reverse("account_login")
+CALLBACK = "http://testserver/accounts/oidc/corp/login/callback/"
+ERIN = {
+    "erin": {
+        "preferred_username": "erin",
+        "email": "erin@corp.example",
+        "email_verified": True,
+        "name": "Erin Example",
+        "given_name": "Erin",
+        "family_name": "Example",
+    }
+}
+
+
+@pytest.fixture
+def corp_sso(settings, monkeypatch):
+    with OidcProvider("vigil", "s3cret-value", [CALLBACK], ERIN) as provider:
+        # Vigil's server-side calls to the provider trust its certificate, as they would a CA's.
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", provider.ca_file)
+        settings.SOCIALACCOUNT_PROVIDERS = providers_from_env(
+            {
+                "OIDC_1_ID": "corp",
+                "OIDC_1_NAME": "Corp SSO",
+                "OIDC_1_CLIENT_ID": "vigil",
+                "OIDC_1_CLIENT_SECRET": "s3cret-value",
+                "OIDC_1_SERVER_URL": provider.issuer,
+            }
+        )
+        yield provider
+
+
+def login_buttons(client) -> dict[str, str]:
+    """The provider login buttons on Vigil's login page: name → form action."""
+    html = client.get(LOGIN_URL).content.decode()
+    forms = re.findall(
+        r'<form method="post" action="([^"]+)" class="provider-login">.*?data-provider="([^"]+)"',
+        html,
+        re.S,
+    )
+    return {name: action.replace("&amp;", "&") for action, name in forms}
+
+
+def test_a_person_logs_in_through_openid_connect_and_lands_as_a_viewer(client, corp_sso):
+    start = client.post(login_buttons(client)["Corp SSO"])
+    assert start.status_code == 302
+    authorize = start["Location"]
+    assert authorize.startswith(f"{corp_sso.issuer}/authorize?")
+
+    at_provider = requests.get(authorize, allow_redirects=False, timeout=10)
+    assert at_provider.status_code == 302, at_provider.text
+    callback = at_provider.headers["Location"]
+    assert callback.startswith(CALLBACK)
+
+    landed = client.get(callback.removeprefix("http://testserver"), follow=True)
+
+    assert landed.status_code == 200
+    assert landed.redirect_chain[-1][0] == "/"
+    erin = get_user_model().objects.get(username="erin")
+    assert (erin.email, erin.first_name) == ("erin@corp.example", "Erin")
+    assert client.session["_auth_user_id"] == str(erin.pk)
+    assert user_role(erin) == Role.VIEWER
+    assert AuditEvent.objects.filter(action="login", actor=erin).exists()
+    assert {"/.well-known/openid-configuration", "/authorize", "/token", "/userinfo"} <= set(
+        corp_sso.requests
+    )
+
+
+def test_the_provider_publishes_its_signing_keys(corp_sso):
+    keys = requests.get(f"{corp_sso.issuer}/jwks", timeout=10).json()["keys"]
+
+    assert [(key["kty"], key["kid"]) for key in keys] == [("RSA", "vigil-test")]
+
+
+def test_a_forged_callback_does_not_log_in(client, corp_sso):
+    client.post(login_buttons(client)["Corp SSO"])
+
+    response = client.get(
+        "/accounts/oidc/corp/login/callback/", {"code": "made-up", "state": "made-up"}
+    )
+
+    assert response.status_code == 401
+    assert 'class="topbar"' in response.content.decode()  # Vigil's page, not a bare one
+    assert "_auth_user_id" not in client.session
+    assert not get_user_model().objects.filter(username="erin").exists()
+
+
+PUBLIC_PROVIDERS = {
+    "GITHUB_CLIENT_ID": "gh-client",
+    "GITHUB_CLIENT_SECRET": "gh-secret",
+    "GOOGLE_CLIENT_ID": "google-client.apps.googleusercontent.com",
+    "GOOGLE_CLIENT_SECRET": "google-secret",
+    "GITLAB_CLIENT_ID": "gl-client",
+    "GITLAB_CLIENT_SECRET": "gl-secret",
+    "GITLAB_URL": "https://gitlab.example.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "authorize_url", "client_id", "callback", "scope"),
+    [
+        (
+            "GitHub",
+            "https://github.com/login/oauth/authorize",
+            "gh-client",
+            "http://testserver/accounts/github/login/callback/",
+            "read:user user:email",
+        ),
+        (
+            "Google",
+            "https://accounts.google.com/o/oauth2/v2/auth",
+            "google-client.apps.googleusercontent.com",
+            "http://testserver/accounts/google/login/callback/",
+            "openid profile email",
+        ),
+        (
+            "GitLab",
+            "https://gitlab.example.com/oauth/authorize",
+            "gl-client",
+            "http://testserver/accounts/gitlab/login/callback/",
+            "read_user",
+        ),
+    ],
+)
+def test_public_providers_configured_from_env_get_a_button_that_goes_to_their_authorize_page(
+    client, settings, name, authorize_url, client_id, callback, scope
+):
+    settings.SOCIALACCOUNT_PROVIDERS = providers_from_env(PUBLIC_PROVIDERS)
+
+    buttons = login_buttons(client)
+    assert set(buttons) == {"GitHub", "Google", "GitLab"}
+    response = client.post(buttons[name])
+
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    query = {key: values[0] for key, values in parse_qs(location.query).items()}
+    assert f"{location.scheme}://{location.netloc}{location.path}" == authorize_url
+    assert (query["client_id"], query["redirect_uri"], query["response_type"]) == (
+        client_id,
+        callback,
+        "code",
+    )
+    assert set(query["scope"].split()) == set(scope.split())
+    assert query["state"]
+
+
+def test_no_provider_configured_means_no_buttons(client, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = providers_from_env({})
+
+    assert login_buttons(client) == {}
+
+
+def test_oidc_providers_are_numbered_and_need_a_server_url():
+    providers = providers_from_env(
+        {
+            "OIDC_1_CLIENT_ID": "a",
+            "OIDC_1_SERVER_URL": "https://kc.example.com/realms/ops",
+            "OIDC_2_ID": "authentik",
+            "OIDC_2_NAME": "Authentik",
+            "OIDC_2_CLIENT_ID": "b",
+            "OIDC_2_CLIENT_SECRET": "s",
+            "OIDC_2_SERVER_URL": "https://auth.example.com/application/o/vigil/",
+        }
+    )
+
+    apps = providers["openid_connect"]["APPS"]
+    assert [(app["provider_id"], app["name"], app["client_id"]) for app in apps] == [
+        ("oidc1", "oidc1", "a"),
+        ("authentik", "Authentik", "b"),
+    ]
+    with pytest.raises(ValueError, match="OIDC_3_SERVER_URL"):
+        providers_from_env({"OIDC_3_CLIENT_ID": "c"})
