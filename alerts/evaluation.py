@@ -14,6 +14,7 @@ After the rules: "instance down" alerts for instances silent for 3 agent interva
 ``silenced`` marks, every instance's status from its worst open alert, and repeat notices.
 """
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -25,8 +26,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
-from prometheus_client import Histogram
 
+from alerts import metrics
 from alerts.models import (
     Alert,
     AlertRule,
@@ -42,11 +43,6 @@ from instances.models import Instance
 
 logger = logging.getLogger(__name__)
 
-EVALUATION_SECONDS = Histogram(
-    "vigil_alert_evaluation_seconds",
-    "Time to evaluate every alert rule once",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
 # pg_try_advisory_lock key of the evaluation run ("VigilEvl").
 RUN_LOCK_KEY = 0x5669_6769_6C45_766C
 
@@ -80,10 +76,18 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         summary = RunSummary()
         instances = {instance.pk: instance for instance in Instance.objects.all()}
         silences = list(Silence.objects.active(now))
+        with_state = set(
+            Alert.objects.filter(resolved_at__isnull=True, rule__isnull=False).values_list(
+                "rule_id", flat=True
+            )
+        ) | set(PendingBreach.objects.values_list("rule_id", flat=True))
+        shared = {}
         for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
             summary.rules += 1
             try:
-                evaluate_rule(rule, instances, silences, now, summary)
+                evaluate_rule(
+                    rule, instances, silences, now, summary, rule.pk in with_state, shared
+                )
             except DatabaseError:
                 # One broken rule (say, a regex PostgreSQL rejects) must not stop the others.
                 logger.exception("alert rule %s (%s) failed to evaluate", rule.pk, rule.name)
@@ -94,7 +98,7 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         derive_instance_statuses(now)
         send_repeats(silences, now)
         summary.seconds = time.perf_counter() - started
-        EVALUATION_SECONDS.observe(summary.seconds)
+        metrics.observe_evaluation(summary.seconds)
         return summary
 
 
@@ -140,18 +144,50 @@ def observe(rule: AlertRule, rows: list[store.SeriesValue]) -> dict[object, Obse
     return observed
 
 
-def evaluate_rule(rule, instances: dict, silences: list, now: datetime, summary) -> None:
-    """Move every (rule, instance) state one step, in one transaction."""
+class Breaches:
+    """PendingBreach changes of one rule, written in bulk at the end of its transaction."""
+
+    def __init__(self):
+        self.created, self.updated, self.deleted = [], [], []
+
+    def save(self) -> None:
+        PendingBreach.objects.bulk_create(self.created)
+        PendingBreach.objects.bulk_update(self.updated, ["severity", "value", "labels"])
+        PendingBreach.objects.filter(pk__in=self.deleted).delete()
+
+
+def evaluate_rule(
+    rule, instances: dict, silences: list, now: datetime, summary, has_state=True, shared=None
+) -> None:
+    """Move every (rule, instance) state one step, in one transaction.
+
+    ``has_state`` False says the rule has no open alert and no pending breach, so nothing needs
+    writing unless something breaches now. ``shared`` memoises window queries within a run:
+    rules differing only in thresholds read the same values.
+    """
     scoped = None
     if rule.scope != AlertRule.Scope.ALL:
-        scoped = [pk for pk, instance in instances.items() if rule.in_scope(instance)]
+        scoped = tuple(sorted(pk for pk, instance in instances.items() if rule.in_scope(instance)))
     matchers = rule.label_matchers
     if rule.denominator_matchers is not None:
         matchers = rule.denominator_matchers
-    rows = store.window_values(
-        rule.metric, matchers, scoped, now - rule.window, now, rule.aggregation
-    )
-    observed = observe(rule, rows)
+    query = (rule.metric, json.dumps(matchers), scoped, rule.window, rule.aggregation)
+    shared = {} if shared is None else shared
+    if query not in shared:
+        shared[query] = store.window_values(
+            rule.metric, matchers, scoped, now - rule.window, now, rule.aggregation
+        )
+    verdicts = {}
+    for instance_id, observation in observe(rule, shared[query]).items():
+        severity = rule.severity_of(observation.value)
+        if observation.value is None:
+            if rule.no_data == AlertRule.NoData.KEEP:
+                continue
+            if rule.no_data == AlertRule.NoData.ALERT:
+                severity = rule.no_data_severity
+        verdicts[instance_id] = (observation, severity)
+    if not has_state and not any(severity for _, severity in verdicts.values()):
+        return
     with transaction.atomic():
         open_alerts = {
             alert.instance_id: alert
@@ -163,16 +199,18 @@ def evaluate_rule(rule, instances: dict, silences: list, now: datetime, summary)
             breach.instance_id: breach
             for breach in PendingBreach.objects.select_for_update().filter(rule=rule)
         }
-        for instance_id in observed.keys() | open_alerts.keys() | pending.keys():
+        breaches = Breaches()
+        for instance_id in verdicts.keys() | open_alerts.keys() | pending.keys():
             instance = instances.get(instance_id)
             if instance is None:
                 continue
-            observation = observed.get(instance_id, Observation(None, {}))
-            severity = rule.severity_of(observation.value)
-            if observation.value is None and rule.in_scope(instance):
-                if rule.no_data == AlertRule.NoData.KEEP:
-                    continue
-                if rule.no_data == AlertRule.NoData.ALERT:
+            if instance_id in verdicts:
+                observation, severity = verdicts[instance_id]
+            elif rule.in_scope(instance) and rule.no_data == AlertRule.NoData.KEEP:
+                continue  # its series are gone: no data
+            else:
+                observation, severity = Observation(None, {}), None
+                if rule.in_scope(instance) and rule.no_data == AlertRule.NoData.ALERT:
                     severity = rule.no_data_severity
             step(
                 rule,
@@ -181,17 +219,21 @@ def evaluate_rule(rule, instances: dict, silences: list, now: datetime, summary)
                 severity,
                 open_alerts.get(instance_id),
                 pending.get(instance_id),
+                breaches,
                 silences,
                 now,
                 summary,
             )
+        breaches.save()
 
 
-def step(rule, instance, observation, severity, alert, breach, silences, now, summary) -> None:
+def step(
+    rule, instance, observation, severity, alert, breach, breaches, silences, now, summary
+) -> None:
     """One (rule, instance) state transition."""
     if severity is None:
         if breach is not None:
-            breach.delete()
+            breaches.deleted.append(breach.pk)
         if alert is not None:
             recover(alert, now)
             summary.resolved += 1
@@ -213,15 +255,26 @@ def step(rule, instance, observation, severity, alert, breach, silences, now, su
             alert.notify("firing")
         return
     if breach is None:
-        breach = PendingBreach(rule=rule, instance=instance, since=now)
-    breach.severity, breach.value, breach.labels = severity, observation.value, observation.labels
-    if now - breach.since < rule.for_duration:
-        breach.save()
+        breach = PendingBreach(rule=rule, instance=instance, since=now, severity=severity)
+        if now - breach.since < rule.for_duration:
+            breach.value, breach.labels = observation.value, observation.labels
+            breaches.created.append(breach)
+            summary.pending += 1
+            return
+    elif now - breach.since < rule.for_duration:
+        if breach.severity != severity:
+            breach.severity, breach.value, breach.labels = (
+                severity,
+                observation.value,
+                observation.labels,
+            )
+            breaches.updated.append(breach)
         summary.pending += 1
         return
+    else:
+        breaches.deleted.append(breach.pk)
+    breach.severity, breach.value, breach.labels = severity, observation.value, observation.labels
     fire(rule, instance, breach, message, silences, now)
-    if breach.pk is not None:
-        breach.delete()
     summary.fired += 1
 
 

@@ -11,7 +11,6 @@ import uuid
 
 from django.db import transaction
 from django.utils import timezone
-from prometheus_client import Counter
 
 from alerts import links
 from alerts.models import Alert, Notification
@@ -20,9 +19,6 @@ from instances.formats import iso8601
 
 logger = logging.getLogger(__name__)
 
-NOTIFICATION_FAILURES = Counter(
-    "vigil_notification_failures_total", "Failed notification delivery attempts", ["kind"]
-)
 DISPATCH_NAMESPACE = uuid.UUID("8f5e2c1a-4b7d-4e0f-9a63-0c2d5b1e7a44")
 
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from alerts import evaluation, notifications
+from alerts import evaluation, metrics, notifications
 from alerts.models import Alert, Notification, NotificationChannel
 from alerts.transports import TransportError, transport_for
 
@@ -63,7 +63,7 @@ def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind:
     except TransportError as error:
         final = error.permanent or attempt > self.max_retries
         note.record_failure(error.message, error.response_code, final)
-        notifications.NOTIFICATION_FAILURES.labels(channel.kind).inc()
+        metrics.count_notification_failure(channel.kind)
         if error.permanent:
             return
         raise
