@@ -9,16 +9,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
 
 from ingestion.errors import ApiError, BatchInvalid
+from instances.store import labels_key
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_NAME_LENGTH = 200
 MAX_LABEL_VALUE_LENGTH = 1024
 MAX_UNIT_LENGTH = 50
+# Label sets larger than this are label floods (PRODUCT.md section 5.4).
+MAX_LABELS = 32
 INSTANCE_FIELDS = {"name": 200, "type": 100, "region": 100, "endpoint": 500}
 
 
@@ -29,6 +33,11 @@ class ParsedSample:
     ts: datetime
     labels: dict
     unit: str
+
+    @cached_property
+    def series_ident(self) -> tuple[str, bytes]:
+        """What tells this sample's series apart within its instance."""
+        return self.name, labels_key(self.labels)
 
 
 @dataclass(frozen=True)
@@ -59,35 +68,57 @@ class Problems:
             raise BatchInvalid(self.items)
 
 
-def parse_timestamp(raw, now: datetime) -> datetime:
+class TimeWindow:
+    """The timestamps a batch may carry: not older than retention, not far in the future.
+
+    Made once per batch, so the per-sample check is two comparisons.
+    """
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now or datetime.now(UTC)
+        self.future_seconds = settings.INGEST_MAX_FUTURE_SECONDS
+        self.retention_days = settings.RETENTION_RAW_DAYS
+        self.latest = self.now + timedelta(seconds=self.future_seconds)
+        self.earliest = self.now - timedelta(days=self.retention_days)
+        self.latest_ms = self.latest.timestamp() * 1000
+        self.earliest_ms = self.earliest.timestamp() * 1000
+
+    def too_late(self) -> ValueError:
+        return ValueError(f"is more than {self.future_seconds} s in the future")
+
+    def too_early(self) -> ValueError:
+        return ValueError(f"is older than the {self.retention_days}-day retention")
+
+
+def parse_timestamp(raw, window: TimeWindow) -> datetime:
     """Epoch milliseconds or an RFC 3339 string (missing: now), within the accepted window.
 
     Raises ValueError with a message fit for a client.
     """
     if raw is None:
-        return now
+        return window.now
     if isinstance(raw, bool):
         raise ValueError("must be epoch milliseconds or an RFC 3339 string")
     if isinstance(raw, int | float):
         if not math.isfinite(raw):
             raise ValueError("must be a finite number")
-        try:
-            ts = datetime.fromtimestamp(raw / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError("is out of range") from None
-    elif isinstance(raw, str):
-        try:
-            ts = datetime.fromisoformat(raw)
-        except ValueError:
-            raise ValueError("is not an RFC 3339 timestamp") from None
-        if ts.tzinfo is None:
-            raise ValueError("needs a time zone offset (RFC 3339), e.g. 'Z'")
-    else:
+        if raw > window.latest_ms:
+            raise window.too_late()
+        if raw < window.earliest_ms:
+            raise window.too_early()
+        return datetime.fromtimestamp(raw / 1000, tz=UTC)
+    if not isinstance(raw, str):
         raise ValueError("must be epoch milliseconds or an RFC 3339 string")
-    if ts > now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS):
-        raise ValueError(f"is more than {settings.INGEST_MAX_FUTURE_SECONDS} s in the future")
-    if ts < now - timedelta(days=settings.RETENTION_RAW_DAYS):
-        raise ValueError(f"is older than the {settings.RETENTION_RAW_DAYS}-day retention")
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError("is not an RFC 3339 timestamp") from None
+    if ts.tzinfo is None:
+        raise ValueError("needs a time zone offset (RFC 3339), e.g. 'Z'")
+    if ts > window.latest:
+        raise window.too_late()
+    if ts < window.earliest:
+        raise window.too_early()
     return ts
 
 
@@ -110,12 +141,12 @@ def parse_metric_name(raw) -> str:
 
 def parse_labels(raw) -> dict:
     """A flat object of label name → string; scalar values are taken as their string form."""
-    if raw is None:
+    if not raw and (raw is None or isinstance(raw, dict)):
         return {}
     if not isinstance(raw, dict):
         raise ValueError("must be an object of label names to values")
-    if len(raw) > settings.INGEST_MAX_LABELS:
-        raise ValueError(f"has {len(raw)} labels; at most {settings.INGEST_MAX_LABELS} allowed")
+    if len(raw) > MAX_LABELS:
+        raise ValueError(f"has {len(raw)} labels; at most {MAX_LABELS} allowed")
     labels = {}
     for key, value in raw.items():
         if not LABEL_NAME.fullmatch(key) or len(key) > MAX_NAME_LENGTH:
@@ -203,7 +234,7 @@ SEED_METRIC_KEYS = {
 def parse_sample(
     raw,
     index: int | None,
-    now: datetime,
+    window: TimeWindow,
     problems: Problems,
     keys: Mapping[str, str] = NATIVE_SAMPLE_KEYS,
 ) -> ParsedSample | None:
@@ -218,7 +249,7 @@ def parse_sample(
         except ValueError as error:
             problems.add(index, keys[field], str(error))
     try:
-        parsed["ts"] = parse_timestamp(raw.get(keys["ts"]), now)
+        parsed["ts"] = parse_timestamp(raw.get(keys["ts"]), window)
     except ValueError as error:
         problems.add(index, keys["ts"], str(error))
     if len(parsed) != len(SAMPLE_FIELDS) + 1:
@@ -237,8 +268,8 @@ def parse_native_batch(payload) -> ParsedBatch:
         problems.add(None, "samples", "must be an array")
         raw_samples = []
     check_sample_count(len(raw_samples))
-    now = datetime.now(UTC)
-    samples = [parse_sample(raw, index, now, problems) for index, raw in enumerate(raw_samples)]
+    window = TimeWindow()
+    samples = [parse_sample(raw, i, window, problems) for i, raw in enumerate(raw_samples)]
     problems.raise_if_any()
     return ParsedBatch(instance=instance, samples=samples)
 
@@ -260,10 +291,10 @@ def parse_seed_metrics(payload) -> list[ParsedMetric]:
             [{"index": None, "field": "", "message": "body must be a metric or an array of them"}]
         )
     check_sample_count(len(items))
-    problems, now, metrics = Problems(), datetime.now(UTC), []
+    problems, window, metrics = Problems(), TimeWindow(), []
     for position, raw in enumerate(items):
         index = None if single else position
-        sample = parse_sample(raw, index, now, problems, SEED_METRIC_KEYS)
+        sample = parse_sample(raw, index, window, problems, SEED_METRIC_KEYS)
         if not isinstance(raw, dict):
             continue
         try:

@@ -33,13 +33,12 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
     described = {key: value for key, value in instance_fields.items() if key != "agent_id"}
     with transaction.atomic():
         instance = Instance.register(agent_id, **described)
-        keys = {(s.name, store.labels_key(s.labels)): store.SeriesKey(s.name, s.labels, s.unit)
-                for s in samples}  # fmt: skip
+        keys = {s.series_ident: store.SeriesKey(s.name, s.labels, s.unit) for s in samples}
         try:
             series_ids = store.resolve_series(instance.pk, list(keys.values()))
         except store.SeriesLimitExceeded as error:
             raise ApiError(400, str(error), reason="series_limit") from None
-        rows = [(series_ids[(s.name, store.labels_key(s.labels))], s.ts, s.value) for s in samples]
+        rows = [(series_ids[s.series_ident], s.ts, s.value) for s in samples]
         new = store.write_samples(rows)
         instance.mark_seen()
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
@@ -70,7 +69,7 @@ def store_metrics(metrics: list[ParsedMetric]) -> list[store.Sample]:
 
 
 def _stored_sample(batch: StoredBatch, sample: ParsedSample) -> store.Sample:
-    series_id = batch.series_ids[(sample.name, store.labels_key(sample.labels))]
+    series_id = batch.series_ids[sample.series_ident]
     return store.Sample(
         series_id,
         batch.instance.pk,
