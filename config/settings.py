@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 import plotly
+from csp.constants import NONE, SELF
 
 from config import embedded, socialauth
 
@@ -51,6 +52,7 @@ MIDDLEWARE = [
     "config.monitoring.RequestMetricsMiddleware",
     "ingestion.middleware.ApiRequestGuard",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,6 +198,32 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# No inline scripts or styles anywhere (STYLE.md); data: images are the MFA QR code and Swagger's
+# icons; 'self' in connect-src covers the live dashboard's same-origin websockets.
+# plotly.js adds its rules to an empty <style> through the CSSOM, and injects maplibre's CSS
+# whether maps are drawn or not: those two exact contents are allowed by hash (plotly.js 3.x;
+# tests/test_accounts_csp_browser.py fails when an upgrade changes them).
+PLOTLY_STYLE_HASHES = [
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # the empty <style>
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # maplibre-gl.css
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, *PLOTLY_STYLE_HASHES],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Failed logins per account and per address, in Redis; allauth answers 429 beyond them.
+ACCOUNT_RATE_LIMITS = {
+    "login": env.str("LOGIN_RATE_LIMIT", default="30/m/ip"),
+    "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
+}
 
 # Ingest limits (PRODUCT.md section 5).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024)
