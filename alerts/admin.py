@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from accounts.auditing import AuditedAdmin
 from alerts.models import (
     Alert,
     AlertRule,
@@ -65,7 +66,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "metric",
@@ -128,7 +129,7 @@ class PendingBreachAdmin(admin.ModelAdmin):
 
 
 @admin.register(Silence)
-class SilenceAdmin(admin.ModelAdmin):
+class SilenceAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["__str__", "rule", "instance", "severity", "starts_at", "ends_at", "created_by"]
     list_filter = ["severity"]
     raw_id_fields = ["rule", "instance"]
@@ -147,7 +148,7 @@ class SilenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["name", "kind", "target", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "target"]

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from accounts.models import AuditEvent
 from instances.formats import iso8601
 from instances.models import Instance
 from instances.store import WINDOW_AGGREGATES
@@ -375,14 +376,14 @@ class Alert(models.Model):
         self.acknowledged_at = self.acknowledged_at or timezone.now()
         self.acknowledged_by = user or self.acknowledged_by
         self.resolved_at = None
-        self._record(note, token_name)
+        self._record("acknowledge", user, note, token_name)
 
     def resolve(self, user=None, note: str = "", token_name: str = "") -> None:
         """The problem is over; resolving again keeps the first resolution's time."""
         newly = self.resolved_at is None
         self.status = self.Status.RESOLVED
         self.resolved_at = self.resolved_at or timezone.now()
-        self._record(note, token_name)
+        self._record("resolve", user, note, token_name)
         if newly:
             self.notify("resolved")
 
@@ -390,12 +391,14 @@ class Alert(models.Model):
         """Active again, as if never acknowledged or resolved."""
         self.status = self.Status.ACTIVE
         self.acknowledged_at = self.acknowledged_by = self.resolved_at = None
-        self._record(note, token_name)
+        self._record("reopen", user, note, token_name)
 
-    def _record(self, note: str, token_name: str) -> None:
+    def _record(self, action: str, user, note: str, token_name: str) -> None:
+        """Save the change, leave its trace (no user and no token: Vigil itself), tell listeners."""
         self.note = note or self.note
         self.acted_by_token = token_name
         self.save()
+        AuditEvent.record(user or token_name or None, f"alert.{action}", self, note=note)
         self.publish_change()
 
     def publish_change(self) -> None:

@@ -1,0 +1,55 @@
+"""Every consequential alert action leaves an AuditEvent: who, what, to which object."""
+
+import pytest
+
+from accounts.models import AuditEvent
+from alerts.models import Alert, AlertRule, Silence
+from instances.models import Instance
+
+
+@pytest.fixture
+def alert(db):
+    instance = Instance.register("web-1", name="Web 1")
+    return Alert.objects.create(
+        instance=instance, alert_type="high_cpu_usage", severity="critical", message="CPU 97%"
+    )
+
+
+def events(action):
+    return list(AuditEvent.objects.filter(action=action))
+
+
+def test_acknowledge_resolve_and_reopen_are_audited_with_actor_and_note(alert, admin_user):
+    alert.acknowledge(admin_user, note="on it")
+    alert.resolve(admin_user, note="fixed")
+    alert.reopen(token_name="agent token")
+    (ack,) = events("alert.acknowledge")
+    assert (ack.actor, ack.target_id, ack.details) == (admin_user, str(alert.pk), {"note": "on it"})
+    assert events("alert.resolve")[0].details == {"note": "fixed"}
+    (reopen,) = events("alert.reopen")
+    assert (reopen.actor, reopen.actor_label) == (None, "agent token")
+
+
+def test_an_automatic_resolution_is_audited_as_vigil_itself(alert):
+    alert.resolve()
+    (event,) = events("alert.resolve")
+    assert (event.actor, event.actor_display) == (None, "system")
+
+
+def test_rule_changes_in_admin_are_audited(admin_client):
+    rule = AlertRule.objects.order_by("pk").first()
+    response = admin_client.post(
+        f"/admin/alerts/alertrule/{rule.pk}/delete/", {"post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    assert not AlertRule.objects.filter(pk=rule.pk).exists()
+    (event,) = events("alertrule.delete")
+    assert (event.target_label, event.actor.username) == (str(rule), "admin")
+
+
+def test_silence_deletion_in_admin_is_audited(admin_client, alert, admin_user):
+    silence = Silence.objects.create(
+        comment="maintenance", created_by=admin_user, ends_at=alert.created_at
+    )
+    admin_client.post(f"/admin/alerts/silence/{silence.pk}/delete/", {"post": "yes"})
+    assert [e.target_id for e in events("silence.delete")] == [str(silence.pk)]
