@@ -1,33 +1,34 @@
 """Websocket consumers of the live dashboard, one per page kind.
 
 They are thin: refuse anonymous sockets (the origin is checked in config/asgi.py), join the groups
-instances/events.py publishes to, and push the fragments dashboard/overview.py and
-dashboard/instance_page.py render with the page's own templates. Bursts are coalesced: an event
-only marks the socket dirty, and one delayed push renders everything that happened since, at most
-once per PUSH_INTERVAL.
+instances/events.py and alerts/events.py publish to, and hand what they hear to their page's feed
+(dashboard/live.py), which coalesces bursts and renders once per view for all its sockets with
+the page's own templates (dashboard/overview.py, dashboard/instance_page.py).
 """
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import orjson
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import QueryDict
 
-from dashboard import instance_page, overview
+from alerts.events import ALERTS_GROUP
+from dashboard import instance_page, live, overview
 from instances.events import INSTANCES_GROUP, instance_group
 
-PUSH_INTERVAL = 1.0
-# Wait this long after the first event of a burst, so the rest of it joins the same push.
-GATHER_DELAY = 0.25
 UNAUTHENTICATED = 4401
 GONE = 4404
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
-    """Session-authenticated socket that pushes a re-render at most once per PUSH_INTERVAL."""
+    """Session-authenticated socket fed by its page's shared feed.
+
+    A subclass says which groups it hears (``groups_to_join``), which feed it belongs to
+    (``feed_key``), how that feed renders (``render``) and what it shows at first (``view``).
+    """
+
+    render = None
 
     async def connect(self):
         user = self.scope.get("user")
@@ -35,40 +36,27 @@ class LiveConsumer(AsyncWebsocketConsumer):
             # Refused during the handshake: an anonymous socket is never accepted.
             await self.close(code=UNAUTHENTICATED)
             return
-        self.push_task = None
-        self.last_push = 0.0
         self.live_groups = self.groups_to_join()
         for group in self.live_groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        self.feed = live.join(self.feed_key(), type(self).render, self)
         await self.accept()
 
     async def disconnect(self, code):
-        if getattr(self, "push_task", None) is not None:
-            self.push_task.cancel()
+        if getattr(self, "feed", None) is not None:
+            live.leave(self.feed, self)
         for group in getattr(self, "live_groups", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     def groups_to_join(self) -> list[str]:
         raise NotImplementedError
 
-    async def render(self) -> str:
-        """The fragments to push now; empty for nothing to push."""
+    def feed_key(self) -> tuple:
         raise NotImplementedError
 
-    def schedule_push(self):
-        """Coalesce: one pending push at a time, never sooner than PUSH_INTERVAL after the last."""
-        if self.push_task is not None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(GATHER_DELAY, self.last_push + PUSH_INTERVAL - loop.time())
-        self.push_task = asyncio.create_task(self.push_after(delay))
-
-    async def push_after(self, delay: float):
-        await asyncio.sleep(delay)
-        self.last_push = asyncio.get_running_loop().time()
-        # Events from here on schedule the next push; this one renders what came before.
-        self.push_task = None
-        html = await self.render()
+    async def deliver(self, html: str | None, next_view) -> None:
+        """The feed's push for this socket's view."""
+        self.view = next_view
         if html:
             await self.send(text_data=html)
 
@@ -76,11 +64,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
 class OverviewConsumer(LiveConsumer):
     """The overview's summary, instance grid, recent alerts and events."""
 
+    render = staticmethod(overview.live_fragment)
+
     def groups_to_join(self):
-        self.filters = overview.OverviewFilters()
-        self.updated_ids: set[str] = set()
-        self.shown_ids: list | None = None
-        return [INSTANCES_GROUP]
+        self.view = overview.LiveView()
+        return [INSTANCES_GROUP, ALERTS_GROUP]
+
+    def feed_key(self):
+        return ("overview",)
 
     async def receive(self, text_data=None, bytes_data=None):
         """The page tells which grid filters it shows (on connect and after each change)."""
@@ -89,43 +80,47 @@ class OverviewConsumer(LiveConsumer):
         except orjson.JSONDecodeError:
             return
         if isinstance(message, dict) and isinstance(message.get("filters"), str):
-            self.filters = overview.OverviewFilters.from_query(QueryDict(message["filters"]))
-            self.shown_ids = None  # the page swapped its grid: the next push sends it whole
+            filters = overview.OverviewFilters.from_query(QueryDict(message["filters"]))
+            # The page swapped its grid: the next push sends it whole.
+            self.view = overview.LiveView(filters, None)
 
     async def instance_updated(self, event):
-        self.updated_ids.add(event["instance_id"])
-        self.schedule_push()
+        self.feed.note(event["instance_id"])
 
-    async def render(self):
-        updated, self.updated_ids = self.updated_ids, set()
-        html, self.shown_ids = await database_sync_to_async(overview.live_fragment)(
-            self.filters, updated, self.shown_ids
-        )
-        return html
+    async def alert_changed(self, event):
+        # The alert's row, the counts and its instance's card (its status follows its alerts).
+        self.feed.note(event["instance_id"])
 
 
 class InstanceConsumer(LiveConsumer):
     """One instance's status, details and alerts, plus new chart points."""
 
+    render = staticmethod(instance_page.live_fragment)
+
     def groups_to_join(self):
-        self.instance_id = self.scope["url_route"]["kwargs"]["pk"]
-        if not isinstance(self.instance_id, uuid.UUID):
-            self.instance_id = uuid.UUID(str(self.instance_id))
+        instance_id = self.scope["url_route"]["kwargs"]["pk"]
+        if not isinstance(instance_id, uuid.UUID):
+            instance_id = uuid.UUID(str(instance_id))
         query = QueryDict(self.scope.get("query_string", b"").decode())
         try:
-            self.since = datetime.fromtimestamp(int(query.get("since", "")), UTC)
+            since = datetime.fromtimestamp(int(query.get("since", "")), UTC)
         except (ValueError, OverflowError, OSError):
-            self.since = datetime.now(UTC)
-        return [instance_group(self.instance_id)]
+            since = datetime.now(UTC)
+        self.view = instance_page.LiveView(instance_id, since)
+        return [instance_group(instance_id), ALERTS_GROUP]
+
+    def feed_key(self):
+        return ("instance", self.view.instance_id)
 
     async def instance_updated(self, event):
-        self.schedule_push()
+        self.feed.note(event["instance_id"])
 
-    async def render(self):
-        html, self.since = await database_sync_to_async(instance_page.live_fragment)(
-            self.instance_id, self.since
-        )
+    async def alert_changed(self, event):
+        if event["instance_id"] == str(self.view.instance_id):
+            self.feed.note(event["instance_id"])
+
+    async def deliver(self, html, next_view):
         if html is None:
             await self.close(code=GONE)
-            return ""
-        return html
+            return
+        await super().deliver(html, next_view)

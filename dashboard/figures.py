@@ -25,6 +25,22 @@ def labels_text(labels: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
+def time_chart_layout(start: datetime, end: datetime, yaxis: dict, showlegend: bool) -> dict:
+    """The layout every chart shares: a UTC date axis over ``[start, end]``, tight margins, a
+    transparent background (charts.js adds the theme's colours)."""
+    return {
+        "margin": {"l": 8, "r": 8, "t": 6, "b": 8},
+        "xaxis": {"type": "date", "range": [plot_time(start), plot_time(end)], "automargin": True},
+        "yaxis": yaxis,
+        "showlegend": showlegend,
+        "legend": {"orientation": "h", "y": -0.18, "font": {"size": 11}},
+        "hovermode": "x unified",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"size": 11},
+    }
+
+
 def metric_figure(
     name: str,
     unit: str,
@@ -58,15 +74,134 @@ def metric_figure(
         yaxis.update(range=[0, 100], ticksuffix="%")
     elif unit:
         yaxis.update(title={"text": unit, "font": {"size": 11}})
+    figure.update_layout(time_chart_layout(start, end, yaxis, showlegend=len(traces) > 1))
+    return figure.to_json()
+
+
+# Threshold bands and episode marks; translucent so they read on the light and the dark theme.
+BAND_COLOURS = {"warning": "rgba(201, 138, 18, 0.14)", "critical": "rgba(210, 63, 63, 0.14)"}
+MOMENT_COLOURS = {
+    "pending": "rgba(201, 138, 18, 0.9)",
+    "firing": "rgba(210, 63, 63, 0.9)",
+    "acknowledged": "rgba(128, 128, 128, 0.9)",
+    "resolved": "rgba(29, 154, 82, 0.9)",
+}
+COMPARISON_LINE = {"width": 1, "color": "rgba(128, 128, 128, 0.55)", "dash": "dot"}
+
+
+def alert_figure(
+    rule,
+    unit: str,
+    own: Sequence[tuple[int, str, Sequence[Bucket]]],
+    others: Sequence[tuple[int, str, Sequence[Bucket]]],
+    moments: Sequence[tuple[str, datetime]],
+    start: datetime,
+    end: datetime,
+) -> str:
+    """ "Why is this firing": the alert's series (``(series_id, name, buckets)``) against the
+    rule's warning and critical thresholds as bands, the episode's ``moments`` (pending, firing,
+    acknowledged, resolved) as marked vertical lines, and other instances' series dotted grey.
+    """
+    suffix = "%" if unit in PERCENT_UNITS else (f" {unit}" if unit else "")
+    figure = go.Figure()
+    for index, (series_id, name, buckets) in enumerate(others):
+        # One legend entry for them all (a phone has no room for ten); hovering names each.
+        trace = _line(series_id, name, buckets, suffix, COMPARISON_LINE)
+        trace.update(name="other instances", legendgroup="others", showlegend=index == 0)
+        figure.add_trace(trace)
+    for series_id, name, buckets in own:
+        figure.add_trace(_line(series_id, name, buckets, suffix, {"width": 2}))
+    values = [bucket.avg for _, _, buckets in (*own, *others) for bucket in buckets]
+    thresholds = [t for t in (rule.warning_threshold, rule.critical_threshold) if t is not None]
+    if unit in PERCENT_UNITS:
+        low, high = 0.0, 100.0
+    else:
+        low = min([0.0, *values, *thresholds])
+        high = max([*values, *thresholds, 1.0])
+        high += (high - low) * 0.1
+    figure.update_layout(shapes=_threshold_bands(rule, low, high) + _moment_lines(moments))
     figure.update_layout(
-        margin={"l": 8, "r": 8, "t": 6, "b": 8},
-        xaxis={"type": "date", "range": [plot_time(start), plot_time(end)], "automargin": True},
-        yaxis=yaxis,
-        showlegend=len(traces) > 1,
-        legend={"orientation": "h", "y": -0.18, "font": {"size": 11}},
-        hovermode="x unified",
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font={"size": 11},
+        annotations=[
+            {
+                "x": plot_time(when),
+                # Staggered, so marks a minute apart do not print over each other.
+                "y": 1 - 0.08 * (index % 2),
+                "xref": "x",
+                "yref": "paper",
+                "text": label,
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "top",
+                "font": {"size": 10, "color": MOMENT_COLOURS[label]},
+            }
+            for index, (label, when) in enumerate(moments)
+            if start <= when <= end
+        ]
+    )
+    yaxis = {"zeroline": False, "automargin": True, "range": [low, high]}
+    if unit in PERCENT_UNITS:
+        yaxis["ticksuffix"] = "%"
+    elif unit:
+        yaxis["title"] = {"text": unit, "font": {"size": 11}}
+    figure.update_layout(
+        time_chart_layout(start, end, yaxis, showlegend=bool(others) or len(own) > 1)
     )
     return figure.to_json()
+
+
+def _line(series_id, name: str, buckets, suffix: str, line: dict) -> go.Scatter:
+    # The name is in the hover text itself, so a trace can share a legend entry.
+    label = name.replace("%", "%%").replace("{", "(").replace("}", ")")
+    return go.Scatter(
+        x=[plot_time(bucket.ts) for bucket in buckets],
+        y=[bucket.avg for bucket in buckets],
+        mode="lines",
+        line=line,
+        name=name,
+        meta=series_id,
+        hovertemplate="%{y:.4~g}" + suffix + f"<extra>{label}</extra>",
+    )
+
+
+def _threshold_bands(rule, low: float, high: float) -> list[dict]:
+    """Where the value breaches: above the thresholds for > and >=, below them for < and <=."""
+    upward = rule.comparator in (">", ">=")
+    edge = high if upward else low
+    bands = []
+    if rule.critical_threshold is not None:
+        bands.append(("critical", rule.critical_threshold, edge))
+    if rule.warning_threshold is not None:
+        bands.append(("warning", rule.warning_threshold, rule.critical_threshold or edge))
+    return [
+        {
+            "type": "rect",
+            "xref": "paper",
+            "x0": 0,
+            "x1": 1,
+            "yref": "y",
+            "y0": bottom,
+            "y1": top,
+            "fillcolor": BAND_COLOURS[severity],
+            "line": {"width": 0},
+            "layer": "below",
+            "name": f"{severity} {rule.comparator} {bottom:g}",
+        }
+        for severity, bottom, top in bands
+    ]
+
+
+def _moment_lines(moments: Sequence[tuple[str, datetime]]) -> list[dict]:
+    return [
+        {
+            "type": "line",
+            "xref": "x",
+            "x0": plot_time(when),
+            "x1": plot_time(when),
+            "yref": "paper",
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": MOMENT_COLOURS[label], "width": 1.5, "dash": "dash"},
+            "name": label,
+        }
+        for label, when in moments
+    ]

@@ -3,6 +3,7 @@
 The page, its HTMX partial, the polling fallback and the live consumer build their context here.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -75,14 +76,23 @@ def live_points(instance_id, since: datetime) -> tuple[dict[str, list], datetime
     return points, newest
 
 
-def live_fragment(instance_id, since: datetime) -> tuple[str | None, datetime]:
+@dataclass(frozen=True)
+class LiveView:
+    """What one instance socket shows: the instance, and chart points up to ``since``."""
+
+    instance_id: uuid.UUID
+    since: datetime
+
+
+def live_fragment(view: LiveView, changes: frozenset = frozenset()) -> tuple[str | None, LiveView]:
     """What the instance socket pushes: status, details and alerts as out-of-band swaps, and the
-    chart points newer than ``since``. Returns the HTML (None if the instance is gone) and the
-    time of the newest point sent.
+    chart points newer than ``view.since``. Returns the HTML (None if the instance is gone) and
+    what the page shows afterwards.
     """
-    instance = Instance.objects.filter(pk=instance_id).first()
+    instance = Instance.objects.filter(pk=view.instance_id).first()
     if instance is None:
-        return None, since
-    points, newest = live_points(instance_id, since)
+        return None, view
+    points, newest = live_points(view.instance_id, view.since)
     context = {**side_context(instance), "points": orjson.dumps(points).decode()}
-    return render_to_string("dashboard/partials/instance_live.html", context), newest
+    html = render_to_string("dashboard/partials/instance_live.html", context)
+    return html, LiveView(view.instance_id, newest)

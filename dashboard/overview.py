@@ -222,18 +222,24 @@ def overview_context(filters: OverviewFilters) -> dict:
     }
 
 
-def live_fragment(
-    filters: OverviewFilters, updated_ids: set[str], shown_ids: list | None
-) -> tuple[str, list]:
+@dataclass(frozen=True)
+class LiveView:
+    """What one overview socket shows: its grid's filters, and the ids of the instances its grid
+    lists in order (None when unknown, e.g. right after the page swapped its grid)."""
+
+    filters: OverviewFilters = OverviewFilters()
+    shown_ids: tuple[str, ...] | None = None
+
+
+def live_fragment(view: LiveView, updated_ids: frozenset) -> tuple[str, LiveView]:
     """What the overview socket pushes: every part as an out-of-band swap.
 
-    The grid is sent whole when its membership or order changed since ``shown_ids`` (the ids the
-    page shows, None when unknown), else only the cards of ``updated_ids``. Returns the HTML and
-    the ids the page shows afterwards.
+    The grid is sent whole when its membership or order changed since ``view.shown_ids``, else
+    only the cards of ``updated_ids``. Returns the HTML and what the page shows afterwards.
     """
-    instances = filtered_instances(filters)
-    ids = [str(instance.pk) for instance in instances]
-    if ids == shown_ids:
+    instances = filtered_instances(view.filters)
+    ids = tuple(str(instance.pk) for instance in instances)
+    if ids == view.shown_ids:
         grid_mode = "cards"
         cards = instance_cards([one for one in instances if str(one.pk) in updated_ids])
     else:
@@ -244,7 +250,8 @@ def live_fragment(
         "recent_alerts": recent_alerts(),
         "recent_events": recent_events(),
         "cards": cards,
-        "filters": filters,
+        "filters": view.filters,
         "grid_mode": grid_mode,
     }
-    return render_to_string("dashboard/partials/overview_live.html", context), ids
+    html = render_to_string("dashboard/partials/overview_live.html", context)
+    return html, LiveView(view.filters, ids)

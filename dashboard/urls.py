@@ -7,8 +7,11 @@ urlpatterns = [
     path("", views.overview_page, name="overview"),
     path("instances/<uuid:pk>/", views.instance_detail, name="instance"),
     path("alerts/", views.alerts_page, name="alerts"),
+    path("alerts/<uuid:pk>/", views.alert_detail, name="alert"),
     path("alerts/<uuid:pk>/acknowledge", views.alert_acknowledge, name="alert_acknowledge"),
     path("alerts/<uuid:pk>/resolve", views.alert_resolve, name="alert_resolve"),
+    path("alerts/<uuid:pk>/silence", views.alert_silence, name="alert_silence"),
+    path("alerts/<uuid:pk>/unsilence", views.alert_unsilence, name="alert_unsilence"),
     path("explore/", views.explore_page, name="explore"),
     path("explore/data.csv", views.explore_csv, name="explore_csv"),
 ]

@@ -16,9 +16,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert
-from dashboard import explore, instance_page, overview
+from dashboard import alert_page, explore, instance_page, overview
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
-from instances.events import publish_instance_updated
 from instances.models import Instance
 
 
@@ -80,24 +79,37 @@ def alerts_page(request):
         "statuses": Alert.Status.values,
         "severities": Alert.Severity.values,
         "instances": Instance.objects.order_by("name").only("pk", "name"),
+        "silence_durations": alert_page.SILENCE_DURATIONS,
+        "default_silence": alert_page.DEFAULT_SILENCE,
     }
     if request.htmx:
         return render(request, "dashboard/partials/alerts_table.html", context)
     return render(request, "dashboard/alerts.html", context)
 
 
+def alert_detail(request, pk):
+    """Why an alert is firing: the rule's metric against its thresholds, the episode's moments,
+    its silences, earlier episodes and the notification log."""
+    alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
+    return render(request, "dashboard/alert.html", alert_page.page_context(alert))
+
+
 ALERT_FRAGMENTS = {
     "item": "dashboard/partials/alert_item.html",
     "row": "dashboard/partials/alert_row.html",
+    "detail": "dashboard/partials/alert_summary.html",
 }
 
 
 def _alert_changed(request, alert):
-    """Answer an alert action: the alert's fragment for HTMX, else back where the user was."""
-    publish_instance_updated(alert.instance_id, 0)
+    """Answer an alert action: the alert's fragment for HTMX, else back where the user was.
+
+    Open dashboards hear of the change from the alert itself (alerts/events.py).
+    """
     if request.htmx:
-        template = ALERT_FRAGMENTS.get(request.POST.get("layout"), ALERT_FRAGMENTS["item"])
-        return render(request, template, {"alert": alert})
+        layout = request.POST.get("layout")
+        template = ALERT_FRAGMENTS.get(layout, ALERT_FRAGMENTS["item"])
+        return render(request, template, alert_page.summary_context(alert))
     back = request.headers.get("Referer", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}):
         back = reverse("dashboard:alerts")
@@ -115,6 +127,25 @@ def alert_acknowledge(request, pk):
 def alert_resolve(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
     alert.resolve(request.user, note=request.POST.get("note", "").strip())
+    return _alert_changed(request, alert)
+
+
+@require_POST
+def alert_silence(request, pk):
+    """Silence the alert's problem for a while, with a comment; the alert stays listed, marked."""
+    alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
+    duration = alert_page.SILENCE_DURATIONS.get(
+        request.POST.get("duration"), alert_page.SILENCE_DURATIONS[alert_page.DEFAULT_SILENCE]
+    )
+    alert_page.silence(alert, duration, request.POST.get("comment", "").strip(), request.user)
+    return _alert_changed(request, alert)
+
+
+@require_POST
+def alert_unsilence(request, pk):
+    """End the silences covering the alert now."""
+    alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
+    alert_page.unsilence(alert)
     return _alert_changed(request, alert)
 
 

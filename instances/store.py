@@ -530,18 +530,28 @@ def metric_trends(
     sparklines for every instance in one query.
     """
     where, params = _series_filter(instance_ids, names)
+    # One row per (instance, name) with its buckets as arrays: 1,000 sparklines come back as
+    # 1,000 rows, not 40,000, and the buckets group in a hash, not an on-disk sort.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT s.instance_id, s.name, date_bin(%s, x.ts, %s) AS bucket, avg(x.value) "
-            f"FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id "
-            f"WHERE x.ts >= %s AND x.ts < %s AND {where} "
-            "GROUP BY s.instance_id, s.name, bucket ORDER BY s.instance_id, s.name, bucket",
+            "SELECT instance_id, name,"
+            " array_agg(extract(epoch FROM bucket)::float8 ORDER BY bucket),"
+            " array_agg(value ORDER BY bucket) FROM ("
+            "  SELECT s.instance_id, s.name, date_bin(%s, x.ts, %s) AS bucket,"
+            "  avg(x.value) AS value"
+            f"  FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id"
+            f"  WHERE x.ts >= %s AND x.ts < %s AND {where}"
+            "  GROUP BY s.instance_id, s.name, bucket"
+            ") buckets GROUP BY instance_id, name",
             [_stride(start, end, buckets), start, start, end] + params,
         )
-        trends: dict[tuple[object, str], list[tuple[datetime, float]]] = {}
-        for instance_id, name, bucket, value in cursor.fetchall():
-            trends.setdefault((instance_id, name), []).append((bucket, value))
-        return trends
+        return {
+            (instance_id, name): [
+                (datetime.fromtimestamp(epoch, UTC), value)
+                for epoch, value in zip(epochs, values, strict=True)
+            ]
+            for instance_id, name, epochs, values in cursor.fetchall()
+        }
 
 
 def samples_per_second(

@@ -11,6 +11,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
+from alerts.events import ALERTS_GROUP
+from alerts.models import Alert
+from dashboard import live
 from instances.events import INSTANCES_GROUP
 from instances.models import Instance
 
@@ -197,3 +200,88 @@ def test_instance_socket_for_a_deleted_instance_closes(api, session_cookie):
         return output
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4404}
+
+
+def test_acknowledging_an_alert_reaches_the_overview_and_instance_sockets(
+    api, client, session_cookie
+):
+    instance_id = ingest(api, "alerting", "Alerting Box")
+    alert = Alert.objects.create(
+        instance_id=instance_id, alert_type="HighCpu", severity="critical", message="hot"
+    )
+
+    async def scenario():
+        overview_socket = socket("/ws/overview/", session_cookie)
+        instance_socket = socket(f"/ws/instances/{instance_id}/", session_cookie)
+        assert (await overview_socket.connect())[0]
+        assert (await instance_socket.connect())[0]
+        response = await sync_to_async(client.post)(
+            f"/alerts/{alert.pk}/acknowledge", {"note": "on it"}
+        )
+        assert response.status_code == 302
+        pushed = (
+            await overview_socket.receive_from(timeout=5),
+            await instance_socket.receive_from(timeout=5),
+        )
+        await overview_socket.disconnect()
+        await instance_socket.disconnect()
+        return pushed
+
+    overview_html, instance_html = async_to_sync(scenario)()
+    for html in (overview_html, instance_html):
+        assert f'id="alert-{alert.pk}"' in html
+        assert '<span class="badge alert-acknowledged">acknowledged</span>' in html
+    assert 'id="summary"' in overview_html
+    assert 'id="instance-status"' in instance_html
+
+
+def test_an_alert_of_another_instance_is_not_pushed_to_an_instance_socket(api, session_cookie):
+    watched = ingest(api, "watched", "Watched")
+    other = ingest(api, "other", "Other")
+
+    async def scenario():
+        communicator = socket(f"/ws/instances/{watched}/", session_cookie)
+        assert (await communicator.connect())[0]
+        await get_channel_layer().group_send(
+            ALERTS_GROUP,
+            {"type": "alert.changed", "alert_id": "x", "instance_id": other, "status": "active"},
+        )
+        messages = await receive_all(communicator, 1.5)
+        await communicator.disconnect()
+        return messages
+
+    assert async_to_sync(scenario)() == []
+
+
+def test_many_overview_sockets_share_one_render_per_push_window(api, session_cookie):
+    instance_id = ingest(api, "shared", "Shared")
+    sockets = 20
+
+    async def scenario():
+        communicators = [socket("/ws/overview/", session_cookie) for _ in range(sockets)]
+        for communicator in communicators:
+            assert (await communicator.connect())[0]
+        before = live.render_counts["overview"]
+        event = {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+        for _ in range(3):
+            for _ in range(10):
+                await get_channel_layer().group_send(INSTANCES_GROUP, event)
+            await asyncio.sleep(1.2)
+        received = [await receive_all(communicator, 0) for communicator in communicators]
+        await asyncio.sleep(1.2)
+        received = [
+            first + await receive_all(communicator, 0)
+            for first, communicator in zip(received, communicators, strict=True)
+        ]
+        renders = live.render_counts["overview"] - before
+        for communicator in communicators:
+            await communicator.disconnect()
+        return received, renders
+
+    received, renders = async_to_sync(scenario)()
+    pushes = {len(messages) for messages in received}
+    assert len(pushes) == 1, "every socket got the same pushes"
+    [windows] = pushes
+    assert 2 <= windows <= 4
+    assert renders == windows
+    assert all("Shared" in messages[0] for messages in received)

@@ -1,0 +1,187 @@
+"""What the alert page shows ("why is this firing"), and silencing an alert from the dashboard.
+
+The chart is the rule's metric around the episode on the alert's instance, with the rule's
+thresholds and the episode's moments drawn in, and a few other instances in the rule's scope
+for comparison: three queries (series, instances, points) whatever the scope's size.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from alerts.evaluation import mark_silenced
+from alerts.models import Alert, AlertRule, Silence, labels_match
+from dashboard import figures
+from instances import store
+from instances.models import Instance, Series
+
+CHART_POINTS = 300
+# Shown before the episode started and after it ended, so the chart says what "normal" was.
+CONTEXT_BEFORE = timedelta(minutes=30)
+CONTEXT_AFTER = timedelta(minutes=15)
+COMPARISON_INSTANCES = 8
+COMPARISON_SERIES = 12
+PREVIOUS_EPISODES = 10
+NOTIFICATIONS_SHOWN = 50
+SILENCE_DURATIONS = {
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+DEFAULT_SILENCE = "4h"
+
+
+@dataclass(frozen=True)
+class Moment:
+    label: str
+    when: datetime
+
+
+def moments(alert: Alert) -> list[Moment]:
+    """The episode's milestones, in time order."""
+    marks = [
+        ("pending", alert.pending_since),
+        ("firing", alert.fired_at or alert.created_at),
+        ("acknowledged", alert.acknowledged_at),
+        ("resolved", alert.resolved_at),
+    ]
+    return sorted((Moment(label, when) for label, when in marks if when), key=lambda m: m.when)
+
+
+def episode_window(alert: Alert, now: datetime | None = None) -> tuple[datetime, datetime]:
+    now = now or timezone.now()
+    started = alert.pending_since or alert.fired_at or alert.created_at
+    start = started - CONTEXT_BEFORE
+    if alert.rule is not None:
+        start -= alert.rule.window
+    end = min(now, alert.resolved_at + CONTEXT_AFTER) if alert.resolved_at else now
+    return start, max(end, started + timedelta(minutes=1))
+
+
+def scope_instances(rule: AlertRule):
+    """The instances a rule watches, as a queryset (the same scopes as ``rule.in_scope``)."""
+    instances = Instance.objects.all()
+    if rule.scope == AlertRule.Scope.INSTANCE:
+        return instances.filter(pk=rule.scope_instance_id)
+    if rule.scope == AlertRule.Scope.TYPE:
+        return instances.filter(type=rule.scope_value)
+    if rule.scope == AlertRule.Scope.REGION:
+        return instances.filter(region=rule.scope_value)
+    return instances
+
+
+def rule_figure(alert: Alert, now: datetime | None = None) -> str | None:
+    """The rule's metric around the episode, as plotly JSON; None for an alert no rule raised."""
+    rule = alert.rule
+    if rule is None:
+        return None
+    start, end = episode_window(alert, now)
+    candidates = Series.objects.filter(
+        name=rule.metric, instance__in=scope_instances(rule)
+    ).order_by("instance_id", "id")
+    own, others = [], []
+    for series in candidates:
+        if not labels_match(series.labels, rule.label_matchers):
+            continue
+        if series.instance_id == alert.instance_id:
+            # The breaching series when the alert names it, else every matching one.
+            if all(series.labels.get(key) == value for key, value in alert.labels.items()):
+                own.append(series)
+        else:
+            others.append(series)
+    other_ids = list(dict.fromkeys(series.instance_id for series in others))
+    other_ids = other_ids[:COMPARISON_INSTANCES]
+    others = [series for series in others if series.instance_id in other_ids]
+    others = others[:COMPARISON_SERIES]
+    names = dict(Instance.objects.filter(pk__in=other_ids).values_list("pk", "name"))
+    points = store.points_of_series(
+        [series.pk for series in own + others], start, end, CHART_POINTS
+    )
+
+    def label(series, instance_name):
+        labels = figures.labels_text(series.labels)
+        return f"{instance_name} {labels}".strip()
+
+    unit = next((series.unit for series in own + others if series.unit), "")
+    return figures.alert_figure(
+        rule,
+        unit,
+        [(series.pk, label(series, alert.instance.name), points[series.pk]) for series in own],
+        [
+            (series.pk, label(series, names[series.instance_id]), points[series.pk])
+            for series in others
+        ],
+        [(moment.label, moment.when) for moment in moments(alert)],
+        start,
+        end,
+    )
+
+
+def covering_silences(alert: Alert) -> list[Silence]:
+    return [silence for silence in Silence.objects.active() if silence.covers(alert)]
+
+
+def page_context(alert: Alert) -> dict:
+    """Everything the alert page renders."""
+    return {
+        **summary_context(alert),
+        "figure": rule_figure(alert),
+        "previous": list(
+            Alert.objects.filter(fingerprint=alert.fingerprint)
+            .exclude(pk=alert.pk)
+            .order_by("-created_at")[:PREVIOUS_EPISODES]
+        ),
+        "notifications": list(
+            alert.notifications.select_related("channel").order_by("-created_at")[
+                :NOTIFICATIONS_SHOWN
+            ]
+        ),
+    }
+
+
+def summary_context(alert: Alert) -> dict:
+    """The alert's head panel: status, moments, actions and the silences covering it."""
+    return {
+        "alert": alert,
+        "moments": moments(alert),
+        "silences": covering_silences(alert),
+        "silence_durations": SILENCE_DURATIONS,
+        "default_silence": DEFAULT_SILENCE,
+    }
+
+
+def silence(alert: Alert, duration: timedelta, comment: str, user) -> Silence:
+    """Silence this problem (its rule or type, instance and labels) for ``duration``.
+
+    The alert keeps showing, marked; its ``silenced`` mark is refreshed at once by the same code
+    the evaluation uses, which also tells the open dashboards.
+    """
+    matchers = [
+        {"label": key, "op": "=", "value": str(value)}
+        for key, value in sorted(alert.labels.items())
+    ]
+    now = timezone.now()
+    created = Silence.objects.create(
+        rule=alert.rule,
+        instance=alert.instance,
+        matchers=matchers,
+        starts_at=now,
+        ends_at=now + duration,
+        created_by=user,
+        comment=comment or f"Silenced from the alert {alert.alert_type}.",
+    )
+    mark_silenced(list(Silence.objects.active()))
+    alert.refresh_from_db(fields=["silenced"])
+    return created
+
+
+def unsilence(alert: Alert) -> int:
+    """End now every active silence covering the alert; returns how many."""
+    ended = covering_silences(alert)
+    for one in ended:
+        one.expire()
+    mark_silenced(list(Silence.objects.active()))
+    alert.refresh_from_db(fields=["silenced"])
+    return len(ended)

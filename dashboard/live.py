@@ -1,0 +1,95 @@
+"""Live pushes: one render per page per push window, shared by every socket showing the same view.
+
+Each page (the overview, one instance) has a Feed in this process. Consumers forward what their
+channel groups announce to their page's feed; the feed coalesces: it waits GATHER_DELAY after the
+first event of a burst (and at least PUSH_INTERVAL after its last push), then renders once per
+distinct view among its sockets (sockets with the same filters and the same known state get the
+same HTML) and sends that HTML to each of them. A hundred sockets on the overview cost one render
+a second, not a hundred.
+
+A render is ``render(view, changes) -> (html, next_view)``, a plain sync function over the
+database: ``view`` is a hashable value saying what the socket shows, ``changes`` the ids the
+events named since the last push. ``html`` None means the page is gone.
+"""
+
+import asyncio
+import weakref
+from collections import Counter
+from collections.abc import Callable, Hashable
+
+from channels.db import database_sync_to_async
+
+PUSH_INTERVAL = 1.0
+# Wait this long after the first event of a burst, so the rest of it joins the same push.
+GATHER_DELAY = 0.25
+
+# Renders done so far, by feed kind ("overview", "instance"): what the fan-out test counts.
+render_counts: Counter = Counter()
+
+Render = Callable[[Hashable, frozenset], tuple[str | None, Hashable]]
+
+
+class Feed:
+    """The sockets of one page in this process, pushed together."""
+
+    def __init__(self, key: tuple, render: Render):
+        self.key = key
+        self.render = render
+        self.sockets: set = set()
+        self.changes: set[str] = set()
+        self.push_task: asyncio.Task | None = None
+        self.last_push = float("-inf")
+
+    def note(self, *changed_ids: str) -> None:
+        """Something changed: schedule one push, unless one is already pending."""
+        self.changes.update(changed_ids)
+        if self.push_task is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(GATHER_DELAY, self.last_push + PUSH_INTERVAL - loop.time())
+        self.push_task = asyncio.create_task(self.push_after(delay))
+
+    async def push_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.last_push = asyncio.get_running_loop().time()
+        # Events from here on schedule the next push; this one renders what came before.
+        self.push_task = None
+        changes, self.changes = frozenset(self.changes), set()
+        by_view: dict[Hashable, list] = {}
+        for socket in list(self.sockets):
+            by_view.setdefault(socket.view, []).append(socket)
+        for view, sockets in by_view.items():
+            html, next_view = await database_sync_to_async(self.render)(view, changes)
+            render_counts[self.key[0]] += 1
+            for socket in sockets:
+                if socket in self.sockets:
+                    await socket.deliver(html, next_view)
+
+    def stop(self) -> None:
+        if self.push_task is not None:
+            self.push_task.cancel()
+            self.push_task = None
+
+
+# Feeds by event loop, then by key: a feed's timer lives on the loop its sockets run on.
+_feeds: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+
+
+def join(key: tuple, render: Render, socket) -> Feed:
+    """Add ``socket`` (with ``view`` and ``async deliver(html, next_view)``) to its feed."""
+    feeds = _feeds.setdefault(asyncio.get_running_loop(), {})
+    feed = feeds.get(key)
+    if feed is None:
+        feed = feeds[key] = Feed(key, render)
+    feed.sockets.add(socket)
+    return feed
+
+
+def leave(feed: Feed, socket) -> None:
+    """Remove ``socket``; the last one out stops the feed."""
+    feed.sockets.discard(socket)
+    if not feed.sockets:
+        feed.stop()
+        feeds = _feeds.get(asyncio.get_running_loop(), {})
+        if feeds.get(feed.key) is feed:
+            del feeds[feed.key]
