@@ -1,4 +1,4 @@
-"""Ingest endpoints: the native batch format (PRODUCT.md section 5.1)."""
+"""Ingest endpoints: the native batch format and Prometheus remote write (PRODUCT.md 5.1, 5.3)."""
 
 import orjson
 from ninja import Router, Schema, Status
@@ -6,8 +6,9 @@ from ninja import Router, Schema, Status
 from ingestion import idempotency
 from ingestion.errors import ApiError
 from ingestion.parsers import parse_native_batch
+from ingestion.remote_write import RemoteWrite
 from ingestion.schemas import NATIVE_BATCH_SCHEMA, json_request_body
-from ingestion.storage import store_batch
+from ingestion.storage import store_batch, store_batches
 
 router = Router(tags=["ingest"])
 
@@ -63,3 +64,43 @@ def ingest(request):
         answer = {"accepted": stored.accepted, "instance_id": str(stored.instance.pk)}
         idempotency.remember(request.auth.pk, key, answer)
     return Status(202, answer)
+
+
+@router.post(
+    "/write",
+    response={204: None, **ERRORS},
+    summary="Prometheus remote write 1.0",
+    description=(
+        "A snappy-compressed protobuf `prometheus.WriteRequest` (`Content-Encoding: snappy`, "
+        "`X-Prometheus-Remote-Write-Version: 0.1.0`). The `instance` label (else `job`) names "
+        "the instance. Atomic across every instance of the request; NaN values (staleness "
+        "markers) are skipped. 4xx means the request can never succeed (Prometheus drops it), "
+        "503 means retry."
+    ),
+    openapi_extra={
+        "parameters": [
+            {
+                "in": "header",
+                "name": "Content-Encoding",
+                "required": True,
+                "schema": {"type": "string", "enum": ["snappy"]},
+            },
+            {
+                "in": "header",
+                "name": "X-Prometheus-Remote-Write-Version",
+                "required": False,
+                "schema": {"type": "string", "enum": ["0.1.0"]},
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+    },
+)
+def remote_write(request):
+    RemoteWrite.check_headers(request.headers)
+    store_batches(RemoteWrite.parse(RemoteWrite.decode(request.body)))
+    return Status(204, None)

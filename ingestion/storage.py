@@ -6,9 +6,10 @@ from functools import partial
 
 from django.db import transaction
 
+from ingestion import node_exporter
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_BATCHES, INGEST_SAMPLES
-from ingestion.parsers import ParsedMetric, ParsedSample
+from ingestion.parsers import ParsedBatch, ParsedMetric, ParsedSample
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import Instance
@@ -27,12 +28,15 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
     """Register the instance and store its samples, all or nothing.
 
     Samples already stored (same series and timestamp) are kept as they were, so a replayed batch
-    is harmless. Listeners hear of the batch once it is committed.
+    is harmless. Listeners hear of the batch once it is committed. node_exporter metrics also
+    give Vigil's host metrics (``ingestion/node_exporter.py``), stored alongside.
     """
     agent_id = instance_fields["agent_id"]
     described = {key: value for key, value in instance_fields.items() if key != "agent_id"}
     with transaction.atomic():
         instance = Instance.register(agent_id, **described)
+        accepted = len(samples)
+        samples = samples + node_exporter.host_samples(instance.pk, samples)
         keys = {s.series_ident: store.SeriesKey(s.name, s.labels, s.unit) for s in samples}
         try:
             series_ids = store.resolve_series(instance.pk, list(keys.values()))
@@ -44,7 +48,13 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
     INGEST_BATCHES.inc()
     INGEST_SAMPLES.inc(len(samples))
-    return StoredBatch(instance=instance, accepted=len(samples), new=new, series_ids=series_ids)
+    return StoredBatch(instance=instance, accepted=accepted, new=new, series_ids=series_ids)
+
+
+def store_batches(batches: list[ParsedBatch]) -> list[StoredBatch]:
+    """Store batches of several instances (one remote write request), all or nothing."""
+    with transaction.atomic():
+        return [store_batch(batch.instance, batch.samples) for batch in batches]
 
 
 def store_metrics(metrics: list[ParsedMetric]) -> list[store.Sample]:

@@ -1,0 +1,113 @@
+"""Debian's prometheus and prometheus-node-exporter as local stand-ins (installed by .ci/run).
+
+Each runs as a subprocess on a free 127.0.0.1 port with its own config and data under the test's
+tmp_path, and is stopped when the test ends.
+"""
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+
+PROMETHEUS = shutil.which("prometheus")
+NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+
+needs_prometheus = pytest.mark.skipif(
+    PROMETHEUS is None, reason="Debian package prometheus is not installed (.ci/run installs it)"
+)
+needs_node_exporter = pytest.mark.skipif(
+    NODE_EXPORTER is None,
+    reason="Debian package prometheus-node-exporter is not installed (.ci/run installs it)",
+)
+
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, interval: float = 0.25, what: str = "condition"):
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 2) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@contextmanager
+def running(args: list[str], ready_url: str, log: Path):
+    with log.open("wb") as output:
+        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until(
+            lambda: process.poll() is not None or http_get(ready_url) is not None,
+            STARTUP_SECONDS,
+            what=f"{args[0]} to answer at {ready_url}",
+        )
+        if process.poll() is not None:
+            raise AssertionError(f"{args[0]} exited: {log.read_text()[-2000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def node_exporter(tmp_path: Path):
+    """A node_exporter; yields its ``host:port`` (the ``instance`` label Prometheus gives it)."""
+    address = f"127.0.0.1:{free_port()}"
+    args = [NODE_EXPORTER, f"--web.listen-address={address}"]
+    with running(args, f"http://{address}/metrics", tmp_path / "node_exporter.log"):
+        yield address
+
+
+@contextmanager
+def prometheus(tmp_path: Path, config: str):
+    """A Prometheus with ``config`` (YAML text); yields its base URL."""
+    address = f"127.0.0.1:{free_port()}"
+    config_file = tmp_path / "prometheus.yml"
+    config_file.write_text(config)
+    args = [
+        PROMETHEUS,
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+        f"--web.listen-address={address}",
+    ]
+    with running(args, f"http://{address}/-/ready", tmp_path / "prometheus.log"):
+        yield f"http://{address}"
+
+
+def query(prometheus_url: str, promql: str) -> list[dict]:
+    """The result vector of an instant query to Prometheus's HTTP API (empty on error)."""
+    url = f"{prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    body = http_get(url)
+    if body is None:
+        return []
+    return orjson.loads(body)["data"]["result"]
