@@ -272,3 +272,9 @@ CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
     # A run still queued when the next is due is dropped, not stacked up.
     "options": {"expires": ALERT_EVALUATION_INTERVAL_SECONDS},
 }
+# Scrape targets (ingestion.ScrapeTarget): due ones are looked for every 5 s.
+CELERY_BEAT_SCHEDULE["scrape-targets"] = {
+    "task": "ingestion.scrape_targets",
+    "schedule": 5.0,
+    "options": {"expires": 5.0},
+}

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from accounts.models import AuditEvent
-from ingestion.models import IngestToken
+from ingestion.models import IngestToken, ScrapeTarget
 
 
 @admin.register(IngestToken)
@@ -28,3 +28,20 @@ class IngestTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         revoked = sum(token.revoke(actor=request.user) for token in queryset)
         messages.success(request, f"Revoked {revoked} token(s).")
+
+
+@admin.register(ScrapeTarget)
+class ScrapeTargetAdmin(admin.ModelAdmin):
+    list_display = [
+        "url", "instance", "interval_seconds", "enabled", "last_scrape_at", "last_up",
+        "last_duration",
+    ]  # fmt: skip
+    list_filter = ["enabled", "last_up"]
+    list_select_related = ["instance"]
+    search_fields = ["url", "instance__name", "instance__agent_id"]
+    autocomplete_fields = ["instance"]
+    fields = [
+        "instance", "url", "interval_seconds", "enabled", "last_scrape_at", "last_up",
+        "last_duration", "last_error",
+    ]  # fmt: skip
+    readonly_fields = ["last_scrape_at", "last_up", "last_duration", "last_error"]

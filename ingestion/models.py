@@ -1,8 +1,11 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.core.validators import MinValueValidator
+from django.db import models, transaction
+from django.db.models import ExpressionWrapper, F
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -10,6 +13,8 @@ from accounts.models import AuditEvent
 TOKEN_PREFIX = "vgl_"
 # last_used is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION_SECONDS = 60
+# Celery beat looks for due scrape targets this often (config/settings.py schedules it).
+SCRAPE_TICK_SECONDS = 5
 
 
 def hash_token(token: str) -> str:
@@ -95,3 +100,68 @@ class IngestToken(models.Model):
         if revoked:
             AuditEvent.record(actor, "token.revoke", self)
         return bool(revoked)
+
+
+class ScrapeTarget(models.Model):
+    """A Prometheus exposition endpoint of an instance (say, its node_exporter), scraped by Vigil.
+
+    Each scrape stores the samples it exposes on the instance, plus ``up`` (1 or 0) and
+    ``scrape_duration_seconds`` labelled with the target's URL; the shipped "TargetDown" rule
+    turns ``up`` 0 into a critical alert, which makes the instance unhealthy.
+    """
+
+    instance = models.ForeignKey(
+        "instances.Instance", on_delete=models.CASCADE, related_name="scrape_targets"
+    )
+    url = models.URLField(max_length=500, help_text="e.g. http://host:9100/metrics")
+    interval_seconds = models.PositiveIntegerField(
+        "interval (seconds)", default=30, validators=[MinValueValidator(5)]
+    )
+    enabled = models.BooleanField(default=True)
+    last_scrape_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_up = models.BooleanField(null=True, editable=False)
+    last_duration = models.FloatField("last duration (seconds)", null=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["instance__name", "url"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "url"], name="scrape_target_unique_url")
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @classmethod
+    def claim_due(cls, now=None, limit: int = 1000) -> list["ScrapeTarget"]:
+        """Enabled targets whose interval has passed, stamped as scraped ``now``.
+
+        Rows another worker holds are skipped and the claim commits at once, so two workers
+        never scrape one target in the same interval.
+        """
+        now = now or timezone.now()
+        # A beat tick of slack, so a target is not scraped a whole tick late every time.
+        slack = timedelta(seconds=SCRAPE_TICK_SECONDS / 2)
+        interval = ExpressionWrapper(
+            F("interval_seconds") * timedelta(seconds=1), output_field=models.DurationField()
+        )
+        with transaction.atomic():
+            due = list(
+                cls.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("instance")
+                .annotate(due_at=F("last_scrape_at") + interval)
+                .filter(
+                    models.Q(last_scrape_at__isnull=True) | models.Q(due_at__lte=now + slack),
+                    enabled=True,
+                )
+                .order_by("last_scrape_at")[:limit]
+            )
+            cls.objects.filter(pk__in=[target.pk for target in due]).update(last_scrape_at=now)
+        for target in due:
+            target.last_scrape_at = now
+        return due
+
+    def record(self, up: bool, duration: float, error: str = "") -> None:
+        self.last_up, self.last_duration, self.last_error = up, duration, error
+        self.save(update_fields=["last_up", "last_duration", "last_error"])

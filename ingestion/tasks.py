@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from ingestion import scrape
+
+
+@shared_task(name="ingestion.scrape_targets", ignore_result=True)
+def scrape_targets() -> None:
+    """Scrape the due scrape targets once (each claimed by one worker only)."""
+    scrape.scrape_due_targets()

@@ -1,0 +1,116 @@
+import importlib
+import threading
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.db import connection, transaction
+from django.utils import timezone
+
+from alerts.evaluation import evaluate_rules
+from alerts.models import Alert
+from ingestion.models import ScrapeTarget
+from ingestion.tasks import scrape_targets
+from instances import store
+from instances.models import Instance
+from tests.prometheus_services import free_port, needs_node_exporter, node_exporter
+
+
+def latest(agent_id: str) -> dict:
+    instance = Instance.objects.get(agent_id=agent_id)
+    return {
+        (v.name, tuple(sorted(v.labels.items()))): v.value
+        for v in store.latest_values(instance_ids=[instance.pk])
+    }
+
+
+def target_for(url: str, agent_id: str = "host-1", **fields) -> ScrapeTarget:
+    return ScrapeTarget.objects.create(
+        instance=Instance.register(agent_id), url=url, interval_seconds=15, **fields
+    )
+
+
+@needs_node_exporter
+@pytest.mark.django_db(transaction=True)
+def test_scraping_a_node_exporter_stores_its_samples_and_up_1(tmp_path):
+    with node_exporter(tmp_path) as exporter:
+        url = f"http://{exporter}/metrics"
+        target = target_for(url)
+        scrape_targets.delay()
+    values = latest("host-1")
+    assert ("node_load1", ()) in values
+    assert ("node_memory_MemTotal_bytes", ()) in values
+    assert values[("up", (("target", url),))] == 1.0
+    assert values[("scrape_duration_seconds", (("target", url),))] > 0
+    assert ("memory_usage", ()) in values  # derived from node_exporter's metrics
+    target.refresh_from_db()
+    assert (target.last_up, target.last_error) == (True, "")
+    assert target.last_scrape_at is not None and target.last_duration > 0
+
+
+@pytest.fixture
+def target_down_rule():
+    """The rule the data migration ships (a transactional test's flush removes it)."""
+    importlib.import_module("alerts.migrations.0004_target_down_rule").add_rule(apps, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_target_records_up_0_and_its_instance_becomes_unhealthy(target_down_rule):
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    target = target_for(url)
+    scrape_targets.delay()
+    target.refresh_from_db()
+    assert target.last_up is False
+    assert "fetch failed" in target.last_error
+    assert latest("host-1")[("up", (("target", url),))] == 0.0
+
+    now = timezone.now()
+    evaluate_rules(now)  # pending: TargetDown waits a minute before firing
+    evaluate_rules(now + timedelta(seconds=61))
+    alert = Alert.objects.get(instance=target.instance, alert_type="TargetDown")
+    assert alert.severity == Alert.Severity.CRITICAL
+    assert Instance.objects.get(pk=target.instance.pk).status == Instance.Status.UNHEALTHY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_that_is_not_the_text_format_is_a_failed_scrape(live_server):
+    target = target_for(f"{live_server.url}/healthz")
+    scrape_targets.delay()
+    target.refresh_from_db()
+    assert target.last_up is False
+    assert "not Prometheus text format" in target.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_due_enabled_targets_are_claimed_and_each_once():
+    now = timezone.now()
+    due = target_for("http://127.0.0.1:1/a")
+    target_for("http://127.0.0.1:1/b", enabled=False)
+    soon = target_for("http://127.0.0.1:1/c", last_scrape_at=now - timedelta(seconds=5))
+    old = target_for("http://127.0.0.1:1/d", last_scrape_at=now - timedelta(seconds=20))
+    assert {t.pk for t in ScrapeTarget.claim_due(now)} == {due.pk, old.pk}
+    assert ScrapeTarget.claim_due(now) == []
+    later = {t.pk for t in ScrapeTarget.claim_due(now + timedelta(seconds=15))}
+    assert later == {due.pk, old.pk, soon.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_target_another_worker_holds_is_skipped_not_waited_for():
+    held, other = target_for("http://127.0.0.1:1/a"), target_for("http://127.0.0.1:1/b")
+    locked, release = threading.Event(), threading.Event()
+
+    def other_worker():
+        with transaction.atomic():
+            ScrapeTarget.objects.select_for_update().get(pk=held.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    try:
+        assert locked.wait(10)
+        assert [t.pk for t in ScrapeTarget.claim_due()] == [other.pk]
+    finally:
+        release.set()
+        worker.join()
