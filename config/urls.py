@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from config import monitoring
 from config.api import api
+from ingestion.views import federate
 
 # Admin logins go through allauth too, so its rate limits (and later MFA and audit) apply.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -15,6 +16,7 @@ urlpatterns = [
     path("healthz", monitoring.healthz, name="healthz"),
     path("readyz", monitoring.readyz, name="readyz"),
     path("metrics", monitoring.metrics, name="metrics"),
+    path("federate", federate, name="federate"),
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("accounts/tokens/", include("ingestion.urls")),

@@ -1,11 +1,19 @@
-"""The Admins' ingest tokens page: list, create (the token is shown once), revoke."""
+"""The Admins' ingest tokens page (list, create — the token is shown once —, revoke), and
+``/federate`` for Prometheus servers that scrape Vigil."""
 
 from django import forms
+from django.contrib.auth.decorators import login_not_required
+from django.db import DataError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from accounts.permissions import Role, role_required
+from accounts.permissions import Role, has_role, role_required
+from ingestion import federation
+from ingestion.exposition import CONTENT_TYPE, TextExposition
 from ingestion.models import IngestToken
+from instances import store
 
 
 class TokenForm(forms.ModelForm):
@@ -42,3 +50,41 @@ def token_revoke(request, pk):
     if request.htmx:
         return render(request, "ingestion/partials/token_row.html", {"token": token})
     return redirect("ingestion:tokens")
+
+
+@login_not_required
+@require_GET
+def federate(request):
+    """The latest value of every series matching a ``match[]`` selector, in the text format.
+
+    For a Prometheus scraping Vigil (``honor_labels: true`` keeps the ``instance`` label, the
+    agent id): authenticated by an API token (``Authorization: Bearer``) or a Viewer's session.
+    """
+    if not _may_read(request):
+        response = _text("Send Authorization: Bearer <token>, or log in.\n", 401)
+        response["WWW-Authenticate"] = 'Bearer realm="vigil"'
+        return response
+    raw = request.GET.getlist("match[]")
+    if not raw or len(raw) > federation.MAX_SELECTORS:
+        return _text(f"give 1 to {federation.MAX_SELECTORS} match[] selectors\n", 400)
+    try:
+        selectors = [federation.parse_selector(text) for text in raw]
+        values = store.latest_matching(selectors, since=timezone.now() - federation.LOOKBACK)
+    except (ValueError, DataError) as error:
+        return _text(f"{str(error).splitlines()[0]}\n", 400)
+    page = TextExposition.render(
+        (value.name, {**value.labels, "instance": value.agent_id}, value.value, value.ts)
+        for value in values
+    )
+    return HttpResponse(page, content_type=CONTENT_TYPE)
+
+
+def _may_read(request) -> bool:
+    if has_role(request.user, Role.VIEWER):
+        return True
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and IngestToken.authenticate(token.strip()) is not None
+
+
+def _text(message: str, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")

@@ -623,3 +623,58 @@ def window_values(
             SeriesValue(instance_id, series_id, _as_dict(labels), value)
             for instance_id, series_id, labels, value in cursor.fetchall()
         ]
+
+
+# --- federation -----------------------------------------------------------------------------
+
+INSTANCE_TABLE = "instances_instance"
+# Columns a matcher may name besides labels: the metric name and the instance's agent id.
+_MATCHER_COLUMNS = {"__name__": "s.name", "instance": "i.agent_id"}
+_MATCHER_OPS = {
+    "=": "{} = %s",
+    "!=": "{} <> %s",
+    "=~": "{} ~ ('^(?:' || %s || ')$')",
+    "!~": "{} !~ ('^(?:' || %s || ')$')",
+}
+
+
+@dataclass(frozen=True)
+class AgentValue:
+    agent_id: str
+    name: str
+    labels: dict
+    ts: datetime
+    value: float
+
+
+def latest_matching(selectors: Sequence[Sequence[dict]], since: datetime) -> list[AgentValue]:
+    """The newest sample since ``since`` of every series matching any of ``selectors``.
+
+    A selector is a list of matchers (``{"label", "op", "value"}``, op one of = != =~ !~) that
+    must all hold; ``__name__`` is the metric name, ``instance`` the instance's agent id, and a
+    missing label compares as "" (as in Prometheus). One query, by metric name then agent id.
+    """
+    alternatives, params = [], [since]
+    for matchers in selectors:
+        clauses = []
+        for matcher in matchers:
+            column = _MATCHER_COLUMNS.get(matcher["label"])
+            if column is None:
+                column = "coalesce(s.labels->>%s, '')"
+                params.append(matcher["label"])
+            clauses.append(_MATCHER_OPS[matcher["op"]].format(column))
+            params.append(matcher["value"])
+        alternatives.append("(" + (" AND ".join(clauses) or "TRUE") + ")")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.agent_id, s.name, s.labels, l.ts, l.value FROM {SERIES_TABLE} s "
+            f"JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id CROSS JOIN LATERAL ("
+            f"  SELECT ts, value FROM {SAMPLES_TABLE} "
+            "  WHERE series_id = s.id AND ts >= %s ORDER BY ts DESC LIMIT 1) l "
+            f"WHERE {' OR '.join(alternatives) or 'FALSE'} ORDER BY s.name, i.agent_id, s.id",
+            params,
+        )
+        return [
+            AgentValue(agent_id, name, _as_dict(labels), ts, value)
+            for agent_id, name, labels, ts, value in cursor.fetchall()
+        ]
