@@ -2,13 +2,16 @@ from django.core import signing
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from accounts.permissions import Role, role_required
 from alerts import links
 from alerts.models import Alert
 
 
 @require_GET
+@role_required(Role.OPERATOR)
 def acknowledge_link(request, token):
-    """The one-click Acknowledge link of a notification (login is required by middleware).
+    """The one-click Acknowledge link of a notification, for Operators (anonymous visitors log in
+    first and come back here, by middleware).
 
     Refuses a link that was not signed here (400) and one whose episode is over (410).
     """

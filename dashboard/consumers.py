@@ -1,11 +1,14 @@
 """Websocket consumers of the live dashboard, one per page kind.
 
-They are thin: refuse anonymous sockets (the origin is checked in config/asgi.py), join the groups
-instances/events.py and alerts/events.py publish to, and hand what they hear to their page's feed
-(dashboard/live.py), which coalesces bursts and renders once per view for all its sockets with
-the page's own templates (dashboard/overview.py, dashboard/instance_page.py).
+They are thin: refuse sockets without the Viewer role (the origin is checked in config/asgi.py),
+join the groups instances/events.py and alerts/events.py publish to, and hand what they hear to
+their page's feed (dashboard/live.py), which coalesces bursts and renders once per view for all
+its sockets with the page's own templates (dashboard/overview.py, dashboard/instance_page.py).
+Whether the user may act on alerts is part of the view, so Operators and Viewers get their own
+renders.
 """
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -13,29 +16,27 @@ import orjson
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import QueryDict
 
+from accounts.permissions import Role, RoleRequiredConsumer, scope_has_role
 from alerts.events import ALERTS_GROUP
 from dashboard import instance_page, live, overview
 from instances.events import INSTANCES_GROUP, instance_group
 
-UNAUTHENTICATED = 4401
 GONE = 4404
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
+class LiveConsumer(RoleRequiredConsumer, AsyncWebsocketConsumer):
     """Session-authenticated socket fed by its page's shared feed.
 
     A subclass says which groups it hears (``groups_to_join``), which feed it belongs to
-    (``feed_key``), how that feed renders (``render``) and what it shows at first (``view``).
+    (``feed_key``), how that feed renders (``render``) and what it shows at first (``view``,
+    given ``can_operate``).
     """
 
+    required_role = Role.VIEWER
     render = None
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            # Refused during the handshake: an anonymous socket is never accepted.
-            await self.close(code=UNAUTHENTICATED)
-            return
+        self.can_operate = await scope_has_role(self.scope, Role.OPERATOR)
         self.live_groups = self.groups_to_join()
         for group in self.live_groups:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -67,7 +68,7 @@ class OverviewConsumer(LiveConsumer):
     render = staticmethod(overview.live_fragment)
 
     def groups_to_join(self):
-        self.view = overview.LiveView()
+        self.view = overview.LiveView(can_operate=self.can_operate)
         return [INSTANCES_GROUP, ALERTS_GROUP]
 
     def feed_key(self):
@@ -82,7 +83,7 @@ class OverviewConsumer(LiveConsumer):
         if isinstance(message, dict) and isinstance(message.get("filters"), str):
             filters = overview.OverviewFilters.from_query(QueryDict(message["filters"]))
             # The page swapped its grid: the next push sends it whole.
-            self.view = overview.LiveView(filters, None)
+            self.view = dataclasses.replace(self.view, filters=filters, shown_ids=None)
 
     async def instance_updated(self, event):
         self.feed.note(event["instance_id"])
@@ -106,7 +107,7 @@ class InstanceConsumer(LiveConsumer):
             since = datetime.fromtimestamp(int(query.get("since", "")), UTC)
         except (ValueError, OverflowError, OSError):
             since = datetime.now(UTC)
-        self.view = instance_page.LiveView(instance_id, since)
+        self.view = instance_page.LiveView(instance_id, since, self.can_operate)
         return [instance_group(instance_id), ALERTS_GROUP]
 
     def feed_key(self):

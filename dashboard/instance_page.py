@@ -4,7 +4,7 @@ The page, its HTMX partial, the polling fallback and the live consumer build the
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import groupby
 
@@ -78,10 +78,12 @@ def live_points(instance_id, since: datetime) -> tuple[dict[str, list], datetime
 
 @dataclass(frozen=True)
 class LiveView:
-    """What one instance socket shows: the instance, and chart points up to ``since``."""
+    """What one instance socket shows: the instance, chart points up to ``since``, and whether
+    its user gets the alert controls."""
 
     instance_id: uuid.UUID
     since: datetime
+    can_operate: bool = False
 
 
 def live_fragment(view: LiveView, changes: frozenset = frozenset()) -> tuple[str | None, LiveView]:
@@ -93,6 +95,10 @@ def live_fragment(view: LiveView, changes: frozenset = frozenset()) -> tuple[str
     if instance is None:
         return None, view
     points, newest = live_points(view.instance_id, view.since)
-    context = {**side_context(instance), "points": orjson.dumps(points).decode()}
+    context = {
+        **side_context(instance),
+        "points": orjson.dumps(points).decode(),
+        "can_operate": view.can_operate,
+    }
     html = render_to_string("dashboard/partials/instance_live.html", context)
-    return html, LiveView(view.instance_id, newest)
+    return html, replace(view, since=newest)

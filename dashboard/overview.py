@@ -4,7 +4,7 @@ The page, its HTMX partials, the polling fallback and the live consumer all buil
 here, so they render the same templates from the same data.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -224,11 +224,13 @@ def overview_context(filters: OverviewFilters) -> dict:
 
 @dataclass(frozen=True)
 class LiveView:
-    """What one overview socket shows: its grid's filters, and the ids of the instances its grid
-    lists in order (None when unknown, e.g. right after the page swapped its grid)."""
+    """What one overview socket shows: its grid's filters, the ids of the instances its grid
+    lists in order (None when unknown, e.g. right after the page swapped its grid), and whether
+    its user gets the alert controls."""
 
     filters: OverviewFilters = OverviewFilters()
     shown_ids: tuple[str, ...] | None = None
+    can_operate: bool = False
 
 
 def live_fragment(view: LiveView, updated_ids: frozenset) -> tuple[str, LiveView]:
@@ -252,6 +254,7 @@ def live_fragment(view: LiveView, updated_ids: frozenset) -> tuple[str, LiveView
         "cards": cards,
         "filters": view.filters,
         "grid_mode": grid_mode,
+        "can_operate": view.can_operate,
     }
     html = render_to_string("dashboard/partials/overview_live.html", context)
-    return html, LiveView(view.filters, ids)
+    return html, replace(view, shown_ids=ids)

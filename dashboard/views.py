@@ -2,7 +2,8 @@
 
 A page renders its full template; an HTMX request to the same URL renders the fragment the page
 includes, picked by the element that asked (``HX-Target``): one template, two entry points.
-Login is required everywhere by middleware.
+Login is required everywhere by middleware; reading needs the Viewer role, acting on alerts the
+Operator role.
 """
 
 import csv
@@ -15,12 +16,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.permissions import Role, role_required
 from alerts.models import Alert
 from dashboard import alert_page, explore, instance_page, overview
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
 
 
+@role_required(Role.VIEWER)
 def overview_page(request):
     """Summary cards, the instance grid with its filters, recent alerts and events."""
     filters = overview.OverviewFilters.from_query(request.GET)
@@ -35,6 +38,7 @@ def overview_page(request):
     return render(request, "dashboard/overview.html", context)
 
 
+@role_required(Role.VIEWER)
 def instance_detail(request, pk):
     """An instance's charts over a time range, its metadata and its alerts."""
     instance = get_object_or_404(Instance, pk=pk)
@@ -59,6 +63,7 @@ def instance_detail(request, pk):
 ALERTS_PAGE_SIZE = 100
 
 
+@role_required(Role.VIEWER)
 def alerts_page(request):
     """Alerts newest first, filtered by status, severity and instance."""
     filters = {key: request.GET.get(key, "").strip() for key in ("status", "severity", "instance")}
@@ -87,6 +92,7 @@ def alerts_page(request):
     return render(request, "dashboard/alerts.html", context)
 
 
+@role_required(Role.VIEWER)
 def alert_detail(request, pk):
     """Why an alert is firing: the rule's metric against its thresholds, the episode's moments,
     its silences, earlier episodes and the notification log."""
@@ -117,6 +123,7 @@ def _alert_changed(request, alert):
 
 
 @require_POST
+@role_required(Role.OPERATOR)
 def alert_acknowledge(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
     alert.acknowledge(request.user, note=request.POST.get("note", "").strip())
@@ -124,6 +131,7 @@ def alert_acknowledge(request, pk):
 
 
 @require_POST
+@role_required(Role.OPERATOR)
 def alert_resolve(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
     alert.resolve(request.user, note=request.POST.get("note", "").strip())
@@ -131,6 +139,7 @@ def alert_resolve(request, pk):
 
 
 @require_POST
+@role_required(Role.OPERATOR)
 def alert_silence(request, pk):
     """Silence the alert's problem for a while, with a comment; the alert stays listed, marked."""
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
@@ -142,6 +151,7 @@ def alert_silence(request, pk):
 
 
 @require_POST
+@role_required(Role.OPERATOR)
 def alert_unsilence(request, pk):
     """End the silences covering the alert now."""
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
@@ -149,6 +159,7 @@ def alert_unsilence(request, pk):
     return _alert_changed(request, alert)
 
 
+@role_required(Role.VIEWER)
 def explore_page(request):
     """Any metric, filtered by instance and labels, aggregated per bucket, as a chart."""
     query = explore.ExploreQuery.from_query(request.GET)
@@ -167,6 +178,7 @@ def explore_page(request):
     return render(request, "dashboard/explore.html", context)
 
 
+@role_required(Role.VIEWER)
 def explore_csv(request):
     """The explore chart's points as CSV, for the same query."""
     query = explore.ExploreQuery.from_query(request.GET)

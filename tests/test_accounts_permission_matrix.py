@@ -1,74 +1,250 @@
-"""Who may open each accounts page and endpoint: anonymous, no role, Viewer, Operator, Admin."""
+"""Who may open each page, HTMX partial, endpoint and websocket: anonymous, a user without a role,
+Viewer, Operator and Admin, each with the exact status (or close code) they get."""
 
+import orjson
 import pytest
+from asgiref.sync import async_to_sync
 from django.urls import reverse
 
 from accounts.permissions import Role
+from alerts import links
+from alerts.models import Alert
 from ingestion.models import IngestToken
+from instances.models import Instance
+from tests.test_dashboard_live import session_cookie_of, socket
 
-pytestmark = pytest.mark.django_db
+ROLES = [None, "none", Role.VIEWER, Role.OPERATOR, Role.ADMIN]
+HTMX = {"HX-Request": "true"}
 
 LOGIN = 302  # sent to the login page
+LOGIN_HTMX = 401  # told to load the login page whole (HX-Redirect)
 ANYONE_BUT_ADMIN_REFUSED = {None: LOGIN, "none": 403, Role.VIEWER: 403, Role.OPERATOR: 403}
+VIEWERS = {None: LOGIN, "none": 403, Role.VIEWER: 200, Role.OPERATOR: 200, Role.ADMIN: 200}
+VIEWERS_HTMX = {**VIEWERS, None: LOGIN_HTMX}
+# A form POST answers with a redirect back; an HTMX one with the alert's fragment.
+OPERATORS = {None: LOGIN, "none": 403, Role.VIEWER: 403, Role.OPERATOR: 302, Role.ADMIN: 302}
+OPERATORS_HTMX = {**OPERATORS, None: LOGIN_HTMX, Role.OPERATOR: 200, Role.ADMIN: 200}
+DJANGO_ADMIN = {role: LOGIN for role in ROLES} | {Role.ADMIN: 200}
+LOGGED_IN = {role: 200 for role in ROLES} | {None: LOGIN}
+EVERYONE = {role: 200 for role in ROLES}
+# The API authenticates with bearer tokens only: a session is not enough.
+NO_SESSION_API = {role: 401 for role in ROLES}
 
 
-def urls(target_user, token):
-    return [
-        ("get", reverse("accounts:users"), {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
+def alert_on(instance, alert_type) -> Alert:
+    return Alert.objects.create(instance=instance, alert_type=alert_type, severity="critical")
+
+
+def endpoints(target_user, token):
+    """(method, url, data, headers, expected status by role) for every route Vigil serves.
+
+    Each state-changing endpoint gets its own alert, so the order they are called in does not
+    matter.
+    """
+    instance = Instance.objects.create(agent_id="web-1", name="Web One")
+    alert = alert_on(instance, "Shown")
+    acted = {
+        action: {layout: alert_on(instance, f"{action}-{layout}") for layout in ("form", "htmx")}
+        for action in ("acknowledge", "resolve", "silence", "unsilence")
+    }
+    linked = alert_on(instance, "Linked")
+    pages = [
+        ("get", "/", {}, {}, VIEWERS),
+        ("get", "/", {}, {**HTMX, "HX-Target": "instance-grid"}, VIEWERS_HTMX),
+        ("get", "/", {}, {**HTMX, "HX-Target": "overview-poll"}, VIEWERS_HTMX),
+        ("get", f"/instances/{instance.pk}/", {}, {}, VIEWERS),
+        (
+            "get",
+            f"/instances/{instance.pk}/",
+            {"range": "6h"},
+            {**HTMX, "HX-Target": "instance-charts"},
+            VIEWERS_HTMX,
+        ),  # noqa: E501
+        (
+            "get",
+            f"/instances/{instance.pk}/",
+            {},
+            {**HTMX, "HX-Target": "instance-poll"},
+            VIEWERS_HTMX,
+        ),  # noqa: E501
+        ("get", "/alerts/", {}, {}, VIEWERS),
+        ("get", "/alerts/", {"status": "active"}, HTMX, VIEWERS_HTMX),
+        ("get", f"/alerts/{alert.pk}/", {}, {}, VIEWERS),
+        ("get", "/explore/", {}, {}, VIEWERS),
+        ("get", "/explore/", {"metric": "cpu_usage"}, HTMX, VIEWERS_HTMX),
+        ("get", "/explore/data.csv", {"metric": "cpu_usage"}, {}, VIEWERS),
+    ]
+    actions = []
+    for action, alerts in acted.items():
+        data = {"note": "x"} if action in ("acknowledge", "resolve") else {"duration": "1h"}
+        url = f"/alerts/{{}}/{action}"
+        actions += [
+            ("post", url.format(alerts["form"].pk), data, {"Referer": "/alerts/"}, OPERATORS),
+            (
+                "post",
+                url.format(alerts["htmx"].pk),
+                {**data, "layout": "row"},
+                HTMX,
+                OPERATORS_HTMX,
+            ),  # noqa: E501
+        ]
+    ack_link = reverse("alerts:acknowledge_link", args=[links.sign(linked)])
+    actions.append(("get", ack_link, {}, {}, OPERATORS))
+    accounts = [
+        ("get", reverse("accounts:users"), {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
         (
             "post",
             reverse("accounts:user_role", args=[target_user.pk]),
             {"role": "viewer"},
+            {},
             {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 302},
         ),
-        ("get", reverse("accounts:audit"), {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
-        ("get", reverse("ingestion:tokens"), {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
+        ("get", reverse("accounts:audit"), {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
+        ("get", reverse("ingestion:tokens"), {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
         (
             "post",
             reverse("ingestion:tokens"),
             {"name": "x", "scope": "read"},
+            {},
             {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 201},
         ),
         (
             "post",
             reverse("ingestion:token_revoke", args=[token.pk]),
             {},
+            {},
             {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 302},
         ),
-        (
-            "get",
-            reverse("admin:index"),
-            {},
-            {None: LOGIN, "none": LOGIN, Role.VIEWER: LOGIN, Role.OPERATOR: LOGIN, Role.ADMIN: 200},
-        ),
-        (
-            "get",
-            reverse("admin:ingestion_ingesttoken_changelist"),
-            {},
-            {None: LOGIN, "none": LOGIN, Role.VIEWER: LOGIN, Role.OPERATOR: LOGIN, Role.ADMIN: 200},
-        ),
-        (
-            "get",
-            reverse("admin:accounts_auditevent_changelist"),
-            {},
-            {None: LOGIN, "none": LOGIN, Role.VIEWER: LOGIN, Role.OPERATOR: LOGIN, Role.ADMIN: 200},
-        ),
+        # Anyone may log in; a logged-in user is sent on to the dashboard.
+        ("get", reverse("account_login"), {}, {}, {role: 302 for role in ROLES} | {None: 200}),
+        # Their own account's pages need a login, not a role.
+        ("get", reverse("account_email"), {}, {}, LOGGED_IN),
+        ("get", reverse("account_change_password"), {}, {}, LOGGED_IN),
+        ("get", reverse("mfa_index"), {}, {}, LOGGED_IN),
+        ("get", reverse("socialaccount_connections"), {}, {}, LOGGED_IN),
+        ("get", reverse("admin:index"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:ingestion_ingesttoken_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:accounts_auditevent_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:alerts_alert_changelist"), {}, {}, DJANGO_ADMIN),
     ]
+    api = [
+        ("get", "/api/v1/instances", {}, {}, NO_SESSION_API),
+        ("get", "/api/v1/alerts", {}, {}, NO_SESSION_API),
+        ("get", "/api/v1/analytics/dashboard", {}, {}, NO_SESSION_API),
+        ("put", f"/api/v1/alerts/{alert.pk}", {"status": "resolved"}, {}, NO_SESSION_API),
+        ("post", "/api/v1/ingest", {"samples": []}, {}, NO_SESSION_API),
+    ]
+    # For load balancers and Prometheus: no login at all.
+    public = [("get", "/healthz", {}, {}, EVERYONE), ("get", "/metrics", {}, {}, EVERYONE)]
+    return pages + actions + accounts + api + public
 
 
-@pytest.mark.parametrize("role", [None, "none", Role.VIEWER, Role.OPERATOR, Role.ADMIN])
+def call(client, method, url, data, headers):
+    if url.startswith("/api/") and method != "get":
+        return client.generic(
+            method.upper(), url, orjson.dumps(data), "application/json", headers=headers
+        )
+    return getattr(client, method)(url, data, headers=headers)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
 def test_each_role_gets_exactly_the_expected_status(client, user_with_role, role):
     target_user = user_with_role(Role.VIEWER, "target")
     token, _ = IngestToken.issue("agent")
     if role is not None:
         client.force_login(user_with_role(None if role == "none" else role, "me"))
+    routes = endpoints(target_user, token)
 
     statuses = {
-        (method, url): getattr(client, method)(url, data).status_code
-        for method, url, data, _ in urls(target_user, token)
+        (method, url, str(headers)): call(client, method, url, data, headers).status_code
+        for method, url, data, headers, _ in routes
     }
 
     expected = {
-        (method, url): by_role[role] for method, url, _, by_role in urls(target_user, token)
+        (method, url, str(headers)): by_role[role] for method, url, _, headers, by_role in routes
     }
     assert statuses == expected
+
+
+SOCKET_EXPECTED = {
+    None: (False, 4401),
+    "none": (False, 4403),
+    Role.VIEWER: (True, None),
+    Role.OPERATOR: (True, None),
+    Role.ADMIN: (True, None),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_with_role, role):
+    instance = Instance.objects.create(agent_id="web-1", name="Web One")
+    cookie = None
+    if role is not None:
+        cookie = session_cookie_of(client, user_with_role(None if role == "none" else role, "me"))
+
+    async def handshakes():
+        results = {}
+        for path in ("/ws/overview/", f"/ws/instances/{instance.pk}/"):
+            communicator = socket(path, cookie)
+            results[path] = await communicator.connect()
+            await communicator.disconnect()
+        return results
+
+    assert async_to_sync(handshakes)() == {
+        "/ws/overview/": SOCKET_EXPECTED[role],
+        f"/ws/instances/{instance.pk}/": SOCKET_EXPECTED[role],
+    }
+
+
+CONTROLS = ("Acknowledge</button>", "Resolve</button>", "Silence</button>", "Unsilence")
+
+
+@pytest.fixture
+def open_alerts(db) -> tuple[Instance, Alert]:
+    """An instance with an active alert, and a silenced one (which offers Unsilence)."""
+    instance = Instance.objects.create(agent_id="web-1", name="Web One")
+    alert = alert_on(instance, "DiskFull")
+    silenced = alert_on(instance, "Silenced")
+    Alert.objects.filter(pk=silenced.pk).update(silenced=True)
+    return instance, alert
+
+
+def test_a_viewer_sees_no_alert_controls_and_is_refused_by_their_endpoints(
+    client, user_with_role, open_alerts
+):
+    instance, alert = open_alerts
+    client.force_login(user_with_role(Role.VIEWER, "victor"))
+
+    pages = ["/", f"/instances/{instance.pk}/", "/alerts/", f"/alerts/{alert.pk}/"]
+    shown = {url: client.get(url).content.decode() for url in pages}
+    refused = {
+        action: client.post(f"/alerts/{alert.pk}/{action}", {"layout": "row"}, headers=HTMX)
+        for action in ("acknowledge", "resolve", "silence", "unsilence")
+    }
+
+    for url, html in shown.items():
+        assert "DiskFull" in html, url
+        assert [control for control in CONTROLS if control in html] == [], url
+    assert {action: response.status_code for action, response in refused.items()} == {
+        "acknowledge": 403,
+        "resolve": 403,
+        "silence": 403,
+        "unsilence": 403,
+    }
+    alert.refresh_from_db()
+    assert (alert.status, alert.silenced, alert.acknowledged_by) == ("active", False, None)
+
+
+def test_an_operator_sees_the_alert_controls(client, user_with_role, open_alerts):
+    _, alert = open_alerts
+    client.force_login(user_with_role(Role.OPERATOR, "olga"))
+
+    overview = client.get("/").content.decode()
+    alerts = client.get("/alerts/").content.decode()
+    detail = client.get(f"/alerts/{alert.pk}/").content.decode()
+
+    assert f'hx-post="/alerts/{alert.pk}/acknowledge"' in overview
+    assert [control for control in CONTROLS if control not in alerts] == []
+    assert [control for control in CONTROLS[:3] if control not in detail] == []

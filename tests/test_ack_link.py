@@ -9,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.permissions import Role
 from alerts import links
 from alerts.models import Alert, AlertRule, NotificationChannel
 from instances.models import Instance
@@ -20,8 +21,9 @@ LOGIN_URL = reverse("account_login")
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", "alice@example.com", PASSWORD)
+def alice(user_with_role):
+    """An Operator: acknowledging needs the role."""
+    return user_with_role(Role.OPERATOR, "alice", PASSWORD)
 
 
 @pytest.fixture
@@ -129,4 +131,11 @@ def test_a_link_of_a_previous_episode_is_refused_even_if_reopened(client, alice,
     Alert.objects.filter(pk=alert.pk).update(fired_at=timezone.now())
     client.force_login(alice)
     assert client.get(path).status_code == 410
+    assert Alert.objects.get().status == "active"
+
+
+def test_a_viewer_following_the_link_is_refused(client, user_with_role, alert):
+    path = link_in_mail()
+    client.force_login(user_with_role(Role.VIEWER, "victor"))
+    assert client.get(path).status_code == 403
     assert Alert.objects.get().status == "active"

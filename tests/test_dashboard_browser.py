@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import uvicorn
 from channels.routing import ProtocolTypeRouter
-from django.contrib.auth import get_user_model
 from django.core.asgi import get_asgi_application
 from django.db import connection
 
+from accounts.permissions import Role
 from alerts.models import Alert
 from instances.models import Instance
 
@@ -83,8 +83,9 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, asgi_server, db):
-    get_user_model().objects.create_user("browser", "b@example.com", PASSWORD)
+def page(browser, asgi_server, db, user_with_role):
+    """An Operator's logged-in tab."""
+    user_with_role(Role.OPERATOR, "browser", PASSWORD)
     context = browser.new_context(base_url=asgi_server, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)

@@ -9,8 +9,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
+from django.test import Client
 
+from accounts.permissions import Role
 from alerts.events import ALERTS_GROUP
 from alerts.models import Alert
 from dashboard import live
@@ -22,11 +23,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = b"http://127.0.0.1"
 
 
-@pytest.fixture
-def session_cookie(client):
-    user = get_user_model().objects.create_user("watcher", "w@example.com", "pw-123456789")
+def session_cookie_of(client, user) -> bytes:
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.fixture
+def session_cookie(client, user_with_role):
+    """An Operator's session: the tests here watch pages and act on alerts."""
+    return session_cookie_of(client, user_with_role(Role.OPERATOR, "watcher"))
 
 
 def socket(path, cookie=None, origin=ORIGIN):
@@ -285,3 +290,34 @@ def test_many_overview_sockets_share_one_render_per_push_window(api, session_coo
     assert 2 <= windows <= 4
     assert renders == windows
     assert all("Shared" in messages[0] for messages in received)
+
+
+def test_a_viewer_socket_gets_the_alert_without_its_controls(api, user_with_role, session_cookie):
+    instance_id = ingest(api, "alerting", "Alerting Box")
+    alert = Alert.objects.create(
+        instance_id=instance_id, alert_type="HighCpu", severity="critical", message="hot"
+    )
+    viewer_cookie = session_cookie_of(Client(), user_with_role(Role.VIEWER, "victor"))
+
+    async def scenario():
+        sockets = {
+            "viewer overview": socket("/ws/overview/", viewer_cookie),
+            "viewer instance": socket(f"/ws/instances/{instance_id}/", viewer_cookie),
+            "operator overview": socket("/ws/overview/", session_cookie),
+        }
+        for communicator in sockets.values():
+            assert (await communicator.connect())[0]
+        await get_channel_layer().group_send(
+            ALERTS_GROUP,
+            {"type": "alert.changed", "alert_id": str(alert.pk), "instance_id": instance_id},
+        )
+        pushed = {name: await one.receive_from(timeout=5) for name, one in sockets.items()}
+        for communicator in sockets.values():
+            await communicator.disconnect()
+        return pushed
+
+    pushed = async_to_sync(scenario)()
+    acknowledge = f'hx-post="/alerts/{alert.pk}/acknowledge"'
+    for name, html in pushed.items():
+        assert f'id="alert-{alert.pk}"' in html, name
+        assert (acknowledge in html) == name.startswith("operator"), name

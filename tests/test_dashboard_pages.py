@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from accounts.permissions import Role
 from alerts.models import Alert
 from instances import store
 from instances.models import Instance
@@ -29,8 +29,9 @@ def add_samples(instance, name, values, unit="percent", labels=None, step=timede
 
 
 @pytest.fixture
-def user(db):
-    return get_user_model().objects.create_user("operator", "op@example.com", "pw-123456789")
+def user(user_with_role):
+    """An Operator: these tests read every page and act on alerts."""
+    return user_with_role(Role.OPERATOR, "operator")
 
 
 @pytest.fixture
