@@ -138,6 +138,31 @@ def test_acknowledge_button_changes_the_alert_row(page, api):
     assert alert.status == "acknowledged"
 
 
+def test_acknowledging_on_the_alerts_page_changes_the_overview_in_another_tab(page, api):
+    instance = Instance.objects.get(pk=ingest(api, "paged", "Paged Box"))
+    alert = Alert.objects.create(
+        instance=instance, alert_type="HighLoad", severity="critical", message="load 42"
+    )
+    overview = page.context.new_page()
+    overview.goto("/")
+    wait_for_live_socket(overview)
+    overview.evaluate("window.notReloaded = true")
+    item = overview.locator(f"#alert-{alert.pk}")
+    assert item.locator(".badge.alert-active").count() == 1
+
+    page.goto("/alerts/")
+    row = page.locator(f"#alert-row-{alert.pk}")
+    row.get_by_placeholder("Note (optional)").fill("on it")
+    row.get_by_role("button", name="Acknowledge").click()
+    page.wait_for_selector(f"#alert-row-{alert.pk} .badge.alert-acknowledged")
+
+    overview.wait_for_selector(f"#alert-{alert.pk} .badge.alert-acknowledged")
+    assert overview.evaluate("window.notReloaded") is True
+    assert item.get_by_role("button", name="Acknowledge").count() == 0
+    alert.refresh_from_db()
+    assert (alert.status, alert.note) == ("acknowledged", "on it")
+
+
 def test_changing_the_time_range_redraws_the_chart(page, api):
     instance_id = ingest(api, "charted-box", "Charted Box")
     page.goto(f"/instances/{instance_id}/")
