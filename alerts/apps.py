@@ -10,3 +10,6 @@ class AlertsConfig(AppConfig):
         from alerts.metrics import AlertingCollector
 
         REGISTRY.register(AlertingCollector())
+
+        # Backup failures become alerts (backups stand alone; alerts listen to them).
+        from alerts import backup_alerts  # noqa: F401

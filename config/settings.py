@@ -279,3 +279,11 @@ CELERY_BEAT_SCHEDULE["scrape-targets"] = {
     "schedule": 5.0,
     "options": {"expires": 5.0},
 }
+
+# Backups (PRODUCT.md section 9): kept this many days; no good backup for this many hours alerts.
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
+BACKUP_MAX_AGE_HOURS = env.int("BACKUP_MAX_AGE_HOURS", default=26)
+# pg_dump gives up (and the backup fails) when a table stays locked this long; 0 waits forever.
+BACKUP_LOCK_WAIT_TIMEOUT_SECONDS = env.int("BACKUP_LOCK_WAIT_TIMEOUT_SECONDS", default=600)
+# The backup schedules are rows of django-celery-beat (backups/schedules.py), not
+# CELERY_BEAT_SCHEDULE: beat rewrites those at every start, which would undo edits made in admin.

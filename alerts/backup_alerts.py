@@ -1,0 +1,104 @@
+"""Backup problems as alerts, raised on the instance that stands for Vigil itself.
+
+backups/ announces failures and recoveries as signals (backups/signals.py) and knows nothing of
+alerts; this module, connected in AlertsConfig.ready, turns them into critical alerts through
+the usual episode path, so they notify (and resolve) like any other alert. Each kind of problem
+is one open episode at a time (one fingerprint); a repeat only updates its message.
+"""
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.dispatch import receiver
+from django.utils import timezone
+
+from alerts import evaluation
+from alerts.models import Alert, Silence, fingerprint
+from backups import signals
+from instances.models import Instance
+
+logger = logging.getLogger(__name__)
+
+VIGIL_AGENT_ID = "vigil"
+BACKUP_FAILED = "backup_failed"
+BACKUP_VERIFICATION_FAILED = "backup_verification_failed"
+BACKUP_STALE = "backup_stale"
+
+
+def vigil_instance() -> Instance:
+    return Instance.register(VIGIL_AGENT_ID, name="Vigil", type="vigil")
+
+
+def raise_problem(alert_type: str, message: str) -> Alert:
+    """Open a critical episode of ``alert_type`` on Vigil, or refresh the open one's message."""
+    instance, now = vigil_instance(), timezone.now()
+    try:
+        with transaction.atomic():
+            alert = _open_alerts(instance, alert_type).first()
+            if alert is not None:
+                if alert.message != message:
+                    alert.message = message
+                    alert.save(update_fields=["message"])
+                    alert.publish_change()
+                return alert
+            alert = Alert(
+                instance=instance,
+                source=Alert.Source.SYSTEM,
+                alert_type=alert_type,
+                severity=Alert.Severity.CRITICAL,
+                message=message,
+                created_at=now,
+                fired_at=now,
+            )
+            evaluation.open_episode(alert, list(Silence.objects.active(now)), now)
+            return alert
+    except IntegrityError:
+        # Someone else opened the episode at the same moment: it is open, which is the point.
+        return _open_alerts(instance, alert_type).get()
+
+
+def resolve_problem(alert_type: str, note: str) -> int:
+    """Resolve the open episode of ``alert_type`` on Vigil, if there is one."""
+    instance = Instance.objects.filter(agent_id=VIGIL_AGENT_ID).first()
+    if instance is None:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        alerts = list(_open_alerts(instance, alert_type))
+        for alert in alerts:
+            evaluation.recover(alert, now, note=note)
+    return len(alerts)
+
+
+def _open_alerts(instance: Instance, alert_type: str):
+    return Alert.objects.select_for_update().filter(
+        fingerprint=fingerprint(instance.pk, alert_type),
+        source=Alert.Source.SYSTEM,
+        resolved_at__isnull=True,
+    )
+
+
+@receiver(signals.backup_failed, dispatch_uid="alerts.backup_failed")
+def on_backup_failed(sender, message: str, **kwargs):
+    raise_problem(BACKUP_FAILED, message)
+
+
+@receiver(signals.backup_stale, dispatch_uid="alerts.backup_stale")
+def on_backup_stale(sender, message: str, **kwargs):
+    raise_problem(BACKUP_STALE, message)
+
+
+@receiver(signals.backup_succeeded, dispatch_uid="alerts.backup_succeeded")
+def on_backup_succeeded(sender, message: str, **kwargs):
+    resolve_problem(BACKUP_FAILED, message)
+    resolve_problem(BACKUP_STALE, message)
+
+
+@receiver(signals.verification_failed, dispatch_uid="alerts.verification_failed")
+def on_verification_failed(sender, message: str, **kwargs):
+    raise_problem(BACKUP_VERIFICATION_FAILED, message)
+
+
+@receiver(signals.verification_succeeded, dispatch_uid="alerts.verification_succeeded")
+def on_verification_succeeded(sender, message: str, **kwargs):
+    resolve_problem(BACKUP_VERIFICATION_FAILED, message)
