@@ -424,3 +424,32 @@ def test_a_truncated_archive_restores_nothing_and_leaves_the_database_as_it_was(
         call_command("restore", truncated, force=True)
 
     assert rows_of() == before
+
+
+def test_a_backup_announces_its_progress_to_the_backups_group():
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from backups.progress import BACKUPS_GROUP
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(BACKUPS_GROUP, channel)
+
+    backup = dumps.run_backup()
+
+    async def events_until_done():
+        events = []
+        while not events or events[-1]["state"] not in ("succeeded", "failed"):
+            events.append(await asyncio.wait_for(layer.receive(channel), 5))
+        return events
+
+    events = async_to_sync(events_until_done)()
+    assert [event["state"] for event in events] in (
+        ["started", "succeeded"],
+        ["started", *["running"] * (len(events) - 2), "succeeded"],
+    )
+    assert {event["backup_id"] for event in events} == {backup.pk}
+    assert events[-1]["bytes"] == backup.size
