@@ -144,7 +144,7 @@ class SilenceAdmin(AuditedAdmin, admin.ModelAdmin):
     @admin.action(description="End the selected silences now")
     def expire(self, request, queryset):
         for silence in queryset.filter(ends_at__gt=timezone.now()):
-            silence.expire()
+            silence.end(request.user)
 
 
 @admin.register(NotificationChannel)

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -393,6 +393,52 @@ class Alert(models.Model):
         self.acknowledged_at = self.acknowledged_by = self.resolved_at = None
         self._record("reopen", user, note, token_name)
 
+    def silence(self, user, duration: timedelta, comment: str = "") -> "Silence":
+        """Silence this problem (its rule, instance and labels) from now for ``duration``.
+
+        The alert keeps showing, marked: its ``silenced`` mark, and that of every other open
+        alert the silence covers, is refreshed at once, which also tells open dashboards.
+        """
+        now = timezone.now()
+        with transaction.atomic():
+            silence = Silence.objects.create(
+                rule=self.rule,
+                instance=self.instance,
+                matchers=[
+                    {"label": key, "op": "=", "value": str(value)}
+                    for key, value in sorted(self.labels.items())
+                ],
+                starts_at=now,
+                ends_at=now + duration,
+                created_by=user,
+                comment=comment or f"Silenced from the alert {self.alert_type}.",
+            )
+            AuditEvent.record(
+                user, "silence.create", silence, alert=str(self.pk), ends_at=silence.ends_at
+            )
+            self.refresh_silenced()
+        return silence
+
+    def unsilence(self, user) -> int:
+        """End now every active silence covering this alert; returns how many."""
+        with transaction.atomic():
+            ended = self.covering_silences()
+            for silence in ended:
+                silence.end(user, alert=self)
+            self.refresh_silenced()
+        return len(ended)
+
+    def covering_silences(self) -> list["Silence"]:
+        return [silence for silence in Silence.objects.active() if silence.covers(self)]
+
+    def refresh_silenced(self) -> None:
+        """Bring the open alerts' ``silenced`` marks in step with the active silences now,
+        rather than at the next evaluation."""
+        from alerts.evaluation import mark_silenced
+
+        mark_silenced(list(Silence.objects.active()))
+        self.refresh_from_db(fields=["silenced"])
+
     def _record(self, action: str, user, note: str, token_name: str) -> None:
         """Save the change, leave its trace (no user and no token: Vigil itself), tell listeners."""
         self.note = note or self.note
@@ -528,10 +574,12 @@ class Silence(models.Model):
             and labels_match(alert.labels, self.matchers)
         )
 
-    def expire(self) -> None:
-        """Un-silence now."""
+    def end(self, user, alert: Alert | None = None) -> None:
+        """Un-silence now, recorded in the audit log (with the alert it was ended from)."""
         self.ends_at = min(self.ends_at, timezone.now())
         self.save(update_fields=["ends_at"])
+        details = {"alert": str(alert.pk)} if alert is not None else {}
+        AuditEvent.record(user, "silence.end", self, **details)
 
 
 class Notification(models.Model):

@@ -1,4 +1,4 @@
-"""What the alert page shows ("why is this firing"), and silencing an alert from the dashboard.
+"""What the alert page shows ("why is this firing").
 
 The chart is the rule's metric around the episode on the alert's instance, with the rule's
 thresholds and the episode's moments drawn in, and a few other instances in the rule's scope
@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from alerts.evaluation import mark_silenced
-from alerts.models import Alert, AlertRule, Silence, labels_match
+from alerts.models import Alert, AlertRule, labels_match
 from dashboard import figures
 from instances import store
 from instances.models import Instance, Series
@@ -119,10 +118,6 @@ def rule_figure(alert: Alert, now: datetime | None = None) -> str | None:
     )
 
 
-def covering_silences(alert: Alert) -> list[Silence]:
-    return [silence for silence in Silence.objects.active() if silence.covers(alert)]
-
-
 def page_context(alert: Alert) -> dict:
     """Everything the alert page renders."""
     return {
@@ -146,42 +141,7 @@ def summary_context(alert: Alert) -> dict:
     return {
         "alert": alert,
         "moments": moments(alert),
-        "silences": covering_silences(alert),
+        "silences": alert.covering_silences(),
         "silence_durations": SILENCE_DURATIONS,
         "default_silence": DEFAULT_SILENCE,
     }
-
-
-def silence(alert: Alert, duration: timedelta, comment: str, user) -> Silence:
-    """Silence this problem (its rule or type, instance and labels) for ``duration``.
-
-    The alert keeps showing, marked; its ``silenced`` mark is refreshed at once by the same code
-    the evaluation uses, which also tells the open dashboards.
-    """
-    matchers = [
-        {"label": key, "op": "=", "value": str(value)}
-        for key, value in sorted(alert.labels.items())
-    ]
-    now = timezone.now()
-    created = Silence.objects.create(
-        rule=alert.rule,
-        instance=alert.instance,
-        matchers=matchers,
-        starts_at=now,
-        ends_at=now + duration,
-        created_by=user,
-        comment=comment or f"Silenced from the alert {alert.alert_type}.",
-    )
-    mark_silenced(list(Silence.objects.active()))
-    alert.refresh_from_db(fields=["silenced"])
-    return created
-
-
-def unsilence(alert: Alert) -> int:
-    """End now every active silence covering the alert; returns how many."""
-    ended = covering_silences(alert)
-    for one in ended:
-        one.expire()
-    mark_silenced(list(Silence.objects.active()))
-    alert.refresh_from_db(fields=["silenced"])
-    return len(ended)

@@ -9,6 +9,7 @@ Operator role.
 import csv
 import uuid
 
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -122,11 +123,36 @@ def _alert_changed(request, alert):
     return redirect(back)
 
 
+def _alert_conflict(request, pk):
+    """Answer an action that would reopen a past episode while a newer one of the same problem
+    is open (one open episode per problem): 409, with the alert as it stands, the reason and a
+    link to the open episode."""
+    alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
+    context = {
+        "problem": "A newer episode of this alert is open: act on that one.",
+        "newer": Alert.objects.filter(fingerprint=alert.fingerprint, resolved_at__isnull=True)
+        .exclude(pk=alert.pk)
+        .first(),
+    }
+    if request.htmx:
+        layout = request.POST.get("layout")
+        template = ALERT_FRAGMENTS.get(layout, ALERT_FRAGMENTS["item"])
+        context.update(alert_page.summary_context(alert))
+        return render(request, template, context, status=409)
+    context.update(alert_page.page_context(alert))
+    return render(request, "dashboard/alert.html", context, status=409)
+
+
 @require_POST
 @role_required(Role.OPERATOR)
 def alert_acknowledge(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
-    alert.acknowledge(request.user, note=request.POST.get("note", "").strip())
+    try:
+        with transaction.atomic():
+            alert.acknowledge(request.user, note=request.POST.get("note", "").strip())
+    except IntegrityError:
+        # Acknowledging a resolved episode reopens it, which the newer open one forbids.
+        return _alert_conflict(request, pk)
     return _alert_changed(request, alert)
 
 
@@ -146,7 +172,7 @@ def alert_silence(request, pk):
     duration = alert_page.SILENCE_DURATIONS.get(
         request.POST.get("duration"), alert_page.SILENCE_DURATIONS[alert_page.DEFAULT_SILENCE]
     )
-    alert_page.silence(alert, duration, request.POST.get("comment", "").strip(), request.user)
+    alert.silence(request.user, duration, request.POST.get("comment", "").strip())
     return _alert_changed(request, alert)
 
 
@@ -155,7 +181,7 @@ def alert_silence(request, pk):
 def alert_unsilence(request, pk):
     """End the silences covering the alert now."""
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
-    alert_page.unsilence(alert)
+    alert.unsilence(request.user)
     return _alert_changed(request, alert)
 
 

@@ -1,5 +1,7 @@
 """Every consequential alert action leaves an AuditEvent: who, what, to which object."""
 
+from datetime import timedelta
+
 import pytest
 
 from accounts.models import AuditEvent
@@ -53,3 +55,33 @@ def test_silence_deletion_in_admin_is_audited(admin_client, alert, admin_user):
     )
     admin_client.post(f"/admin/alerts/silence/{silence.pk}/delete/", {"post": "yes"})
     assert [e.target_id for e in events("silence.delete")] == [str(silence.pk)]
+
+
+def test_silencing_and_unsilencing_an_alert_are_audited_and_mark_it(alert, admin_user):
+    silence = alert.silence(admin_user, timedelta(hours=1), "kernel upgrade")
+    marked = Alert.objects.get(pk=alert.pk).silenced
+
+    assert alert.unsilence(admin_user) == 1
+
+    (created,) = events("silence.create")
+    assert (created.actor, created.target_id) == (admin_user, str(silence.pk))
+    assert created.details["alert"] == str(alert.pk)
+    (ended,) = events("silence.end")
+    assert (ended.actor, ended.target_id, ended.details) == (
+        admin_user,
+        str(silence.pk),
+        {"alert": str(alert.pk)},
+    )
+    assert marked and alert.silenced is False
+    assert not Silence.objects.active().exists()
+    assert silence.comment == "kernel upgrade"
+
+
+def test_ending_silences_in_admin_is_audited(admin_client, alert, admin_user):
+    silence = alert.silence(admin_user, timedelta(hours=1), "maintenance")
+    admin_client.post(
+        "/admin/alerts/silence/",
+        {"action": "expire", "_selected_action": [silence.pk], "index": 0},
+    )
+    assert [e.target_id for e in events("silence.end")] == [str(silence.pk)]
+    assert not Silence.objects.active().exists()

@@ -7,6 +7,7 @@ import orjson
 import pytest
 from django.utils import timezone
 
+from accounts.models import AuditEvent
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel, Silence
 from instances.models import Instance
 from tests import test_dashboard_pages
@@ -164,3 +165,61 @@ def test_acknowledging_from_the_alert_page_answers_its_status_panel(logged_in, f
     assert 'id="alert-summary"' in html and "acknowledged" in html and "looking" in html
     alert.refresh_from_db()
     assert alert.status == Alert.Status.ACKNOWLEDGED
+
+
+def test_silencing_and_unsilencing_from_the_dashboard_are_audited(logged_in, user, firing):
+    alert = firing["alert"]
+
+    logged_in.post(f"/alerts/{alert.pk}/silence", {"duration": "1h", "comment": "deploy"})
+    logged_in.post(f"/alerts/{alert.pk}/unsilence")
+
+    silence = Silence.objects.get()
+    events = AuditEvent.objects.filter(target_id=str(silence.pk)).order_by("created", "id")
+    assert [(event.action, event.actor) for event in events] == [
+        ("silence.create", user),
+        ("silence.end", user),
+    ]
+
+
+@pytest.fixture
+def past_episode(firing):
+    """The firing alert's earlier, resolved episode of the same problem."""
+    alert = firing["alert"]
+    return Alert.objects.create(
+        instance=alert.instance,
+        rule=alert.rule,
+        alert_type=alert.alert_type,
+        source=Alert.Source.RULE,
+        created_at=timezone.now() - timedelta(days=1),
+        resolved_at=timezone.now() - timedelta(hours=23),
+        status=Alert.Status.RESOLVED,
+        fingerprint=alert.fingerprint,
+    )
+
+
+def test_acknowledging_a_past_episode_while_a_newer_one_is_open_is_a_conflict(
+    logged_in, firing, past_episode
+):
+    response = logged_in.post(
+        f"/alerts/{past_episode.pk}/acknowledge", {"layout": "row"}, headers=HTMX
+    )
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert html.lstrip().startswith(f'<tr id="alert-row-{past_episode.pk}"')
+    assert "A newer episode of this alert is open: act on that one." in html
+    assert f'href="/alerts/{firing["alert"].pk}/"' in html
+    past_episode.refresh_from_db()
+    assert (past_episode.status, past_episode.acknowledged_by) == (Alert.Status.RESOLVED, None)
+    assert not AuditEvent.objects.filter(action="alert.acknowledge").exists()
+
+
+def test_the_conflict_without_htmx_shows_the_past_episode_page(logged_in, firing, past_episode):
+    response = logged_in.post(f"/alerts/{past_episode.pk}/acknowledge")
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "Why is this firing" in html
+    assert "A newer episode of this alert is open: act on that one." in html
+    past_episode.refresh_from_db()
+    assert past_episode.status == Alert.Status.RESOLVED

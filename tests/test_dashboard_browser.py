@@ -163,6 +163,25 @@ def test_acknowledging_on_the_alerts_page_changes_the_overview_in_another_tab(pa
     assert (alert.status, alert.note) == ("acknowledged", "on it")
 
 
+def test_acknowledging_a_stale_row_shows_why_it_was_refused(page, api):
+    instance = Instance.objects.get(pk=ingest(api, "flappy", "Flappy Box"))
+    rule_alert = {"instance": instance, "alert_type": "Flapping", "source": Alert.Source.RULE}
+    past = Alert.objects.create(**rule_alert, fingerprint="f" * 64)
+    page.goto("/alerts/")
+    # Meanwhile the episode resolved and a newer one of the same problem opened.
+    Alert.objects.filter(pk=past.pk).update(status="resolved", resolved_at=past.created_at)
+    newer = Alert.objects.create(**rule_alert, fingerprint="f" * 64)
+
+    page.locator(f"#alert-row-{past.pk}").get_by_role("button", name="Acknowledge").click()
+
+    problem = page.locator(f"#alert-row-{past.pk} .problem")
+    problem.wait_for()
+    assert "A newer episode of this alert is open" in problem.inner_text()
+    assert problem.get_by_role("link").get_attribute("href") == f"/alerts/{newer.pk}/"
+    past.refresh_from_db()
+    assert past.status == "resolved"
+
+
 def test_changing_the_time_range_redraws_the_chart(page, api):
     instance_id = ingest(api, "charted-box", "Charted Box")
     page.goto(f"/instances/{instance_id}/")
