@@ -1,9 +1,6 @@
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
@@ -16,6 +13,7 @@ from accounts.models import AuditEvent
 from accounts.permissions import Role, has_role
 from backups import tasks
 from backups.models import Backup
+from backups.views import download_response
 
 
 @admin.register(Backup)
@@ -80,16 +78,3 @@ class BackupAdmin(admin.ModelAdmin):
 
     def download_view(self, request, pk):
         return download_response(request, get_object_or_404(Backup, pk=pk))
-
-
-def download_response(request, backup: Backup) -> FileResponse:
-    """The archive as an attachment: for Admins only, and only from BACKUP_DIR."""
-    if not has_role(request.user, Role.ADMIN):
-        raise PermissionDenied
-    archive = Path(backup.path)
-    if not backup.is_good or not archive.is_file():
-        raise Http404("no archive for this backup")
-    if archive.resolve().parent != Path(settings.BACKUP_DIR).resolve():
-        raise Http404("the archive is not in BACKUP_DIR")
-    AuditEvent.record(request.user, "backup.download", backup, request=request)
-    return FileResponse(open(archive, "rb"), as_attachment=True, filename=archive.name)

@@ -23,6 +23,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("backups/", include("backups.urls")),
     # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
     path("alerts/ack/", include("alerts.urls")),
     path("", include("dashboard.urls")),

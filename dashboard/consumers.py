@@ -5,19 +5,23 @@ join the groups instances/events.py and alerts/events.py publish to, and hand wh
 their page's feed (dashboard/live.py), which coalesces bursts and renders once per view for all
 its sockets with the page's own templates (dashboard/overview.py, dashboard/instance_page.py).
 Whether the user may act on alerts is part of the view, so Operators and Viewers get their own
-renders.
+renders. The backups page's consumer is for Admins and pushes backups/page.py's fragments.
 """
 
 import dataclasses
+import time
 import uuid
 from datetime import UTC, datetime
 
 import orjson
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import QueryDict
 
 from accounts.permissions import Role, RoleRequiredConsumer, scope_has_role
 from alerts.events import ALERTS_GROUP
+from backups import page as backups_page
+from backups.progress import BACKUPS_GROUP
 from dashboard import instance_page, live, overview
 from instances.events import INSTANCES_GROUP, instance_group
 
@@ -125,3 +129,27 @@ class InstanceConsumer(LiveConsumer):
             await self.close(code=GONE)
             return
         await super().deliver(html, next_view)
+
+
+class BackupsConsumer(RoleRequiredConsumer, AsyncWebsocketConsumer):
+    """The backups page's progress panel and list, for Admins.
+
+    A run reports ``running`` every half second: those are pushed at most once per
+    live.PUSH_INTERVAL. The others (started, succeeded, failed, skipped) come once per run and are
+    pushed at once, so the outcome is never held back.
+    """
+
+    required_role = Role.ADMIN
+    groups = [BACKUPS_GROUP]
+
+    async def connect(self):
+        self.last_push = float("-inf")
+        await self.accept()
+
+    async def backup_progress(self, event):
+        now = time.monotonic()
+        if event["state"] == "running" and now - self.last_push < live.PUSH_INTERVAL:
+            return
+        self.last_push = now
+        html = await database_sync_to_async(backups_page.live_fragment)(event)
+        await self.send(text_data=html)

@@ -9,6 +9,7 @@ from django.urls import reverse
 from accounts.permissions import Role
 from alerts import links
 from alerts.models import Alert
+from backups import dumps
 from ingestion.models import IngestToken
 from instances.models import Instance
 from tests.test_dashboard_live import session_cookie_of, socket
@@ -31,6 +32,12 @@ EVERYONE = {role: 200 for role in ROLES}
 NO_SESSION_API = {role: 401 for role in ROLES}
 
 
+@pytest.fixture(autouse=True)
+def backup_dir(settings, tmp_path):
+    """Back up now and the download run real backups: into the test's own directory."""
+    settings.BACKUP_DIR = tmp_path / "backups"
+
+
 def alert_on(instance, alert_type) -> Alert:
     return Alert.objects.create(instance=instance, alert_type=alert_type, severity="critical")
 
@@ -48,6 +55,7 @@ def endpoints(target_user, token):
         for action in ("acknowledge", "resolve", "silence", "unsilence")
     }
     linked = alert_on(instance, "Linked")
+    backup = dumps.run_backup()
     pages = [
         ("get", "/", {}, {}, VIEWERS),
         ("get", "/", {}, {**HTMX, "HX-Target": "instance-grid"}, VIEWERS_HTMX),
@@ -115,6 +123,29 @@ def endpoints(target_user, token):
             {},
             {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 302},
         ),
+        ("get", "/backups/", {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
+        (
+            "get",
+            "/backups/",
+            {},
+            {**HTMX, "HX-Target": "backups-poll"},
+            {**ANYONE_BUT_ADMIN_REFUSED, None: LOGIN_HTMX, Role.ADMIN: 200},
+        ),
+        ("post", "/backups/back-up-now", {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 302}),
+        (
+            "post",
+            "/backups/back-up-now",
+            {},
+            HTMX,
+            {**ANYONE_BUT_ADMIN_REFUSED, None: LOGIN_HTMX, Role.ADMIN: 200},
+        ),
+        (
+            "get",
+            f"/backups/{backup.pk}/download",
+            {},
+            {},
+            {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200},
+        ),
         # Anyone may log in; a logged-in user is sent on to the dashboard.
         ("get", reverse("account_login"), {}, {}, {role: 302 for role in ROLES} | {None: 200}),
         # Their own account's pages need a login, not a role.
@@ -126,6 +157,7 @@ def endpoints(target_user, token):
         ("get", reverse("admin:ingestion_ingesttoken_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:accounts_auditevent_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:alerts_alert_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:backups_backup_changelist"), {}, {}, DJANGO_ADMIN),
     ]
     api = [
         ("get", "/api/v1/instances", {}, {}, NO_SESSION_API),
@@ -175,6 +207,12 @@ SOCKET_EXPECTED = {
     Role.ADMIN: (True, None),
 }
 
+ADMIN_SOCKET_EXPECTED = {
+    **SOCKET_EXPECTED,
+    Role.VIEWER: (False, 4403),
+    Role.OPERATOR: (False, 4403),
+}
+
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("role", ROLES)
@@ -186,7 +224,7 @@ def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_wi
 
     async def handshakes():
         results = {}
-        for path in ("/ws/overview/", f"/ws/instances/{instance.pk}/"):
+        for path in ("/ws/overview/", f"/ws/instances/{instance.pk}/", "/ws/backups/"):
             communicator = socket(path, cookie)
             results[path] = await communicator.connect()
             await communicator.disconnect()
@@ -195,6 +233,7 @@ def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_wi
     assert async_to_sync(handshakes)() == {
         "/ws/overview/": SOCKET_EXPECTED[role],
         f"/ws/instances/{instance.pk}/": SOCKET_EXPECTED[role],
+        "/ws/backups/": ADMIN_SOCKET_EXPECTED[role],
     }
 
 
