@@ -52,6 +52,17 @@ def isolated_channel_layer():
     channel_layers.backends = {}
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A channel layer binds its locks to the event loop that first used it; each test gets
+    a new instance so one test's loop never leaks into the next."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
+
+
 @pytest.fixture(autouse=True, scope="session")
 def eager_celery():
     """Celery tasks run in-process, for real, when a test triggers them."""
