@@ -128,6 +128,7 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "vigil.heartbeat", "schedule": 30.0},
     "samples-partitions-ahead": {"task": "instances.ensure_partitions_ahead", "schedule": 3600.0},
     "mark-silent-instances": {"task": "instances.mark_silent_instances", "schedule": 30.0},
+    "samples-retention": {"task": "instances.apply_retention", "schedule": 3600.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -236,8 +237,20 @@ SERIES_LIMIT_PER_INSTANCE = env.int("SERIES_LIMIT_PER_INSTANCE", default=10_000)
 # How often agents report; an instance silent for 3 intervals is `unknown`.
 AGENT_INTERVAL_SECONDS = env.int("AGENT_INTERVAL_SECONDS", default=30)
 
-# Samples retention in days (raw partitions); partitions are made this many days ahead.
+# Retention in days of raw samples and of the 1-minute and 1-hour rollups: whole expired
+# partitions are dropped. Partitions are made PARTITIONS_AHEAD_DAYS ahead.
 RETENTION_RAW_DAYS = env.int("RETENTION_RAW_DAYS", default=15)
+RETENTION_1M_DAYS = env.int("RETENTION_1M_DAYS", default=90)
+RETENTION_1H_DAYS = env.int("RETENTION_1H_DAYS", default=730)
+# Each rollup refresh re-reads this far behind its watermark, folding in samples that arrived
+# late; older late samples have their minutes queued for recomputation by the ingest path.
+ROLLUP_GRACE_SECONDS = env.int("ROLLUP_GRACE_SECONDS", default=600)
+ROLLUP_INTERVAL_SECONDS = env.int("ROLLUP_INTERVAL_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["refresh-rollups"] = {
+    "task": "instances.refresh_rollups",
+    "schedule": float(ROLLUP_INTERVAL_SECONDS),
+    "options": {"expires": float(ROLLUP_INTERVAL_SECONDS)},
+}
 PARTITIONS_AHEAD_DAYS = env.int("PARTITIONS_AHEAD_DAYS", default=3)
 
 # A worker's heartbeat older than this makes /readyz fail.

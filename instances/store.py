@@ -7,6 +7,7 @@ with LATERAL, one query per question. Functions take and return plain values.
 """
 
 import logging
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ SAMPLES_TABLE = "samples"
 UNIQUE_VIOLATION = "23505"
 CHECK_VIOLATION = "23514"
 SERIES_TABLE = "instances_series"
+MINUTE = timedelta(minutes=1)
 
 # Aggregations over a window, as SQL over one series' rows (columns ts, value).
 WINDOW_AGGREGATES = {
@@ -71,25 +73,67 @@ def labels_key(labels: dict) -> bytes:
 # --- partitions -----------------------------------------------------------------------------
 
 
-def partition_name(day: date) -> str:
-    return f"{SAMPLES_TABLE}_p{day:%Y%m%d}"
+@dataclass(frozen=True)
+class TimeTable:
+    """A table range-partitioned on a time column, by day or by month.
+
+    Partitions are named ``<table>_pYYYYMMDD`` (daily) or ``<table>_pYYYYMM`` (monthly), which is
+    what retention reads their range from.
+    """
+
+    name: str
+    column: str
+    monthly: bool = False
+
+    def period_start(self, day: date) -> date:
+        return day.replace(day=1) if self.monthly else day
+
+    def next_period(self, start: date) -> date:
+        if not self.monthly:
+            return start + timedelta(days=1)
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+    def partition_name(self, day: date) -> str:
+        start = self.period_start(day)
+        return f"{self.name}_p{start:%Y%m}" if self.monthly else f"{self.name}_p{start:%Y%m%d}"
+
+    def partition_start(self, partition: str) -> date | None:
+        """The first day a partition of this table holds, read from its name."""
+        digits = partition.removeprefix(f"{self.name}_p")
+        fmt = "%Y%m" if self.monthly else "%Y%m%d"
+        if digits == partition or len(digits) != (6 if self.monthly else 8):
+            return None
+        try:
+            return datetime.strptime(digits, fmt).date()
+        except ValueError:
+            return None
 
 
-def ensure_partitions(days: Iterable[date]) -> list[str]:
-    """Create the daily partitions for ``days`` that do not exist yet; return the new names."""
+SAMPLES = TimeTable(SAMPLES_TABLE, "ts")
+ROLLUP_1M = TimeTable("samples_1m", "bucket")
+ROLLUP_1H = TimeTable("samples_1h", "bucket", monthly=True)
+TIME_TABLES = (SAMPLES, ROLLUP_1M, ROLLUP_1H)
+
+
+def partition_name(day: date, table: TimeTable = SAMPLES) -> str:
+    return table.partition_name(day)
+
+
+def ensure_partitions(days: Iterable[date], table: TimeTable = SAMPLES) -> list[str]:
+    """Create the partitions of ``table`` holding ``days`` that do not exist yet; return the new
+    names."""
     created = []
     with transaction.atomic(), connection.cursor() as cursor:
         # One creator at a time: concurrent CREATE ... IF NOT EXISTS can still collide.
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('vigil.samples.partitions'))")
-        for day in sorted(set(days)):
-            name = partition_name(day)
+        for start in sorted({table.period_start(day) for day in days}):
+            name = table.partition_name(start)
             cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
             if cursor.fetchone()[0]:
                 continue
-            next_day = day + timedelta(days=1)
             cursor.execute(
-                f"CREATE TABLE {name} PARTITION OF {SAMPLES_TABLE} "
-                f"FOR VALUES FROM ('{day.isoformat()}') TO ('{next_day.isoformat()}')"
+                f"CREATE TABLE {name} PARTITION OF {table.name} FOR VALUES "
+                f"FROM ('{start.isoformat()}') TO ('{table.next_period(start).isoformat()}')"
             )
             created.append(name)
     if created:
@@ -98,21 +142,55 @@ def ensure_partitions(days: Iterable[date]) -> list[str]:
 
 
 def ensure_partitions_ahead(now: datetime | None = None) -> list[str]:
-    """Make sure today's partition and the next ``PARTITIONS_AHEAD_DAYS`` exist."""
+    """Make sure the partitions of every time table exist from today to
+    ``PARTITIONS_AHEAD_DAYS`` ahead."""
     today = (now or datetime.now(UTC)).date()
-    return ensure_partitions(
-        today + timedelta(days=offset) for offset in range(settings.PARTITIONS_AHEAD_DAYS + 1)
-    )
+    days = [today + timedelta(days=offset) for offset in range(settings.PARTITIONS_AHEAD_DAYS + 1)]
+    return [name for table in TIME_TABLES for name in ensure_partitions(days, table)]
 
 
-def list_partitions() -> list[str]:
+def list_partitions(table: TimeTable = SAMPLES) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass ORDER BY c.relname",
-            [SAMPLES_TABLE],
+            [table.name],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def expired_partitions(table: TimeTable, keep_days: int, now: datetime | None = None) -> list[str]:
+    """Partitions of ``table`` holding nothing newer than ``keep_days`` ago."""
+    cutoff = (now or datetime.now(UTC)).date() - timedelta(days=keep_days)
+    expired = []
+    for name in list_partitions(table):
+        start = table.partition_start(name)
+        if start is not None and table.next_period(start) <= cutoff:
+            expired.append(name)
+    return expired
+
+
+def drop_partition(table: TimeTable, partition: str) -> None:
+    """Detach and drop one partition without blocking writers and readers of ``table``.
+
+    DETACH ... CONCURRENTLY takes only a SHARE UPDATE EXCLUSIVE lock on the parent (a plain
+    DETACH or DROP needs ACCESS EXCLUSIVE, queueing every ingest behind the slowest reader). It
+    cannot run in a transaction; one interrupted half-way is finished with FINALIZE.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("drop_partition must run outside a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND c.relname = %s",
+            [table.name, partition],
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            mode = "FINALIZE" if row[0] else "CONCURRENTLY"
+            cursor.execute(f"ALTER TABLE {table.name} DETACH PARTITION {partition} {mode}")
+        cursor.execute(f"DROP TABLE IF EXISTS {partition}")
+    logger.info("dropped partition %s of %s", partition, table.name)
 
 
 # --- series ---------------------------------------------------------------------------------
@@ -185,13 +263,15 @@ def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
     if not rows:
         return 0
     try:
-        return _write_rows(rows)
+        written = _write_rows(rows)
     except (psycopg.Error, DatabaseError) as error:
         if _sqlstate(error) != CHECK_VIOLATION:
             raise
         # "no partition of relation samples found for row": make the days, then write again.
         ensure_partitions(ts.astimezone(UTC).date() for _, ts, _ in rows)
-        return _write_rows(rows)
+        written = _write_rows(rows)
+    _note_late_rows(rows)
+    return written
 
 
 def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
@@ -204,6 +284,22 @@ def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
             raise
         # A replayed batch, or one overlapping stored samples: keep the first copy of each.
         return _insert_new_rows(rows)
+
+
+def _note_late_rows(rows: Sequence[tuple[int, datetime, float]]) -> None:
+    """Queue the minutes of samples older than the rollup grace window for recomputation: the
+    rollup refresh reads only the window, so it learns of these minutes from ``rollup_late``."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=settings.ROLLUP_GRACE_SECONDS)
+    late = {(series_id, floor_time(ts, MINUTE)) for series_id, ts, _ in rows if ts < cutoff}
+    if not late:
+        return
+    series_ids, minutes = zip(*late, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rollup_late (series_id, bucket) "
+            "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[]) ON CONFLICT DO NOTHING",
+            [list(series_ids), list(minutes)],
+        )
 
 
 def _sqlstate(error: Exception) -> str | None:
@@ -252,19 +348,11 @@ class Bucket:
     count: int
 
 
-def series_points(series_id: int, start: datetime, end: datetime, buckets: int) -> list[Bucket]:
+def series_points(
+    series_id: int, start: datetime, end: datetime, buckets: int, resolution: str = "auto"
+) -> list[Bucket]:
     """Points of one series between ``start`` and ``end`` in at most ``buckets`` time buckets."""
-    buckets = max(1, buckets)
-    stride = max((end - start) / buckets, timedelta(seconds=1))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT date_bin(%s, ts, %s) AS bucket, min(value), max(value), avg(value), "
-            "(array_agg(value ORDER BY ts DESC))[1], count(*) "
-            f"FROM {SAMPLES_TABLE} WHERE series_id = %s AND ts >= %s AND ts < %s "
-            "GROUP BY bucket ORDER BY bucket",
-            [stride, start, series_id, start, end],
-        )
-        return [Bucket(*row) for row in cursor.fetchall()]
+    return points_of_series([series_id], start, end, buckets, resolution)[series_id]
 
 
 @dataclass(frozen=True)
@@ -457,13 +545,15 @@ def metric_aggregates(
 
 
 def delete_samples_of_instance(instance_id) -> int:
-    """Delete every sample of the instance's series (samples have no foreign key to cascade)."""
+    """Delete every sample and rollup of the instance's series (they have no foreign key to
+    cascade); returns how many samples went."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {SAMPLES_TABLE} WHERE series_id IN "
-            f"(SELECT id FROM {SERIES_TABLE} WHERE instance_id = %s)",
-            [instance_id],
-        )
+        for table in (ROLLUP_1M.name, ROLLUP_1H.name, "rollup_late", SAMPLES_TABLE):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE series_id IN "
+                f"(SELECT id FROM {SERIES_TABLE} WHERE instance_id = %s)",
+                [instance_id],
+            )
         return cursor.rowcount
 
 
@@ -498,20 +588,79 @@ def _stride(start: datetime, end: datetime, buckets: int) -> timedelta:
     return max((end - start) / max(1, buckets), timedelta(seconds=1))
 
 
-def points_of_series(
-    series_ids: Sequence[int], start: datetime, end: datetime, buckets: int
-) -> dict[int, list[Bucket]]:
-    """``series_points`` for many series in one query: ``{series_id: [Bucket, ...]}``."""
+# Rollup resolutions, coarsest first: (table, bucket width).
+ROLLUPS = {"1h": (ROLLUP_1H, timedelta(hours=1)), "1m": (ROLLUP_1M, MINUTE)}
+RESOLUTIONS = ("auto", "raw", *ROLLUPS)
+
+
+def pick_resolution(start: datetime, end: datetime, buckets: int) -> str:
+    """The coarsest resolution whose buckets are no wider than the chart's: ``raw``, ``1m`` or
+    ``1h``."""
     stride = _stride(start, end, buckets)
+    return next((name for name, (_, width) in ROLLUPS.items() if stride >= width), "raw")
+
+
+def floor_time(ts: datetime, width: timedelta) -> datetime:
+    """The start of the ``width``-wide bucket (counted from the epoch) holding ``ts``."""
+    return EPOCH + ((ts - EPOCH) // width) * width
+
+
+def rollup_watermark(table: TimeTable) -> datetime | None:
+    """How far the rollups of ``table`` have read the samples (None: never refreshed)."""
     with connection.cursor() as cursor:
-        cursor.execute(
+        cursor.execute("SELECT upto FROM rollup_watermark WHERE resolution = %s", [table.name])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def points_of_series(
+    series_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    buckets: int,
+    resolution: str = "auto",
+) -> dict[int, list[Bucket]]:
+    """Points of many series in one query: ``{series_id: [Bucket, ...]}``, at most ``buckets``
+    each.
+
+    ``resolution`` ``auto`` reads the coarsest rollup that still gives that many points (see
+    ``pick_resolution``); ``raw``, ``1m`` and ``1h`` force one. Rollup buckets are whole, so
+    a rollup chart's buckets are a whole number of rollup widths, starting at the rollup bucket
+    holding ``start``; the part after the rollups' watermark is read from the samples.
+    """
+    if resolution == "auto":
+        resolution = pick_resolution(start, end, buckets)
+    stride = _stride(start, end, buckets)
+    ids = list(series_ids)
+    if resolution == "raw":
+        sql = (
             "SELECT series_id, date_bin(%s, ts, %s) AS bucket, min(value), max(value), "
             "avg(value), (array_agg(value ORDER BY ts DESC))[1], count(*) "
             f"FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s "
-            "GROUP BY series_id, bucket ORDER BY series_id, bucket",
-            [stride, start, list(series_ids), start, end],
+            "GROUP BY series_id, bucket ORDER BY series_id, bucket"
         )
-        points: dict[int, list[Bucket]] = {series_id: [] for series_id in series_ids}
+        params = [stride, start, ids, start, end]
+    else:
+        table, width = ROLLUPS[resolution]
+        stride = math.ceil(stride / width) * width
+        origin = floor_time(start, width)
+        watermark = rollup_watermark(table)
+        cutoff = min(floor_time(watermark, width), end) if watermark else origin
+        cutoff = max(cutoff, origin)
+        sql = (
+            "SELECT series_id, date_bin(%s, t, %s) AS bucket, min(lo), max(hi), "
+            "sum(total) / sum(n), (array_agg(last ORDER BY t DESC))[1], sum(n)::int FROM ("
+            "  SELECT series_id, bucket AS t, min AS lo, max AS hi, sum AS total, count AS n, last"
+            f"  FROM {table.name} WHERE series_id = ANY(%s) AND bucket >= %s AND bucket < %s"
+            "  UNION ALL"
+            "  SELECT series_id, ts, value, value, value, 1, value"
+            f"  FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s"
+            ") parts GROUP BY series_id, bucket ORDER BY series_id, bucket"
+        )
+        params = [stride, origin, ids, origin, cutoff, ids, cutoff, end]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        points: dict[int, list[Bucket]] = {series_id: [] for series_id in ids}
         for series_id, *bucket in cursor.fetchall():
             points[series_id].append(Bucket(*bucket))
         return points

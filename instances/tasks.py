@@ -2,12 +2,27 @@ from celery import shared_task
 
 from instances import store
 from instances.models import Instance
+from instances.retention import apply_retention as apply_retention_now
+from instances.rollups import refresh_rollups as refresh_rollups_now
 
 
 @shared_task(name="instances.ensure_partitions_ahead", ignore_result=True)
 def ensure_partitions_ahead() -> list[str]:
-    """Create tomorrow's (and the next days') samples partitions before data needs them."""
+    """Create tomorrow's (and the next days') partitions before data needs them."""
     return store.ensure_partitions_ahead()
+
+
+@shared_task(name="instances.apply_retention", ignore_result=True)
+def apply_retention() -> list[str]:
+    """Drop the partitions past retention (and make the ones ahead); returns the dropped."""
+    return apply_retention_now().dropped
+
+
+@shared_task(name="instances.refresh_rollups", ignore_result=True)
+def refresh_rollups() -> int:
+    """Fold the samples stored since the last run into the 1m and 1h rollups."""
+    report = refresh_rollups_now()
+    return report.minute_rows if report else 0
 
 
 @shared_task(name="instances.mark_silent_instances", ignore_result=True)

@@ -165,7 +165,7 @@ def test_series_points_aggregate_each_bucket(web):
     store.write_samples(rows)
     stride = seconds(100)
 
-    buckets = store.series_points(cpu, T0, T0 + seconds(600), buckets=6)
+    buckets = store.series_points(cpu, T0, T0 + seconds(600), buckets=6, resolution="raw")
 
     expected = {}
     for _, ts, value in rows:

@@ -1,0 +1,292 @@
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from instances import store, tasks
+from instances.models import Instance
+from instances.retention import apply_retention
+from instances.rollups import refresh_rollups
+from instances.store import ROLLUP_1H, ROLLUP_1M, SAMPLES, SeriesKey
+
+pytestmark = pytest.mark.django_db
+
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+# Three whole hours ending a whole hour before now: old enough to be past the grace window.
+START = (datetime.now(UTC) - 4 * HOUR).replace(minute=0, second=0, microsecond=0)
+END = START + 3 * HOUR
+
+
+def series_of(instance, name="cpu_usage", **labels) -> int:
+    key = SeriesKey(name, labels)
+    return store.resolve_series(instance.pk, [key])[(key.name, key.labels_key)]
+
+
+def irregular_samples(series_id, start, end, seed) -> list[tuple[int, datetime, float]]:
+    """Samples at irregular times (several per minute, some minutes empty), random values."""
+    rng = random.Random(seed)
+    rows, ts = [], start
+    while ts < end:
+        rows.append((series_id, ts, rng.uniform(-50, 150)))
+        ts += timedelta(seconds=rng.choice([3, 7, 20, 45, 130]), microseconds=rng.randrange(10**6))
+    return rows
+
+
+def rollup_rows(table) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table.name} ORDER BY series_id, bucket")
+        return cursor.fetchall()
+
+
+def assert_same_points(rolled, raw):
+    assert [p.ts for p in rolled] == [p.ts for p in raw]
+    assert [p.count for p in rolled] == [p.count for p in raw]
+    for r, w in zip(rolled, raw, strict=True):
+        assert (r.min, r.max, r.last) == (w.min, w.max, w.last)
+        assert math.isclose(r.avg, w.avg, rel_tol=1e-12, abs_tol=1e-9)
+
+
+@pytest.fixture
+def two_series():
+    web, db = Instance.register("web-1"), Instance.register("db-1")
+    cpu, mem = series_of(web), series_of(db, "memory_usage", device="a")
+    store.write_samples(irregular_samples(cpu, START, END, seed=1))
+    store.write_samples(irregular_samples(mem, START, END, seed=2))
+    return cpu, mem
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("resolution", "buckets"), [("1m", 18), ("1m", 180), ("1h", 3)])
+def test_rollups_answer_the_same_min_max_avg_as_the_samples_over_the_same_buckets(
+    two_series, resolution, buckets
+):
+    refresh_rollups(now=END + HOUR)
+
+    rolled = store.points_of_series(two_series, START, END, buckets, resolution=resolution)
+    raw = store.points_of_series(two_series, START, END, buckets, resolution="raw")
+
+    for series_id in two_series:
+        assert buckets / 2 < len(raw[series_id]) <= buckets
+        assert_same_points(rolled[series_id], raw[series_id])
+
+
+def test_the_hour_rollup_is_the_minute_rollup_folded(two_series):
+    refresh_rollups(now=END + HOUR)
+
+    hours = store.points_of_series(two_series, START, END, 3, resolution="1h")
+    minutes = store.points_of_series(two_series, START, END, 3, resolution="1m")
+
+    for series_id in two_series:
+        assert_same_points(hours[series_id], minutes[series_id])
+
+
+def test_samples_past_the_watermark_are_read_from_the_samples_until_the_next_refresh(web):
+    cpu = series_of(web)
+    store.write_samples(irregular_samples(cpu, START, START + HOUR, seed=3))
+    refresh_rollups(now=START + HOUR)
+    newer = irregular_samples(cpu, START + HOUR, END, seed=4)
+    store.write_samples(newer)
+
+    rolled = store.series_points(cpu, START, END, 18, resolution="1m")
+
+    assert_same_points(rolled, store.series_points(cpu, START, END, 18, resolution="raw"))
+    assert sum(p.count for p in rolled) == store.count_samples([cpu])
+
+
+def test_a_chart_picks_the_coarsest_resolution_that_still_gives_its_points():
+    now = datetime.now(UTC)
+    assert store.pick_resolution(now - timedelta(days=7), now, 500) == "1m"
+    assert store.pick_resolution(now - timedelta(days=30), now, 500) == "1h"
+    assert store.pick_resolution(now - HOUR, now, 120) == "raw"
+
+
+def test_a_rollup_chart_has_whole_rollup_buckets_and_no_more_points_than_asked(two_series):
+    refresh_rollups(now=END + HOUR)
+    start = START + timedelta(minutes=7, seconds=30)
+
+    points = store.series_points(two_series[0], start, END, 25, resolution="auto")
+
+    assert 0 < len(points) <= 25
+    strides = {b.ts - a.ts for a, b in zip(points, points[1:], strict=False)}
+    assert strides == {timedelta(minutes=7)}
+    assert points[0].ts == START + timedelta(minutes=7)
+
+
+# --- incremental refresh ----------------------------------------------------------------------
+
+
+def test_a_refresh_run_twice_changes_nothing(two_series):
+    refresh_rollups(now=END + HOUR)
+    first = rollup_rows(ROLLUP_1M), rollup_rows(ROLLUP_1H)
+
+    refresh_rollups(now=END + HOUR)
+
+    assert (rollup_rows(ROLLUP_1M), rollup_rows(ROLLUP_1H)) == first
+    assert len(first[1]) == 2 * 3
+
+
+def test_a_refresh_reads_only_from_its_watermark_less_the_grace_window(settings, web):
+    settings.ROLLUP_GRACE_SECONDS = 300
+    cpu = series_of(web)
+    samples = irregular_samples(cpu, START, END, seed=5)
+    store.write_samples(samples)
+    refresh_rollups(now=START + HOUR)
+
+    report = refresh_rollups(now=START + 2 * HOUR)
+
+    assert report.start == START + HOUR - timedelta(minutes=5)
+    assert report.chunks == [(report.start, START + 2 * HOUR)]
+    read = {store.floor_time(ts, MINUTE) for _, ts, _ in samples if report.start <= ts < report.end}
+    assert report.minute_rows == len(read)
+    assert store.rollup_watermark(ROLLUP_1M) == START + 2 * HOUR
+
+
+def test_a_late_sample_inside_the_grace_window_is_folded_in(settings, web):
+    settings.ROLLUP_GRACE_SECONDS = 600
+    cpu = series_of(web)
+    store.write_samples([(cpu, START + timedelta(minutes=50), 1.0)])
+    refresh_rollups(now=START + HOUR)
+    late = START + timedelta(minutes=55, seconds=10)
+    store.write_samples([(cpu, late, 99.0)])
+
+    refresh_rollups(now=START + HOUR + MINUTE)
+
+    assert [(r[1], r[3]) for r in rollup_rows(ROLLUP_1M)] == [
+        (START + timedelta(minutes=50), 1.0),
+        (START + timedelta(minutes=55), 99.0),
+    ]
+    assert rollup_rows(ROLLUP_1H)[0][2:] == (1.0, 99.0, 100.0, 2, 99.0)
+
+
+def test_a_sample_older_than_the_grace_window_is_queued_and_recomputed(settings, web):
+    settings.ROLLUP_GRACE_SECONDS = 60
+    cpu = series_of(web)
+    store.write_samples([(cpu, START + timedelta(minutes=10, seconds=5), 4.0)])
+    refresh_rollups(now=END)
+    # Hours behind the watermark: the window no longer reaches it, the late queue does.
+    store.write_samples([(cpu, START + timedelta(minutes=10, seconds=50), 6.0)])
+
+    report = refresh_rollups(now=END + MINUTE)
+
+    assert report.late_minutes == 1
+    minute = rollup_rows(ROLLUP_1M)[0]
+    assert minute[1:] == (START + timedelta(minutes=10), 4.0, 6.0, 10.0, 2, 6.0)
+    assert rollup_rows(ROLLUP_1H)[0][2:] == (4.0, 6.0, 10.0, 2, 6.0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM rollup_late")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_the_beat_task_refreshes_the_rollups(two_series):
+    tasks.refresh_rollups.delay()
+
+    assert len(rollup_rows(ROLLUP_1H)) == 2 * 3
+    assert store.rollup_watermark(ROLLUP_1H) is not None
+
+
+def test_deleting_an_instance_deletes_its_rollups(two_series):
+    refresh_rollups(now=END + HOUR)
+
+    Instance.objects.get(agent_id="web-1").delete()
+
+    assert {row[0] for row in rollup_rows(ROLLUP_1M)} == {two_series[1]}
+    assert {row[0] for row in rollup_rows(ROLLUP_1H)} == {two_series[1]}
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aged_store(transactional_db, settings):
+    """Samples and rollups across 200 days, with the default retention (15 d, 90 d, 2 y)."""
+    settings.RETENTION_RAW_DAYS, settings.RETENTION_1M_DAYS = 15, 90
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    cpu = series_of(Instance.register("web-1"))
+    ages = [0, 1, 14, 16, 30, 89, 91, 200]
+    store.write_samples([(cpu, now - timedelta(days=age), float(age)) for age in ages])
+    refresh_rollups(now=now + MINUTE)
+    yield cpu, now
+    with connection.cursor() as cursor:
+        for table in store.TIME_TABLES:
+            for name in store.list_partitions(table):
+                cursor.execute(f"DROP TABLE {name}")
+        cursor.execute("TRUNCATE rollup_watermark, rollup_late")
+
+
+def stored_ages(table, series_id, now) -> list[int]:
+    column = table.column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {column} FROM {table.name} WHERE series_id = %s ORDER BY {column} DESC",
+            [series_id],
+        )
+        return [(now - ts).days for (ts,) in cursor.fetchall()]
+
+
+def test_retention_drops_whole_expired_partitions_of_each_table(aged_store):
+    cpu, now = aged_store
+    assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14, 16, 30, 89, 91, 200]
+
+    report = apply_retention(now=now)
+
+    assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14]
+    assert stored_ages(ROLLUP_1M, cpu, now) == [0, 1, 14, 16, 30, 89]
+    assert stored_ages(ROLLUP_1H, cpu, now) == [0, 1, 14, 16, 30, 89, 91, 200]
+    old_day = (now - timedelta(days=16)).date()
+    assert store.partition_name(old_day) in report.dropped
+    assert store.partition_name(old_day) not in store.list_partitions()
+    assert store.partition_name((now - timedelta(days=14)).date()) in store.list_partitions()
+    assert apply_retention(now=now).dropped == []
+
+
+def test_retention_makes_the_partitions_ahead_for_every_table(aged_store, settings):
+    settings.PARTITIONS_AHEAD_DAYS = 3
+    cpu, now = aged_store
+    ahead = (now + timedelta(days=3)).date()
+
+    apply_retention(now=now)
+
+    for table in store.TIME_TABLES:
+        assert table.partition_name(ahead) in store.list_partitions(table)
+
+
+def test_the_retention_command_lists_then_drops(aged_store):
+    cpu, now = aged_store
+    dry = StringIO()
+    call_command("retention", "--dry-run", stdout=dry)
+    assert f"would drop {store.partition_name((now - timedelta(days=16)).date())}" in dry.getvalue()
+    assert stored_ages(SAMPLES, cpu, now)[-1] == 200
+
+    out = StringIO()
+    call_command("retention", stdout=out)
+    assert f"dropped {store.partition_name((now - timedelta(days=200)).date())}" in out.getvalue()
+    assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14]
+
+
+def test_the_beat_task_applies_retention(aged_store):
+    cpu, now = aged_store
+
+    dropped = tasks.apply_retention.delay().get()
+
+    assert store.partition_name((now - timedelta(days=30)).date()) in dropped
+    assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14]
+
+
+def test_monthly_partitions_are_named_and_bounded_by_their_month():
+    day = datetime(2026, 12, 17, tzinfo=UTC).date()
+    assert ROLLUP_1H.partition_name(day) == "samples_1h_p202612"
+    assert ROLLUP_1H.next_period(ROLLUP_1H.period_start(day)).isoformat() == "2027-01-01"
+    assert ROLLUP_1H.partition_start("samples_1h_p202612").isoformat() == "2026-12-01"
+    assert ROLLUP_1M.partition_start("samples_1h_p202612") is None
+
+
+@pytest.fixture
+def web():
+    return Instance.register("web-1")
