@@ -237,10 +237,11 @@ SERIES_LIMIT_PER_INSTANCE = env.int("SERIES_LIMIT_PER_INSTANCE", default=10_000)
 # How often agents report; an instance silent for 3 intervals is `unknown`.
 AGENT_INTERVAL_SECONDS = env.int("AGENT_INTERVAL_SECONDS", default=30)
 
-# Retention in days of raw samples and of the 1-minute and 1-hour rollups: whole expired
-# partitions are dropped. Partitions are made PARTITIONS_AHEAD_DAYS ahead.
+# Retention in days of raw samples and of the 1-minute, 5-minute and 1-hour rollups: whole
+# expired partitions are dropped. Partitions are made PARTITIONS_AHEAD_DAYS ahead.
 RETENTION_RAW_DAYS = env.int("RETENTION_RAW_DAYS", default=15)
 RETENTION_1M_DAYS = env.int("RETENTION_1M_DAYS", default=90)
+RETENTION_5M_DAYS = env.int("RETENTION_5M_DAYS", default=180)
 RETENTION_1H_DAYS = env.int("RETENTION_1H_DAYS", default=730)
 # Each rollup refresh re-reads this far behind its watermark, folding in samples that arrived
 # late; older late samples have their minutes queued for recomputation by the ingest path.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from instances import store
-from instances.store import ROLLUP_1H, ROLLUP_1M, SAMPLES, TimeTable
+from instances.store import ROLLUP_1H, ROLLUP_1M, ROLLUP_5M, SAMPLES, TimeTable
 
 logger = logging.getLogger(__name__)
 
@@ -16,8 +16,9 @@ def retention_days() -> dict[TimeTable, int]:
     """How many days each time table keeps (settings)."""
     return {
         SAMPLES: settings.RETENTION_RAW_DAYS,
-        ROLLUP_1M: settings.RETENTION_1M_DAYS,
-        ROLLUP_1H: settings.RETENTION_1H_DAYS,
+        ROLLUP_1M.table: settings.RETENTION_1M_DAYS,
+        ROLLUP_5M.table: settings.RETENTION_5M_DAYS,
+        ROLLUP_1H.table: settings.RETENTION_1H_DAYS,
     }
 
 

@@ -7,11 +7,11 @@ with LATERAL, one query per question. Functions take and return plain values.
 """
 
 import logging
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 import psycopg
@@ -109,10 +109,28 @@ class TimeTable:
             return None
 
 
+@dataclass(frozen=True)
+class RollupLevel:
+    """A rollup: per series and ``width``-wide bucket, min, max, sum, count and last, computed
+    from the samples (``source`` None) or from a finer rollup."""
+
+    name: str
+    table: TimeTable
+    width: timedelta
+    source: "RollupLevel | None" = None
+
+
 SAMPLES = TimeTable(SAMPLES_TABLE, "ts")
-ROLLUP_1M = TimeTable("samples_1m", "bucket")
-ROLLUP_1H = TimeTable("samples_1h", "bucket", monthly=True)
-TIME_TABLES = (SAMPLES, ROLLUP_1M, ROLLUP_1H)
+ROLLUP_1M = RollupLevel("1m", TimeTable("samples_1m", "bucket"), MINUTE)
+ROLLUP_5M = RollupLevel(
+    "5m", TimeTable("samples_5m", "bucket", monthly=True), 5 * MINUTE, ROLLUP_1M
+)
+ROLLUP_1H = RollupLevel(
+    "1h", TimeTable("samples_1h", "bucket", monthly=True), timedelta(hours=1), ROLLUP_5M
+)
+# Finest first: each is computed from the one before.
+ROLLUP_LEVELS = (ROLLUP_1M, ROLLUP_5M, ROLLUP_1H)
+TIME_TABLES = (SAMPLES, *(level.table for level in ROLLUP_LEVELS))
 
 
 def partition_name(day: date, table: TimeTable = SAMPLES) -> str:
@@ -338,8 +356,9 @@ def _insert_new_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
 # --- reads ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Bucket:
+class Bucket(NamedTuple):
+    """One time bucket of a chart (a tuple: charts build hundreds per series)."""
+
     ts: datetime
     min: float
     max: float
@@ -548,7 +567,8 @@ def delete_samples_of_instance(instance_id) -> int:
     """Delete every sample and rollup of the instance's series (they have no foreign key to
     cascade); returns how many samples went."""
     with connection.cursor() as cursor:
-        for table in (ROLLUP_1M.name, ROLLUP_1H.name, "rollup_late", SAMPLES_TABLE):
+        rollups = [level.table.name for level in ROLLUP_LEVELS]
+        for table in (*rollups, "rollup_late", SAMPLES_TABLE):
             cursor.execute(
                 f"DELETE FROM {table} WHERE series_id IN "
                 f"(SELECT id FROM {SERIES_TABLE} WHERE instance_id = %s)",
@@ -588,16 +608,24 @@ def _stride(start: datetime, end: datetime, buckets: int) -> timedelta:
     return max((end - start) / max(1, buckets), timedelta(seconds=1))
 
 
-# Rollup resolutions, coarsest first: (table, bucket width).
-ROLLUPS = {"1h": (ROLLUP_1H, timedelta(hours=1)), "1m": (ROLLUP_1M, MINUTE)}
-RESOLUTIONS = ("auto", "raw", *ROLLUPS)
+RESOLUTIONS = ("auto", "raw", *(level.name for level in ROLLUP_LEVELS))
+# A bucket's aggregates over samples (ts, value) and over rollup rows. "last" is the value at the
+# newest time, taken as the max of (epoch, value) pairs: a plain aggregate, so PostgreSQL can
+# group in a hash instead of sorting every row.
+SAMPLE_AGGREGATES = (
+    "min(value), max(value), sum(value), count(*), (max(ARRAY[date_part('epoch', ts), value]))[2]"
+)
+ROLLUP_AGGREGATES = (
+    "min(min), max(max), sum(sum), sum(count), (max(ARRAY[date_part('epoch', bucket), last]))[2]"
+)
 
 
 def pick_resolution(start: datetime, end: datetime, buckets: int) -> str:
-    """The coarsest resolution whose buckets are no wider than the chart's: ``raw``, ``1m`` or
-    ``1h``."""
+    """The coarsest resolution whose buckets are no wider than the chart's: ``raw`` or a rollup's
+    name."""
     stride = _stride(start, end, buckets)
-    return next((name for name, (_, width) in ROLLUPS.items() if stride >= width), "raw")
+    fitting = [level.name for level in ROLLUP_LEVELS if stride >= level.width]
+    return fitting[-1] if fitting else "raw"
 
 
 def floor_time(ts: datetime, width: timedelta) -> datetime:
@@ -605,10 +633,10 @@ def floor_time(ts: datetime, width: timedelta) -> datetime:
     return EPOCH + ((ts - EPOCH) // width) * width
 
 
-def rollup_watermark(table: TimeTable) -> datetime | None:
-    """How far the rollups of ``table`` have read the samples (None: never refreshed)."""
+def rollup_watermark() -> datetime | None:
+    """How far the rollups have read the samples (None: never refreshed)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT upto FROM rollup_watermark WHERE resolution = %s", [table.name])
+        cursor.execute("SELECT upto FROM rollup_watermark WHERE resolution = 'rollups'")
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -620,13 +648,13 @@ def points_of_series(
     buckets: int,
     resolution: str = "auto",
 ) -> dict[int, list[Bucket]]:
-    """Points of many series in one query: ``{series_id: [Bucket, ...]}``, at most ``buckets``
+    """Points of many series in one query: ``{series_id: [Bucket, ...]}``, about ``buckets``
     each.
 
     ``resolution`` ``auto`` reads the coarsest rollup that still gives that many points (see
-    ``pick_resolution``); ``raw``, ``1m`` and ``1h`` force one. Rollup buckets are whole, so
-    a rollup chart's buckets are a whole number of rollup widths, starting at the rollup bucket
-    holding ``start``; the part after the rollups' watermark is read from the samples.
+    ``pick_resolution``); ``raw`` or a rollup's name forces one. A rollup chart's buckets are a
+    whole number of rollup buckets (the nearest to the asked width), starting at the rollup
+    bucket holding ``start``; the part after the rollups' watermark is read from the samples.
     """
     if resolution == "auto":
         resolution = pick_resolution(start, end, buckets)
@@ -634,35 +662,43 @@ def points_of_series(
     ids = list(series_ids)
     if resolution == "raw":
         sql = (
-            "SELECT series_id, date_bin(%s, ts, %s) AS bucket, min(value), max(value), "
-            "avg(value), (array_agg(value ORDER BY ts DESC))[1], count(*) "
+            f"SELECT series_id, date_part('epoch', date_bin(%s, ts, %s)) AS b, {SAMPLE_AGGREGATES} "
             f"FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s "
-            "GROUP BY series_id, bucket ORDER BY series_id, bucket"
+            "GROUP BY series_id, b ORDER BY series_id, b"
         )
         params = [stride, start, ids, start, end]
     else:
-        table, width = ROLLUPS[resolution]
-        stride = math.ceil(stride / width) * width
-        origin = floor_time(start, width)
-        watermark = rollup_watermark(table)
-        cutoff = min(floor_time(watermark, width), end) if watermark else origin
-        cutoff = max(cutoff, origin)
+        level = next(level for level in ROLLUP_LEVELS if level.name == resolution)
+        stride = max(1, round(stride / level.width)) * level.width
+        origin = floor_time(start, level.width)
+        # Rollup buckets before the one holding the watermark are whole; the rest is read from
+        # the samples. A scalar subquery, so the plan still prunes partitions (at run time).
+        cutoff = (
+            "greatest(%s::timestamptz, least(%s::timestamptz, coalesce(date_bin(%s, ("
+            "SELECT upto FROM rollup_watermark WHERE resolution = 'rollups'), 'epoch'), "
+            "'-infinity')))"
+        )
         sql = (
-            "SELECT series_id, date_bin(%s, t, %s) AS bucket, min(lo), max(hi), "
-            "sum(total) / sum(n), (array_agg(last ORDER BY t DESC))[1], sum(n)::int FROM ("
-            "  SELECT series_id, bucket AS t, min AS lo, max AS hi, sum AS total, count AS n, last"
-            f"  FROM {table.name} WHERE series_id = ANY(%s) AND bucket >= %s AND bucket < %s"
+            f"SELECT series_id, date_part('epoch', date_bin(%s, bucket, %s)) AS b, "
+            f"{ROLLUP_AGGREGATES} FROM ("
+            "  SELECT series_id, bucket, min, max, sum, count, last"
+            f"  FROM {level.table.name} WHERE series_id = ANY(%s) AND bucket >= %s"
+            f"  AND bucket < {cutoff}"
             "  UNION ALL"
             "  SELECT series_id, ts, value, value, value, 1, value"
-            f"  FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s"
-            ") parts GROUP BY series_id, bucket ORDER BY series_id, bucket"
+            f"  FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= {cutoff} AND ts < %s"
+            ") parts GROUP BY series_id, b ORDER BY series_id, b"
         )
-        params = [stride, origin, ids, origin, cutoff, ids, cutoff, end]
+        bounds = [origin, end, level.width]
+        params = [stride, origin, ids, origin, *bounds, ids, *bounds, end]
+    # Bucket times come back as epoch seconds: Django's timestamptz loader parses in Python,
+    # which costs more than the query for a few hundred points.
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         points: dict[int, list[Bucket]] = {series_id: [] for series_id in ids}
-        for series_id, *bucket in cursor.fetchall():
-            points[series_id].append(Bucket(*bucket))
+        for series_id, epoch, low, high, total, count, last in cursor.fetchall():
+            ts = datetime.fromtimestamp(epoch, UTC)
+            points[series_id].append(Bucket(ts, low, high, total / count, last, count))
         return points
 
 

@@ -20,9 +20,9 @@ def apply_retention() -> list[str]:
 
 @shared_task(name="instances.refresh_rollups", ignore_result=True)
 def refresh_rollups() -> int:
-    """Fold the samples stored since the last run into the 1m and 1h rollups."""
+    """Fold the samples stored since the last run into the rollups; returns the rows written."""
     report = refresh_rollups_now()
-    return report.minute_rows if report else 0
+    return sum(report.rows.values()) if report else 0
 
 
 @shared_task(name="instances.mark_silent_instances", ignore_result=True)

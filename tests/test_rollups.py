@@ -11,7 +11,7 @@ from instances import store, tasks
 from instances.models import Instance
 from instances.retention import apply_retention
 from instances.rollups import refresh_rollups
-from instances.store import ROLLUP_1H, ROLLUP_1M, SAMPLES, SeriesKey
+from instances.store import ROLLUP_1H, ROLLUP_1M, ROLLUP_5M, SAMPLES, SeriesKey
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +37,9 @@ def irregular_samples(series_id, start, end, seed) -> list[tuple[int, datetime, 
     return rows
 
 
-def rollup_rows(table) -> list[tuple]:
+def rollup_rows(level) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table.name} ORDER BY series_id, bucket")
+        cursor.execute(f"SELECT * FROM {level.table.name} ORDER BY series_id, bucket")
         return cursor.fetchall()
 
 
@@ -63,7 +63,9 @@ def two_series():
 # --- answers ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("resolution", "buckets"), [("1m", 18), ("1m", 180), ("1h", 3)])
+@pytest.mark.parametrize(
+    ("resolution", "buckets"), [("1m", 18), ("1m", 180), ("5m", 36), ("5m", 4), ("1h", 3)]
+)
 def test_rollups_answer_the_same_min_max_avg_as_the_samples_over_the_same_buckets(
     two_series, resolution, buckets
 ):
@@ -77,14 +79,14 @@ def test_rollups_answer_the_same_min_max_avg_as_the_samples_over_the_same_bucket
         assert_same_points(rolled[series_id], raw[series_id])
 
 
-def test_the_hour_rollup_is_the_minute_rollup_folded(two_series):
+def test_each_rollup_is_the_finer_one_folded(two_series):
     refresh_rollups(now=END + HOUR)
 
     hours = store.points_of_series(two_series, START, END, 3, resolution="1h")
-    minutes = store.points_of_series(two_series, START, END, 3, resolution="1m")
-
-    for series_id in two_series:
-        assert_same_points(hours[series_id], minutes[series_id])
+    for finer in ("5m", "1m"):
+        folded = store.points_of_series(two_series, START, END, 3, resolution=finer)
+        for series_id in two_series:
+            assert_same_points(hours[series_id], folded[series_id])
 
 
 def test_samples_past_the_watermark_are_read_from_the_samples_until_the_next_refresh(web):
@@ -102,21 +104,23 @@ def test_samples_past_the_watermark_are_read_from_the_samples_until_the_next_ref
 
 def test_a_chart_picks_the_coarsest_resolution_that_still_gives_its_points():
     now = datetime.now(UTC)
-    assert store.pick_resolution(now - timedelta(days=7), now, 500) == "1m"
     assert store.pick_resolution(now - timedelta(days=30), now, 500) == "1h"
+    assert store.pick_resolution(now - timedelta(days=7), now, 500) == "5m"
+    assert store.pick_resolution(now - timedelta(hours=6), now, 120) == "1m"
     assert store.pick_resolution(now - HOUR, now, 120) == "raw"
 
 
-def test_a_rollup_chart_has_whole_rollup_buckets_and_no_more_points_than_asked(two_series):
+def test_a_rollup_chart_has_whole_rollup_buckets_about_as_many_as_asked(two_series):
     refresh_rollups(now=END + HOUR)
     start = START + timedelta(minutes=7, seconds=30)
 
     points = store.series_points(two_series[0], start, END, 25, resolution="auto")
 
-    assert 0 < len(points) <= 25
+    # 172.5 minutes in 25 buckets of 6.9 minutes: 5m rollups, one per bucket (the nearest).
+    assert 25 <= len(points) <= 35
     strides = {b.ts - a.ts for a, b in zip(points, points[1:], strict=False)}
-    assert strides == {timedelta(minutes=7)}
-    assert points[0].ts == START + timedelta(minutes=7)
+    assert strides == {timedelta(minutes=5)}
+    assert points[0].ts == START + timedelta(minutes=5)
 
 
 # --- incremental refresh ----------------------------------------------------------------------
@@ -124,28 +128,35 @@ def test_a_rollup_chart_has_whole_rollup_buckets_and_no_more_points_than_asked(t
 
 def test_a_refresh_run_twice_changes_nothing(two_series):
     refresh_rollups(now=END + HOUR)
-    first = rollup_rows(ROLLUP_1M), rollup_rows(ROLLUP_1H)
+    first = [rollup_rows(level) for level in (ROLLUP_1M, ROLLUP_5M, ROLLUP_1H)]
 
-    refresh_rollups(now=END + HOUR)
+    report = refresh_rollups(now=END + HOUR)
 
-    assert (rollup_rows(ROLLUP_1M), rollup_rows(ROLLUP_1H)) == first
-    assert len(first[1]) == 2 * 3
+    assert [rollup_rows(level) for level in (ROLLUP_1M, ROLLUP_5M, ROLLUP_1H)] == first
+    assert len(first[1]) == 2 * 36
+    assert len(first[2]) == 2 * 3
+    assert report.rows == {"1m": 0, "5m": 0, "1h": 0}
 
 
 def test_a_refresh_reads_only_from_its_watermark_less_the_grace_window(settings, web):
     settings.ROLLUP_GRACE_SECONDS = 300
     cpu = series_of(web)
-    samples = irregular_samples(cpu, START, END, seed=5)
-    store.write_samples(samples)
+    store.write_samples([(cpu, START + timedelta(minutes=m), 1.0) for m in range(120)])
     refresh_rollups(now=START + HOUR)
+    # Changed behind the store's back: only what the next refresh reads can pick it up.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE samples SET value = 2.0 WHERE series_id = %s", [cpu])
 
     report = refresh_rollups(now=START + 2 * HOUR)
 
     assert report.start == START + HOUR - timedelta(minutes=5)
     assert report.chunks == [(report.start, START + 2 * HOUR)]
-    read = {store.floor_time(ts, MINUTE) for _, ts, _ in samples if report.start <= ts < report.end}
-    assert report.minute_rows == len(read)
-    assert store.rollup_watermark(ROLLUP_1M) == START + 2 * HOUR
+    assert store.rollup_watermark() == START + 2 * HOUR
+    values = {row[1]: row[2] for row in rollup_rows(ROLLUP_1M)}
+    assert {minute for minute, value in values.items() if value == 2.0} == {
+        START + timedelta(minutes=m) for m in range(55, 120)
+    }
+    assert report.rows["1m"] == 65
 
 
 def test_a_late_sample_inside_the_grace_window_is_folded_in(settings, web):
@@ -162,6 +173,14 @@ def test_a_late_sample_inside_the_grace_window_is_folded_in(settings, web):
         (START + timedelta(minutes=50), 1.0),
         (START + timedelta(minutes=55), 99.0),
     ]
+    assert rollup_rows(ROLLUP_5M)[-1][1:] == (
+        START + timedelta(minutes=55),
+        99.0,
+        99.0,
+        99.0,
+        1,
+        99.0,
+    )
     assert rollup_rows(ROLLUP_1H)[0][2:] == (1.0, 99.0, 100.0, 2, 99.0)
 
 
@@ -178,6 +197,7 @@ def test_a_sample_older_than_the_grace_window_is_queued_and_recomputed(settings,
     assert report.late_minutes == 1
     minute = rollup_rows(ROLLUP_1M)[0]
     assert minute[1:] == (START + timedelta(minutes=10), 4.0, 6.0, 10.0, 2, 6.0)
+    assert rollup_rows(ROLLUP_5M)[0][2:] == (4.0, 6.0, 10.0, 2, 6.0)
     assert rollup_rows(ROLLUP_1H)[0][2:] == (4.0, 6.0, 10.0, 2, 6.0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM rollup_late")
@@ -188,7 +208,7 @@ def test_the_beat_task_refreshes_the_rollups(two_series):
     tasks.refresh_rollups.delay()
 
     assert len(rollup_rows(ROLLUP_1H)) == 2 * 3
-    assert store.rollup_watermark(ROLLUP_1H) is not None
+    assert store.rollup_watermark() is not None
 
 
 def test_deleting_an_instance_deletes_its_rollups(two_series):
@@ -205,11 +225,12 @@ def test_deleting_an_instance_deletes_its_rollups(two_series):
 
 @pytest.fixture
 def aged_store(transactional_db, settings):
-    """Samples and rollups across 200 days, with the default retention (15 d, 90 d, 2 y)."""
+    """Samples and rollups across 800 days, with the default retention (15 d, 90 d, 180 d, 2 y)."""
     settings.RETENTION_RAW_DAYS, settings.RETENTION_1M_DAYS = 15, 90
+    settings.RETENTION_5M_DAYS, settings.RETENTION_1H_DAYS = 180, 730
     now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     cpu = series_of(Instance.register("web-1"))
-    ages = [0, 1, 14, 16, 30, 89, 91, 200]
+    ages = [0, 1, 14, 16, 30, 89, 91, 200, 800]
     store.write_samples([(cpu, now - timedelta(days=age), float(age)) for age in ages])
     refresh_rollups(now=now + MINUTE)
     yield cpu, now
@@ -221,6 +242,7 @@ def aged_store(transactional_db, settings):
 
 
 def stored_ages(table, series_id, now) -> list[int]:
+    table = getattr(table, "table", table)
     column = table.column
     with connection.cursor() as cursor:
         cursor.execute(
@@ -232,12 +254,15 @@ def stored_ages(table, series_id, now) -> list[int]:
 
 def test_retention_drops_whole_expired_partitions_of_each_table(aged_store):
     cpu, now = aged_store
-    assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14, 16, 30, 89, 91, 200]
+    assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14, 16, 30, 89, 91, 200, 800]
 
     report = apply_retention(now=now)
 
     assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14]
     assert stored_ages(ROLLUP_1M, cpu, now) == [0, 1, 14, 16, 30, 89]
+    # 5m and 1h partitions are monthly: a month goes when all of it is past retention.
+    assert stored_ages(ROLLUP_5M, cpu, now)[:7] == [0, 1, 14, 16, 30, 89, 91]
+    assert 800 not in stored_ages(ROLLUP_5M, cpu, now)
     assert stored_ages(ROLLUP_1H, cpu, now) == [0, 1, 14, 16, 30, 89, 91, 200]
     old_day = (now - timedelta(days=16)).date()
     assert store.partition_name(old_day) in report.dropped
@@ -262,11 +287,11 @@ def test_the_retention_command_lists_then_drops(aged_store):
     dry = StringIO()
     call_command("retention", "--dry-run", stdout=dry)
     assert f"would drop {store.partition_name((now - timedelta(days=16)).date())}" in dry.getvalue()
-    assert stored_ages(SAMPLES, cpu, now)[-1] == 200
+    assert stored_ages(SAMPLES, cpu, now)[-1] == 800
 
     out = StringIO()
     call_command("retention", stdout=out)
-    assert f"dropped {store.partition_name((now - timedelta(days=200)).date())}" in out.getvalue()
+    assert f"dropped {store.partition_name((now - timedelta(days=800)).date())}" in out.getvalue()
     assert stored_ages(SAMPLES, cpu, now) == [0, 1, 14]
 
 
@@ -280,11 +305,12 @@ def test_the_beat_task_applies_retention(aged_store):
 
 
 def test_monthly_partitions_are_named_and_bounded_by_their_month():
+    hours, minutes = ROLLUP_1H.table, ROLLUP_1M.table
     day = datetime(2026, 12, 17, tzinfo=UTC).date()
-    assert ROLLUP_1H.partition_name(day) == "samples_1h_p202612"
-    assert ROLLUP_1H.next_period(ROLLUP_1H.period_start(day)).isoformat() == "2027-01-01"
-    assert ROLLUP_1H.partition_start("samples_1h_p202612").isoformat() == "2026-12-01"
-    assert ROLLUP_1M.partition_start("samples_1h_p202612") is None
+    assert hours.partition_name(day) == "samples_1h_p202612"
+    assert hours.next_period(hours.period_start(day)).isoformat() == "2027-01-01"
+    assert hours.partition_start("samples_1h_p202612").isoformat() == "2026-12-01"
+    assert minutes.partition_start("samples_1h_p202612") is None
 
 
 @pytest.fixture
