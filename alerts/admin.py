@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from accounts.auditing import AuditedAdmin
+from alerts.forms import RULE_FIELDSETS
 from alerts.models import (
     Alert,
     AlertRule,
@@ -84,36 +85,7 @@ class AlertRuleAdmin(AuditedAdmin, admin.ModelAdmin):
     search_fields = ["name", "metric", "description"]
     filter_horizontal = ["channels"]
     raw_id_fields = ["scope_instance"]
-    fieldsets = [
-        (None, {"fields": ["name", "description", "enabled", "runbook_url"]}),
-        (
-            "What",
-            {
-                "fields": [
-                    "metric",
-                    "label_matchers",
-                    "denominator_matchers",
-                    "aggregation",
-                    "window",
-                    "reduce",
-                ]
-            },
-        ),
-        ("Where", {"fields": ["scope", "scope_instance", "scope_value"]}),
-        (
-            "When",
-            {
-                "fields": [
-                    "comparator",
-                    "warning_threshold",
-                    "critical_threshold",
-                    "for_duration",
-                    "no_data",
-                ]
-            },
-        ),
-        ("Who hears of it", {"fields": ["channels"]}),
-    ]
+    fieldsets = [(title, {"fields": names}) for title, names in RULE_FIELDSETS]
 
 
 @admin.register(PendingBreach)

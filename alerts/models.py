@@ -137,6 +137,14 @@ class NotificationChannel(models.Model):
         notifications.dispatch_test(self)
 
 
+class AlertRuleQuerySet(models.QuerySet):
+    def with_firing(self) -> "AlertRuleQuerySet":
+        """Each rule with ``firing``: how many of its alerts are open (acknowledged or not)."""
+        return self.annotate(
+            firing=models.Count("alerts", filter=models.Q(alerts__resolved_at__isnull=True))
+        )
+
+
 class AlertRule(models.Model):
     """A condition over one metric, evaluated for every instance in scope every few seconds.
 
@@ -210,6 +218,8 @@ class AlertRule(models.Model):
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(auto_now=True)
 
+    objects = AlertRuleQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -223,6 +233,27 @@ class AlertRule(models.Model):
             raise ValidationError({"scope_instance": "Pick the instance."})
         if self.scope in (self.Scope.TYPE, self.Scope.REGION) and not self.scope_value:
             raise ValidationError({"scope_value": "Name the type or region."})
+
+    @property
+    def selector(self) -> str:
+        """The metric and its label matchers as a Prometheus selector: ``disk_usage{mount="/"}``."""
+        if not self.label_matchers:
+            return self.metric
+        matchers = ",".join(f'{m["label"]}{m["op"]}"{m["value"]}"' for m in self.label_matchers)
+        return f"{self.metric}{{{matchers}}}"
+
+    def set_enabled(self, enabled: bool, user, request=None) -> bool:
+        """Turn evaluation on or off, audited; False when it already was.
+
+        A disabled rule's open alerts are resolved by the next evaluation (``resolve_orphans``).
+        """
+        if self.enabled == enabled:
+            return False
+        self.enabled = enabled
+        self.save(update_fields=["enabled", "updated"])
+        action = "alertrule.enable" if enabled else "alertrule.disable"
+        AuditEvent.record(user, action, self, request=request)
+        return True
 
     def breaches(self, value: float, threshold: float | None) -> bool:
         if threshold is None:

@@ -12,6 +12,11 @@ urlpatterns = [
     path("alerts/<uuid:pk>/resolve", views.alert_resolve, name="alert_resolve"),
     path("alerts/<uuid:pk>/silence", views.alert_silence, name="alert_silence"),
     path("alerts/<uuid:pk>/unsilence", views.alert_unsilence, name="alert_unsilence"),
+    path("rules/", views.rules_page, name="rules"),
+    path("rules/new/", views.rule_create, name="rule_create"),
+    path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
+    path("rules/<int:pk>/enabled", views.rule_enabled, name="rule_enabled"),
+    path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
     path("explore/", views.explore_page, name="explore"),
     path("explore/data.csv", views.explore_csv, name="explore_csv"),
 ]

@@ -3,22 +3,25 @@
 A page renders its full template; an HTMX request to the same URL renders the fragment the page
 includes, picked by the element that asked (``HX-Target``): one template, two entry points.
 Login is required everywhere by middleware; reading needs the Viewer role, acting on alerts the
-Operator role.
+Operator role, editing alert rules the Admin role.
 """
 
 import csv
 import uuid
 
+from django.contrib import messages
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.auditing import record_deleted, record_saved
 from accounts.permissions import Role, role_required
-from alerts.models import Alert
+from alerts.forms import AlertRuleForm
+from alerts.models import Alert, AlertRule
 from dashboard import alert_page, explore, instance_page, overview
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
@@ -66,8 +69,10 @@ ALERTS_PAGE_SIZE = 100
 
 @role_required(Role.VIEWER)
 def alerts_page(request):
-    """Alerts newest first, filtered by status, severity and instance."""
-    filters = {key: request.GET.get(key, "").strip() for key in ("status", "severity", "instance")}
+    """Alerts newest first, filtered by status, severity, instance and rule."""
+    filters = {
+        key: request.GET.get(key, "").strip() for key in ("status", "severity", "instance", "rule")
+    }
     alerts = Alert.objects.select_related("instance", "acknowledged_by").order_by("-created_at")
     if filters["status"] in Alert.Status.values:
         alerts = alerts.filter(status=filters["status"])
@@ -78,6 +83,10 @@ def alerts_page(request):
             alerts = alerts.filter(instance_id=uuid.UUID(filters["instance"]))
         except ValueError:
             alerts = alerts.none()
+    if filters["rule"]:
+        alerts = (
+            alerts.filter(rule_id=filters["rule"]) if filters["rule"].isdigit() else alerts.none()
+        )
     context = {
         "alerts": list(alerts[:ALERTS_PAGE_SIZE]),
         "total": alerts.count(),
@@ -85,6 +94,7 @@ def alerts_page(request):
         "statuses": Alert.Status.values,
         "severities": Alert.Severity.values,
         "instances": Instance.objects.order_by("name").only("pk", "name"),
+        "rules": AlertRule.objects.only("pk", "name"),
         "silence_durations": alert_page.SILENCE_DURATIONS,
         "default_silence": alert_page.DEFAULT_SILENCE,
     }
@@ -183,6 +193,72 @@ def alert_unsilence(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
     alert.unsilence(request.user)
     return _alert_changed(request, alert)
+
+
+@role_required(Role.VIEWER)
+def rules_page(request):
+    """Every alert rule: what it watches, its thresholds, whether it is on, what it has firing."""
+    return render(
+        request, "dashboard/rules.html", {"rules": AlertRule.objects.with_firing().order_by("name")}
+    )
+
+
+@role_required(Role.ADMIN)
+def rule_create(request):
+    return _rule_form(request, AlertRule())
+
+
+@role_required(Role.ADMIN)
+def rule_edit(request, pk):
+    return _rule_form(request, get_object_or_404(AlertRule, pk=pk))
+
+
+def _rule_form(request, rule: AlertRule):
+    """The rule form: saved and audited, then back to the list; shown again with its errors
+    (400) when the model refuses it."""
+    created, saved_name = rule.pk is None, rule.name
+    if request.method != "POST":
+        form = AlertRuleForm(instance=rule)
+        return render(request, "dashboard/rule_form.html", {"form": form, "name": saved_name})
+    form = AlertRuleForm(request.POST, instance=rule)
+    if not form.is_valid():
+        context = {"form": form, "name": saved_name}
+        return render(request, "dashboard/rule_form.html", context, status=400)
+    with transaction.atomic():
+        rule = form.save()
+        record_saved(request.user, rule, form, created=created, request=request)
+    messages.success(request, f"Rule {rule.name} {'created' if created else 'saved'}.")
+    return redirect("dashboard:rules")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def rule_enabled(request, pk):
+    """Turn a rule on (``enabled=true``) or off (``enabled=false``); answers its list row."""
+    wanted = request.POST.get("enabled")
+    if wanted not in ("true", "false"):
+        return HttpResponseBadRequest("enabled must be true or false")
+    rule = get_object_or_404(AlertRule, pk=pk)
+    rule.set_enabled(wanted == "true", request.user, request=request)
+    if request.htmx:
+        row = {"rule": AlertRule.objects.with_firing().get(pk=pk)}
+        return render(request, "dashboard/partials/rule_row.html", row)
+    return redirect("dashboard:rules")
+
+
+@role_required(Role.ADMIN)
+def rule_delete(request, pk):
+    """Confirm, then delete: the rule's alerts stay as history, unlinked (open ones resolve at
+    the next evaluation); its silences and pending breaches go with it."""
+    rule = get_object_or_404(AlertRule.objects.with_firing(), pk=pk)
+    if request.method != "POST":
+        context = {"rule": rule, "silences": rule.silences.count(), "alerts": rule.alerts.count()}
+        return render(request, "dashboard/rule_delete.html", context)
+    with transaction.atomic():
+        record_deleted(request.user, rule, request=request)
+        rule.delete()
+    messages.success(request, f"Rule {rule.name} deleted.")
+    return redirect("dashboard:rules")
 
 
 @role_required(Role.VIEWER)

@@ -42,6 +42,8 @@ def test_the_pages_satisfy_the_content_security_policy(admin_page):
         f"/instances/{instance.pk}/",
         "/alerts/",
         "/explore/",
+        "/rules/",
+        "/rules/new/",
         "/accounts/users/",
         "/accounts/tokens/",
         "/accounts/audit/",

@@ -8,11 +8,12 @@ from django.urls import reverse
 
 from accounts.permissions import Role
 from alerts import links
-from alerts.models import Alert
+from alerts.models import Alert, AlertRule
 from backups import dumps
 from ingestion.models import IngestToken
 from instances.models import Instance
 from tests.test_dashboard_live import session_cookie_of, socket
+from tests.test_dashboard_rules import NEW_RULE
 
 ROLES = [None, "none", Role.VIEWER, Role.OPERATOR, Role.ADMIN]
 HTMX = {"HX-Request": "true"}
@@ -40,6 +41,10 @@ def backup_dir(settings, tmp_path):
 
 def alert_on(instance, alert_type) -> Alert:
     return Alert.objects.create(instance=instance, alert_type=alert_type, severity="critical")
+
+
+def rule_named(name) -> AlertRule:
+    return AlertRule.objects.create(name=name, metric="cpu_usage", warning_threshold=80)
 
 
 def endpoints(target_user, token):
@@ -98,6 +103,28 @@ def endpoints(target_user, token):
         ]
     ack_link = reverse("alerts:acknowledge_link", args=[links.sign(linked)])
     actions.append(("get", ack_link, {}, {}, OPERATORS))
+    rule = rule_named("Shown rule")
+    switched = {layout: rule_named(f"Switched {layout}") for layout in ("form", "htmx")}
+    deleted = rule_named("Deleted rule")
+    admins = {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}
+    admins_post = {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 302}
+    rules = [
+        ("get", "/rules/", {}, {}, VIEWERS),
+        ("get", "/rules/new/", {}, {}, admins),
+        ("post", "/rules/new/", NEW_RULE, {}, admins_post),
+        ("get", f"/rules/{rule.pk}/edit/", {}, {}, admins),
+        ("post", f"/rules/{rule.pk}/edit/", {**NEW_RULE, "name": "Edited"}, {}, admins_post),
+        ("post", f"/rules/{switched['form'].pk}/enabled", {"enabled": "false"}, {}, admins_post),
+        (
+            "post",
+            f"/rules/{switched['htmx'].pk}/enabled",
+            {"enabled": "false"},
+            HTMX,
+            {**admins, None: LOGIN_HTMX},
+        ),
+        ("get", f"/rules/{deleted.pk}/delete/", {}, {}, admins),
+        ("post", f"/rules/{deleted.pk}/delete/", {}, {}, admins_post),
+    ]
     accounts = [
         ("get", reverse("accounts:users"), {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
         (
@@ -157,6 +184,7 @@ def endpoints(target_user, token):
         ("get", reverse("admin:ingestion_ingesttoken_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:accounts_auditevent_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:alerts_alert_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:alerts_alertrule_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:backups_backup_changelist"), {}, {}, DJANGO_ADMIN),
     ]
     api = [
@@ -168,7 +196,7 @@ def endpoints(target_user, token):
     ]
     # For load balancers and Prometheus: no login at all.
     public = [("get", "/healthz", {}, {}, EVERYONE), ("get", "/metrics", {}, {}, EVERYONE)]
-    return pages + actions + accounts + api + public
+    return pages + actions + rules + accounts + api + public
 
 
 def call(client, method, url, data, headers):

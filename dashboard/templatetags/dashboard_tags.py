@@ -2,6 +2,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from alerts.forms import format_duration
+
 register = template.Library()
 
 
@@ -13,3 +15,7 @@ def ago(moment):
     if (timezone.now() - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment)} ago"
+
+
+# A rule's window and ``for`` as the rule form takes them: "2m", "1h30m".
+register.filter("rule_duration", format_duration)
