@@ -18,3 +18,8 @@ class SeriesAdmin(admin.ModelAdmin):
     search_fields = ["name", "instance__name", "instance__agent_id"]
     list_select_related = ["instance"]
     raw_id_fields = ["instance"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A series goes with its instance (which also takes its samples); deleted alone it would
+        # leave its samples behind and ingest's series-id cache pointing at nothing.
+        return False

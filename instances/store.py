@@ -67,6 +67,8 @@ class SeriesKey:
 
 def labels_key(labels: dict) -> bytes:
     """Canonical form of a label set (sorted keys), for comparing label sets in Python."""
+    if not labels:
+        return b"{}"
     return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)
 
 
@@ -221,7 +223,11 @@ def resolve_series(instance_id, keys: Sequence[SeriesKey]) -> dict[tuple[str, by
     when the new series would take the instance past ``SERIES_LIMIT_PER_INSTANCE``.
     """
     wanted = {(key.name, key.labels_key): key for key in keys}
+    cached = _SERIES_IDS.get(instance_id, {})
+    if all(ident in cached for ident in wanted):
+        return {ident: cached[ident] for ident in wanted}
     found = _existing_series(instance_id, wanted)
+    _remember_series_ids(instance_id, found)
     missing = [key for ident, key in wanted.items() if ident not in found]
     if not missing:
         return found
@@ -242,8 +248,28 @@ def resolve_series(instance_id, keys: Sequence[SeriesKey]) -> dict[tuple[str, by
                 [key.unit for key in missing],
             ],
         )
-    found.update(_existing_series(instance_id, {(k.name, k.labels_key): k for k in missing}))
+    created = _existing_series(instance_id, {(k.name, k.labels_key): k for k in missing})
+    _remember_series_ids(instance_id, created)
+    found.update(created)
     return found
+
+
+# Series ids by instance, then (name, labels key): a series id never changes and is never reused
+# (an instance deleted and registered again gets a new uuid), so this per-process cache spares
+# ingest its lookups. Ids enter it only once the transaction that saw them commits: a series
+# created by a batch that rolled back must not be remembered.
+_SERIES_IDS: dict[object, dict[tuple[str, bytes], int]] = {}
+SERIES_CACHE_INSTANCES = 50_000
+
+
+def _remember_series_ids(instance_id, ids: dict[tuple[str, bytes], int]) -> None:
+    def remember() -> None:
+        if len(_SERIES_IDS) >= SERIES_CACHE_INSTANCES:
+            _SERIES_IDS.clear()
+        _SERIES_IDS.setdefault(instance_id, {}).update(ids)
+
+    if ids:
+        transaction.on_commit(remember)
 
 
 def _existing_series(instance_id, wanted: dict) -> dict[tuple[str, bytes], int]:
@@ -566,6 +592,7 @@ def metric_aggregates(
 def delete_samples_of_instance(instance_id) -> int:
     """Delete every sample and rollup of the instance's series (they have no foreign key to
     cascade); returns how many samples went."""
+    _SERIES_IDS.pop(instance_id, None)
     with connection.cursor() as cursor:
         rollups = [level.table.name for level in ROLLUP_LEVELS]
         for table in (*rollups, "rollup_late", SAMPLES_TABLE):

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from instances import store, tasks
 from instances.models import Instance, Series
@@ -322,3 +322,43 @@ def test_recent_samples_filter_by_instance_and_time(web, db_host):
         (web_cpu, 4.0),
         (web_cpu, 3.0),
     ]
+
+
+# --- the series-id cache ----------------------------------------------------------------------
+
+
+def test_series_ids_are_remembered_once_their_transaction_commits(
+    web, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        cpu = series_id(web)
+    assert web.pk not in store._SERIES_IDS
+
+    for callback in callbacks:
+        callback()
+
+    assert store._SERIES_IDS[web.pk] == {("cpu_usage", b"{}"): cpu}
+    assert series_id(web) == cpu
+
+
+def test_a_series_made_by_a_batch_that_rolled_back_is_not_remembered(
+    web, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            series_id(web, "doomed")
+            raise RuntimeError("the batch failed")
+        kept = series_id(web, "kept")
+
+    assert store._SERIES_IDS[web.pk] == {("kept", b"{}"): kept}
+    assert not Series.objects.filter(name="doomed").exists()
+
+
+def test_deleting_an_instance_forgets_its_series_ids(web, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        series_id(web)
+    assert web.pk in store._SERIES_IDS
+
+    web.delete()
+
+    assert web.pk not in store._SERIES_IDS

@@ -1,0 +1,149 @@
+"""What the benchmark modules share: Django set-up on the scratch database the runner gives,
+the result line, timing, and a real ASGI server to measure against.
+
+Each module runs as ``python -m bench.<name>`` with ``DATABASE_URL`` naming a scratch database
+(the runner creates and drops it), logs to stderr and prints one JSON line last on stdout:
+``{"figures": [...], "notes": [...]}``.
+"""
+
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def setup_django() -> None:
+    """Django on the scratch database, migrated."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def database_dsn() -> str:
+    """A psycopg connection string for Django's database (to measure below Django)."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    parts = {
+        "dbname": settings["NAME"],
+        "user": settings["USER"],
+        "password": settings["PASSWORD"],
+        "host": settings["HOST"],
+        "port": str(settings["PORT"] or ""),
+    }
+    return psycopg.conninfo.make_conninfo(**{key: value for key, value in parts.items() if value})
+
+
+@dataclass
+class Figure:
+    key: str
+    label: str
+    value: float
+    unit: str
+    target: str | None = None
+    met: bool | None = None
+
+
+def emit(figures: list[Figure], notes: list[str]) -> None:
+    print(json.dumps({"figures": [asdict(f) for f in figures], "notes": notes}), flush=True)
+
+
+def median_ms(call: Callable[[], object], runs: int = 9, warm: int = 2) -> float:
+    """Median wall time of ``call`` in milliseconds, after ``warm`` unmeasured runs."""
+    for _ in range(warm):
+        call()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def production_env(**extra: str) -> dict[str, str]:
+    """The web process's environment: production settings on the scratch database."""
+    return {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "INGEST_RATE_LIMIT_PER_MINUTE": "100000000",
+        **extra,
+    }
+
+
+@contextmanager
+def web_server(workers: int = 2, env: dict[str, str] | None = None):
+    """uvicorn serving Vigil on a free loopback port; yields (base url, process)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env or production_env(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the web server did not start") from None
+                time.sleep(0.2)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
