@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format stop install
+.PHONY: run test bench lint format stop install
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The benchmarks (bench/run.py): a table on stdout and bench/results.json; never part of `test`.
+bench: $(STAMP)
+	$(PY) -m bench.run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

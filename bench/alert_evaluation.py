@@ -1,36 +1,16 @@
 """Benchmark: one alert evaluation run over 1,000 rules and 100 instances (PRODUCT.md 10).
 
-Runs in a scratch database (Django's test database for the configured DATABASE_URL, created
-and dropped here), never in the real one:
-
-    .venv/bin/python bench/alert_evaluation.py [--rules 1000] [--instances 100] [--runs 5]
-
 Each instance has 10 metrics sampled every 15 s over the last 10 minutes; rules spread over
-those metrics and the aggregations, with thresholds that make about one in ten breach. Prints
-the time of each run (the first opens the pending breaches, later ones move them on) and
-writes bench/alert_evaluation.json.
+those metrics and the aggregations, with thresholds that make about one (rule, instance) in ten
+breach. The first run opens the pending breaches, later ones move them on; the figure is the
+median of ``--runs``.
 """
 
 import argparse
-import json
-import os
 import random
-import statistics
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.db import connection  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from bench.common import Figure, emit, log, setup_django
 
 METRICS = [f"bench_metric_{n}" for n in range(10)]
 AGGREGATIONS = ["last", "avg", "min", "max", "sum", "count", "rate", "p95"]
@@ -76,48 +56,46 @@ def populate(instances: int, rules: int, now, threshold_scale: float) -> None:
     )
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--threshold-scale", type=float, default=1.0, help="1000 makes nothing breach"
-    )
     args = parser.parse_args()
+
+    setup_django()
+    from django.utils import timezone
 
     from alerts.evaluation import evaluate_rules
 
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        now = timezone.now()
-        started = time.perf_counter()
-        populate(args.instances, args.rules, now, args.threshold_scale)
-        print(f"populated in {time.perf_counter() - started:.1f} s")
-        seconds = []
-        for run in range(args.runs):
-            summary = evaluate_rules(now=now + timedelta(seconds=15 * run))
-            seconds.append(summary.seconds)
-            print(
-                f"run {run + 1}: {summary.seconds:.3f} s  rules={summary.rules} "
-                f"pending={summary.pending} fired={summary.fired} resolved={summary.resolved}"
+    now = timezone.now()
+    populate(args.instances, args.rules, now, 1.0)
+    seconds, summaries = [], []
+    for run in range(args.runs):
+        summary = evaluate_rules(now=now + timedelta(seconds=15 * run))
+        seconds.append(summary.seconds)
+        summaries.append(
+            f"pending={summary.pending} fired={summary.fired} resolved={summary.resolved}"
+        )
+        log(f"run {run + 1}: {summary.seconds:.3f} s {summaries[-1]}")
+    median = sorted(seconds)[len(seconds) // 2]
+    emit(
+        [
+            Figure(
+                "alerts.evaluation_s",
+                f"Rule evaluation, {args.rules} rules × {args.instances} instances",
+                median,
+                "s",
+                "< 1 s",
+                median < 1,
             )
-        result = {
-            "rules": args.rules,
-            "instances": args.instances,
-            "series_per_rule": args.instances,
-            "runs_seconds": seconds,
-            "median_seconds": statistics.median(seconds),
-        }
-        print(f"median {result['median_seconds']:.3f} s for {args.rules} rules x "
-              f"{args.instances} instances")
-        Path(__file__).with_name("alert_evaluation.json").write_text(json.dumps(result, indent=2))
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-    return 0
+        ],
+        [
+            f"median of {args.runs} runs: {', '.join(f'{x:.3f}' for x in seconds)} s; "
+            f"first run {summaries[0]}, last {summaries[-1]}."
+        ],
+    )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
