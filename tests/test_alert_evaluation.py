@@ -72,6 +72,20 @@ def default_rules():
     return AlertRule.objects.all()
 
 
+def test_a_firing_alerts_value_and_message_follow_the_data_at_each_run(api, cpu_rule):
+    post_every_10s(api, "web-1", "cpu_usage", 95, 0, 120)
+    evaluate_rules(now=at(0))
+    evaluate_rules(now=at(120))
+    alert = Alert.objects.get()
+
+    post_every_10s(api, "web-1", "cpu_usage", 97, 130, 190)
+    evaluate_rules(now=at(190))
+
+    alert.refresh_from_db()
+    assert (alert.value, alert.severity, alert.fired_at) == (97, "critical", at(120))
+    assert "is 97 (> 90)" in alert.message
+    assert Alert.objects.count() == 1
+
 def test_a_breach_stays_pending_for_the_first_minute_then_fires_after_the_for(api, cpu_rule):
     post(api, "web-1", "cpu_usage", 95, at(0))
     evaluate_rules(now=at(0))
