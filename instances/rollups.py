@@ -168,6 +168,10 @@ def _recompute_late_minutes() -> int:
     """Recompute the queued late minutes, and the coarser buckets holding them, in one
     transaction; returns how many minutes."""
     with transaction.atomic(), connection.cursor() as cursor:
+        if store.rollup_watermark() is None:
+            # A first refresh reads every stored day anyway.
+            cursor.execute("TRUNCATE rollup_late")
+            return 0
         cursor.execute("DELETE FROM rollup_late RETURNING series_id, bucket")
         late = cursor.fetchall()
         if not late:
