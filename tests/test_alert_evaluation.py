@@ -86,6 +86,7 @@ def test_a_firing_alerts_value_and_message_follow_the_data_at_each_run(api, cpu_
     assert "is 97 (> 90)" in alert.message
     assert Alert.objects.count() == 1
 
+
 def test_a_breach_stays_pending_for_the_first_minute_then_fires_after_the_for(api, cpu_rule):
     post(api, "web-1", "cpu_usage", 95, at(0))
     evaluate_rules(now=at(0))
