@@ -2,7 +2,7 @@
 
 The HTTP side is the real ASGI server (uvicorn, production settings, ``--workers``) with
 ``--clients`` threads each holding a keep-alive connection and posting pre-serialised batches of
-1,000 samples (100 instances × 10 metrics, new timestamps, no replays) for ``--seconds``. Then the
+1,000 samples (1,000 instances × 10 metrics, new timestamps, no replays) for ``--seconds``. Then the
 rows it stored are written again straight into the same ``samples`` table with binary COPY: in
 1,000-row COPY + COMMIT batches over as many connections as there were clients (the same shape
 as the HTTP requests, the ratio's denominator), and as one big COPY.
@@ -29,15 +29,17 @@ from bench.common import (
     web_server,
 )
 
-INSTANCES = 100
+INSTANCES = 1000
 METRICS = 10
 BATCH = 1000
 
 
 def batches(count: int) -> list[bytes]:
     """``count`` request bodies of 1,000 samples, cycling over the instances, each batch of an
-    instance 100 seconds after its previous one."""
-    start_ms = int((datetime.now(UTC) - timedelta(hours=6)).timestamp() * 1000)
+    instance 100 seconds after its previous one. The newest are stamped about now, so, as from
+    live agents, nothing is older than the rollups' grace window."""
+    rounds = -(-count // INSTANCES)
+    start_ms = int((datetime.now(UTC) - timedelta(seconds=100 * rounds)).timestamp() * 1000)
     steps = BATCH // METRICS
     bodies = []
     for n in range(count):
