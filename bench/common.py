@@ -46,12 +46,14 @@ def database_dsn() -> str:
     from django.db import connection
 
     settings = connection.settings_dict
+    options = settings.get("OPTIONS", {})
     parts = {
         "dbname": settings["NAME"],
         "user": settings["USER"],
         "password": settings["PASSWORD"],
-        "host": settings["HOST"],
-        "port": str(settings["PORT"] or ""),
+        # A unix-socket server (the embedded one) comes as ?host=&port= in DATABASE_URL.
+        "host": settings["HOST"] or options.get("host", ""),
+        "port": str(settings["PORT"] or options.get("port", "")),
     }
     return psycopg.conninfo.make_conninfo(**{key: value for key, value in parts.items() if value})
 
