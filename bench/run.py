@@ -30,16 +30,9 @@ def server_urls() -> tuple[str, str]:
     from django.conf import settings
 
     django.setup()
-    database = settings.DATABASES["default"]
-    parts = {
-        "dbname": database["NAME"],
-        "user": database["USER"],
-        "password": database["PASSWORD"],
-        "host": database["HOST"],
-        "port": str(database["PORT"] or ""),
-    }
-    dsn = psycopg.conninfo.make_conninfo(**{key: value for key, value in parts.items() if value})
-    return dsn, settings.REDIS_URL
+    from bench.common import database_dsn
+
+    return database_dsn(), settings.REDIS_URL
 
 
 def database_url(dsn: str, name: str) -> str:

@@ -18,28 +18,17 @@ from tests.servers import CeleryWorker, PrivatePostgres, PrivateRedis, manage
 from tests.test_notifications import Receiver
 
 SETUP = """
-from importlib import import_module
 from datetime import timedelta
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.auth.models import User
-from accounts.permissions import Role, set_role
 from alerts.models import AlertRule, NotificationChannel
+from bench.fanout import viewer_session_cookie
 from ingestion.models import IngestToken
-user = User.objects.create_user("viewer", password="correct horse battery staple")
-set_role(user, Role.VIEWER)
-session = import_module(settings.SESSION_ENGINE).SessionStore()
-session[SESSION_KEY] = str(user.pk)
-session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-session.create()
 channel = NotificationChannel.objects.create(name="hook", kind="webhook", target="{hook}")
 rule = AlertRule.objects.create(
     name="CPU hot", metric="cpu_usage", aggregation="last", critical_threshold=90,
     for_duration=timedelta(0),
 )
 rule.channels.add(channel)
-print(settings.SESSION_COOKIE_NAME + "=" + session.session_key)
+print(viewer_session_cookie())
 print(IngestToken.issue("scale-out")[1])
 """
 
