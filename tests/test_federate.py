@@ -1,3 +1,4 @@
+import sys
 import time
 
 import pytest
@@ -15,8 +16,14 @@ def ingest(api, agent_id, samples):
     assert api.post("/api/v1/ingest", body).status_code == 202
 
 
-def sample(name, value, ts=NOW_MS, **labels):
-    return {"name": name, "value": value, "ts": ts, "labels": labels}
+def sample(name, value, ts=None, **labels):
+    return {"name": name, "value": value, "ts": NOW_MS if ts is None else ts, "labels": labels}
+
+
+@pytest.fixture(autouse=True)
+def fresh_now(monkeypatch):
+    """Each test's "now": federation looks back minutes, and a long suite outlasts that."""
+    monkeypatch.setattr(sys.modules[__name__], "NOW_MS", int(time.time() * 1000))
 
 
 def federate(client, *selectors, token=None):

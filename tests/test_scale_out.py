@@ -88,7 +88,7 @@ def test_two_workers_asked_to_evaluate_at_once_open_one_alert_and_send_one_notic
     try:
         with web_server(workers=1, env=env) as (url, _):
             ingest(url, token, 97.0)
-        broker = Celery(broker=redis.url)
+        broker = Celery(broker=redis.url, set_as_current=False)
         for _ in range(4):
             broker.send_task("alerts.evaluate_rules")
         deadline = time.monotonic() + 90
