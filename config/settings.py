@@ -1,5 +1,6 @@
 """Vigil settings: one file, every knob from the environment (listed in the README)."""
 
+import sys
 from pathlib import Path
 
 import environ
@@ -91,8 +92,21 @@ if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
 else:
     DATABASES = {"default": embedded.postgres_settings()}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI each request runs in a thread of its own, so persistent connections would open a
+# connection per request and leave it to the garbage collector: web processes (the ones that
+# load config.asgi) borrow from a psycopg pool instead. Celery's forked children and commands
+# keep persistent connections: a pool's threads do not survive fork.
+if env.bool("DATABASE_POOL", default="config.asgi" in sys.modules):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env.int("DATABASE_POOL_SIZE", default=10),
+        # A request waits this long for a free connection, then answers 503 (storage busy).
+        "timeout": 10,
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="") or embedded.redis_url()

@@ -1,3 +1,4 @@
+import json
 import os
 import secrets
 import string
@@ -31,3 +32,37 @@ def test_production_settings_pass_the_deploy_check():
     )
 
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def database_settings_of(module: str) -> dict:
+    """DATABASES["default"] as a process that imports ``module`` first sees it."""
+    script = (
+        f"import os, json; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); "
+        f"import {module}; from django.conf import settings; "
+        "db = settings.DATABASES['default']; "
+        "print(json.dumps({'pool': db.get('OPTIONS', {}).get('pool'), 'age': db['CONN_MAX_AGE']}))"
+    )
+    env = {**os.environ, "REDIS_URL": os.environ.get("REDIS_URL", "") or settings.REDIS_URL}
+    env.pop("DATABASE_POOL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_web_processes_borrow_connections_from_a_pool_and_others_keep_theirs():
+    # Under ASGI every request has a thread of its own: persistent connections would mean a new
+    # connection per request.
+    web = database_settings_of("config.asgi")
+    assert web["age"] == 0
+    assert web["pool"]["max_size"] == 10
+
+    worker = database_settings_of("config.celery")
+    assert worker["pool"] is None
+    assert worker["age"] == 60
