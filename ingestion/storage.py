@@ -37,12 +37,18 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
         instance = Instance.register(agent_id, **described)
         accepted = len(samples)
         samples = samples + node_exporter.host_samples(instance.pk, samples)
-        keys = {s.series_ident: store.SeriesKey(s.name, s.labels, s.unit) for s in samples}
+        idents = [s.series_ident for s in samples]
+        keys = {}
+        for ident, sample in zip(idents, samples, strict=True):
+            if ident not in keys:
+                keys[ident] = store.SeriesKey(sample.name, sample.labels, sample.unit)
         try:
             series_ids = store.resolve_series(instance.pk, list(keys.values()))
         except store.SeriesLimitExceeded as error:
             raise ApiError(400, str(error), reason="series_limit") from None
-        rows = [(series_ids[s.series_ident], s.ts, s.value) for s in samples]
+        rows = [
+            (series_ids[ident], s.ts, s.value) for ident, s in zip(idents, samples, strict=True)
+        ]
         new = store.write_samples(rows)
         instance.mark_seen()
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
