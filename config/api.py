@@ -1,5 +1,7 @@
 """The one HTTP API object: each app contributes a router; errors share one JSON envelope."""
 
+import logging
+
 import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError, InterfaceError, OperationalError
@@ -15,6 +17,8 @@ from ingestion.auth import BearerToken
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_ERRORS
 from ingestion.rest import router as rest_router
+
+logger = logging.getLogger(__name__)
 
 STORAGE_RETRY_AFTER_SECONDS = 5
 
@@ -94,6 +98,8 @@ def unstorable_value(request, error):
 @api.exception_handler(OperationalError)
 @api.exception_handler(InterfaceError)
 def storage_unavailable(request, error):
+    # The client only learns to retry; the operator needs the reason (e.g. too many clients).
+    logger.warning("%s %s answered 503: %s", request.method, request.path, error)
     return _error_response(
         request,
         ApiError(
