@@ -413,8 +413,9 @@ def series_points(
     return points_of_series([series_id], start, end, buckets, resolution)[series_id]
 
 
-@dataclass(frozen=True)
-class LatestValue:
+class LatestValue(NamedTuple):
+    """The newest sample of one series (a tuple: a dashboard reads hundreds at once)."""
+
     series_id: int
     instance_id: object
     name: str
