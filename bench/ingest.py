@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=25)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=3000)
+    parser.add_argument("--batches", type=int, default=4000)
     args = parser.parse_args()
 
     setup_django()
