@@ -10,6 +10,7 @@ import argparse
 import struct
 import time
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 
 import psycopg
 
@@ -84,6 +85,10 @@ def main() -> None:
     started = time.perf_counter()
     rows = build_store(dsn, series_ids, end)
     copy_seconds = time.perf_counter() - started
+    # Written around the write path, so set what it keeps: each series' newest sample.
+    fill_latest = import_module("instances.migrations.0004_series_latest").FILL_FROM_SAMPLES
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(fill_latest)
     log(f"{rows} rows in {copy_seconds:.1f} s; first rollup refresh")
     started = time.perf_counter()
     refresh_rollups(now=end + timedelta(minutes=1))

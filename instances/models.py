@@ -139,6 +139,10 @@ class Series(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     unit = models.CharField(max_length=50, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
+    # The newest stored sample, kept by the write path (store.write_samples): "latest value of
+    # every series" reads these rows instead of descending into samples once per series.
+    last_ts = models.DateTimeField(null=True, blank=True, editable=False)
+    last_value = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "series"

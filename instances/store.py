@@ -314,8 +314,28 @@ def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
         # "no partition of relation samples found for row": make the days, then write again.
         ensure_partitions(ts.astimezone(UTC).date() for _, ts, _ in rows)
         written = _write_rows(rows)
+    _note_newest(rows)
     _note_late_rows(rows)
     return written
+
+
+def _note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
+    """Move each series' ``last_ts``/``last_value`` to its newest sample of ``rows`` if that is
+    newer than the one kept (a late or replayed sample never replaces a newer or equal one)."""
+    newest: dict[int, tuple[datetime, float]] = {}
+    for series_id, ts, value in rows:
+        kept = newest.get(series_id)
+        if kept is None or ts > kept[0]:
+            newest[series_id] = (ts, value)
+    # In series id order, so concurrent batches of one instance lock its rows in the same order.
+    ids = sorted(newest)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS n(id, ts, value) "
+            "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)",
+            [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]],
+        )
 
 
 def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
@@ -430,19 +450,16 @@ def latest_values(
     names: Sequence[str] | None = None,
     since: datetime | None = None,
 ) -> list[LatestValue]:
-    """The newest sample of each series (optionally of some instances / metric names).
-
-    ``since`` bounds the search in time, which lets PostgreSQL skip old partitions.
-    """
+    """The newest sample of each series (optionally of some instances / metric names, and only
+    if it is not older than ``since``), as the write path keeps it on the series rows."""
     where, params = _series_filter(instance_ids, names)
-    time_bound = "AND ts >= %s" if since else ""
+    time_bound = "AND s.last_ts >= %s" if since else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, {epoch_us('l.ts')}, l.value "
-            f"FROM {SERIES_TABLE} s CROSS JOIN LATERAL ("
-            f"  SELECT ts, value FROM {SAMPLES_TABLE} "
-            f"  WHERE series_id = s.id {time_bound} ORDER BY ts DESC LIMIT 1) l "
-            f"WHERE {where} ORDER BY s.instance_id, s.name, s.id",
+            f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, {epoch_us('s.last_ts')}, "
+            f"s.last_value FROM {SERIES_TABLE} s "
+            f"WHERE s.last_ts IS NOT NULL {time_bound} AND {where} "
+            "ORDER BY s.instance_id, s.name, s.id",
             ([since] if since else []) + params,
         )
         return [

@@ -1,3 +1,4 @@
+import importlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -225,12 +226,38 @@ def test_latest_values_filter_by_instance_name_and_time(web, db_host):
     assert [(v.series_id, v.instance_id, v.name) for v in since] == [(web_mem, web.pk, "mem_used")]
 
 
-def test_latest_values_read_the_primary_key_not_whole_partitions(web):
-    series = [series_id(web, "cpu_usage", core=str(core)) for core in range(20)]
-    store.write_samples([(s, T0 - seconds(i), float(i)) for s in series for i in range(2000)])
+def newest_in_samples() -> set[tuple[int, datetime, float]]:
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE samples")
-        cursor.execute("ANALYZE instances_series")
+        cursor.execute(
+            "SELECT DISTINCT ON (series_id) series_id, ts, value FROM samples "
+            "ORDER BY series_id, ts DESC"
+        )
+        return set(cursor.fetchall())
+
+
+def test_latest_values_kept_by_the_write_path_match_the_samples(web, db_host):
+    cpu, mem, db_cpu = series_id(web), series_id(web, "mem_used"), series_id(db_host)
+    store.write_samples([(cpu, T0 + seconds(30), 1.0), (cpu, T0 + seconds(10), 2.0)])
+    # Late samples, and a replay of the newest time with another value (storage keeps the first).
+    store.write_samples([(cpu, T0, 3.0), (cpu, T0 + seconds(30), 9.0), (mem, T0, 4.0)])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        store.write_samples([(db_cpu, T0 + seconds(50), 5.0)])
+        raise RuntimeError("the batch fails after its samples were written")
+    store.write_samples([(db_cpu, T0 + seconds(40), 6.0), (mem, T0 + seconds(5), 7.0)])
+
+    latest = {(v.series_id, v.ts, v.value) for v in store.latest_values()}
+
+    assert latest == newest_in_samples()
+    assert latest == {
+        (cpu, T0 + seconds(30), 1.0),
+        (mem, T0 + seconds(5), 7.0),
+        (db_cpu, T0 + seconds(40), 6.0),
+    }
+
+
+def test_latest_values_read_the_series_rows_not_the_samples(web):
+    series = [series_id(web, "cpu_usage", core=str(core)) for core in range(20)]
+    store.write_samples([(s, T0 - seconds(i), float(i)) for s in series for i in range(200)])
     queries = []
 
     def capture(execute, sql, params, many, context):
@@ -244,8 +271,19 @@ def test_latest_values_read_the_primary_key_not_whole_partitions(web):
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
-    assert "Seq Scan on samples_p" not in plan, plan
-    assert "_pkey" in plan, plan
+    assert "samples" not in plan, plan
+
+
+def test_migration_fills_the_newest_sample_of_existing_series(web):
+    cpu, mem = series_id(web), series_id(web, "mem_used")
+    store.write_samples([(cpu, T0, 1.0), (cpu, T0 + seconds(20), 2.0), (mem, T0, 3.0)])
+    Series.objects.update(last_ts=None, last_value=None)
+    fill = importlib.import_module("instances.migrations.0004_series_latest").FILL_FROM_SAMPLES
+
+    with connection.cursor() as cursor:
+        cursor.execute(fill)
+
+    assert {(v.series_id, v.ts, v.value) for v in store.latest_values()} == newest_in_samples()
 
 
 def test_window_aggregates_cover_every_aggregation():
