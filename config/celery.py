@@ -2,6 +2,7 @@ import os
 import time
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -18,3 +19,10 @@ def heartbeat() -> None:
     from django.core.cache import cache
 
     cache.set(HEARTBEAT_KEY, time.time(), timeout=None)
+
+
+@worker_ready.connect
+def first_heartbeat(**kwargs) -> None:
+    """A worker that has just started beats at once: beat's first heartbeat comes only after
+    its interval, and /readyz would call the new worker missing until then."""
+    heartbeat()

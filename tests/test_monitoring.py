@@ -1,10 +1,11 @@
+import os
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import heartbeat
-from tests.servers import PrivateRedis
+from tests.servers import CeleryWorker, PrivateRedis
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +18,8 @@ def throwaway_redis():
     server.stop()
 
 
-def use_cache_at(settings, url):
-    default = {**settings.CACHES["default"], "LOCATION": url}
+def use_cache_at(settings, url, **options):
+    default = {**settings.CACHES["default"], "LOCATION": url, **options}
     settings.CACHES = {**settings.CACHES, "default": default}
 
 
@@ -55,6 +56,22 @@ def test_readyz_names_celery_without_a_heartbeat(client):
 
     assert response.status_code == 503
     assert response.json()["failing"] == ["celery"]
+
+
+def test_a_worker_that_just_started_counts_before_beats_first_heartbeat(
+    client, settings, throwaway_redis
+):
+    # The worker is a process of its own: it writes with config/settings.py's key prefix.
+    use_cache_at(settings, throwaway_redis.url, KEY_PREFIX="vigil")
+    assert client.get("/readyz").json()["failing"] == ["celery"]
+
+    worker = CeleryWorker({**os.environ, "REDIS_URL": throwaway_redis.url}, "fresh")
+    try:
+        response = client.get("/readyz")
+    finally:
+        worker.stop()
+
+    assert response.status_code == 200, response.content
 
 
 def test_readyz_names_celery_when_the_heartbeat_is_stale(client, settings):
