@@ -102,11 +102,12 @@ def receiver():
 
 
 @pytest.fixture
-def unreachable_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def unreachable_url():
+    """A port bound but not listening, held for the whole test: connections are refused, and
+    no server started meanwhile (the receiver fixture) can be given the same port."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 @pytest.fixture
