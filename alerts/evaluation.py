@@ -76,17 +76,29 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         summary = RunSummary()
         instances = {instance.pk: instance for instance in Instance.objects.all()}
         silences = list(Silence.objects.active(now))
-        with_state = set(
+        with_alerts = set(
             Alert.objects.filter(resolved_at__isnull=True, rule__isnull=False).values_list(
                 "rule_id", flat=True
             )
-        ) | set(PendingBreach.objects.values_list("rule_id", flat=True))
+        )
+        # Only evaluation writes pending breaches and the run lock makes it one at a time, so
+        # they are read once per run, not once per rule.
+        pending = defaultdict(dict)
+        for breach in PendingBreach.objects.all():
+            pending[breach.rule_id][breach.instance_id] = breach
         shared = {}
         for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
             summary.rules += 1
             try:
                 evaluate_rule(
-                    rule, instances, silences, now, summary, rule.pk in with_state, shared
+                    rule,
+                    instances,
+                    silences,
+                    now,
+                    summary,
+                    rule.pk in with_alerts,
+                    pending.pop(rule.pk, {}),
+                    shared,
                 )
             except DatabaseError:
                 # One broken rule (say, a regex PostgreSQL rejects) must not stop the others.
@@ -179,13 +191,21 @@ class Breaches:
 
 
 def evaluate_rule(
-    rule, instances: dict, silences: list, now: datetime, summary, has_state=True, shared=None
+    rule,
+    instances: dict,
+    silences: list,
+    now: datetime,
+    summary,
+    has_alerts: bool,
+    pending: dict,
+    shared: dict,
 ) -> None:
     """Move every (rule, instance) state one step, in one transaction.
 
-    ``has_state`` False says the rule has no open alert and no pending breach, so nothing needs
-    writing unless something breaches now. ``shared`` memoises window queries within a run:
-    rules differing only in thresholds read the same values.
+    ``has_alerts`` False says the rule has no open alert; ``pending`` holds its pending breaches
+    by instance id. With neither, nothing needs writing unless something breaches now.
+    ``shared`` memoises window queries within a run: rules differing only in thresholds read
+    the same values.
     """
     scoped = None
     if rule.scope != AlertRule.Scope.ALL:
@@ -194,7 +214,6 @@ def evaluate_rule(
     if rule.denominator_matchers is not None:
         matchers = rule.denominator_matchers
     query = (rule.metric, json.dumps(matchers), scoped, rule.window, rule.aggregation)
-    shared = {} if shared is None else shared
     if query not in shared:
         shared[query] = store.window_values(
             rule.metric, matchers, scoped, now - rule.window, now, rule.aggregation
@@ -208,19 +227,17 @@ def evaluate_rule(
             if rule.no_data == AlertRule.NoData.ALERT:
                 severity = rule.no_data_severity
         verdicts[instance_id] = (observation, severity)
-    if not has_state and not any(severity for _, severity in verdicts.values()):
+    if not has_alerts and not pending and not any(sev for _, sev in verdicts.values()):
         return
     with transaction.atomic():
-        open_alerts = {
-            alert.instance_id: alert
-            for alert in Alert.objects.select_for_update().filter(
-                rule=rule, resolved_at__isnull=True
-            )
-        }
-        pending = {
-            breach.instance_id: breach
-            for breach in PendingBreach.objects.select_for_update().filter(rule=rule)
-        }
+        open_alerts = {}
+        if has_alerts:
+            open_alerts = {
+                alert.instance_id: alert
+                for alert in Alert.objects.select_for_update().filter(
+                    rule=rule, resolved_at__isnull=True
+                )
+            }
         breaches = Breaches()
         for instance_id in verdicts.keys() | open_alerts.keys() | pending.keys():
             instance = instances.get(instance_id)
