@@ -889,7 +889,8 @@ class AgentValue:
 
 
 def latest_matching(selectors: Sequence[Sequence[dict]], since: datetime) -> list[AgentValue]:
-    """The newest sample since ``since`` of every series matching any of ``selectors``.
+    """The newest sample since ``since`` of every series matching any of ``selectors`` (as the
+    write path keeps it on the series rows, like ``latest_values``).
 
     A selector is a list of matchers (``{"label", "op", "value"}``, op one of = != =~ !~) that
     must all hold; ``__name__`` is the metric name, ``instance`` the instance's agent id, and a
@@ -908,11 +909,9 @@ def latest_matching(selectors: Sequence[Sequence[dict]], since: datetime) -> lis
         alternatives.append("(" + (" AND ".join(clauses) or "TRUE") + ")")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.agent_id, s.name, s.labels, l.ts, l.value FROM {SERIES_TABLE} s "
-            f"JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id CROSS JOIN LATERAL ("
-            f"  SELECT ts, value FROM {SAMPLES_TABLE} "
-            "  WHERE series_id = s.id AND ts >= %s ORDER BY ts DESC LIMIT 1) l "
-            f"WHERE {' OR '.join(alternatives) or 'FALSE'} ORDER BY s.name, i.agent_id, s.id",
+            f"SELECT i.agent_id, s.name, s.labels, s.last_ts, s.last_value FROM {SERIES_TABLE} s "
+            f"JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id WHERE s.last_ts >= %s "
+            f"AND ({' OR '.join(alternatives) or 'FALSE'}) ORDER BY s.name, i.agent_id, s.id",
             params,
         )
         return [
