@@ -42,15 +42,17 @@ class ClientProgramMissing(RuntimeError):
 def connection_params(dbname: str | None = None) -> dict:
     """libpq keywords for Vigil's database (or ``dbname`` on the same server)."""
     database = settings.DATABASES["default"]
+    options = database.get("OPTIONS", {})
     params = {
         "dbname": dbname or database["NAME"],
         "user": database.get("USER"),
         "password": database.get("PASSWORD"),
-        "host": database.get("HOST"),
-        "port": database.get("PORT"),
+        # A unix-socket server may come as DATABASE_URL's ?host=&port=, which land in OPTIONS.
+        "host": database.get("HOST") or options.get("host"),
+        "port": database.get("PORT") or options.get("port"),
     }
     for key in LIBPQ_OPTIONS:
-        params[key] = database.get("OPTIONS", {}).get(key)
+        params[key] = options.get(key)
     return {key: str(value) for key, value in params.items() if value not in (None, "")}
 
 

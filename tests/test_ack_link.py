@@ -30,6 +30,7 @@ def alice(user_with_role):
 def alert(settings):
     """A firing rule alert, notified by email (locmem)."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.VIGIL_BASE_URL = "https://vigil.example.com"
     AlertRule.objects.all().delete()
     NotificationChannel.objects.create(name="ops", kind="email", target="ops@example.com")
     rule = AlertRule.objects.create(name="CPU hot", metric="cpu_usage", critical_threshold=90)
@@ -51,7 +52,7 @@ def link_in_mail() -> str:
     """The path of the Acknowledge link in the one notification mailed."""
     (message,) = mail.outbox
     url = re.search(r"Acknowledge: (\S+)", message.body).group(1)
-    assert url.startswith("http://127.0.0.1:8000/alerts/ack/")
+    assert url.startswith("https://vigil.example.com/alerts/ack/")
     return urlsplit(url).path
 
 

@@ -20,6 +20,7 @@ from instances.models import Instance
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = (timezone.now() - timedelta(minutes=10)).replace(microsecond=0)
+BASE_URL = "https://vigil.example.com"
 
 
 class Receiver:
@@ -88,6 +89,7 @@ def eager_retries():
 @pytest.fixture(autouse=True)
 def no_rules_but_ours(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.VIGIL_BASE_URL = BASE_URL
     AlertRule.objects.all().delete()
 
 
@@ -144,8 +146,8 @@ def test_the_webhook_receives_the_alert_as_json_signed_with_the_channel_secret(r
     assert body["alert_id"] == str(alert.pk)
     assert body["severity"] == "critical"
     assert body["fingerprint"] == alert.fingerprint
-    assert body["url"] == f"http://127.0.0.1:8000/alerts/{alert.pk}/"
-    assert body["ack_url"].startswith("http://127.0.0.1:8000/alerts/ack/")
+    assert body["url"] == f"{BASE_URL}/alerts/{alert.pk}/"
+    assert body["ack_url"].startswith(f"{BASE_URL}/alerts/ack/")
     assert body["runbook_url"] == "https://runbooks.example/cpu"
     assert statuses(alert) == [("firing", "sent", 1)]
     assert Notification.objects.get().response_code == 200
@@ -199,9 +201,7 @@ def test_pagerduty_triggers_then_resolves_one_incident_per_fingerprint(receiver,
     assert trigger["payload"]["severity"] in {"critical", "error", "warning", "info"}
     assert trigger["payload"]["source"] == "Web web-1"
     assert trigger["payload"]["summary"] and len(trigger["payload"]["summary"]) <= 1024
-    assert {link["href"] for link in trigger["links"]} >= {
-        f"http://127.0.0.1:8000/alerts/{alert.pk}/"
-    }
+    assert {link["href"] for link in trigger["links"]} >= {f"{BASE_URL}/alerts/{alert.pk}/"}
 
     alert.resolve(note="fixed")
     resolve = receiver.json()
@@ -219,8 +219,8 @@ def test_email_goes_through_the_django_mail_backend(settings):
     (message,) = mail.outbox
     assert message.to == ["ops@example.com", "oncall@example.com"]
     assert message.subject == f"[FIRING] [WARNING] {alert.alert_type} on Web web-1"
-    assert f"http://127.0.0.1:8000/alerts/{alert.pk}/" in message.body
-    assert "http://127.0.0.1:8000/alerts/ack/" in message.body
+    assert f"{BASE_URL}/alerts/{alert.pk}/" in message.body
+    assert f"{BASE_URL}/alerts/ack/" in message.body
     assert statuses(alert) == [("firing", "sent", 1)]
 
 
