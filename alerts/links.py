@@ -45,3 +45,15 @@ def alert_url(alert) -> str:
 
 def alert_url_of_list() -> str:
     return settings.VIGIL_BASE_URL + "/alerts/"
+
+
+def base_url_mismatch(request) -> str:
+    """Why notification links would not lead back to where this browser reaches Vigil, or ""
+    when VIGIL_BASE_URL matches the address of ``request``."""
+    used = f"{request.scheme}://{request.get_host()}"
+    if used.lower() == settings.VIGIL_BASE_URL.lower():
+        return ""
+    return (
+        f"Links in notifications start with {settings.VIGIL_BASE_URL} (VIGIL_BASE_URL), "
+        f"but this page was reached at {used}: set VIGIL_BASE_URL to the address people use."
+    )

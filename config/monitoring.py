@@ -9,6 +9,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram, generate_latest
 
+from alerts.links import base_url_mismatch
 from config.celery import HEARTBEAT_KEY
 
 HTTP_REQUESTS = Counter("vigil_http_requests_total", "HTTP requests answered", ["method", "status"])
@@ -61,21 +62,23 @@ def _check_redis_and_celery() -> list[str]:
 
 @require_GET
 def readyz(request):
-    """Ready to serve: PostgreSQL answers, Redis answers, a Celery worker beat recently."""
+    """Ready to serve: PostgreSQL answers, Redis answers, a Celery worker beat recently.
+
+    ``warnings`` lists what works but needs a person's attention (it never fails the check)."""
     failures = [failure for failure in [_check_postgres()] if failure] + _check_redis_and_celery()
     checks = {name: "ok" for name in ("postgresql", "redis", "celery")}
     for failure in failures:
         checks[failure.split(":")[0]] = failure.split(": ", 1)[1]
+    answer = {"status": "ok", "checks": checks}
     if failures:
-        return JsonResponse(
-            {
-                "status": "unavailable",
-                "failing": [f.split(":")[0] for f in failures],
-                "checks": checks,
-            },
-            status=503,
-        )
-    return JsonResponse({"status": "ok", "checks": checks})
+        answer = {
+            "status": "unavailable",
+            "failing": [f.split(":")[0] for f in failures],
+            "checks": checks,
+        }
+    if warning := base_url_mismatch(request):
+        answer["warnings"] = [warning]
+    return JsonResponse(answer, status=503 if failures else 200)
 
 
 @require_GET

@@ -293,8 +293,11 @@ NOTIFICATION_TIMEOUT_SECONDS = env.float("NOTIFICATION_TIMEOUT_SECONDS", default
 PAGERDUTY_EVENTS_URL = env.str(
     "PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue"
 )
-# Links in notifications (alert pages, one-click acknowledge) start with this.
-VIGIL_BASE_URL = env.str("VIGIL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Links in notifications (alert pages, one-click acknowledge) start with this; unset, it is
+# the address `make run` serves on (its PORT, passed to every process as VIGIL_PORT).
+VIGIL_BASE_URL = env.str(
+    "VIGIL_BASE_URL", default=f"http://127.0.0.1:{env.int('VIGIL_PORT', default=8000)}"
+).rstrip("/")
 CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
     "task": "alerts.evaluate_rules",
     "schedule": ALERT_EVALUATION_INTERVAL_SECONDS,

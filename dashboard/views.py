@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.auditing import record_deleted, record_saved
 from accounts.permissions import Role, role_required
+from alerts import links
 from alerts.forms import AlertRuleForm
 from alerts.models import Alert, AlertRule
 from dashboard import alert_page, explore, instance_page, overview
@@ -108,7 +109,8 @@ def alert_detail(request, pk):
     """Why an alert is firing: the rule's metric against its thresholds, the episode's moments,
     its silences, earlier episodes and the notification log."""
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
-    return render(request, "dashboard/alert.html", alert_page.page_context(alert))
+    context = {**alert_page.page_context(alert), "link_warning": links.base_url_mismatch(request)}
+    return render(request, "dashboard/alert.html", context)
 
 
 ALERT_FRAGMENTS = {

@@ -42,7 +42,7 @@ def test_healthz_answers_without_login(client):
 def test_readyz_is_ok_when_postgres_redis_and_a_worker_answer(client):
     heartbeat.delay()
 
-    response = client.get("/readyz")
+    response = client.get("/readyz", HTTP_HOST="127.0.0.1:8000")
 
     assert response.status_code == 200, response.content
     assert response.json() == {

@@ -44,6 +44,11 @@ def database_settings_of(module: str) -> dict:
     )
     env = {**os.environ, "REDIS_URL": os.environ.get("REDIS_URL", "") or settings.REDIS_URL}
     env.pop("DATABASE_POOL", None)
+    return json.loads(last_line_printed(script, env))
+
+
+def last_line_printed(script: str, env: dict) -> str:
+    """The last line a fresh Python process printed, running ``script`` in the checkout."""
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=REPO_ROOT,
@@ -53,7 +58,7 @@ def database_settings_of(module: str) -> dict:
         timeout=120,
         check=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
 
 
 def test_web_processes_borrow_connections_from_a_pool_and_others_keep_theirs():
