@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
+from accounts.auditing import AuditedAdmin
 from accounts.models import AuditEvent
 from accounts.permissions import role_changed, user_role
 
@@ -35,8 +36,9 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class VigilUserAdmin(UserAdmin):
-    """Roles are assigned by group membership (Viewer, Operator, Admin); changes are audited."""
+class VigilUserAdmin(AuditedAdmin, UserAdmin):
+    """Roles are assigned by group membership (Viewer, Operator, Admin); users made, changed or
+    deleted here, and their roles, are audited as such."""
 
     list_display = ["username", "email", "role", "is_active", "last_login"]
     list_filter = ["groups", "is_active", "is_superuser"]

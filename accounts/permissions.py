@@ -105,27 +105,30 @@ def user_role(user) -> Role | None:
     return None
 
 
-def set_role(user, role: Role | None, actor=None) -> None:
-    """Make ``role`` the user's only role (None: no role at all), recorded in the audit log."""
+def set_role(user, role: Role | None, actor=None, audited: bool = True) -> None:
+    """Make ``role`` the user's only role (None: no role at all), recorded in the audit log
+    unless ``audited`` is False (a new user's first role is part of its ``user.create``)."""
     with transaction.atomic():
         before = user_role(user)
         user.groups.remove(*Group.objects.filter(name__in=[r.group_name for r in Role]))
         if role is not None:
             user.groups.add(Group.objects.get(name=role.group_name))
-        role_changed(user, before, role, actor)
+        role_changed(user, before, role, actor, audited=audited)
 
 
-def role_changed(user, before: Role | None, after: Role | None, actor=None) -> None:
+def role_changed(
+    user, before: Role | None, after: Role | None, actor=None, audited: bool = True
+) -> None:
     """Follow up a change of the user's role groups, however it was made.
 
     Admins get ``is_staff`` (Django admin needs it) and lose it with the role; the change is
-    audited.
+    audited (unless ``audited`` is False).
     """
     sync_staff(user, after)
     # has_perm caches per user object; the next check must see the new groups.
     for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache", "_admin_role_cache"):
         user.__dict__.pop(cache, None)
-    if before != after:
+    if audited and before != after:
         from accounts.models import AuditEvent
 
         AuditEvent.record(

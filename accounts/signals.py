@@ -1,12 +1,14 @@
-"""New users get the default role; logins, failed logins and logouts go to the audit log."""
+"""New users get the default role; sign-ups, logins, failed logins and logouts go to the audit
+log."""
 
+from allauth.account.signals import user_signed_up
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 
 from accounts.models import AuditEvent
-from accounts.permissions import default_role, set_role, sync_roles
+from accounts.permissions import default_role, set_role, sync_roles, user_role
 
 
 def connect(sender_app) -> None:
@@ -23,9 +25,17 @@ def recreate_roles(sender, **kwargs):
 
 
 def give_new_user_the_default_role(sender, instance, created, raw=False, **kwargs):
+    # Part of the user's creation, which its creator records (user.create, user.signup).
     role = default_role()
     if created and not raw and role is not None:
-        set_role(instance, role)
+        set_role(instance, role, audited=False)
+
+
+@receiver(user_signed_up, dispatch_uid="accounts.audit_signup")
+def audit_signup(sender, request, user, **kwargs):
+    """People who made their own account (sign-up, or a first login through a provider)."""
+    role = user_role(user)
+    AuditEvent.record(user, "user.signup", user, request=request, role=role and role.value)
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.audit_login")
