@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from accounts.auditing import AuditedAdmin
-from alerts.forms import RULE_FIELDSETS
+from alerts.forms import RULE_FIELDSETS, ChannelForm
 from alerts.models import (
     Alert,
     AlertRule,
@@ -121,7 +121,11 @@ class SilenceAdmin(AuditedAdmin, admin.ModelAdmin):
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(AuditedAdmin, admin.ModelAdmin):
-    list_display = ["name", "kind", "target", "enabled"]
+    """The Channels page (/channels/) has a form per kind; this one edits any kind."""
+
+    form = ChannelForm
+    fields = ChannelForm.Meta.fields
+    list_display = ["name", "kind", "destination", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "target"]
     actions = ["send_test"]

@@ -1,5 +1,8 @@
-"""The alert rule form of the Rules page: every field of a rule, validated by the model itself
-(the matchers' validators and ``AlertRule.clean``), durations written as Prometheus writes them."""
+"""The forms of the Rules and Channels pages.
+
+The alert rule form has every field of a rule, validated by the model itself (the matchers'
+validators and ``AlertRule.clean``), durations written as Prometheus writes them. Each kind of
+notification channel has a form of its own, with that transport's fields only."""
 
 import re
 from datetime import timedelta
@@ -7,7 +10,7 @@ from datetime import timedelta
 from django import forms
 from django.db import models
 
-from alerts.models import AlertRule
+from alerts.models import Alert, AlertRule, NotificationChannel
 
 DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 PROMETHEUS_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -117,9 +120,7 @@ class AlertRuleForm(forms.ModelForm):
         ]
         channels = self.fields["channels"]
         if not channels.queryset.exists():
-            channels.help_text = (
-                "No channels yet: add them in Django admin (Notification channels)."
-            )
+            channels.help_text = "No channels yet: add them on the Channels page."
 
     def clean_label_matchers(self):
         # An emptied box means "no matchers": the column holds a list, never null.
@@ -128,3 +129,141 @@ class AlertRuleForm(forms.ModelForm):
     def fieldsets(self) -> list:
         """(title, bound fields) per group, for the template."""
         return [(title, [self[name] for name in names]) for title, names in RULE_FIELDSETS]
+
+
+class ChannelForm(forms.ModelForm):
+    """A notification channel of any kind (Django admin's form): the secret is never shown
+    back and an empty secret box keeps the stored one; severities are boxes to tick."""
+
+    secret = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    severities = forms.MultipleChoiceField(
+        choices=Alert.Severity.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Which alerts reach this channel, by severity.",
+    )
+
+    kind_of_form = None  # the kind a per-transport subclass edits
+    secret_label = "Secret"
+    secret_help = "Webhook HMAC key, or PagerDuty routing key."
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "target", "secret", "severities", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, label_suffix="", **kwargs)
+        if self.kind_of_form:
+            self.instance.kind = self.kind_of_form
+        for name in set(self.fields) - set(self._meta.fields):  # declared on the base class
+            del self.fields[name]
+        kind = self.instance.kind or self.data.get("kind") or NotificationChannel.Kind.WEBHOOK
+        self.initial["severities"] = self.instance.severities or (
+            NotificationChannel.DEFAULT_SEVERITIES.get(kind, [])
+        )
+        secret = self.fields.get("secret")
+        if secret is not None:
+            secret.label, secret.help_text = self.secret_label, self.secret_help
+            if self.instance.secret:
+                secret.help_text = (
+                    f"Set (ends in …{self.instance.secret[-4:]}); leave empty to keep it."
+                    if len(self.instance.secret) >= 12
+                    else "Set; leave empty to keep it."
+                )
+
+    def clean_secret(self) -> str:
+        return self.cleaned_data["secret"] or self.instance.secret
+
+    def clean_severities(self) -> list[str]:
+        """The kind's default routing is stored as [] (follow the default), anything else as
+        chosen, worst first."""
+        ticked = self.cleaned_data["severities"]
+        chosen = [value for value in reversed(Alert.Severity.values) if value in ticked]
+        kind = self.kind_of_form or self.cleaned_data.get("kind") or self.instance.kind
+        default = NotificationChannel.DEFAULT_SEVERITIES.get(kind, [])
+        return [] if set(chosen) == set(default) else chosen
+
+
+class EmailChannelForm(ChannelForm):
+    kind_of_form = NotificationChannel.Kind.EMAIL
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "target", "severities", "enabled"]
+        labels = {"target": "Addresses"}
+        help_texts = {"target": "Comma-separated; sent through EMAIL_URL's mail server."}
+
+    def clean_target(self) -> str:
+        addresses = [part.strip() for part in self.cleaned_data["target"].split(",")]
+        addresses = [address for address in addresses if address]
+        for address in addresses:
+            forms.EmailField().clean(address)
+        if not addresses:
+            raise forms.ValidationError("Give at least one address.")
+        return ", ".join(addresses)
+
+
+class WebhookUrlForm(ChannelForm):
+    """A transport that POSTs to a URL the receiving service gave out."""
+
+    target = forms.URLField(label="Webhook URL", max_length=1000, assume_scheme="https")
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "target", "severities", "enabled"]
+
+
+class SlackChannelForm(WebhookUrlForm):
+    kind_of_form = NotificationChannel.Kind.SLACK
+
+    class Meta(WebhookUrlForm.Meta):
+        help_texts = {"target": "Slack: Apps → Incoming Webhooks → the channel's webhook URL."}
+
+
+class GoogleChatChannelForm(WebhookUrlForm):
+    kind_of_form = NotificationChannel.Kind.GOOGLE_CHAT
+
+    class Meta(WebhookUrlForm.Meta):
+        help_texts = {"target": "Google Chat: the space's Apps & integrations → Webhooks."}
+
+
+class PagerDutyChannelForm(ChannelForm):
+    kind_of_form = NotificationChannel.Kind.PAGERDUTY
+    target = forms.URLField(
+        label="Events API URL",
+        required=False,
+        max_length=1000,
+        assume_scheme="https",
+        help_text="Empty: PAGERDUTY_EVENTS_URL (change only for an EU account or a proxy).",
+    )
+
+    secret_label = "Routing key"
+    secret_help = "The Events API v2 integration key of the PagerDuty service."
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "secret", "target", "severities", "enabled"]
+
+
+class WebhookChannelForm(ChannelForm):
+    kind_of_form = NotificationChannel.Kind.WEBHOOK
+    target = forms.URLField(label="URL", max_length=1000, assume_scheme="https")
+
+    secret_label = "Signing secret"
+    secret_help = "Optional: signs each body as X-Vigil-Signature: sha256=<HMAC-SHA256>."
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "target", "secret", "severities", "enabled"]
+
+
+# The form the Channels page shows for each kind of channel.
+CHANNEL_FORMS = {
+    form.kind_of_form: form
+    for form in (
+        EmailChannelForm,
+        SlackChannelForm,
+        GoogleChatChannelForm,
+        PagerDutyChannelForm,
+        WebhookChannelForm,
+    )
+}

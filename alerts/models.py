@@ -2,6 +2,7 @@ import hashlib
 import re
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -122,6 +123,16 @@ class NotificationChannel(models.Model):
             raise ValidationError({"secret": "PagerDuty needs its integration's routing key"})
         if self.kind != self.Kind.PAGERDUTY and not self.target:
             raise ValidationError({"target": "required for this kind"})
+
+    @property
+    def destination(self) -> str:
+        """Where it sends, safe to show: addresses, or a URL's host (a chat webhook's path is
+        its secret)."""
+        if self.kind == self.Kind.EMAIL:
+            return self.target
+        if not self.target:
+            return "PagerDuty Events API" if self.kind == self.Kind.PAGERDUTY else ""
+        return urlsplit(self.target).netloc or self.target
 
     @property
     def routed_severities(self) -> list[str]:

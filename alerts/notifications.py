@@ -12,9 +12,9 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from alerts import links
+from alerts import links, metrics
 from alerts.models import Alert, Notification
-from alerts.transports import Message
+from alerts.transports import Message, TransportError, transport_for
 from instances.formats import iso8601
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,22 @@ def dispatch_test(channel) -> None:
     transaction.on_commit(
         lambda: _enqueue("deliver", dispatch_id, channel.pk, None, Notification.Kind.TEST)
     )
+
+
+def send_test_now(channel) -> tuple[Notification, str]:
+    """Send a test notice to ``channel`` once, now, logged like any attempt; returns the
+    attempt and what the receiver answered (for the Channels page to show)."""
+    note = Notification.objects.create(
+        dispatch=uuid.uuid4(), alert=None, channel=channel, kind=Notification.Kind.TEST
+    )
+    try:
+        delivery = transport_for(channel).notify(message_for(None, Notification.Kind.TEST))
+    except TransportError as error:
+        note.record_failure(error.message, error.response_code, final=True)
+        metrics.count_notification_failure(channel.kind)
+        return note, error.answer
+    note.record_sent(delivery.response_code)
+    return note, delivery.answer
 
 
 def _enqueue(task_name: str, *args) -> None:

@@ -59,7 +59,7 @@ def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind:
         dispatch=dispatch_id, alert=alert, channel=channel, kind=kind, attempt=attempt
     )
     try:
-        response_code = transport_for(channel).notify(notifications.message_for(alert, kind))
+        delivery = transport_for(channel).notify(notifications.message_for(alert, kind))
     except TransportError as error:
         final = error.permanent or attempt > self.max_retries
         note.record_failure(error.message, error.response_code, final)
@@ -67,4 +67,4 @@ def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind:
         if error.permanent:
             return
         raise
-    note.record_sent(response_code)
+    note.record_sent(delivery.response_code)

@@ -16,11 +16,37 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.core.mail import send_mail
 
+# How much of a receiver's answer is kept to show (the Channels page's "send test").
+ANSWER_SHOWN_CHARS = 500
+
 
 class TransportError(Exception):
-    def __init__(self, message: str, permanent: bool = False, response_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        permanent: bool = False,
+        response_code: int | None = None,
+        answer: str = "",
+    ):
         super().__init__(message)
         self.message, self.permanent, self.response_code = message, permanent, response_code
+        self.answer = answer
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the receiver answered: its status code (None for mail) and the start of its body."""
+
+    response_code: int | None
+    answer: str = ""
+
+
+def read_answer(response) -> str:
+    """The start of an HTTP response's body, as text."""
+    try:
+        return response.read(ANSWER_SHOWN_CHARS * 4).decode(errors="replace")[:ANSWER_SHOWN_CHARS]
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -56,16 +82,16 @@ class Transport:
     def __init__(self, channel):
         self.channel = channel
 
-    def notify(self, message: Message) -> int | None:
-        """Deliver ``message``; return the receiver's response code (None for mail)."""
+    def notify(self, message: Message) -> Delivery:
+        """Deliver ``message``; return what the receiver answered."""
         raise NotImplementedError
 
 
 class Email(Transport):
-    def notify(self, message: Message) -> None:
+    def notify(self, message: Message) -> Delivery:
         recipients = [address.strip() for address in self.channel.target.split(",")]
         try:
-            send_mail(
+            accepted = send_mail(
                 subject=message.title,
                 message="\n\n".join(message.lines()),
                 from_email=None,
@@ -75,6 +101,7 @@ class Email(Transport):
             raise TransportError(f"recipients refused: {error}", permanent=True) from error
         except (smtplib.SMTPException, OSError) as error:
             raise TransportError(f"mail server: {error}") from error
+        return Delivery(None, f"the mail server took {accepted} message(s)")
 
 
 class HttpTransport(Transport):
@@ -90,7 +117,7 @@ class HttpTransport(Transport):
     def headers(self, body: bytes) -> dict:
         return {}
 
-    def notify(self, message: Message) -> int:
+    def notify(self, message: Message) -> Delivery:
         body = json.dumps(self.payload(message)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "Vigil", **self.headers(body)}
         request = urllib.request.Request(self.url(), data=body, headers=headers, method="POST")
@@ -98,12 +125,15 @@ class HttpTransport(Transport):
             with urllib.request.urlopen(
                 request, timeout=settings.NOTIFICATION_TIMEOUT_SECONDS
             ) as response:
-                return response.status
+                return Delivery(response.status, read_answer(response))
         except urllib.error.HTTPError as error:
             code = error.code
             transient = code == 429 or code >= 500
             raise TransportError(
-                f"{self.url()} answered {code}", permanent=not transient, response_code=code
+                f"{self.url()} answered {code}",
+                permanent=not transient,
+                response_code=code,
+                answer=read_answer(error),
             ) from error
         except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
             raise TransportError(f"{self.url()}: {error}") from error

@@ -17,6 +17,11 @@ urlpatterns = [
     path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
     path("rules/<int:pk>/enabled", views.rule_enabled, name="rule_enabled"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
+    path("channels/", views.channels_page, name="channels"),
+    path("channels/new/<str:kind>/", views.channel_create, name="channel_create"),
+    path("channels/<int:pk>/", views.channel_edit, name="channel_edit"),
+    path("channels/<int:pk>/test", views.channel_test, name="channel_test"),
+    path("channels/<int:pk>/delete", views.channel_delete, name="channel_delete"),
     path("explore/", views.explore_page, name="explore"),
     path("explore/data.csv", views.explore_csv, name="explore_csv"),
 ]

@@ -11,7 +11,8 @@ import uuid
 
 from django.contrib import messages
 from django.db import IntegrityError, transaction
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.db.models import Count
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,12 +21,15 @@ from django.views.decorators.http import require_POST
 
 from accounts.auditing import record_deleted, record_saved
 from accounts.permissions import Role, role_required
-from alerts import links
-from alerts.forms import AlertRuleForm
-from alerts.models import Alert, AlertRule
+from alerts import links, notifications
+from alerts.forms import CHANNEL_FORMS, AlertRuleForm
+from alerts.models import Alert, AlertRule, Notification, NotificationChannel
 from dashboard import alert_page, explore, instance_page, overview
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
+
+# The newest delivery attempts shown on a channel's page.
+CHANNEL_DELIVERIES_SHOWN = 20
 
 
 @role_required(Role.VIEWER)
@@ -291,3 +295,87 @@ def explore_csv(request):
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     csv.writer(response).writerows(explore.csv_rows(query, explore.run(query)))
     return response
+
+
+@role_required(Role.ADMIN)
+def channels_page(request):
+    """Every notification channel, where it sends, which severities it takes and how its last
+    delivery went; how routing works; buttons to add one of each kind."""
+    channels = NotificationChannel.objects.annotate(
+        rule_count=Count("rules", distinct=True)
+    ).order_by("name")
+    last = {
+        note.channel_id: note
+        for note in Notification.objects.filter(channel__in=channels)
+        .order_by("channel_id", "-created_at")
+        .distinct("channel_id")
+    }
+    context = {
+        "rows": [(channel, last.get(channel.pk)) for channel in channels],
+        "kinds": NotificationChannel.Kind.choices,
+    }
+    return render(request, "dashboard/channels.html", context)
+
+
+@role_required(Role.ADMIN)
+def channel_create(request, kind):
+    if kind not in CHANNEL_FORMS:
+        raise Http404("no such kind of channel")
+    return _channel_form(request, NotificationChannel(kind=kind))
+
+
+@role_required(Role.ADMIN)
+def channel_edit(request, pk):
+    return _channel_form(request, get_object_or_404(NotificationChannel, pk=pk))
+
+
+def _channel_form(request, channel: NotificationChannel):
+    """The form of the channel's kind: saved and audited, then back to the channel (to send a
+    test); shown again with its errors (400) when refused."""
+    created, form_class = channel.pk is None, CHANNEL_FORMS[channel.kind]
+    form = form_class(request.POST or None, instance=channel)
+    if request.method != "POST" or not form.is_valid():
+        context = {
+            "form": form,
+            "channel": channel,
+            "deliveries": channel.notifications.select_related("alert")[:CHANNEL_DELIVERIES_SHOWN]
+            if channel.pk
+            else [],
+        }
+        status = 400 if request.method == "POST" else 200
+        return render(request, "dashboard/channel_form.html", context, status=status)
+    with transaction.atomic():
+        channel = form.save()
+        record_saved(request.user, channel, form, created=created, request=request)
+    messages.success(request, f"Channel {channel.name} {'created' if created else 'saved'}.")
+    return redirect("dashboard:channel_edit", channel.pk)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def channel_test(request, pk):
+    """Send a test notice now and answer what the receiver said."""
+    channel = get_object_or_404(NotificationChannel, pk=pk)
+    note, answer = notifications.send_test_now(channel)
+    context = {"channel": channel, "note": note, "answer": answer}
+    if request.htmx:
+        return render(request, "dashboard/partials/channel_test_result.html", context)
+    if note.status == Notification.Status.SENT:
+        messages.success(request, f"Test delivered to {channel.name}.")
+    else:
+        messages.error(request, f"Test to {channel.name} failed: {note.error}")
+    return redirect("dashboard:channel_edit", channel.pk)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def channel_delete(request, pk):
+    """Delete a channel with its delivery log; rules that named it keep their other channels."""
+    channel = get_object_or_404(NotificationChannel, pk=pk)
+    with transaction.atomic():
+        record_deleted(request.user, channel, request=request)
+        channel.delete()
+    messages.success(request, f"Channel {channel.name} deleted.")
+    if request.htmx:
+        return HttpResponse(headers={"HX-Redirect": reverse("dashboard:channels")})
+    return redirect("dashboard:channels")
