@@ -44,6 +44,8 @@ def test_the_pages_satisfy_the_content_security_policy(admin_page):
         "/explore/",
         "/rules/",
         "/rules/new/",
+        "/channels/",
+        "/channels/new/webhook/",
         "/accounts/users/",
         "/accounts/tokens/",
         "/accounts/audit/",
