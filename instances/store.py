@@ -28,19 +28,96 @@ CHECK_VIOLATION = "23514"
 SERIES_TABLE = "instances_series"
 MINUTE = timedelta(minutes=1)
 
+# --- float64 arithmetic in SQL --------------------------------------------------------------
+# PostgreSQL's float8 +, -, *, / and sum() raise "value out of range" where IEEE 754 (Python,
+# Go, Prometheus) gives ±Inf on overflow or 0 on underflow, so one sample near ±1.8e308 would
+# fail every aggregate over it. These build SQL expressions that give the IEEE result instead.
+# Magnitudes past _HUGE are worked on scaled by 2^-64 (exact for them), where nothing overflows,
+# and scaled back at the end, or made ±Inf when the result is beyond float64's range.
+_HUGE = 2.0**960
+_DOWN, _UP = 2.0**-64, 2.0**64
+# Below this, a term is lost next to one past _HUGE (whose last bit weighs at least 2^908).
+_NEGLIGIBLE = 2.0**-900
+_TINY = 2.0**-960
+
+
+def _float(value: float) -> str:
+    return f"{value!r}::float8"
+
+
+def _scaled_down(x: str) -> str:
+    return f"(CASE WHEN abs({x}) < {_float(_NEGLIGIBLE)} THEN 0 ELSE {x} * {_float(_DOWN)} END)"
+
+
+def _scaled_up(x: str) -> str:
+    """``x`` × 2^64, ±Inf when that is beyond float64 (NaN stays NaN)."""
+    return (
+        f"(CASE WHEN abs({x}) < {_float(_HUGE)} THEN {x} * {_float(_UP)} "
+        f"ELSE {x} * 'Infinity'::float8 END)"
+    )
+
+
+def float_sum(column: str) -> str:
+    """SQL for the sum of ``column`` (float8) as in IEEE 754: ±Inf when the total is beyond
+    float64's range, NaN when it adds +Inf and -Inf, never an error.
+
+    Values below 2^960 are added as plain ``sum()`` does (bit for bit the same when there are
+    no others, the usual case); the others are added scaled, then the two parts together.
+    """
+    plain = f"sum({column}) FILTER (WHERE abs({column}) < {_float(_HUGE)})"
+    huge = f"sum({column} * {_float(_DOWN)}) FILTER (WHERE NOT abs({column}) < {_float(_HUGE)})"
+    total = f"({_scaled_down(f'coalesce({plain}, 0)')} + {huge})"
+    return (
+        f"(CASE WHEN {huge} IS NULL THEN {plain} WHEN {huge} = 0 THEN coalesce({plain}, 0) "
+        f"ELSE {_scaled_up(total)} END)"
+    )
+
+
+def float_difference(a: str, b: str) -> str:
+    """SQL for ``a - b`` (float8) as in IEEE 754, never an error."""
+    near_max = _float(2.0**1022)
+    return (
+        f"(CASE WHEN abs({a}) < {near_max} AND abs({b}) < {near_max} THEN {a} - {b} "
+        f"ELSE {_scaled_up(f'({_scaled_down(a)} - {_scaled_down(b)})')} END)"
+    )
+
+
+def float_quotient(numerator: str, denominator: str) -> str:
+    """SQL for ``numerator / denominator`` (float8) as in IEEE 754, never an error, for a
+    denominator of at least 2^-20: a count, or seconds of at least a microsecond."""
+    n, d = numerator, f"({denominator})::float8"
+    # Whether n / d underflows to zero, asked where nothing does.
+    vanishes = f"abs(({n} * {_float(2.0**1000)}) / {d}) <= {_float(2.0**-75)}"
+    return (
+        f"(CASE WHEN abs({n}) < {_float(_TINY)} THEN "
+        f"CASE WHEN {vanishes} THEN {n} * 0 ELSE {n} / {d} END "
+        f"WHEN abs({n}) < {_float(2.0**1000)} THEN {n} / {d} "
+        f"ELSE {_scaled_up(f'(({n} * {_float(_DOWN)}) / {d})')} END)"
+    )
+
+
+# A counter's increase over a window (its last value less its first, never negative) and the
+# seconds between those two samples.
+_INCREASE = (
+    "greatest("
+    + float_difference(
+        "(array_agg(value ORDER BY ts DESC))[1]", "(array_agg(value ORDER BY ts))[1]"
+    )
+    + ", 0)"
+)
+_SPAN_SECONDS = "nullif(extract(epoch FROM max(ts) - min(ts)), 0)"
+
 # Aggregations over a window, as SQL over one series' rows (columns ts, value).
 WINDOW_AGGREGATES = {
     "last": "(array_agg(value ORDER BY ts DESC))[1]",
-    "avg": "avg(value)",
+    "avg": float_quotient(float_sum("value"), "count(*)"),
     "min": "min(value)",
     "max": "max(value)",
-    "sum": "sum(value)",
+    "sum": float_sum("value"),
     "count": "count(*)::float8",
     "p95": "percentile_cont(0.95) WITHIN GROUP (ORDER BY value)",
     # Per-second increase of a counter between the first and last sample of the window.
-    "rate": "CASE WHEN count(*) > 1 THEN greatest("
-    "(array_agg(value ORDER BY ts DESC))[1] - (array_agg(value ORDER BY ts))[1], 0)"
-    " / nullif(extract(epoch FROM max(ts) - min(ts)), 0) END",
+    "rate": f"CASE WHEN count(*) > 1 THEN {float_quotient(_INCREASE, _SPAN_SECONDS)} END",
 }
 
 
@@ -610,7 +687,8 @@ def metric_aggregates(
     where, params = _series_filter(instance_ids, names)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT s.instance_id, s.name, count(*), min(x.value), max(x.value), avg(x.value), "
+            "SELECT s.instance_id, s.name, count(*), min(x.value), max(x.value), "
+            f"{float_quotient(float_sum('x.value'), 'count(*)')}, "
             "(array_agg(x.value ORDER BY x.ts DESC))[1] "
             f"FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id "
             f"WHERE x.ts >= %s AND x.ts < %s AND {where} "
@@ -671,10 +749,12 @@ RESOLUTIONS = ("auto", "raw", *(level.name for level in ROLLUP_LEVELS))
 # newest time, taken as the max of (epoch, value) pairs: a plain aggregate, so PostgreSQL can
 # group in a hash instead of sorting every row.
 SAMPLE_AGGREGATES = (
-    "min(value), max(value), sum(value), count(*), (max(ARRAY[date_part('epoch', ts), value]))[2]"
+    f"min(value), max(value), {float_sum('value')}, count(*), "
+    "(max(ARRAY[date_part('epoch', ts), value]))[2]"
 )
 ROLLUP_AGGREGATES = (
-    "min(min), max(max), sum(sum), sum(count), (max(ARRAY[date_part('epoch', bucket), last]))[2]"
+    f"min(min), max(max), {float_sum('sum')}, sum(count), "
+    "(max(ARRAY[date_part('epoch', bucket), last]))[2]"
 )
 
 
@@ -779,7 +859,7 @@ def metric_trends(
             " array_agg(extract(epoch FROM bucket)::float8 ORDER BY bucket),"
             " array_agg(value ORDER BY bucket) FROM ("
             "  SELECT s.instance_id, s.name, date_bin(%s, x.ts, %s) AS bucket,"
-            "  avg(x.value) AS value"
+            f"  {float_quotient(float_sum('x.value'), 'count(*)')} AS value"
             f"  FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id"
             f"  WHERE x.ts >= %s AND x.ts < %s AND {where}"
             "  GROUP BY s.instance_id, s.name, bucket"

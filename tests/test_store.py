@@ -1,4 +1,5 @@
 import importlib
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -321,6 +322,60 @@ def test_window_aggregates_match_values_computed_here(web, aggregation):
 
     expected = {s: WINDOW_EXPECTATIONS[aggregation](samples) for s, samples in windows.items()}
     assert result == pytest.approx(expected)
+
+
+# float64's largest finite value and its smallest subnormal: the ingest API accepts both.
+MAX, TINY = 1.7976931348623157e308, 5e-324
+# Windows whose sums are the same in any order of addition: float64 then has one answer.
+EXTREME_WINDOWS = {
+    "overflowing": [MAX, MAX],
+    "cancelling": [-MAX, MAX],
+    "absorbing": [MAX, 1.0, -1.0],
+    "subnormal": [TINY, TINY, TINY],
+    "vanishing_mean": [-TINY, -TINY, TINY],
+    "halved_subnormal": [TINY, 0.0],
+}
+
+
+def same_float(a, b) -> bool:
+    """Equal as float64 values are, NaN included (the sign of a zero aside)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@pytest.mark.parametrize("aggregation", sorted(WINDOW_EXPECTATIONS))
+def test_window_aggregates_follow_float64_at_its_extremes(web, aggregation):
+    start = T0
+    windows = {
+        series_id(web, name): [(start + seconds(10 * i), value) for i, value in enumerate(values)]
+        for name, values in EXTREME_WINDOWS.items()
+    }
+    store.write_samples([(s, ts, v) for s, samples in windows.items() for ts, v in samples])
+
+    result = store.window_aggregates(list(windows), start, start + seconds(60), aggregation)
+
+    expected = {s: WINDOW_EXPECTATIONS[aggregation](samples) for s, samples in windows.items()}
+    assert all(same_float(result[s], expected[s]) for s in windows), (result, expected)
+
+
+def test_analytics_aggregates_follow_float64_at_its_extremes(web):
+    ids = {name: series_id(web, name) for name in EXTREME_WINDOWS}
+    store.write_samples(
+        [
+            (ids[name], T0 + seconds(10 * i), value)
+            for name, values in EXTREME_WINDOWS.items()
+            for i, value in enumerate(values)
+        ]
+    )
+    window = T0, T0 + seconds(60)
+
+    aggregates = {a.name: a for a in store.metric_aggregates(*window, [web.pk])}
+    trends = store.metric_trends(list(ids), *window, buckets=1, instance_ids=[web.pk])
+
+    for name, values in EXTREME_WINDOWS.items():
+        mean = sum(values) / len(values)
+        assert same_float(aggregates[name].avg, mean), (name, aggregates[name].avg, mean)
+        assert (aggregates[name].min, aggregates[name].max) == (min(values), max(values))
+        assert same_float(trends[(web.pk, name)][0][1], mean)
 
 
 def test_window_aggregates_of_an_empty_window(web):
