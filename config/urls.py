@@ -7,7 +7,8 @@ from django.views.generic import RedirectView
 
 from config import monitoring
 from config.api import api
-from ingestion.views import federate
+from ingestion.views import federate, readers_only
+from query.urls import routes as prometheus_routes
 
 # Admin logins go through allauth too, so its rate limits (and later MFA and audit) apply.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -27,6 +28,7 @@ urlpatterns = [
     # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
     path("alerts/ack/", include("alerts.urls")),
     path("", include("dashboard.urls")),
+    path("prometheus/api/v1/", include(prometheus_routes(readers_only))),
 ]
 
 

@@ -1,10 +1,14 @@
 """The Admins' ingest tokens page (list, create — the token is shown once —, revoke), and
 ``/federate`` for Prometheus servers that scrape Vigil."""
 
+import base64
+import binascii
+from functools import wraps
+
 from django import forms
 from django.contrib.auth.decorators import login_not_required
 from django.db import DataError
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -60,7 +64,7 @@ def federate(request):
     For a Prometheus scraping Vigil (``honor_labels: true`` keeps the ``instance`` label, the
     agent id): authenticated by an API token (``Authorization: Bearer``) or a Viewer's session.
     """
-    if not _may_read(request):
+    if not may_read(request):
         response = _text("Send Authorization: Bearer <token>, or log in.\n", 401)
         response["WWW-Authenticate"] = 'Bearer realm="vigil"'
         return response
@@ -79,12 +83,41 @@ def federate(request):
     return HttpResponse(page, content_type=CONTENT_TYPE)
 
 
-def _may_read(request) -> bool:
+def may_read(request) -> bool:
+    """A Viewer's session, or any live API token (a read needs no write scope)."""
     if has_role(request.user, Role.VIEWER):
         return True
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and IngestToken.authenticate(token.strip()) is not None
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        # Clients that only speak basic auth (promtool, some Grafana set-ups) send the
+        # token as the password.
+        try:
+            credentials = base64.b64decode(credentials.strip()).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return IngestToken.authenticate(credentials.strip()) is not None
 
 
 def _text(message: str, status: int) -> HttpResponse:
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def readers_only(view):
+    """For the Prometheus query API: a 401 in its JSON error shape unless ``may_read``."""
+
+    @login_not_required
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        if not may_read(request):
+            response = JsonResponse(
+                {"status": "error", "errorType": "unauthorized",
+                 "error": "send Authorization: Bearer <token>, or log in"},
+                status=401,
+            )  # fmt: skip
+            response["WWW-Authenticate"] = 'Bearer realm="vigil"'
+            return response
+        return view(request, *args, **kwargs)
+
+    return checked

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
+import numpy as np
 import orjson
 import psycopg
 from django.conf import settings
@@ -959,6 +960,20 @@ _MATCHER_OPS = {
 }
 
 
+def _selector_sql(matchers: Sequence[dict], params: list) -> str:
+    """SQL that holds for a series (``s``, joined to its instance ``i``) satisfying every one
+    of ``matchers``; their values are appended to ``params``."""
+    clauses = []
+    for matcher in matchers:
+        column = _MATCHER_COLUMNS.get(matcher["label"])
+        if column is None:
+            column = "coalesce(s.labels->>%s, '')"
+            params.append(matcher["label"])
+        clauses.append(_MATCHER_OPS[matcher["op"]].format(column))
+        params.append(matcher["value"])
+    return "(" + (" AND ".join(clauses) or "TRUE") + ")"
+
+
 @dataclass(frozen=True)
 class AgentValue:
     agent_id: str
@@ -976,17 +991,8 @@ def latest_matching(selectors: Sequence[Sequence[dict]], since: datetime) -> lis
     must all hold; ``__name__`` is the metric name, ``instance`` the instance's agent id, and a
     missing label compares as "" (as in Prometheus). One query, by metric name then agent id.
     """
-    alternatives, params = [], [since]
-    for matchers in selectors:
-        clauses = []
-        for matcher in matchers:
-            column = _MATCHER_COLUMNS.get(matcher["label"])
-            if column is None:
-                column = "coalesce(s.labels->>%s, '')"
-                params.append(matcher["label"])
-            clauses.append(_MATCHER_OPS[matcher["op"]].format(column))
-            params.append(matcher["value"])
-        alternatives.append("(" + (" AND ".join(clauses) or "TRUE") + ")")
+    params = [since]
+    alternatives = [_selector_sql(matchers, params) for matchers in selectors]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT i.agent_id, s.name, s.labels, s.last_ts, s.last_value FROM {SERIES_TABLE} s "
@@ -998,3 +1004,143 @@ def latest_matching(selectors: Sequence[Sequence[dict]], since: datetime) -> lis
             AgentValue(agent_id, name, _as_dict(labels), ts, value)
             for agent_id, name, labels, ts, value in cursor.fetchall()
         ]
+
+
+# --- PromQL reads ---------------------------------------------------------------------------
+
+# timestamptz on the wire: microseconds since 2000-01-01.
+_PG_EPOCH_US = 946_684_800_000_000
+# One row of a binary COPY of (bigint, timestamptz, float8): field count, then length + value.
+_SAMPLE_ROW = np.dtype(
+    [("fields", ">i2"), ("l1", ">i4"), ("series_id", ">i8"), ("l2", ">i4"), ("ts", ">i8"),
+     ("l3", ">i4"), ("value", ">f8")]
+)  # fmt: skip
+_COPY_HEADER_BYTES, _COPY_TRAILER_BYTES = 19, 2
+
+
+def _matching_sql(selectors: Sequence[Sequence[dict]], since: datetime | None, params: list) -> str:
+    """SQL for "matches any of ``selectors`` (all series if none) and has a sample not older
+    than ``since``"; values are appended to ``params``."""
+    where = " OR ".join(_selector_sql(matchers, params) for matchers in selectors) or "TRUE"
+    if since is None:
+        return f"({where})"
+    params.append(since)
+    return f"({where}) AND s.last_ts >= %s"
+
+
+class LabelledSeries(NamedTuple):
+    """A series as PromQL sees it: its stored labels plus ``__name__`` and ``instance``."""
+
+    series_id: int
+    labels: dict
+
+
+def match_series(
+    selectors: Sequence[Sequence[dict]],
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[LabelledSeries]:
+    """Every series matching any of ``selectors`` (lists of matchers, as ``latest_matching``
+    takes them) whose newest sample is not older than ``since``, by id."""
+    params: list = []
+    where = _matching_sql(selectors, since, params)
+    limit_sql = f"LIMIT {int(limit)}" if limit is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.id, s.name, i.agent_id, s.labels FROM {SERIES_TABLE} s "
+            f"JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id WHERE {where} ORDER BY s.id "
+            f"{limit_sql}",
+            params,
+        )
+        return [
+            LabelledSeries(sid, {**_as_dict(labels), "__name__": name, "instance": agent_id})
+            for sid, name, agent_id, labels in cursor.fetchall()
+        ]
+
+
+class SampleArrays(NamedTuple):
+    """Samples of many series as three arrays, by series then time (ts in milliseconds)."""
+
+    series_id: np.ndarray
+    ts_ms: np.ndarray
+    value: np.ndarray
+
+
+class TooManySamples(Exception):
+    pass
+
+
+def sample_arrays(
+    series_ids: Sequence[int], start_ms: int, end_ms: int, limit: int
+) -> SampleArrays:
+    """The samples of ``series_ids`` with ``start_ms <= ts <= end_ms``, in one binary COPY read
+    straight into arrays; TooManySamples past ``limit`` (read no further, so memory stays
+    bounded whatever the range)."""
+    if not series_ids:
+        empty = np.empty(0, dtype=np.int64)
+        return SampleArrays(empty, empty, np.empty(0, dtype=np.float64))
+    start = EPOCH + timedelta(milliseconds=start_ms)
+    end = EPOCH + timedelta(milliseconds=end_ms)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            f"COPY (SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
+            "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY series_id, ts "
+            f"LIMIT {int(limit) + 1}) TO STDOUT (FORMAT BINARY)",
+            [list(series_ids), start, end],
+        ) as copy,
+    ):
+        chunks = [bytes(chunk) for chunk in copy]
+    data = b"".join(chunks)
+    rows = np.frombuffer(
+        data, dtype=_SAMPLE_ROW, offset=_COPY_HEADER_BYTES,
+        count=(len(data) - _COPY_HEADER_BYTES - _COPY_TRAILER_BYTES) // _SAMPLE_ROW.itemsize,
+    )  # fmt: skip
+    if len(rows) > limit:
+        raise TooManySamples(limit)
+    return SampleArrays(
+        rows["series_id"].astype(np.int64),
+        (rows["ts"].astype(np.int64) + _PG_EPOCH_US) // 1000,
+        rows["value"].astype(np.float64),
+    )
+
+
+def label_names(selectors: Sequence[Sequence[dict]], since: datetime | None) -> list[str]:
+    """The label names (with ``__name__`` and ``instance``) of the matching series."""
+    params: list = []
+    where = _matching_sql(selectors, since, params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT jsonb_object_keys(s.labels) FROM {SERIES_TABLE} s "
+            f"JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id WHERE {where}",
+            params,
+        )
+        names = {name for (name,) in cursor.fetchall()}
+    return sorted(names | {"__name__", "instance"})
+
+
+def label_values(
+    label: str, selectors: Sequence[Sequence[dict]], since: datetime | None
+) -> list[str]:
+    """The distinct non-empty values of ``label`` over the matching series."""
+    column = _MATCHER_COLUMNS.get(label, "s.labels->>%s")
+    params: list = [] if label in _MATCHER_COLUMNS else [label]
+    where = _matching_sql(selectors, since, params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT {column} AS value FROM {SERIES_TABLE} s "
+            f"JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id WHERE {where} ORDER BY value",
+            params,
+        )
+        return [value for (value,) in cursor.fetchall() if value]
+
+
+def metric_units(name: str | None = None) -> list[tuple[str, str]]:
+    """(metric name, unit) of every metric (or of ``name``), by name."""
+    where, params = ("WHERE name = %s", [name]) if name else ("", [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT name, max(unit) FROM {SERIES_TABLE} {where} GROUP BY name ORDER BY name",
+            params,
+        )
+        return cursor.fetchall()

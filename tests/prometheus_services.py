@@ -89,11 +89,12 @@ def node_exporter(tmp_path: Path):
 
 
 @contextmanager
-def prometheus(tmp_path: Path, config: str):
-    """A Prometheus with ``config`` (YAML text); yields its base URL."""
+def prometheus(tmp_path: Path, config: str, self_target: str | None = None):
+    """A Prometheus with ``config`` (YAML text, where ``self_target`` stands for its own
+    address); yields its base URL."""
     address = f"127.0.0.1:{free_port()}"
     config_file = tmp_path / "prometheus.yml"
-    config_file.write_text(config)
+    config_file.write_text(config.replace(self_target, address) if self_target else config)
     args = [
         PROMETHEUS,
         f"--config.file={config_file}",
