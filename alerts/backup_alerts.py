@@ -15,23 +15,18 @@ from django.utils import timezone
 from alerts import evaluation
 from alerts.models import Alert, Silence, fingerprint
 from backups import signals
-from instances.models import Instance
+from instances.models import VIGIL_AGENT_ID, Instance
 
 logger = logging.getLogger(__name__)
 
-VIGIL_AGENT_ID = "vigil"
 BACKUP_FAILED = "backup_failed"
 BACKUP_VERIFICATION_FAILED = "backup_verification_failed"
 BACKUP_STALE = "backup_stale"
 
 
-def vigil_instance() -> Instance:
-    return Instance.register(VIGIL_AGENT_ID, name="Vigil", type="vigil")
-
-
 def raise_problem(alert_type: str, message: str) -> Alert:
     """Open a critical episode of ``alert_type`` on Vigil, or refresh the open one's message."""
-    instance, now = vigil_instance(), timezone.now()
+    instance, now = Instance.vigil(), timezone.now()
     try:
         with transaction.atomic():
             alert = _open_alerts(instance, alert_type).first()

@@ -7,6 +7,10 @@ from django.utils import timezone
 
 from instances.formats import iso8601
 
+# The agent id and type of the instance that stands for Vigil itself (Instance.vigil).
+VIGIL_AGENT_ID = "vigil"
+VIGIL_TYPE = "vigil"
+
 
 class Instance(models.Model):
     """A monitored machine or service, registered by its agent's own stable id."""
@@ -57,6 +61,12 @@ class Instance(models.Model):
         if not created:
             instance.update(**fields)
         return instance
+
+    @classmethod
+    def vigil(cls) -> "Instance":
+        """The instance that stands for Vigil itself: its own problems (backups, rollups) are
+        alerts and samples of this instance."""
+        return cls.register(VIGIL_AGENT_ID, name="Vigil", type=VIGIL_TYPE)
 
     @classmethod
     def find(cls, ref: str) -> "Instance | None":
