@@ -6,7 +6,12 @@ class InstancesConfig(AppConfig):
     name = "instances"
 
     def ready(self) -> None:
+        from prometheus_client import REGISTRY
+
         from instances.models import Instance
+        from instances.rollups import RollupCollector
+
+        REGISTRY.register(RollupCollector())
 
         pre_delete.connect(
             delete_instance_samples, sender=Instance, dispatch_uid="instance-samples"

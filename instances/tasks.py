@@ -3,6 +3,7 @@ from celery import shared_task
 from instances import store
 from instances.models import Instance
 from instances.retention import apply_retention as apply_retention_now
+from instances.rollups import record_lag
 from instances.rollups import refresh_rollups as refresh_rollups_now
 
 
@@ -20,8 +21,15 @@ def apply_retention() -> list[str]:
 
 @shared_task(name="instances.refresh_rollups", ignore_result=True)
 def refresh_rollups() -> int:
-    """Fold the samples stored since the last run into the rollups; returns the rows written."""
-    report = refresh_rollups_now()
+    """Fold the samples stored since the last run into the rollups; returns the rows written.
+
+    Then, whether the refresh went through, failed or was skipped (another still running),
+    record how far the rollups lag: the shipped "RollupsLagging" rule watches that sample.
+    """
+    try:
+        report = refresh_rollups_now()
+    finally:
+        record_lag()
     return sum(report.rows.values()) if report else 0
 
 

@@ -3,15 +3,21 @@ import random
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 
-from instances import store, tasks
+from alerts.evaluation import evaluate_rules
+from alerts.models import Alert
+from bench.common import database_dsn
+from instances import rollups, store, tasks
 from instances.models import Instance
 from instances.retention import apply_retention
 from instances.rollups import refresh_rollups
-from instances.store import ROLLUP_1H, ROLLUP_1M, ROLLUP_5M, SAMPLES, SeriesKey
+from instances.store import ROLLUP_1H, ROLLUP_1M, ROLLUP_5M, ROLLUP_LEVELS, SAMPLES, SeriesKey
 
 pytestmark = pytest.mark.django_db
 
@@ -241,6 +247,191 @@ def test_deleting_an_instance_deletes_its_rollups(two_series):
 
     assert {row[0] for row in rollup_rows(ROLLUP_1M)} == {two_series[1]}
     assert {row[0] for row in rollup_rows(ROLLUP_1H)} == {two_series[1]}
+
+
+# --- float64 extremes and failing series ------------------------------------------------------
+
+# float64's largest finite value and its smallest subnormal: the ingest API accepts both.
+MAX, TINY = 1.7976931348623157e308, 5e-324
+# Per series, the values stored in some minutes after START. Every bucket's float64 sum is the
+# same in any order of addition, so float64 arithmetic gives it one answer.
+EXTREMES = {
+    "overflowing": {0: [MAX, MAX], 1: [-MAX], 5: [MAX]},  # +Inf, -MAX, MAX; 5m +Inf, MAX
+    "overflowing_down": {0: [-MAX, -MAX], 1: [MAX], 5: [-MAX]},
+    "cancelling": {0: [MAX, -MAX], 5: [MAX, MAX], 6: [-MAX, -MAX]},  # 5m: 0, +Inf - Inf = NaN
+    "absorbing": {0: [MAX, 1.0, -1.0], 1: [2.0]},
+    "subnormal": {0: [TINY, TINY], 1: [-TINY], 5: [TINY], 7: [-TINY, -TINY, -TINY]},
+}
+
+
+def float64_sums(minutes: dict[int, list[float]]) -> dict[str, dict[datetime, float]]:
+    """Each rollup's sums as float64 arithmetic gives them: a minute's values added, then each
+    coarser bucket's finer sums."""
+    sums = {"1m": {START + m * MINUTE: sum(values) for m, values in minutes.items()}}
+    for finer, level in ((ROLLUP_1M, ROLLUP_5M), (ROLLUP_5M, ROLLUP_1H)):
+        coarser = {}
+        for bucket, total in sorted(sums[finer.name].items()):
+            start = store.floor_time(bucket, level.width)
+            coarser[start] = coarser.get(start, 0.0) + total
+        sums[level.name] = coarser
+    return sums
+
+
+def same_float(a, b) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_values_at_float64s_extremes_roll_up_as_float64_sums_them_and_every_series_advances(
+    api, two_series
+):
+    samples = [
+        {"name": name, "value": value, "ts": int((START + m * MINUTE).timestamp() * 1000) + i}
+        for name, minutes in EXTREMES.items()
+        for m, values in minutes.items()
+        for i, value in enumerate(values)
+    ]
+    response = api.post("/api/v1/ingest", {"instance": {"agent_id": "fuzzer"}, "samples": samples})
+    assert response.status_code == 202, response.content
+
+    report = refresh_rollups(now=END + HOUR)
+
+    assert report.failed == {}
+    assert store.rollup_watermark() == END + HOUR
+    fuzzer = Instance.objects.get(agent_id="fuzzer")
+    for name, minutes in EXTREMES.items():
+        extreme = series_of(fuzzer, name)
+        for level, expected in float64_sums(minutes).items():
+            rolled = {
+                row[1]: row[4]
+                for row in rollup_rows(next(lv for lv in ROLLUP_LEVELS if lv.name == level))
+                if row[0] == extreme
+            }
+            assert rolled.keys() == expected.keys(), (name, level)
+            assert all(same_float(rolled[b], expected[b]) for b in expected), (name, level, rolled)
+    for series_id in two_series:
+        rolled = store.series_points(series_id, START, END, 36, resolution="5m")
+        assert_same_points(rolled, store.series_points(series_id, START, END, 36, "raw"))
+
+
+def test_a_series_whose_rollups_fail_is_reported_and_retried_while_the_others_advance(
+    two_series,
+):
+    cpu, mem = two_series
+    refresh_rollups(now=START + HOUR)
+    # Any failure of one series' rollups: here PostgreSQL refuses its 1-minute rows.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"ALTER TABLE samples_1m ADD CONSTRAINT refuses_cpu CHECK (series_id <> {cpu}) NOT VALID"
+        )
+    failures_before = rollup_failures()
+
+    report = refresh_rollups(now=END)
+
+    assert report.failed.keys() == {cpu}
+    assert "refuses_cpu" in report.failed[cpu]
+    assert store.rollup_watermark() == END
+    assert {row[1] for row in rollup_rows(ROLLUP_1H) if row[0] == mem} == {
+        START + n * HOUR for n in range(3)
+    }
+    assert max(row[1] for row in rollup_rows(ROLLUP_1M) if row[0] == cpu) < START + HOUR
+    assert rollup_failures() == failures_before + 1
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE samples_1m DROP CONSTRAINT refuses_cpu")
+    retried = refresh_rollups(now=END + MINUTE)
+
+    assert retried.failed == {}
+    assert retried.late_minutes > 0
+    assert_same_points(
+        store.series_points(cpu, START, END, 36, resolution="5m"),
+        store.series_points(cpu, START, END, 36, resolution="raw"),
+    )
+    assert metric(Client(), "vigil_rollup_failing_series") == 0
+
+
+def test_a_refresh_retries_a_failing_late_minute_without_holding_up_the_others(
+    settings, two_series
+):
+    settings.ROLLUP_GRACE_SECONDS = 60
+    cpu, mem = two_series
+    refresh_rollups(now=END)
+    late = [(cpu, START + timedelta(seconds=1)), (mem, START + timedelta(seconds=1))]
+    store.write_samples([(series_id, ts, 1e6) for series_id, ts in late])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"ALTER TABLE samples_1m ADD CONSTRAINT refuses_cpu CHECK (series_id <> {cpu}) NOT VALID"
+        )
+
+    report = refresh_rollups(now=END + MINUTE)
+
+    assert report.failed.keys() == {cpu}
+    assert max(row[3] for row in rollup_rows(ROLLUP_1M) if row[0] == mem) == 1e6
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT series_id, bucket FROM rollup_late")
+        queued = cursor.fetchall()
+    assert (cpu, START) in queued
+    assert {series_id for series_id, _ in queued} == {cpu}
+
+
+# --- lag and failures on /metrics, and the shipped rule -----------------------------------------
+
+
+def metric(client, name, **labels) -> float | None:
+    for family in text_string_to_metric_families(client.get("/metrics").content.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def rollup_failures() -> float:
+    return metric(Client(), "vigil_rollup_refresh_failures_total", what="series") or 0.0
+
+
+def test_metrics_show_how_far_the_rollups_lag(client, two_series):
+    refresh_rollups(now=datetime.now(UTC) - 7 * MINUTE)
+
+    lag = metric(client, "vigil_rollup_lag_seconds")
+
+    assert 7 * 60 <= lag < 8 * 60
+
+
+def test_a_refresh_that_fails_whole_is_counted_on_metrics(client, two_series):
+    failed_runs = metric(client, "vigil_rollup_refresh_failures_total", what="run") or 0.0
+    # A failure that is no series' fault: PostgreSQL refuses to move the watermark.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE rollup_watermark ADD CONSTRAINT frozen CHECK (upto < '2000-01-01') "
+            "NOT VALID"
+        )
+
+    with pytest.raises(IntegrityError):
+        refresh_rollups(now=END)
+
+    assert metric(client, "vigil_rollup_refresh_failures_total", what="run") == failed_runs + 1
+    assert store.rollup_watermark() is None
+
+
+def test_the_beat_task_records_the_lag_which_the_shipped_rule_alerts_on(two_series):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rollup_watermark (resolution, upto) VALUES ('rollups', %s)",
+            [datetime.now(UTC) - 10 * MINUTE],
+        )
+    # Beat's run finds the lock held by a refresh that hangs: it skips, yet records the lag.
+    with psycopg.connect(database_dsn()) as hung_refresh:
+        hung_refresh.execute(f"SELECT pg_advisory_lock({rollups.LOCK})")
+        tasks.refresh_rollups.delay()
+    now = datetime.now(UTC)
+    evaluate_rules(now=now)
+    evaluate_rules(now=now + 2 * MINUTE)
+
+    vigil = Instance.objects.get(agent_id="vigil")
+    [lag] = store.latest_values([vigil.pk], [rollups.LAG_METRIC])
+    assert 10 * 60 <= lag.value < 11 * 60
+    alert = Alert.objects.get(instance=vigil, alert_type="RollupsLagging")
+    assert alert.severity == Alert.Severity.WARNING
+    assert "vigil_rollup_lag_seconds" in alert.message
 
 
 # --- retention --------------------------------------------------------------------------------
