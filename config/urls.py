@@ -1,6 +1,8 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.defaults import page_not_found
 from django.views.generic import RedirectView
@@ -13,7 +15,14 @@ from query.urls import routes as prometheus_routes
 # Admin logins go through allauth too, so its rate limits (and later MFA and audit) apply.
 admin.site.login = secure_admin_login(admin.site.login)
 
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever a page links (JSON pages link none): no 404."""
+    return redirect(static("img/favicon.svg"), permanent=True)
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     path("healthz", monitoring.healthz, name="healthz"),
     path("readyz", monitoring.readyz, name="readyz"),
     path("metrics", monitoring.metrics, name="metrics"),

@@ -6,10 +6,17 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from accounts.models import AuditEvent
 from ingestion.models import IngestToken, hash_token
 from instances import store
 
 AGENT_TOKEN_FILE = settings.BASE_DIR / "var" / "agent-token"
+# A password generated for the admin waits here for startup_banner, which shows it and deletes it.
+ADMIN_PASSWORD_FILE = settings.BASE_DIR / "var" / "admin-password"
+
+
+def admin_username() -> str:
+    return os.environ.get("VIGIL_ADMIN_USERNAME", "admin")
 
 
 class Command(BaseCommand):
@@ -26,24 +33,26 @@ class Command(BaseCommand):
         self.ensure_agent_token()
 
     def ensure_admin(self) -> None:
-        username = os.environ.get("VIGIL_ADMIN_USERNAME", "admin")
+        username = admin_username()
         users = get_user_model().objects
         if users.filter(username=username).exists():
             self.stdout.write(f"Admin account {username!r} exists.")
             return
         password = os.environ.get("VIGIL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        users.create_superuser(username=username, email="", password=password)
+        user = users.create_superuser(username=username, email="", password=password)
+        AuditEvent.record("manage.py bootstrap", "user.create", user, role="admin", invited=False)
         if os.environ.get("VIGIL_ADMIN_PASSWORD"):
             self.stdout.write(
                 f"Created admin account {username!r} (password from VIGIL_ADMIN_PASSWORD)."
             )
-        else:
-            self.stdout.write(
-                self.style.WARNING(
-                    f"Created admin account {username!r} with password: {password}\n"
-                    "This is shown once; change it after logging in."
-                )
-            )
+            return
+        self.stdout.write(
+            f"Created admin account {username!r} with password: {password}\n"
+            "This is shown once (and again when start-up ends); change it after logging in."
+        )
+        ADMIN_PASSWORD_FILE.parent.mkdir(parents=True, exist_ok=True)
+        ADMIN_PASSWORD_FILE.touch(mode=0o600)
+        ADMIN_PASSWORD_FILE.write_text(password + "\n")
 
     def ensure_agent_token(self) -> None:
         """The local agent (Procfile) reads its token from var/agent-token."""
