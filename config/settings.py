@@ -303,6 +303,8 @@ LOGGING = {
         "celery.worker.strategy": {"level": ROUTINE_TASK_LOG_LEVEL},
         "celery.app.trace": {"level": ROUTINE_TASK_LOG_LEVEL},
         "django_celery_beat.schedulers": {"level": ROUTINE_TASK_LOG_LEVEL},
+        # "rollups refreshed ..." every minute; its failures are warnings and still show.
+        "instances.rollups": {"level": ROUTINE_TASK_LOG_LEVEL},
     },
 }
 

@@ -1,5 +1,5 @@
 """What `make run` prints: a banner that ends start-up, one line for a refused request, and no
-warning for a browser's /favicon.ico."""
+warning for a browser's /favicon.ico. (`python -m bench.idle_console` counts the idle lines.)"""
 
 import logging
 import threading
@@ -17,20 +17,26 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def web_server():
-    """A stand-in for `make run`'s web process that answers /healthz."""
+    """A stand-in for `make run`'s web process: /readyz says 503 twice (the worker is still
+    starting), then 200."""
+    readyz_answers = [503, 503]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200 if self.path == "/healthz" else 404)
+            status = 404
+            if self.path == "/readyz":
+                status = readyz_answers.pop(0) if readyz_answers else 200
+            self.send_response(status)
             self.end_headers()
-            self.wfile.write(b'{"status": "ok"}')
+            self.wfile.write(b"{}")
 
         def log_message(self, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    server.readyz_answers = readyz_answers
+    yield server
     server.shutdown()
     server.server_close()
 
@@ -50,20 +56,26 @@ def banner(url: str) -> str:
     return out.getvalue()
 
 
-def test_the_banner_shows_the_address_the_admin_and_a_generated_password_once(
+def url_of(server) -> str:
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+def test_the_banner_waits_until_vigil_is_ready_then_shows_the_address_and_a_new_password_once(
     web_server, password_file, monkeypatch
 ):
     monkeypatch.delenv("VIGIL_ADMIN_PASSWORD", raising=False)
     password_file.write_text("generated-pw-123\n")
 
-    first, second = banner(web_server), banner(web_server)
+    first, second = banner(url_of(web_server)), banner(url_of(web_server))
 
-    assert f"Vigil is running at {web_server}" in first
+    assert web_server.readyz_answers == []
+    assert f"Vigil is running at {url_of(web_server)}" in first
     assert "Log in as 'admin' with the password generated-pw-123" in first
     assert "Ctrl-C stops everything" in first
     assert "generated-pw-123" not in second
-    assert "changepassword admin" in second
-    assert len(first.splitlines()) == 5
+    assert "manage.py changepassword admin" in second
+    assert len(first.splitlines()) == 6
+    assert max(len(line) for line in first.splitlines()) <= 80
 
 
 def test_the_banner_names_the_variable_a_chosen_password_came_from(
@@ -72,9 +84,9 @@ def test_the_banner_names_the_variable_a_chosen_password_came_from(
     monkeypatch.setenv("VIGIL_ADMIN_PASSWORD", "chosen")
     monkeypatch.setenv("VIGIL_ADMIN_USERNAME", "root")
 
-    text = banner(web_server)
+    text = banner(url_of(web_server))
 
-    assert "Log in as 'root' with the password in VIGIL_ADMIN_PASSWORD." in text
+    assert "Log in as 'root' with the password in VIGIL_ADMIN_PASSWORD" in text
     assert "chosen" not in text
 
 

@@ -12,8 +12,9 @@ WAIT_SECONDS = 120
 
 class Command(BaseCommand):
     help = (
-        "Wait until the web server answers /healthz, then print how to reach Vigil and log in "
-        "(make run's last start-up lines; the local agent starts after it)."
+        "Wait until Vigil is ready (/readyz: web, PostgreSQL, Redis and a Celery worker), then "
+        "print how to reach it and log in: make run's last start-up lines (the local agent "
+        "starts after them)."
     )
 
     def add_arguments(self, parser):
@@ -23,27 +24,29 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         url = options["url"].rstrip("/")
-        self.wait_for(f"{url}/healthz")
+        self.wait_for(f"{url}/readyz")
         username = admin_username()
-        lines = [
-            f"Vigil is running at {url}",
-            f"Log in as {username!r} with {self.password_note(username)}.",
-            "Ctrl-C stops everything (the embedded PostgreSQL and Redis too).",
-        ]
+        text = (
+            f"Vigil is running at {url}\n"
+            f"Log in as {username!r} with {self.password_note(username)}\n"
+            "Ctrl-C stops everything, the embedded PostgreSQL and Redis too."
+        )
+        lines = text.splitlines()
         width = max(len(line) for line in lines)
         rule = "─" * (width + 2)
         self.stdout.write("\n".join([f"┌{rule}┐", *(f"│ {line:<{width}} │" for line in lines)]))
         self.stdout.write(f"└{rule}┘")
 
-    def wait_for(self, healthz: str) -> None:
+    def wait_for(self, readyz: str) -> None:
+        """Until ``readyz`` answers 200 (503 names what is not ready yet)."""
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             try:
-                with urllib.request.urlopen(healthz, timeout=2):
+                with urllib.request.urlopen(readyz, timeout=2):
                     return
             except (urllib.error.URLError, OSError) as error:
                 if time.monotonic() > deadline:
-                    raise CommandError(f"{healthz} did not answer: {error}") from error
+                    raise CommandError(f"{readyz} is not ready: {error}") from error
             time.sleep(0.5)
 
     def password_note(self, username: str) -> str:
@@ -52,12 +55,11 @@ class Command(BaseCommand):
             password = ADMIN_PASSWORD_FILE.read_text().strip()
             ADMIN_PASSWORD_FILE.unlink()
             return (
-                f"the password {password} "
-                "(generated, shown once: change it at /accounts/password/change/)"
+                f"the password {password}\n(generated and shown once: change it after logging in)"
             )
         if os.environ.get("VIGIL_ADMIN_PASSWORD"):
             return "the password in VIGIL_ADMIN_PASSWORD"
         return (
-            "the password shown when the account was made "
-            f"(forgotten: .venv/bin/python manage.py changepassword {username})"
+            "the password shown when it was made\n"
+            f"(forgotten? .venv/bin/python manage.py changepassword {username})"
         )
