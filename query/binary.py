@@ -14,6 +14,8 @@ from query.values import (
 )
 
 ARITHMETIC = {"+", "-", "*", "/", "%", "^", "atan2"}
+# As in Prometheus 2.x, atan2 keeps the metric name; the other arithmetic operators drop it.
+DROPS_NAME = ARITHMETIC - {"atan2"}
 COMPARISON = {"==", "!=", ">", "<", ">=", "<="}
 SET_OPERATORS = {"and", "or", "unless"}
 
@@ -77,7 +79,8 @@ def _vector_scalar(
             return vector.drop_name().with_values(result.astype(np.float64)).merged()
         # A filter: the vector's own value is kept, whichever side it is on.
         return Vector(vector.labels, vector.values, vector.present & result).compact()
-    return vector.drop_name().with_values(result).merged()
+    named = vector.drop_name() if op in DROPS_NAME else vector
+    return named.with_values(result).merged()
 
 
 def _matching(modifier) -> tuple[bool, list[str]]:
@@ -155,7 +158,7 @@ def _one_per_step(vector: Vector, rows: list[int], side: str, op: str):
 
 
 def _result_labels(many: dict, one: dict, op: str, on: bool, names, card, include) -> dict:
-    labels = without_name(many) if op in ARITHMETIC else dict(many)
+    labels = without_name(many) if op in DROPS_NAME else dict(many)
     if card == "OneToOne":
         if on:
             labels = {k: v for k, v in labels.items() if k in set(names)}

@@ -151,7 +151,9 @@ class Evaluator:
         handler = getattr(self, f"eval_{type(node).__name__}", None)
         if handler is None:
             raise QueryError(f"unsupported expression: {node}")
-        return handler(node)
+        result = handler(node)
+        self.context.check_deadline()
+        return result
 
     def eval_NumberLiteral(self, node) -> Scalar:
         return Scalar(np.full(self.context.steps, node.val, dtype=np.float64))
