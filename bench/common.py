@@ -118,6 +118,29 @@ def production_env(**extra: str) -> dict[str, str]:
     }
 
 
+def wait_until_answering(url: str, process: subprocess.Popen, name: str) -> None:
+    """Return once ``url`` answers; RuntimeError if ``process`` exits or 60 s pass first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate ``process``, killing it if it has not exited after 15 s."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def web_server(workers: int = 2, env: dict[str, str] | None = None):
     """uvicorn serving Vigil on a free loopback port; yields (base url, process)."""
@@ -143,20 +166,7 @@ def web_server(workers: int = 2, env: dict[str, str] | None = None):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the web server did not start") from None
-                time.sleep(0.2)
+        wait_until_answering(f"{url}/healthz", process, "the web server")
         yield url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

@@ -11,6 +11,7 @@ import struct
 import time
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
+from typing import NamedTuple
 
 import psycopg
 
@@ -49,6 +50,45 @@ def build_store(dsn: str, series_ids: list[int], end: datetime) -> int:
     return rows
 
 
+class BenchStore(NamedTuple):
+    """The store ``create_store`` wrote: its instances (bench-0 …), series ids and COPY rate."""
+
+    instances: list
+    series_ids: list[int]
+    rows: int
+    copy_seconds: float
+
+
+def create_store(dsn: str, end: datetime) -> BenchStore:
+    """Instances bench-0 … bench-49 with ten series each (``bench_metric_0`` …), their
+    partitions, and the samples up to ``end`` (see ``build_store``), newest samples kept."""
+    from instances import store
+    from instances.models import Instance
+
+    instances, series_ids = [], []
+    for n in range(SERIES // 10):
+        instance = Instance.register(f"bench-{n}")
+        keys = [store.SeriesKey(f"bench_metric_{m}", {}) for m in range(10)]
+        series_ids += list(store.resolve_series(instance.pk, keys).values())
+        instances.append(instance)
+    days = (STEP * POINTS).days + 2
+    store.ensure_partitions((end - timedelta(days=d)).date() for d in range(-1, days))
+
+    log(f"writing {SERIES} × {POINTS} samples with binary COPY")
+    started = time.perf_counter()
+    rows = build_store(dsn, series_ids, end)
+    copy_seconds = time.perf_counter() - started
+    fill_latest_samples(dsn)
+    return BenchStore(instances, series_ids, rows, copy_seconds)
+
+
+def fill_latest_samples(dsn: str) -> None:
+    """Samples written around the write path: set what it keeps, each series' newest sample."""
+    fill_latest = import_module("instances.migrations.0004_series_latest").FILL_FROM_SAMPLES
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(fill_latest)
+
+
 def relation_bytes(dsn: str, tables: list[str]) -> int:
     """On-disk size (heap, indexes, TOAST) of every partition of ``tables``."""
     with psycopg.connect(dsn) as db:
@@ -68,27 +108,12 @@ def main() -> None:
     from django.db import connection
 
     from instances import store
-    from instances.models import Instance
     from instances.rollups import refresh_rollups
 
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    series_ids = []
-    for n in range(SERIES // 10):
-        instance = Instance.register(f"bench-{n}")
-        keys = [store.SeriesKey(f"bench_metric_{m}", {}) for m in range(10)]
-        series_ids += list(store.resolve_series(instance.pk, keys).values())
-    days = (STEP * POINTS).days + 2
-    store.ensure_partitions((end - timedelta(days=d)).date() for d in range(-1, days))
     dsn = database_dsn()
-
-    log(f"writing {SERIES} × {POINTS} samples with binary COPY")
-    started = time.perf_counter()
-    rows = build_store(dsn, series_ids, end)
-    copy_seconds = time.perf_counter() - started
-    # Written around the write path, so set what it keeps: each series' newest sample.
-    fill_latest = import_module("instances.migrations.0004_series_latest").FILL_FROM_SAMPLES
-    with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute(fill_latest)
+    built = create_store(dsn, end)
+    series_ids, rows, copy_seconds = built.series_ids, built.rows, built.copy_seconds
     log(f"{rows} rows in {copy_seconds:.1f} s; first rollup refresh")
     started = time.perf_counter()
     refresh_rollups(now=end + timedelta(minutes=1))
