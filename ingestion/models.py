@@ -143,14 +143,11 @@ class ScrapeTarget(models.Model):
         now = now or timezone.now()
         # A beat tick of slack, so a target is not scraped a whole tick late every time.
         slack = timedelta(seconds=SCRAPE_TICK_SECONDS / 2)
-        interval = ExpressionWrapper(
-            F("interval_seconds") * timedelta(seconds=1), output_field=models.DurationField()
-        )
         with transaction.atomic():
             due = list(
                 cls.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("instance")
-                .annotate(due_at=F("last_scrape_at") + interval)
+                .annotate(due_at=F("last_scrape_at") + _interval())
                 .filter(
                     models.Q(last_scrape_at__isnull=True) | models.Q(due_at__lte=now + slack),
                     enabled=True,
@@ -162,6 +159,21 @@ class ScrapeTarget(models.Model):
             target.last_scrape_at = now
         return due
 
+    @classmethod
+    def make_due_again(cls, targets: list["ScrapeTarget"]) -> None:
+        """Give back the claim of targets whose scrape could not be stored, so the next tick
+        scrapes them again instead of waiting out their interval."""
+        cls.objects.filter(pk__in=[target.pk for target in targets]).update(
+            last_scrape_at=F("last_scrape_at") - _interval()
+        )
+
     def record(self, up: bool, duration: float, error: str = "") -> None:
         self.last_up, self.last_duration, self.last_error = up, duration, error
         self.save(update_fields=["last_up", "last_duration", "last_error"])
+
+
+def _interval() -> ExpressionWrapper:
+    """A scrape target's interval as an SQL interval."""
+    return ExpressionWrapper(
+        F("interval_seconds") * timedelta(seconds=1), output_field=models.DurationField()
+    )

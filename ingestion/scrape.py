@@ -12,7 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError, connection
 
 from ingestion.errors import ApiError
 from ingestion.exposition import TextExposition
@@ -39,15 +39,26 @@ class Page:
 
 
 def scrape_due_targets(now=None) -> int:
-    """Scrape every due target once; returns how many were scraped."""
+    """Scrape every due target once; returns how many scrapes were stored."""
     targets = ScrapeTarget.claim_due(now)
     if not targets:
         return 0
     with ThreadPoolExecutor(max_workers=min(len(targets), MAX_CONCURRENT_SCRAPES)) as pool:
         pages = list(pool.map(fetch, targets))
+    unstored = []
     for target, page in zip(targets, pages, strict=True):
-        store_scrape(target, page)
-    return len(targets)
+        try:
+            store_scrape(target, page)
+        except (OperationalError, InterfaceError) as error:
+            # The storage failed, not the target: as agents get a 503 to retry, the scrape is
+            # not held against the target and is tried again at the next tick.
+            logger.warning("scrape of %s not stored, storage unavailable: %s", target.url, error)
+            connection.close_if_unusable_or_obsolete()
+            unstored.append(target)
+    if unstored:
+        # Still down, this raises: the targets then come round again after their interval.
+        ScrapeTarget.make_due_again(unstored)
+    return len(targets) - len(unstored)
 
 
 def fetch(target: ScrapeTarget) -> Page:

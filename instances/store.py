@@ -8,7 +8,8 @@ with LATERAL, one query per question. Functions take and return plain values.
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -17,7 +18,7 @@ import numpy as np
 import orjson
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from instances.formats import EPOCH, epoch_ms
 
@@ -386,9 +387,10 @@ def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
         return 0
     try:
         written = _write_rows(rows)
-    except (psycopg.Error, DatabaseError) as error:
+    except DatabaseError as error:
         if _sqlstate(error) != CHECK_VIOLATION:
             raise
+        _raise_if_connection_lost(error)
         # "no partition of relation samples found for row": make the days, then write again.
         ensure_partitions(ts.astimezone(UTC).date() for _, ts, _ in rows)
         written = _write_rows(rows)
@@ -421,9 +423,10 @@ def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
         with transaction.atomic():
             _copy_rows(SAMPLES_TABLE, rows)
         return len(rows)
-    except (psycopg.Error, DatabaseError) as error:
+    except DatabaseError as error:
         if _sqlstate(error) != UNIQUE_VIOLATION:
             raise
+        _raise_if_connection_lost(error)
         # A replayed batch, or one overlapping stored samples: keep the first copy of each.
         return _insert_new_rows(rows)
 
@@ -444,18 +447,34 @@ def _note_late_rows(rows: Sequence[tuple[int, datetime, float]]) -> None:
         )
 
 
+def _raise_if_connection_lost(error: DatabaseError) -> None:
+    """Before going on after ``error``: if the savepoint around it could not be rolled back,
+    the connection is gone and this transaction can do nothing more, so the storage is
+    unavailable (OperationalError, answered 503), whatever ``error`` itself said."""
+    if connection.needs_rollback:
+        raise OperationalError(f"connection lost after: {error}") from error
+
+
 def _sqlstate(error: Exception) -> str | None:
     """The SQLSTATE of a psycopg error, also when Django's cursor wrapped it."""
     return getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None)
 
 
-def _copy_rows(table: str, rows: Sequence[tuple[int, datetime, float]]) -> None:
+@contextmanager
+def _binary_copy(statement: str, params: Sequence | None = None) -> Iterator[psycopg.Copy]:
+    """psycopg's COPY on Django's connection. Django wraps the errors of queries, not of
+    psycopg's own COPY: wrapped here too, a server gone mid-COPY is an OperationalError like
+    anywhere else (the API answers 503)."""
     with (
+        connection.wrap_database_errors,
         connection.cursor() as cursor,
-        cursor.cursor.copy(
-            f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
-        ) as copy,
+        cursor.cursor.copy(statement, params) as copy,
     ):
+        yield copy
+
+
+def _copy_rows(table: str, rows: Sequence[tuple[int, datetime, float]]) -> None:
+    with _binary_copy(f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(["int8", "timestamptz", "float8"])
         for row in rows:
             copy.write_row(row)
@@ -1081,15 +1100,12 @@ def sample_arrays(
         return SampleArrays(empty, empty, np.empty(0, dtype=np.float64))
     start = EPOCH + timedelta(milliseconds=start_ms)
     end = EPOCH + timedelta(milliseconds=end_ms)
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(
-            f"COPY (SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
-            "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY series_id, ts "
-            f"LIMIT {int(limit) + 1}) TO STDOUT (FORMAT BINARY)",
-            [list(series_ids), start, end],
-        ) as copy,
-    ):
+    with _binary_copy(
+        f"COPY (SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
+        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY series_id, ts "
+        f"LIMIT {int(limit) + 1}) TO STDOUT (FORMAT BINARY)",
+        [list(series_ids), start, end],
+    ) as copy:
         chunks = [bytes(chunk) for chunk in copy]
     data = b"".join(chunks)
     rows = np.frombuffer(

@@ -1,20 +1,26 @@
-"""Faults (PRODUCT.md 12) against servers the tests start for themselves: PostgreSQL restarted
-during sustained ingest, Redis stopped, a Celery worker killed mid-task."""
+"""Faults (PRODUCT.md 12), most against servers the tests start for themselves: PostgreSQL
+stopped and started again during sustained ingest, a writing session cut mid-COPY on each write
+path, Redis stopped, a Celery worker killed mid-task."""
 
 import http.client
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 import psycopg
 import pytest
 from celery import Celery
 
-from bench.common import production_env, web_server
+from bench.common import database_dsn, production_env, web_server
+from instances.formats import EPOCH
 from tests.servers import CeleryWorker, PrivatePostgres, PrivateRedis, manage
+from tests.test_remote_write import HEADERS as REMOTE_WRITE_HEADERS
+from tests.test_remote_write import snappy, write_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,11 +51,13 @@ def batch(agent: str, first_ms: int) -> bytes:
     return orjson.dumps({"instance": {"agent_id": agent}, "samples": samples})
 
 
-def post(url: str, token: str, body: bytes) -> tuple[int, dict]:
+def post(
+    url: str, token: str, body: bytes, path: str = "/api/v1/ingest", headers: dict | None = None
+) -> tuple[int, dict]:
     request = urllib.request.Request(
-        f"{url}/api/v1/ingest",
+        f"{url}{path}",
         body,
-        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -68,12 +76,20 @@ def stored_timestamps(database_url: str) -> set[tuple[str, int]]:
     return set(rows)
 
 
-def test_postgresql_restarted_during_sustained_ingest_answers_503_and_loses_nothing(
+def retry_after_given(headers: dict) -> bool:
+    return "retry-after" in {name.lower() for name in headers}
+
+
+# How long each outage keeps PostgreSQL down.
+OUTAGE_SECONDS = 3
+
+
+def test_postgresql_down_twice_under_sustained_ingest_answers_503_and_loses_nothing(
     postgres, vigil_env
 ):
     env, database_url, token = vigil_env
     start_ms = int((datetime.now(UTC) - timedelta(hours=2)).timestamp() * 1000)
-    answers: list[tuple[str, int, int, dict]] = []
+    answers: list[tuple[str, int, int | str, dict]] = []
     stop = threading.Event()
 
     def client(agent: str) -> None:
@@ -87,26 +103,33 @@ def test_postgresql_restarted_during_sustained_ingest_answers_503_and_loses_noth
             answers.append((agent, first, status, headers))
             n += 1
 
-    with web_server(workers=1, env=env) as (url, _):
-        threads = [threading.Thread(target=client, args=(f"agent-{n}",)) for n in range(3)]
-        for thread in threads:
-            thread.start()
-        while len(answers) < 20:
-            time.sleep(0.05)
-        postgres.restart()
-        restarted_at = len(answers)
-        deadline = time.monotonic() + 30
-        while sum(1 for a in answers[restarted_at:] if a[2] == 202) < 20:
+    def accepted_since(count: int, at_least: int = 20) -> None:
+        """Wait until ``at_least`` more batches are accepted after the first ``count`` answers."""
+        deadline = time.monotonic() + 60
+        while sum(1 for answer in answers[count:] if answer[2] == 202) < at_least:
             assert time.monotonic() < deadline, answers[-5:]
             time.sleep(0.05)
-        stop.set()
-        for thread in threads:
-            thread.join()
 
-    statuses = {status for _, _, status, _ in answers}
-    assert statuses <= {202, 503}, [a for a in answers if a[2] not in (202, 503)][:3]
+    with web_server(workers=1, env=env) as (url, _):
+        threads = [threading.Thread(target=client, args=(f"agent-{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(2):
+                accepted_since(len(answers))
+                postgres.shut_down()
+                time.sleep(OUTAGE_SECONDS)  # the outage itself: nothing to wait for
+                postgres.start()
+            accepted_since(len(answers))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+    statuses = Counter(status for _, _, status, _ in answers)
+    assert set(statuses) <= {202, 503}, statuses
     unavailable = [headers for _, _, status, headers in answers if status == 503]
-    assert all("retry-after" in {name.lower() for name in h} for h in unavailable), unavailable[:3]
+    assert all(retry_after_given(headers) for headers in unavailable), unavailable[:3]
     stored = stored_timestamps(database_url)
     acknowledged = {
         (agent, first + n * 1000)
@@ -115,7 +138,90 @@ def test_postgresql_restarted_during_sustained_ingest_answers_503_and_loses_noth
         for n in range(100)
     }
     assert acknowledged <= stored
-    assert len(acknowledged) >= 100 * 40
+    assert len(acknowledged) >= 100 * 60
+    print(f"answers: {dict(statuses)}; acknowledged samples, all stored: {len(acknowledged)}")
+
+
+class Write(NamedTuple):
+    """One request to a write path: where, its body and its headers."""
+
+    path: str
+    body: bytes
+    headers: dict
+
+
+def cpu_write(path: str, agent: str, stamps_ms: list[int]) -> Write:
+    """A write of cpu_usage samples of ``agent`` at ``stamps_ms`` through ``path``."""
+    if path == "native":
+        samples = [{"name": "cpu_usage", "value": 1.0, "ts": ts} for ts in stamps_ms]
+        return Write(
+            "/api/v1/ingest",
+            orjson.dumps({"instance": {"agent_id": agent}, "samples": samples}),
+            {},
+        )
+    if path == "seed REST":
+        metrics = [
+            {"instanceId": agent, "metricName": "cpu_usage", "metricValue": 1.0, "timestamp": ts}
+            for ts in stamps_ms
+        ]
+        return Write("/api/v1/metrics", orjson.dumps(metrics), {})
+    request = write_request(
+        ({"__name__": "cpu_usage", "instance": agent}, [(1.0, ts) for ts in stamps_ms])
+    )
+    headers = {**REMOTE_WRITE_HEADERS, "Content-Type": "application/x-protobuf"}
+    return Write("/api/v1/write", snappy(request.SerializeToString()), headers)
+
+
+def send(url: str, token: str, write: Write) -> tuple[int, dict]:
+    return post(url, token, write.body, write.path, write.headers)
+
+
+@pytest.mark.parametrize("phase", ["COPY", "staging fallback"])
+@pytest.mark.parametrize("path", ["native", "seed REST", "remote write"])
+def test_a_session_cut_mid_write_answers_503_and_the_retry_is_stored(
+    live_server, token, path, phase
+):
+    """The session writing a batch is cut, as a server shutting down or crashing cuts it,
+    while it waits in the COPY into samples, or in the fallback that skips samples already
+    stored (a batch holding one goes there): 503 with Retry-After, and the retry is stored."""
+    t0, t1 = (int(datetime.now(UTC).timestamp() * 1000) - 60_000 + n for n in range(2))
+    assert send(live_server.url, token, cpu_write(path, "web-1", [t0]))[0] in (201, 202, 204)
+    write = cpu_write(path, "web-1", [t1] if phase == "COPY" else [t0, t1])
+    answer = {}
+    writer = threading.Thread(
+        target=lambda: answer.update(result=send(live_server.url, token, write))
+    )
+    with (
+        psycopg.connect(database_dsn()) as other_writer,
+        psycopg.connect(database_dsn(), autocommit=True) as monitor,
+    ):
+        # Another session is writing the sample at t1: the batch waits for its commit.
+        other_writer.execute(
+            "INSERT INTO samples (series_id, ts, value) SELECT id, %s, 0 FROM instances_series",
+            [EPOCH + timedelta(milliseconds=t1)],
+        )
+        writer.start()
+        monitor.execute("SELECT pg_terminate_backend(%s)", [backend_waiting_for_a_lock(monitor)])
+        writer.join()
+        other_writer.rollback()
+
+    status, headers = answer["result"]
+    assert status == 503 and retry_after_given(headers), answer
+    assert send(live_server.url, token, write)[0] in (201, 202, 204)
+    assert stored_timestamps(database_dsn()) == {("web-1", t0), ("web-1", t1)}
+
+
+def backend_waiting_for_a_lock(monitor) -> int:
+    deadline = time.monotonic() + 10
+    while True:
+        row = monitor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ).fetchone()
+        if row:
+            return row[0]
+        assert time.monotonic() < deadline, "the write never waited"
+        time.sleep(0.02)
 
 
 def test_with_redis_stopped_ingest_still_stores_and_readyz_names_redis(vigil_env):

@@ -2,6 +2,7 @@ import importlib
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.apps import apps
 from django.db import connection, transaction
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from alerts.evaluation import evaluate_rules
 from alerts.models import Alert
+from bench.common import database_dsn
 from ingestion.models import ScrapeTarget
 from ingestion.tasks import scrape_targets
 from instances import store
@@ -114,3 +116,29 @@ def test_a_target_another_worker_holds_is_skipped_not_waited_for():
     finally:
         release.set()
         worker.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scrape_the_storage_cannot_take_is_tried_again_not_held_against_the_target(
+    live_server,
+):
+    url = f"{live_server.url}/metrics"
+    target = target_for(url)
+    # The storage fails mid-write: another session holds the samples table past our timeout.
+    with psycopg.connect(database_dsn()) as other_session, connection.cursor() as cursor:
+        other_session.execute("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")
+        cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            scrape_targets.delay()
+        finally:
+            cursor.execute("RESET lock_timeout")
+
+    target.refresh_from_db()
+    assert (target.last_up, target.last_error) == (None, "")
+    assert ("up", (("target", url),)) not in latest("host-1")
+
+    scrape_targets.delay()
+
+    target.refresh_from_db()
+    assert (target.last_up, target.last_error) == (True, "")
+    assert latest("host-1")[("up", (("target", url),))] == 1.0
