@@ -274,6 +274,7 @@ def step(
         if breach is not None:
             breaches.deleted.append(breach.pk)
         if alert is not None:
+            alert.value = observation.value  # what it recovered at (None: no data)
             recover(alert, now)
             summary.resolved += 1
         return
@@ -354,7 +355,7 @@ def recover(alert: Alert, now: datetime, note: str = "") -> None:
     """The condition is over: resolve the episode and send the resolution notice."""
     alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
     alert.note = note or alert.note
-    alert.save(update_fields=["status", "resolved_at", "note"])
+    alert.save(update_fields=["status", "resolved_at", "note", "value"])
     alert.publish_change()
     alert.notify("resolved")
 

@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from instances import humanize
 from instances.formats import iso8601
 from instances.models import Instance
 from instances.store import WINDOW_AGGREGATES
@@ -304,12 +305,16 @@ class AlertRule(models.Model):
             self.Scope.REGION: instance.region == self.scope_value,
         }[self.scope]
 
+    def describe_recovery(self, value: float | None, labels: dict) -> str:
+        """What a recovered alert of this rule says: ``cpu_usage avg over 1m is 42 now``."""
+        what = self.watched(labels)
+        if value is None:
+            return f"no data now for {what}"
+        return f"{what} is {humanize.quantity(value)} now"
+
     def describe(self, value: float | None, severity: str | None, labels: dict) -> str:
-        """What an alert of this rule says, e.g. ``cpu_usage avg over 0:01:00 is 99 (> 90)``."""
-        selector = self.metric
-        if labels:
-            selector += "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
-        what = f"{selector} {self.aggregation} over {self.window}"
+        """What an alert of this rule says, e.g. ``cpu_usage avg over 1m is 99 (> 90)``."""
+        what = self.watched(labels)
         if value is None:
             return f"no data for {what}"
         threshold = (
@@ -317,7 +322,14 @@ class AlertRule(models.Model):
             if severity == Alert.Severity.CRITICAL
             else self.warning_threshold
         )
-        return f"{what} is {value:.4g} ({self.comparator} {threshold:g})"
+        return f"{what} is {humanize.quantity(value)} ({self.comparator} {threshold:g})"
+
+    def watched(self, labels: dict) -> str:
+        """What it reads of one series: ``disk_usage{mount="/"} avg over 1m``."""
+        selector = self.metric
+        if labels:
+            selector += "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        return f"{selector} {self.aggregation} over {humanize.duration(self.window)}"
 
 
 class Alert(models.Model):
@@ -355,6 +367,8 @@ class Alert(models.Model):
     )
     alert_type = models.CharField(max_length=100)
     severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    # The worst severity of the episode (severity itself follows the value down again).
+    peak_severity = models.CharField(max_length=16, choices=Severity.choices, blank=True)
     message = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
@@ -394,6 +408,11 @@ class Alert(models.Model):
     def save(self, *args, **kwargs) -> None:
         if not self.fingerprint:
             self.fingerprint = fingerprint(self.instance_id, self.alert_type)
+        rank = self.SEVERITY_RANK
+        if rank[self.severity] > rank.get(self.peak_severity, -1):
+            self.peak_severity = self.severity
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = [*kwargs["update_fields"], "peak_severity"]
         if self.fired_at is None:
             self.fired_at = self.created_at
         super().save(*args, **kwargs)
@@ -401,6 +420,26 @@ class Alert(models.Model):
     def get_absolute_url(self) -> str:
         # The alert page belongs to the dashboard, which depends on alerts, not the reverse.
         return f"/alerts/{self.pk}/"
+
+    def recovery_summary(self) -> str:
+        """The resolved notice's words: who or what ended it, the value now (a rule's alert that
+        recovered by itself), how long it lasted and the worst severity it reached."""
+        resolution = (
+            AuditEvent.objects.filter(action="alert.resolve", target_id=str(self.pk))
+            .order_by("-created")
+            .first()
+        )
+        if resolution is not None:
+            ended = f"Resolved by {resolution.actor_display}"
+            ended += f": {self.note}" if self.note else "."
+        elif self.rule is not None and self.source == self.Source.RULE:
+            ended = f"Recovered: {self.rule.describe_recovery(self.value, self.labels)}."
+        else:
+            ended = f"Recovered{f': {self.note}' if self.note else '.'}"
+        started = self.fired_at or self.created_at
+        lasted = humanize.duration((self.resolved_at or timezone.now()) - started)
+        worst = self.peak_severity or self.severity
+        return f"{ended} It lasted {lasted} and reached {worst} at worst."
 
     @property
     def is_open(self) -> bool:

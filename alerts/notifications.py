@@ -100,12 +100,18 @@ def message_for(alert: Alert | None, kind: str) -> Message:
             url=links.alert_url_of_list(),
             timestamp=iso8601(timezone.now()),
         )
-    state = {"resolved": "RESOLVED", "repeat": "STILL FIRING"}.get(kind, "FIRING")
-    title = f"[{state}] [{alert.severity.upper()}] {alert.alert_type} on {alert.instance.name}"
+    if kind == Notification.Kind.RESOLVED:
+        # No severity in the title: "[RESOLVED] [CRITICAL]" read as still breaching.
+        title = f"[RESOLVED] {alert.alert_type} on {alert.instance.name}"
+        text = alert.recovery_summary()
+    else:
+        state = "STILL FIRING" if kind == Notification.Kind.REPEAT else "FIRING"
+        title = f"[{state}] [{alert.severity.upper()}] {alert.alert_type} on {alert.instance.name}"
+        text = alert.message or alert.alert_type
     return Message(
         kind=kind,
         title=title,
-        text=alert.message or alert.alert_type,
+        text=text,
         severity=alert.severity,
         alert_id=str(alert.pk),
         fingerprint=alert.fingerprint,

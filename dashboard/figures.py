@@ -9,11 +9,30 @@ from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 
+from instances import humanize
 from instances.models import Series
 from instances.store import Bucket
 
-PERCENT_UNITS = {"percent", "%"}
 PLOT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def value_format(unit: str) -> tuple[dict, str]:
+    """The y axis settings and hover value of a series in ``unit``, as instances.humanize
+    writes them: ``1.93GB`` not plotly's ``1.93B`` ("billions"), ``250ms``, ``45%``."""
+    key = unit.lower()
+    if key in humanize.PERCENT_UNITS:
+        return {"range": [0, 100], "ticksuffix": "%"}, "%{y:.3~r}%"
+    for units, suffix in (
+        (humanize.BYTE_UNITS, "B"),
+        (humanize.BYTE_RATE_UNITS, "B/s"),
+        (humanize.SECOND_UNITS, "s"),
+    ):
+        if key in units:
+            return {"tickformat": ".3~s", "ticksuffix": suffix}, "%{y:.3~s}" + suffix
+    axis = {"exponentformat": "SI"}
+    if unit:
+        axis["title"] = {"text": unit, "font": {"size": 11}}
+    return axis, "%{y:,.4~r}" + (f" {unit}" if unit else "")
 
 
 def plot_time(moment: datetime) -> str:
@@ -55,7 +74,7 @@ def metric_figure(
     Each trace carries its series id in ``meta``, so live points find their line; ``names``
     overrides a trace's legend name (by series id).
     """
-    suffix = "%" if unit in PERCENT_UNITS else (f" {unit}" if unit else "")
+    axis, hover_value = value_format(unit)
     figure = go.Figure()
     for series, buckets in traces:
         figure.add_trace(
@@ -66,14 +85,10 @@ def metric_figure(
                 line={"width": 1.6},
                 name=(names or {}).get(series.pk) or labels_text(series.labels) or name,
                 meta=series.pk,
-                hovertemplate="%{y:.4~g}" + suffix + "<extra>%{fullData.name}</extra>",
+                hovertemplate=hover_value + "<extra>%{fullData.name}</extra>",
             )
         )
-    yaxis = {"zeroline": False, "automargin": True}
-    if unit in PERCENT_UNITS:
-        yaxis.update(range=[0, 100], ticksuffix="%")
-    elif unit:
-        yaxis.update(title={"text": unit, "font": {"size": 11}})
+    yaxis = {"zeroline": False, "automargin": True, **axis}
     figure.update_layout(time_chart_layout(start, end, yaxis, showlegend=len(traces) > 1))
     return figure.to_json()
 
@@ -102,19 +117,19 @@ def alert_figure(
     rule's warning and critical thresholds as bands, the episode's ``moments`` (pending, firing,
     acknowledged, resolved) as marked vertical lines, and other instances' series dotted grey.
     """
-    suffix = "%" if unit in PERCENT_UNITS else (f" {unit}" if unit else "")
+    axis, hover_value = value_format(unit)
     figure = go.Figure()
     for index, (series_id, name, buckets) in enumerate(others):
         # One legend entry for them all (a phone has no room for ten); hovering names each.
-        trace = _line(series_id, name, buckets, suffix, COMPARISON_LINE)
+        trace = _line(series_id, name, buckets, hover_value, COMPARISON_LINE)
         trace.update(name="other instances", legendgroup="others", showlegend=index == 0)
         figure.add_trace(trace)
     for series_id, name, buckets in own:
-        figure.add_trace(_line(series_id, name, buckets, suffix, {"width": 2}))
+        figure.add_trace(_line(series_id, name, buckets, hover_value, {"width": 2}))
     values = [bucket.avg for _, _, buckets in (*own, *others) for bucket in buckets]
     thresholds = [t for t in (rule.warning_threshold, rule.critical_threshold) if t is not None]
-    if unit in PERCENT_UNITS:
-        low, high = 0.0, 100.0
+    if "range" in axis:
+        low, high = axis["range"]
     else:
         low = min([0.0, *values, *thresholds])
         high = max([*values, *thresholds, 1.0])
@@ -138,18 +153,14 @@ def alert_figure(
             if start <= when <= end
         ]
     )
-    yaxis = {"zeroline": False, "automargin": True, "range": [low, high]}
-    if unit in PERCENT_UNITS:
-        yaxis["ticksuffix"] = "%"
-    elif unit:
-        yaxis["title"] = {"text": unit, "font": {"size": 11}}
+    yaxis = {"zeroline": False, "automargin": True, **axis, "range": [low, high]}
     figure.update_layout(
         time_chart_layout(start, end, yaxis, showlegend=bool(others) or len(own) > 1)
     )
     return figure.to_json()
 
 
-def _line(series_id, name: str, buckets, suffix: str, line: dict) -> go.Scatter:
+def _line(series_id, name: str, buckets, hover_value: str, line: dict) -> go.Scatter:
     # The name is in the hover text itself, so a trace can share a legend entry.
     label = name.replace("%", "%%").replace("{", "(").replace("}", ")")
     return go.Scatter(
@@ -159,7 +170,7 @@ def _line(series_id, name: str, buckets, suffix: str, line: dict) -> go.Scatter:
         line=line,
         name=name,
         meta=series_id,
-        hovertemplate="%{y:.4~g}" + suffix + f"<extra>{label}</extra>",
+        hovertemplate=hover_value + f"<extra>{label}</extra>",
     )
 
 
@@ -184,7 +195,7 @@ def _threshold_bands(rule, low: float, high: float) -> list[dict]:
             "fillcolor": BAND_COLOURS[severity],
             "line": {"width": 0},
             "layer": "below",
-            "name": f"{severity} {rule.comparator} {bottom:g}",
+            "name": f"{severity} {rule.comparator} {humanize.quantity(bottom)}",
         }
         for severity, bottom, top in bands
     ]

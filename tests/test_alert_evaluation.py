@@ -106,7 +106,7 @@ def test_a_breach_stays_pending_for_the_first_minute_then_fires_after_the_for(ap
     assert (alert.severity, alert.status, alert.source) == ("critical", "active", "rule")
     assert (alert.pending_since, alert.fired_at, alert.rule) == (at(0), at(120), cpu_rule)
     assert alert.value == 95
-    assert "cpu_usage last over 0:01:00 is 95 (> 90)" in alert.message
+    assert "cpu_usage last over 1m is 95 (> 90)" in alert.message
     assert not PendingBreach.objects.exists()
     listed = api.get("/api/v1/alerts", {"status": "active"}).json()["items"]
     assert [item["id"] for item in listed] == [str(alert.pk)]

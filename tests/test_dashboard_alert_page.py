@@ -45,7 +45,7 @@ def firing(db):
         alert_type="High CPU",
         severity="critical",
         source=Alert.Source.RULE,
-        message="cpu_usage avg over 0:01:00 is 95 (> 90)",
+        message="cpu_usage avg over 1m is 95 (> 90)",
         value=95,
         pending_since=now - timedelta(minutes=4),
         created_at=now - timedelta(minutes=2),

@@ -116,7 +116,7 @@ def fire(severity="critical", agent_id="web-1") -> Alert:
         source=Alert.Source.RULE,
         alert_type=rule.name,
         severity=severity,
-        message="cpu_usage avg over 0:01:00 is 97 (> 90)",
+        message="cpu_usage avg over 1m is 97 (> 90)",
         fingerprint=f"{rule.pk:064d}",
         pending_since=T0,
         fired_at=T0 + timedelta(minutes=2),
