@@ -1,53 +1,38 @@
-"""Explore: any metric of one instance or of all, filtered by labels, aggregated per time bucket."""
+"""Explore: a PromQL query over a time range, drawn as a line per returned series, with a table
+of each series' latest value and the whole result as CSV. The query builder (instance, metric,
+labels, aggregation) writes the PromQL of the common case into the query box.
+"""
 
-import contextlib
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
-from dashboard import figures
+from dashboard import query_charts
 from dashboard.timerange import TimeRange
-from instances import store
-from instances.models import Instance, Series
+from instances.models import Series
+from query.functions import format_value
+from query.http_api import parse_duration
+from query.values import METRIC_NAME, QueryError
 
-# Per-bucket aggregations the store returns (instances.store.Bucket fields).
+# The builder's aggregations: what it calls them and the PromQL function over each window
+# (None: the raw selector).
 AGGREGATIONS = {
-    "avg": "Average",
-    "min": "Minimum",
-    "max": "Maximum",
-    "last": "Last",
-    "count": "Count",
+    "avg": ("Average", "avg_over_time"),
+    "min": ("Minimum", "min_over_time"),
+    "max": ("Maximum", "max_over_time"),
+    "last": ("Last", "last_over_time"),
+    "count": ("Count", "count_over_time"),
+    "rate": ("Rate per second", "rate"),
+    "raw": ("Raw samples", None),
 }
-CHART_POINTS = 400
-MAX_SERIES = 50
+CHART_POINTS = 250
+# More lines than this make an unreadable chart (and a slow page): the rest are counted, not drawn.
+MAX_SERIES = 100
+# The builder's window: at least Prometheus's lookback, so every step sees a sample.
+BUILDER_MIN_WINDOW_MS = 5 * 60 * 1000
 
 
-@dataclass(frozen=True)
-class ExploreQuery:
-    instance: Instance | None
-    metric: str
-    labels: dict
-    aggregation: str
-    time_range: TimeRange
-    labels_text: str = ""
-
-    @classmethod
-    def from_query(cls, query) -> "ExploreQuery":
-        instance = None
-        with contextlib.suppress(ValueError):
-            instance = Instance.objects.filter(pk=uuid.UUID(query.get("instance", ""))).first()
-        aggregation = query.get("aggregation", "avg")
-        labels_text = query.get("labels", "").strip()
-        return cls(
-            instance=instance,
-            metric=query.get("metric", "").strip(),
-            labels=parse_labels(labels_text),
-            aggregation=aggregation if aggregation in AGGREGATIONS else "avg",
-            time_range=TimeRange.from_query(query),
-            labels_text=labels_text,
-        )
-
-
-def parse_labels(text: str) -> dict:
+def parse_labels(text: str) -> dict[str, str]:
     """``core=0, mount=/`` as a dict; pieces without ``=`` are ignored."""
     labels = {}
     for piece in text.split(","):
@@ -57,61 +42,138 @@ def parse_labels(text: str) -> dict:
     return labels
 
 
-def metric_names(instance: Instance | None) -> list[str]:
-    series = Series.objects.all() if instance is None else instance.series.all()
-    return list(series.order_by("name").values_list("name", flat=True).distinct())
+@dataclass(frozen=True)
+class QueryBuilder:
+    """The old pickers: instance (agent id), metric, labels and a per-window aggregation."""
+
+    instance: str = ""
+    metric: str = ""
+    labels_text: str = ""
+    aggregation: str = "avg"
+
+    @classmethod
+    def from_query(cls, query) -> "QueryBuilder":
+        aggregation = query.get("aggregation", "avg")
+        return cls(
+            instance=query.get("instance", "").strip(),
+            metric=query.get("metric", "").strip(),
+            labels_text=query.get("labels", "").strip(),
+            aggregation=aggregation if aggregation in AGGREGATIONS else "avg",
+        )
+
+    def promql(self, window_ms: int) -> str:
+        """E.g. ``avg_over_time(cpu_usage{instance="web-1"}[5m])``."""
+        labels = {"instance": self.instance} if self.instance else {}
+        labels.update(parse_labels(self.labels_text))
+        inner = query_charts.selector(self.metric, labels)
+        function = AGGREGATIONS[self.aggregation][1]
+        if function is None:
+            return inner
+        return f"{function}({inner}[{query_charts.duration(window_ms)}])"
+
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    promql: str
+    time_range: TimeRange
+    step_text: str  # as typed: blank for a step from the range
+    builder: QueryBuilder
+
+    @classmethod
+    def from_query(cls, query) -> "ExploreQuery":
+        """The query box's PromQL; the builder's when its button was pressed, or when only the
+        builder is given (links from before PromQL)."""
+        time_range = TimeRange.from_query(query)
+        builder = QueryBuilder.from_query(query)
+        promql = query.get("promql", "").strip()
+        if builder.metric and ("build" in query or not promql):
+            window = max(query_charts.auto_step_ms(time_range, CHART_POINTS), BUILDER_MIN_WINDOW_MS)
+            promql = builder.promql(window)
+        return cls(promql, time_range, query.get("step", "").strip(), builder)
+
+    @property
+    def auto_step(self) -> str:
+        return query_charts.duration(query_charts.auto_step_ms(self.time_range, CHART_POINTS))
+
+    def step_ms(self) -> int:
+        """The step asked for, else one from the range; QueryError if it cannot be read."""
+        if not self.step_text:
+            return query_charts.auto_step_ms(self.time_range, CHART_POINTS)
+        step = parse_duration(self.step_text, "step")
+        if step <= 0:
+            raise QueryError("zero or negative query resolution step widths are not accepted")
+        return step
+
+    def as_query(self) -> str:
+        """The URL query that shows this again (the builder's choices left out)."""
+        step = {"step": self.step_text} if self.step_text else {}
+        return f"{urlencode({'promql': self.promql, **step})}&{self.time_range.as_query()}"
+
+    def evaluate(self, limit: int | None = MAX_SERIES) -> query_charts.RangeResult:
+        """Raises QueryError for what the engine refuses."""
+        return query_charts.evaluate_range(self.promql, self.time_range, self.step_ms(), limit)
+
+
+@dataclass(frozen=True)
+class LatestValue:
+    legend: str
+    value: str
+    at: object  # datetime, or None when the series has no value in the range
 
 
 @dataclass
 class ExploreResult:
-    series: list[Series] = field(default_factory=list)
-    points: dict = field(default_factory=dict)
-    truncated: bool = False
+    result: query_charts.RangeResult | None = None
+    legends: list[str] = field(default_factory=list)
     figure: str = ""
+    step: str = ""
+    error: QueryError | None = None
+
+    @property
+    def status(self) -> int:
+        return self.error.status if self.error else 200
+
+    @property
+    def truncated(self) -> bool:
+        return self.result is not None and self.result.total > len(self.result.labels)
+
+    def latest_values(self) -> list[LatestValue]:
+        return [
+            LatestValue(legend, format_value(value) if at else "", at)
+            for legend, (_, value, at) in zip(self.legends, self.result.latest(), strict=True)
+        ]
 
 
 def run(query: ExploreQuery) -> ExploreResult:
-    """The matching series (at most MAX_SERIES) and their bucketed points: two queries."""
-    if not query.metric:
+    """The query's result as a chart and table; the engine's refusal as ``error``."""
+    if not query.promql:
         return ExploreResult()
-    matching = Series.objects.filter(name=query.metric).select_related("instance")
-    if query.instance is not None:
-        matching = matching.filter(instance=query.instance)
-    if query.labels:
-        matching = matching.filter(labels__contains=query.labels)
-    series = list(matching.order_by("instance__name", "id")[: MAX_SERIES + 1])
-    truncated = len(series) > MAX_SERIES
-    series = series[:MAX_SERIES]
-    start, end = query.time_range.start, query.time_range.end
-    points = store.points_of_series([one.pk for one in series], start, end, CHART_POINTS)
-    result = ExploreResult(series, points, truncated)
-    if series:
-        unit = next((one.unit for one in series if one.unit), "")
-        traces = [(one, points.get(one.pk, [])) for one in series]
-        names = {one.pk: trace_name(one, query.instance is None) for one in series}
-        result.figure = figures.metric_figure(
-            query.metric, unit, traces, start, end, value=query.aggregation, names=names
-        )
-    return result
+    try:
+        result = query.evaluate()
+    except QueryError as error:
+        return ExploreResult(error=error)
+    legends = [query_charts.legend(labels) if labels else query.promql for labels in result.labels]
+    figure = query_charts.figure(result, query.time_range, legends, always_legend=True)
+    return ExploreResult(result, legends, figure, query_charts.duration(query.step_ms()))
 
 
-def trace_name(series: Series, with_instance: bool) -> str:
-    labels = figures.labels_text(series.labels)
-    parts = [series.instance.name] if with_instance else []
-    if labels:
-        parts.append(labels)
-    return " · ".join(parts) or series.name
+def csv_rows(result: query_charts.RangeResult) -> Iterator[list[str]]:
+    """Header (time, the result's label names, value), then a row per series and step with a
+    value."""
+    names = sorted({name for labels in result.labels for name in labels})
+    if METRIC_NAME in names:
+        names.remove(METRIC_NAME)
+        names.insert(0, METRIC_NAME)
+    yield ["time_utc", *names, "value"]
+    times = result.plot_times()
+    for labels, values, present in zip(result.labels, result.values, result.present, strict=True):
+        label_columns = [labels.get(name, "") for name in names]
+        for step in present.nonzero()[0]:
+            yield [times[step], *label_columns, format_value(float(values[step]))]
 
 
-def csv_rows(query: ExploreQuery, result: ExploreResult):
-    """Header, then one row per series and bucket: time, instance, metric, labels, value."""
-    yield ["time_utc", "instance", "metric", "labels", query.aggregation]
-    for one in result.series:
-        for bucket in result.points.get(one.pk, []):
-            yield [
-                figures.plot_time(bucket.ts),
-                one.instance.name,
-                one.name,
-                figures.labels_text(one.labels),
-                getattr(bucket, query.aggregation),
-            ]
+def metric_names(agent_id: str) -> list[str]:
+    series = Series.objects.all()
+    if agent_id:
+        series = series.filter(instance__agent_id=agent_id)
+    return list(series.order_by("name").values_list("name", flat=True).distinct())

@@ -12,14 +12,19 @@ import orjson
 from django.template.loader import render_to_string
 
 from alerts.models import Alert
-from dashboard import figures
+from dashboard import figures, query_charts
 from dashboard.timerange import TimeRange
 from instances import store
 from instances.models import Instance, Series
+from query.values import QueryError
 
 CHART_POINTS = 300
 INSTANCE_ALERTS = 20
 LIVE_POINTS_LIMIT = 5000
+
+
+# Units that say a series counts up (the name's ``_total`` suffix says it too).
+COUNTER_UNITS = {"counter", "total"}
 
 
 @dataclass(frozen=True)
@@ -28,22 +33,54 @@ class Chart:
     unit: str
     series_count: int
     figure: str  # plotly figure JSON
+    problem: str = ""  # why there is no figure
+
+
+def is_counter(name: str, unit: str) -> bool:
+    return name.endswith("_total") or unit.lower() in COUNTER_UNITS
 
 
 def charts(instance: Instance, time_range: TimeRange) -> list[Chart]:
-    """A chart per metric name, a line per series: two queries whatever the series count."""
-    series = list(Series.objects.filter(instance=instance).order_by("name", "id"))
+    """A chart per metric name, a line per series: two queries whatever the series count, and
+    one engine query per counter, drawn as its per-second rate."""
+    series = Series.objects.filter(instance=instance).order_by("name", "id")
+    groups = [(name, list(group)) for name, group in groupby(series, key=lambda one: one.name)]
+    units = {name: next((one.unit for one in group if one.unit), "") for name, group in groups}
+    gauges = [one for name, group in groups if not is_counter(name, units[name]) for one in group]
     points = store.points_of_series(
-        [one.pk for one in series], time_range.start, time_range.end, CHART_POINTS
+        [one.pk for one in gauges], time_range.start, time_range.end, CHART_POINTS
     )
     result = []
-    for name, group in groupby(series, key=lambda one: one.name):
-        group = list(group)
-        unit = next((one.unit for one in group if one.unit), "")
+    for name, group in groups:
+        unit = units[name]
+        if is_counter(name, unit):
+            result.append(rate_chart(instance, name, unit, len(group), time_range))
+            continue
         traces = [(one, points.get(one.pk, [])) for one in group]
         figure = figures.metric_figure(name, unit, traces, time_range.start, time_range.end)
         result.append(Chart(name, unit, len(group), figure))
     return result
+
+
+def rate_chart(
+    instance: Instance, name: str, unit: str, series_count: int, time_range: TimeRange
+) -> Chart:
+    """A counter as its per-second rate over a window that fits the chart's step."""
+    step_ms = query_charts.auto_step_ms(time_range, CHART_POINTS)
+    window = query_charts.duration(query_charts.rate_window_ms(step_ms))
+    counter = query_charts.selector(name, {"instance": instance.agent_id})
+    rate_unit = f"{unit if unit.lower() not in COUNTER_UNITS else ''}/s"
+    try:
+        result = query_charts.evaluate_range(f"rate({counter}[{window}])", time_range, step_ms)
+    except QueryError as error:
+        return Chart(name, rate_unit, series_count, "", problem=f"Rate not available: {error}")
+    names = [
+        figures.labels_text({k: v for k, v in labels.items() if k != "instance"}) or name
+        for labels in result.labels
+    ]
+    suffix = rate_unit if rate_unit == "/s" else f" {rate_unit}"
+    figure = query_charts.figure(result, time_range, names, value_suffix=suffix)
+    return Chart(name, rate_unit, series_count, figure)
 
 
 def instance_alerts(instance: Instance, limit: int = INSTANCE_ALERTS) -> list[Alert]:

@@ -24,4 +24,5 @@ urlpatterns = [
     path("channels/<int:pk>/delete", views.channel_delete, name="channel_delete"),
     path("explore/", views.explore_page, name="explore"),
     path("explore/data.csv", views.explore_csv, name="explore_csv"),
+    path("explore/suggest", views.explore_suggest, name="explore_suggest"),
 ]

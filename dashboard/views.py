@@ -12,21 +12,23 @@ import uuid
 from django.contrib import messages
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django_htmx.http import push_url
 
 from accounts.auditing import record_deleted, record_saved
 from accounts.permissions import Role, role_required
 from alerts import links, notifications
 from alerts.forms import CHANNEL_FORMS, AlertRuleForm
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel
-from dashboard import alert_page, explore, instance_page, overview
+from dashboard import alert_page, explore, instance_page, overview, promql_completion
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
+from query.values import QueryError
 
 # The newest delivery attempts shown on a channel's page.
 CHANNEL_DELIVERIES_SHOWN = 20
@@ -269,31 +271,70 @@ def rule_delete(request, pk):
 
 @role_required(Role.VIEWER)
 def explore_page(request):
-    """Any metric, filtered by instance and labels, aggregated per bucket, as a chart."""
+    """A PromQL query over a time range: a chart of every returned series and a table of their
+    latest values; what the engine refuses shows under the query box (its 4xx status)."""
     query = explore.ExploreQuery.from_query(request.GET)
+    if request.htmx and request.htmx.target == "builder-metric":
+        metrics = explore.metric_names(query.builder.instance)
+        context = {"query": query, "metrics": metrics}
+        return render(request, "dashboard/partials/explore_builder_metric.html", context)
+    result = explore.run(query)
     context = {
         "query": query,
-        "result": explore.run(query),
-        "instances": Instance.objects.order_by("name").only("pk", "name"),
-        "metrics": explore.metric_names(query.instance),
+        "result": result,
+        "instances": Instance.objects.order_by("name").only("agent_id", "name"),
+        "metrics": explore.metric_names(query.builder.instance),
         "aggregations": explore.AGGREGATIONS,
         "range_keys": [*RANGES, CUSTOM],
         "time_range": query.time_range,
-        "csv_query": request.GET.urlencode(),
+        "max_series": explore.MAX_SERIES,
     }
-    if request.htmx:
-        return render(request, "dashboard/partials/explore_panel.html", context)
-    return render(request, "dashboard/explore.html", context)
+    if not request.htmx:
+        return render(request, "dashboard/explore.html", context, status=result.status)
+    response = render(
+        request, "dashboard/partials/explore_panel.html", context, status=result.status
+    )
+    if result.error:
+        # explore.js swaps this answer in although its status is an error's.
+        response["Vigil-Query-Error"] = result.error.error_type
+    return push_url(response, f"{reverse('dashboard:explore')}?{query.as_query()}")
+
+
+@role_required(Role.VIEWER)
+def explore_suggest(request):
+    """The query box's suggestions at its cursor, for series seen in the chosen time range."""
+    text = request.GET.get("promql", "")
+    cursor = request.GET.get("cursor", "")
+    found = promql_completion.suggestions(
+        text,
+        int(cursor) if cursor.isdigit() else len(text),
+        since=TimeRange.from_query(request.GET).start,
+    )
+    return render(request, "dashboard/partials/explore_suggestions.html", {"suggestions": found})
+
+
+class _Echo:
+    """A file that hands back what is written, for csv.writer rows streamed one at a time."""
+
+    def write(self, value: str) -> str:
+        return value
 
 
 @role_required(Role.VIEWER)
 def explore_csv(request):
-    """The explore chart's points as CSV, for the same query."""
+    """The Explore query's whole result (every series, every step) as CSV."""
     query = explore.ExploreQuery.from_query(request.GET)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    filename = f"vigil-{query.metric or 'export'}-{query.time_range.key}.csv"
+    try:
+        result = query.evaluate(limit=None)
+    except QueryError as error:
+        return HttpResponse(str(error), status=error.status, content_type="text/plain")
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in explore.csv_rows(result)),
+        content_type="text/csv; charset=utf-8",
+    )
+    filename = f"vigil-explore-{query.time_range.key}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    csv.writer(response).writerows(explore.csv_rows(query, explore.run(query)))
     return response
 
 

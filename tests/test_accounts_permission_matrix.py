@@ -86,6 +86,7 @@ def endpoints(target_user, token):
         ("get", "/explore/", {}, {}, VIEWERS),
         ("get", "/explore/", {"metric": "cpu_usage"}, HTMX, VIEWERS_HTMX),
         ("get", "/explore/data.csv", {"metric": "cpu_usage"}, {}, VIEWERS),
+        ("get", "/explore/suggest", {"promql": "cpu"}, HTMX, VIEWERS_HTMX),
     ]
     actions = []
     for action, alerts in acted.items():

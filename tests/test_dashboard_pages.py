@@ -173,6 +173,30 @@ def test_instance_page_draws_a_line_per_label_set(logged_in, fleet):
     assert names == ["mount=/", "mount=/boot"]
 
 
+def test_instance_page_draws_counters_as_per_second_rates(logged_in, fleet):
+    step = timedelta(seconds=15)
+    for interface, per_second in (("eth0", 100), ("eth1", 250)):
+        values = [float(i * per_second * 15) for i in range(41)]
+        add_samples(
+            fleet["web"], "network_bytes_total", values, "bytes", {"interface": interface}, step
+        )
+    add_samples(
+        fleet["web"], "requests", [0, 300, 600, 900, 1200], "counter", step=timedelta(minutes=1)
+    )
+
+    response = logged_in.get(f"/instances/{fleet['web'].pk}/", {"range": "15m"})
+
+    charts = {chart.name: chart for chart in response.context["charts"]}
+    network, requests = charts["network_bytes_total"], charts["requests"]
+    assert (network.unit, requests.unit) == ("bytes/s", "/s")
+    traces = orjson.loads(network.figure)["data"]
+    assert [trace["name"] for trace in traces] == ["interface=eth0", "interface=eth1"]
+    assert [trace["y"][-1] for trace in traces] == [pytest.approx(100), pytest.approx(250)]
+    assert orjson.loads(requests.figure)["data"][0]["y"][-1] == pytest.approx(5)
+    assert "bytes/s" in response.content.decode()
+    assert orjson.loads(charts["cpu_usage"].figure)["data"][0]["y"][-1] == 29
+
+
 @pytest.mark.parametrize("key", ["15m", "1h", "6h", "24h", "7d", "30d"])
 def test_time_range_partial_keeps_the_range(logged_in, fleet, key):
     response = logged_in.get(
@@ -229,34 +253,6 @@ def test_resolve_with_a_note_answers_the_table_row(logged_in, fleet):
     assert "restarted it" in html
     alert.refresh_from_db()
     assert (alert.status, alert.note) == ("resolved", "restarted it")
-
-
-def test_explore_charts_a_metric_filtered_by_labels(logged_in, fleet):
-    response = logged_in.get(
-        "/explore/",
-        {"instance": str(fleet["web"].pk), "metric": "disk_usage", "labels": "mount=/boot"},
-    )
-    assert response.status_code == 200
-    result = response.context["result"]
-    assert [series.labels for series in result.series] == [{"mount": "/boot"}]
-    assert "Download CSV" in response.content.decode()
-
-
-def test_explore_without_a_metric_asks_for_one(logged_in, fleet):
-    response = logged_in.get("/explore/", headers=HTMX)
-    assert "Pick a metric" in response.content.decode()
-    assert "cpu_usage" in response.context["metrics"]
-
-
-def test_explore_csv_has_a_row_per_bucket(logged_in, fleet):
-    response = logged_in.get(
-        "/explore/data.csv", {"metric": "cpu_usage", "aggregation": "max", "range": "1h"}
-    )
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/csv")
-    lines = response.content.decode().strip().splitlines()
-    assert lines[0] == "time_utc,instance,metric,labels,max"
-    assert {line.split(",")[1] for line in lines[1:]} == {"Web One", "Database", "Cache"}
 
 
 def test_static_assets_come_from_our_packages(logged_in, db):

@@ -1,0 +1,160 @@
+"""PromQL on the chart pages: a query evaluated over a page's time range and drawn as one plotly
+line per returned series. Explore draws any query with it, the instance page its counters' rates.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard import figures
+from dashboard.timerange import TimeRange
+from instances.formats import EPOCH
+from query import engine
+from query.values import METRIC_NAME, QueryError, Scalar, String, Vector
+
+# Steps a chart may use: the smallest one giving at most the wanted number of points.
+NICE_STEPS_SECONDS = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+DURATION_UNITS_MS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+METRIC_NAME_PATTERN = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+# The agent's default interval: a rate window must hold at least two of its samples.
+SAMPLE_INTERVAL_MS = 30_000
+
+
+def auto_step_ms(time_range: TimeRange, points: int) -> int:
+    """A round step giving at most ``points`` points over the range (15 s at least)."""
+    wanted = time_range.seconds / points
+    seconds = next((step for step in NICE_STEPS_SECONDS if step >= wanted), None)
+    return (seconds or NICE_STEPS_SECONDS[-1]) * 1000
+
+
+def rate_window_ms(step_ms: int) -> int:
+    """Grafana's ``$__rate_interval``: a window that spans the step plus one sample interval and
+    never fewer than four samples, so a rate at every step sees every increase."""
+    return max(step_ms + SAMPLE_INTERVAL_MS, 4 * SAMPLE_INTERVAL_MS)
+
+
+def duration(milliseconds: int) -> str:
+    """A PromQL duration: 90000 -> ``1m30s``."""
+    parts, rest = [], milliseconds
+    for unit, size in DURATION_UNITS_MS:
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"
+
+
+def quoted(value: str) -> str:
+    """A PromQL string literal (JSON's escapes are a subset of PromQL's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def selector(name: str, labels: dict[str, str]) -> str:
+    """``name{label="value", ...}``; a name PromQL cannot write bare goes inside the braces."""
+    matchers = [f"{key}={quoted(value)}" for key, value in labels.items()]
+    if not METRIC_NAME_PATTERN.match(name):
+        return "{" + ", ".join([f"{METRIC_NAME}={quoted(name)}", *matchers]) + "}"
+    return name + ("{" + ", ".join(matchers) + "}" if matchers else "")
+
+
+def legend(labels: dict[str, str]) -> str:
+    """A series as Prometheus and Grafana name it: ``name{instance="a", mode="idle"}``."""
+    name = labels.get(METRIC_NAME, "")
+    rest = [f"{key}={quoted(value)}" for key, value in sorted(labels.items()) if key != METRIC_NAME]
+    if not rest:
+        return name or "{}"
+    return name + "{" + ", ".join(rest) + "}"
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """A range query's answer: the step times and, per series, its labels, values and at which
+    steps it has one. ``total`` counts the series before the cut to ``limit``."""
+
+    times_ms: np.ndarray
+    labels: list[dict[str, str]]
+    values: np.ndarray  # (series, steps)
+    present: np.ndarray  # (series, steps) bool
+    total: int
+
+    def plot_times(self) -> list[str]:
+        return [figures.plot_time(self.moment(int(ms))) for ms in self.times_ms]
+
+    @staticmethod
+    def moment(ms: int) -> datetime:
+        return EPOCH + timedelta(milliseconds=ms)
+
+    def latest(self) -> list[tuple[dict[str, str], float, datetime] | None]:
+        """Each series' newest value and its time (None if it has none)."""
+        rows = []
+        for labels, values, present in zip(self.labels, self.values, self.present, strict=True):
+            steps = np.flatnonzero(present)
+            if len(steps):
+                last = steps[-1]
+                rows.append((labels, float(values[last]), self.moment(int(self.times_ms[last]))))
+            else:
+                rows.append((labels, float("nan"), None))
+        return rows
+
+
+def evaluate_range(
+    promql: str, time_range: TimeRange, step_ms: int, limit: int | None = None
+) -> RangeResult:
+    """``promql`` at every step over the range (steps aligned to multiples of the step, as
+    Grafana does, so a refresh draws the same points). Raises QueryError for what the engine
+    refuses, and for a string, which has no place on a chart (as in Prometheus)."""
+    start_ms = _ms(time_range.start) // step_ms * step_ms
+    end_ms = _ms(time_range.end) // step_ms * step_ms
+    times = engine.step_times(start_ms, end_ms, step_ms)
+    result = engine.evaluate(promql, start_ms, end_ms, step_ms)
+    if isinstance(result, String):
+        raise QueryError(
+            'invalid expression type "string" for range query, must be Scalar or instant Vector'
+        )
+    if isinstance(result, Scalar):
+        values = result.values[np.newaxis, :]
+        return RangeResult(times, [{}], values, np.ones(values.shape, dtype=bool), 1)
+    assert isinstance(result, Vector)
+    order = sorted(range(len(result)), key=lambda row: sorted(result.labels[row].items()))
+    kept = order[:limit]
+    labels = [result.labels[row] for row in kept]
+    return RangeResult(times, labels, result.values[kept], result.present[kept], len(result))
+
+
+def _ms(moment: datetime) -> int:
+    return int((moment - EPOCH).total_seconds() * 1000)
+
+
+def figure(
+    result: RangeResult,
+    time_range: TimeRange,
+    names: list[str],
+    value_suffix: str = "",
+    always_legend: bool = False,
+) -> str:
+    """A line per series, named ``names``; a step without a value (or an infinite one) is a gap.
+    A long legend scrolls instead of squeezing the plot."""
+    x = result.plot_times()
+    chart = go.Figure()
+    for name, values, present in zip(names, result.values, result.present, strict=True):
+        y = np.where(present & np.isfinite(values), values, None).tolist()
+        chart.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                line={"width": 1.6},
+                name=name,
+                hovertemplate="%{y:.4~g}" + value_suffix + "<extra>%{fullData.name}</extra>",
+            )
+        )
+    yaxis = {"zeroline": False, "automargin": True, "exponentformat": "SI"}
+    showlegend = always_legend or len(names) > 1
+    layout = figures.time_chart_layout(time_range.start, time_range.end, yaxis, showlegend)
+    layout["legend"]["maxheight"] = 0.3
+    layout["hoverlabel"] = {"namelength": -1}
+    chart.update_layout(layout)
+    return chart.to_json()
