@@ -1,0 +1,351 @@
+"""Vigil's PromQL against real Prometheus on the same data.
+
+Debian's Prometheus scrapes node_exporter and itself and remote-writes every sample to a live
+Vigil. Each query below then runs as an instant query and as a range query against both, at
+times before the newest sample Vigil holds (so both hold the same data): label sets must be
+equal and values equal within 1e-9 relative (NaN equals NaN). One test runs them all, since the
+data takes a minute to gather; it reports every mismatch at once.
+"""
+
+import math
+import re
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import orjson
+import pytest
+
+from instances.models import Series
+from tests.prometheus_services import (
+    PROMETHEUS,
+    needs_node_exporter,
+    needs_prometheus,
+    node_exporter,
+    prometheus,
+    wait_until,
+)
+
+pytestmark = [needs_prometheus, needs_node_exporter, pytest.mark.django_db(transaction=True)]
+
+SCRAPE_SECONDS = 2
+# How much history both hold before the queries run: enough for [1m] windows and subqueries.
+GATHER_SECONDS = 80
+RANGE_SECONDS, STEP_SECONDS = 60, 7
+# Queries whose right answer here is nothing (every other query must return something).
+EMPTY_BY_DESIGN = {"absent(up)", "absent_over_time(up[30s])"}
+RELATIVE_TOLERANCE = 1e-9
+
+CPU = "node_cpu_seconds_total"
+HTTP = "prometheus_http_requests_total"
+BUCKETS = "prometheus_http_request_duration_seconds_bucket"
+
+# Each group of the language, by what it exercises. "{at}" becomes a Unix time inside the data.
+QUERIES = [
+    # selectors, offset, @, range vectors and subqueries
+    "up",
+    'up{job="node"}',
+    'up{job!="node"}',
+    'up{job=~"no.*"}',
+    'up{job!~"no.*"}',
+    f'{CPU}{{mode="idle"}}',
+    f'{CPU}{{mode=~"user|system", cpu="0"}}',
+    '{__name__=~"node_load(1|5)"}',
+    "node_load1 offset 20s",
+    "node_load1 @ {at}",
+    "up @ start()",
+    "up @ end()",
+    "rate(node_context_switches_total[30s] offset 10s)",
+    "max_over_time(node_load1[1m:10s])",
+    "avg_over_time(rate(node_context_switches_total[20s])[40s:5s])",
+    "min_over_time(go_goroutines[30s:4s] offset 10s)",
+    # rates and changes
+    f"rate({CPU}[30s])",
+    f"irate({CPU}[30s])",
+    f"increase({CPU}[1m])",
+    "delta(go_memstats_alloc_bytes[30s])",
+    "idelta(go_memstats_alloc_bytes[30s])",
+    "deriv(go_memstats_alloc_bytes[1m])",
+    "predict_linear(go_memstats_alloc_bytes[1m], 120)",
+    "resets(go_memstats_alloc_bytes[1m])",
+    "changes(go_goroutines[1m])",
+    f"rate({HTTP}[1m])",
+    # *_over_time
+    "avg_over_time(go_goroutines[1m])",
+    "min_over_time(go_goroutines[1m])",
+    "max_over_time(go_goroutines[1m])",
+    "sum_over_time(scrape_samples_scraped[1m])",
+    "count_over_time(up[1m])",
+    "last_over_time(node_load1[1m])",
+    "quantile_over_time(0.75, go_goroutines[1m])",
+    "stddev_over_time(go_memstats_alloc_bytes[1m])",
+    "stdvar_over_time(go_memstats_alloc_bytes[1m])",
+    "present_over_time(up[30s])",
+    "absent_over_time(up[30s])",
+    'absent_over_time(nonexistent_metric{job="x"}[30s])',
+    # math
+    "abs(-node_load1)",
+    "ceil(node_load1)",
+    "floor(node_load1)",
+    "round(node_load1)",
+    "round(node_load1, 0.1)",
+    "exp(node_load1)",
+    "ln(node_memory_MemTotal_bytes)",
+    "log2(node_memory_MemTotal_bytes)",
+    "log10(node_memory_MemTotal_bytes)",
+    "sqrt(node_memory_MemTotal_bytes)",
+    "clamp(node_load1, 0.1, 0.5)",
+    "clamp_min(node_load1, 0.3)",
+    "clamp_max(node_load1, 0.3)",
+    "sgn(node_load1 - 0.5)",
+    # histograms, labels, absent, scalar/vector/time
+    f"histogram_quantile(0.9, rate({BUCKETS}[1m]))",
+    f"histogram_quantile(0.5, sum by (le) (rate({BUCKETS}[1m])))",
+    f"histogram_quantile(0.99, sum by (le, handler) (rate({BUCKETS}[1m])))",
+    'label_replace(up, "host", "$1", "instance", "(.*):.*")',
+    'label_replace(up, "job", "", "job", ".*")',
+    'label_join(up, "both", "/", "job", "instance")',
+    "absent(up)",
+    'absent(nonexistent_metric{job="x", mode="y"})',
+    "scalar(count(up))",
+    "vector(1)",
+    "time()",
+    "timestamp(up)",
+    "sort(node_load1)",
+    "sort_desc(up)",
+    "day_of_week()",
+    "hour(timestamp(up))",
+    "minute(timestamp(up))",
+    "month()",
+    "year()",
+    "days_in_month()",
+    # aggregations
+    "sum(up)",
+    f"sum by (mode) (rate({CPU}[30s]))",
+    f"sum without (cpu) (rate({CPU}[30s]))",
+    f"avg by (mode) ({CPU})",
+    f"min by (cpu) ({CPU})",
+    f"max without (mode) ({CPU})",
+    "count(up)",
+    f"count by (mode) ({CPU})",
+    f"group by (mode) ({CPU})",
+    f"stddev by (mode) ({CPU})",
+    f"stdvar({CPU})",
+    f'topk(3, {CPU}{{mode="idle"}} or {CPU}{{mode="user"}})',
+    f"bottomk(2, sum by (mode) ({CPU}))",
+    f"quantile(0.5, {CPU})",
+    f"quantile by (mode) (0.9, rate({CPU}[30s]))",
+    'count_values("value", up)',
+    'count_values("load", node_load1)',
+    "topk(scalar(count(up)), go_goroutines)",
+    "max_over_time(rate(node_context_switches_total[20s])[40s:5s] @ {at})",
+    'count_values by (job) ("goroutines", go_goroutines)',
+    # binary operators, matching and precedence
+    "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100",
+    "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+    "node_load1 + node_load5",
+    "node_load1 - on(instance, job) node_load5",
+    "node_load1 * ignoring(job) node_load5",
+    "node_load15 % 0.3",
+    "2 ^ node_load1",
+    "node_load1 atan2 node_load5",
+    "up == 1",
+    "up != bool 0",
+    f"{CPU} > 1",
+    f"{CPU} > bool 1",
+    "1 < bool node_load1",
+    f'{CPU} > on(cpu) group_left {CPU}{{mode="user"}} / 1e6',
+    f'{CPU}{{mode="idle"}} - on(cpu) group_left {CPU}{{mode="user"}}',
+    f"sum by (cpu) ({CPU}) / on(cpu) group_right {CPU}",
+    f"{CPU} / on(instance, job) group_left(version) node_exporter_build_info",
+    f'{CPU}{{mode="idle"}} and {CPU}{{cpu="0"}}',
+    f'{CPU}{{mode="idle"}} or {CPU}{{mode="user"}}',
+    f'{CPU} unless {CPU}{{mode="idle"}}',
+    "up and on(job) go_goroutines > 5",
+    "up or vector(2)",
+    "-node_load1 ^ 2",
+    "2 * 3 + 4 / 2 - 1",
+    "(node_load1 + 1) * 2 > bool 1.5 * 2",
+    "scalar(node_load1) * up",
+]
+
+
+def unix(ms: int) -> str:
+    return f"{ms / 1000:.3f}"
+
+
+def get_json(url: str, headers: dict | None = None) -> dict:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return orjson.loads(error.read())
+
+
+def results(body: dict):
+    """A comparable form of a query answer: {labels: [(t, value), ...]} or an error."""
+    if body.get("status") != "success":
+        return ("error", body.get("errorType"))
+    data = body["data"]
+    if data["resultType"] in ("scalar", "string"):
+        return {(): [tuple(data["result"])]}
+    out = {}
+    for item in data["result"]:
+        points = item.get("values") or [item["value"]]
+        out[tuple(sorted(item["metric"].items()))] = [(t, v) for t, v in points]
+    return out
+
+
+def same_value(a: str, b: str) -> bool:
+    x, y = float(a), float(b)
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    if math.isinf(x) or math.isinf(y):
+        return x == y
+    return math.isclose(x, y, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
+
+
+def differences(ours, theirs) -> str | None:
+    if isinstance(ours, tuple) or isinstance(theirs, tuple):
+        return None if ours == theirs else f"vigil {ours!r} prometheus {theirs!r}"
+    if set(ours) != set(theirs):
+        only_ours = sorted(set(ours) - set(theirs))[:2]
+        only_theirs = sorted(set(theirs) - set(ours))[:2]
+        return f"label sets differ: only vigil {only_ours}, only prometheus {only_theirs}"
+    for labels, points in theirs.items():
+        mine = ours[labels]
+        if [t for t, _ in mine] != [t for t, _ in points]:
+            return f"{dict(labels)}: steps differ: vigil {mine[:3]} prometheus {points[:3]}"
+        for (t, a), (_, b) in zip(mine, points, strict=True):
+            if not same_value(a, b):
+                return f"{dict(labels)} at {t}: vigil {a} prometheus {b}"
+    return None
+
+
+def compare(vigil_url, prometheus_url, token, query, end_ms) -> list[str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    text = query.replace("{at}", unix(end_ms - 15_000))
+    problems = []
+    instant = urllib.parse.urlencode({"query": text, "time": unix(end_ms)})
+    ranged = urllib.parse.urlencode({
+        "query": text,
+        "start": unix(end_ms - RANGE_SECONDS * 1000),
+        "end": unix(end_ms),
+        "step": STEP_SECONDS,
+    })  # fmt: skip
+    for kind, params in (("query", instant), ("query_range", ranged)):
+        theirs = results(get_json(f"{prometheus_url}/api/v1/{kind}?{params}"))
+        ours = results(get_json(f"{vigil_url}/prometheus/api/v1/{kind}?{params}", headers))
+        if isinstance(theirs, tuple):
+            problems.append(f"{kind} {text}: Prometheus refused it ({theirs[1]}): a bad test")
+        elif not theirs and query not in EMPTY_BY_DESIGN:
+            problems.append(f"{kind} {text}: Prometheus returned nothing (a useless query)")
+        difference = differences(ours, theirs)
+        if difference:
+            problems.append(f"{kind} {text}: {difference}")
+    return problems
+
+
+@pytest.fixture
+def prometheus_feeding_vigil(live_server, token, tmp_path):
+    """Prometheus scraping node_exporter and itself, remote-writing to Vigil; yields
+    (Prometheus's URL, the end time of a window both hold)."""
+    with node_exporter(tmp_path) as exporter:
+        config = f"""
+global:
+  scrape_interval: {SCRAPE_SECONDS}s
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['{exporter}']
+  - job_name: prometheus
+    static_configs:
+      - targets: ['PROMETHEUS_ADDRESS']
+remote_write:
+  - url: {live_server.url}/api/v1/write
+    authorization:
+      credentials: {token}
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+"""
+        with prometheus(tmp_path, config, self_target="PROMETHEUS_ADDRESS") as url:
+            started_ms = int(time.time() * 1000)
+            wait_until(
+                lambda: time.time() * 1000 > started_ms + GATHER_SECONDS * 1000,
+                GATHER_SECONDS + 5,
+                interval=1,
+                what="history to gather",
+            )
+            end_ms = int(time.time() * 1000) - 10_000
+            # Vigil holds every sample up to end_ms once both targets' `up` has passed it.
+            wait_until(
+                lambda: (
+                    Series.objects.filter(name="up", last_ts__isnull=False).count() == 2
+                    and all(
+                        stamp.timestamp() * 1000 > end_ms + 3000
+                        for stamp in Series.objects.filter(name="up").values_list(
+                            "last_ts", flat=True
+                        )
+                    )
+                ),
+                30,
+                what="remote write to catch up",
+            )
+            yield url, end_ms
+
+
+def test_queries_and_promtool_give_prometheus_results(prometheus_feeding_vigil, live_server, token):
+    prometheus_url, end_ms = prometheus_feeding_vigil
+    assert len(QUERIES) >= 80
+    problems = []
+    for query in QUERIES:
+        problems += compare(live_server.url, prometheus_url, token, query, end_ms)
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems)
+
+    # promtool, Prometheus's own client, reads the same from both (the token as a password).
+    vigil_url = live_server.url.replace("://", f"://promtool:{token}@") + "/prometheus"
+    instant = {
+        name: promtool_query(server, "instant", end_ms)
+        for name, server in (("vigil", vigil_url), ("prometheus", prometheus_url))
+    }
+    ranged = {name: promtool_query(server, "range", end_ms)
+              for name, server in (("vigil", vigil_url), ("prometheus", prometheus_url))}  # fmt: skip
+    for printed in (instant, ranged):
+        assert printed["vigil"], "promtool printed nothing"
+        assert same_printout(printed["vigil"], printed["prometheus"]), printed
+
+
+PRINTED_VALUE = re.compile(r"(\S+) @\[")
+
+
+def same_printout(ours: list[str], theirs: list[str]) -> bool:
+    """promtool's lines, equal but for values within the tolerance (sums may differ in the
+    last bit with the order of addition)."""
+    if len(ours) != len(theirs):
+        return False
+    for mine, other in zip(ours, theirs, strict=True):
+        if PRINTED_VALUE.sub("@[", mine) != PRINTED_VALUE.sub("@[", other):
+            return False
+        values = [PRINTED_VALUE.search(line) for line in (mine, other)]
+        if all(values) and not same_value(values[0].group(1), values[1].group(1)):
+            return False
+    return True
+
+
+def promtool_query(server: str, kind: str, end_ms: int) -> list[str]:
+    """promtool's output lines for a query at (or up to) ``end_ms``, sorted."""
+    promtool = PROMETHEUS.replace("prometheus", "promtool")
+    query = f"sum by (mode) (rate({CPU}[30s]))"
+    if kind == "instant":
+        args = ["instant", "--time", unix(end_ms)]
+    else:
+        args = ["range", "--start", unix(end_ms - 60_000), "--end", unix(end_ms), "--step", "10s"]
+    done = subprocess.run(
+        [promtool, "query", *args, server, query], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return sorted(done.stdout.splitlines(), key=lambda line: PRINTED_VALUE.sub("@[", line))
