@@ -1,9 +1,11 @@
-"""Vigil host agent: measures this host with psutil and pushes the samples to Vigil.
+"""Vigil host agent: measures this host (CPU, memory, swap, disks, load, network, uptime) and
+sends the samples to Vigil every interval.
 
-Run as ``python -m ingestion.agent --url URL --token TOKEN``. It needs only the standard library
-and psutil (no Django), so it can be copied onto any host. Batches the server cannot take right
-now wait in a spool file and are replayed in order, with their original timestamps and
-Idempotency-Keys, before any newer batch (PRODUCT.md section 5).
+This one file is the whole agent: copy it onto a host with Python 3.11+ and psutil (Debian and
+Ubuntu: apt install python3-psutil; elsewhere: pip install psutil) and run
+python3 agent.py --url https://vigil.example.com --token-file /etc/vigil-agent.token
+with a token from Vigil's Tokens page. While Vigil cannot be reached, batches wait in a spool
+file and are sent later, in order, with their original timestamps.
 """
 
 import argparse
@@ -418,9 +420,15 @@ class Agent:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ingestion.agent", description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", required=True, help="Vigil's base URL, e.g. https://vigil.example")
-    parser.add_argument("--token", required=True, help="an ingest token with write scope")
+    token = parser.add_mutually_exclusive_group(required=True)
+    token.add_argument(
+        "--token-file", type=Path, help="a file holding an ingest token (keeps it out of ps)"
+    )
+    token.add_argument("--token", help="an ingest token with write scope")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between batches")
     parser.add_argument("--agent-id", default=None, help="default: a hash of the machine id")
     parser.add_argument("--name", default=None, help="default: the hostname")
@@ -432,6 +440,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.url.startswith(("http://", "https://")):
         parser.error("--url must start with http:// or https://")
+    if args.token_file is not None:
+        try:
+            args.token = args.token_file.read_text().strip()
+        except OSError as error:
+            parser.error(f"--token-file: {error}")
     return args
 
 

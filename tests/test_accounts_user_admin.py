@@ -185,3 +185,10 @@ def test_someone_signing_up_is_audited_as_a_signup_with_their_role(client, setti
     event = AuditEvent.objects.get(action="user.signup")
     assert (event.actor_label, event.details) == ("olga", {"role": "viewer"})
     assert not AuditEvent.objects.filter(action="role.change").exists()
+
+
+def test_django_admin_has_one_accounts_section_and_the_audit_log(admin):
+    html = admin.get(reverse("admin:index")).text
+
+    assert html.count(">Accounts</a>") == 1
+    assert ">Audit log</a>" in html

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -417,6 +418,44 @@ def test_once_spools_offline_then_replays_when_the_server_is_back(
     assert replayed["body"] == spooled.body
     assert new["body"]["instance"]["agent_id"] == "cli-host"
     assert len(Spool(spool_path)) == 0
+
+
+def test_the_agent_file_copied_onto_a_host_runs_alone_with_a_token_file(receiver, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    shutil.copy(ROOT / "ingestion" / "agent.py", host / "agent.py")
+    (host / "vigil-agent.token").write_text("vgl_from_the_file\n")
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+    done = subprocess.run(
+        [sys.executable, "agent.py", "--url", receiver.url, "--token-file", "vigil-agent.token"]
+        + ["--spool", "spool.jsonl", "--once"],
+        cwd=host,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "registration failed" not in done.stderr
+    assert {r["headers"]["Authorization"] for r in receiver.requests} == {
+        "Bearer vgl_from_the_file"
+    }
+    assert receiver.batches
+
+
+def test_help_says_how_to_install_and_run_it(tmp_path):
+    shutil.copy(ROOT / "ingestion" / "agent.py", tmp_path / "agent.py")
+
+    done = subprocess.run(
+        [sys.executable, "agent.py", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0
+    assert "apt install python3-psutil" in done.stdout
+    assert "--token-file" in done.stdout
+    assert "PRODUCT.md" not in done.stdout and "usage: agent.py" in done.stdout
 
 
 def test_sigterm_stops_the_agent_between_cycles(receiver, tmp_path):

@@ -109,3 +109,14 @@ def test_the_browsers_favicon_request_finds_the_icon(client, caplog):
     assert response.status_code == 301
     assert response["Location"].endswith("img/favicon.svg")
     assert [record for record in caplog.records if record.name == "django.request"] == []
+
+
+def test_create_ingest_token_prints_its_note_plainly_and_the_token_last():
+    out, err = StringIO(), StringIO()
+
+    call_command("create_ingest_token", "--name", "web-1", stdout=out, stderr=err)
+
+    note, token = out.getvalue().splitlines()
+    assert note.startswith("Created token vgl_") and "'web-1'" in note
+    assert token.startswith("vgl_") and err.getvalue() == ""
+    assert "\x1b[" not in out.getvalue()

@@ -14,5 +14,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, scope, **options):
         token, plain = IngestToken.issue(name, scope, actor="manage.py create_ingest_token")
-        self.stderr.write(f"Created token {token.prefix}… for {name!r} ({scope}). Keep it secret.")
+        # A note, not an error: plain stdout (stderr is styled red), with the token last.
+        self.stdout.write(f"Created token {token.prefix}… for {name!r} ({scope}). Keep it secret:")
         self.stdout.write(plain)
