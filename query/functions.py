@@ -247,6 +247,22 @@ def _stdvar(_ts, values):
     return float(np.mean((values - values.mean()) ** 2))
 
 
+def _kahan_sum(values: np.ndarray) -> float:
+    """Prometheus's compensated sum (kahanSumInc): as float64 arithmetic, ±Inf once it
+    overflows and never an error (math.fsum raises OverflowError there)."""
+    total = compensation = 0.0
+    for value in values.tolist():
+        added = total + value
+        if math.isinf(added):
+            compensation = 0.0
+        elif abs(total) >= abs(value):
+            compensation += (total - added) + value
+        else:
+            compensation += (value - added) + total
+        total = added
+    return total + compensation
+
+
 def _linear_regression(ts: np.ndarray, values: np.ndarray, intercept_ms: int):
     """Least squares as Prometheus computes it (slope per second, intercept at
     ``intercept_ms``)."""
@@ -256,8 +272,10 @@ def _linear_regression(ts: np.ndarray, values: np.ndarray, intercept_ms: int):
         return 0.0, float(values[0])
     x = (ts - intercept_ms) / 1000
     n = len(values)
-    sum_x, sum_y = math.fsum(x), math.fsum(values)
-    sum_xy, sum_x2 = math.fsum(x * values), math.fsum(x * x)
+    with np.errstate(all="ignore"):
+        products = x * values
+    sum_x, sum_y = _kahan_sum(x), _kahan_sum(values)
+    sum_xy, sum_x2 = _kahan_sum(products), _kahan_sum(x * x)
     covariance = sum_xy - sum_x * sum_y / n
     variance = sum_x2 - sum_x * sum_x / n
     slope = covariance / variance if variance else math.nan
