@@ -10,7 +10,7 @@ from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
 
 from alerts.models import Alert, parse_severity
-from instances.formats import InstanceRef, ListLimit, api_list
+from instances.formats import InstanceRef, ListLimit, StoredText, api_list
 from instances.models import Instance
 
 router = Router(tags=["alerts"])
@@ -18,11 +18,11 @@ router = Router(tags=["alerts"])
 
 class AlertIn(Schema):
     instanceId: InstanceRef = Field(description="uuid or agent id; a new agent id registers it")
-    alertType: str = Field(min_length=1, max_length=100)
+    alertType: StoredText = Field(min_length=1, max_length=100)
     severity: str = Field(
         "warning", description="info, warning, error, critical (or the seed's low, medium, high)"
     )
-    message: str = Field("", max_length=10_000)
+    message: StoredText = Field("", max_length=10_000)
 
     @field_validator("severity")
     @classmethod
@@ -32,7 +32,7 @@ class AlertIn(Schema):
 
 class AlertUpdate(Schema):
     status: Literal["active", "acknowledged", "resolved"]
-    note: str = Field("", max_length=10_000)
+    note: StoredText = Field("", max_length=10_000)
 
 
 # What a PUT of each status does to an alert.

@@ -7,7 +7,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import BaseRenderer
 
 from alerts.api import router as alerts_router
@@ -17,6 +17,7 @@ from ingestion.auth import BearerToken
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_ERRORS
 from ingestion.rest import router as rest_router
+from instances.json_values import writable_json
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,25 @@ STORAGE_RETRY_AFTER_SECONDS = 5
 
 
 class ORJSONRenderer(BaseRenderer):
+    """Writes answers with orjson; a stored value it cannot write (an integer beyond 64 bits,
+    nesting beyond its limit) is written as a string and logged, never a 500 for the list."""
+
     media_type = "application/json"
 
     def render(self, request, data, *, response_status):
-        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+        try:
+            return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+        except orjson.JSONEncodeError as error:
+            writable, replaced = writable_json(data)
+            logger.error(
+                "%s %s: wrote %d value(s) as strings (%s): %s",
+                request.method,
+                request.path,
+                len(replaced),
+                error,
+                ", ".join(path[:100] for path in replaced[:20]),
+            )
+            return orjson.dumps(writable, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 api = NinjaAPI(
@@ -71,6 +87,12 @@ def _field_of(loc: tuple) -> str:
     """``("body", "payload", "name")`` → ``name``: the client's field, not the view's parameter."""
     parts = loc[2:] if loc[:1] == ("body",) and len(loc) > 2 else loc[1:]
     return ".".join(str(part) for part in parts)
+
+
+@api.exception_handler(HttpError)
+def ninja_refusal(request, error: HttpError):
+    # django-ninja's own refusals, e.g. a body that is not JSON at all.
+    return _error_response(request, ApiError(error.status_code, str(error)))
 
 
 @api.exception_handler(AuthenticationError)

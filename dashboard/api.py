@@ -7,11 +7,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from ninja import Query, Router, Schema
 from ninja.errors import ValidationError
-from pydantic import AwareDatetime
 
 from alerts.models import Alert
 from instances import store
-from instances.formats import MAX_LIST_LIMIT, api_list, iso8601
+from instances.formats import MAX_LIST_LIMIT, ApiMoment, api_list, iso8601
 from instances.models import Instance
 
 router = Router(tags=["analytics"])
@@ -24,8 +23,8 @@ DEFAULT_WINDOW = timedelta(hours=24)
 
 
 class AnalyticsQuery(Schema):
-    startDate: AwareDatetime | None = None
-    endDate: AwareDatetime | None = None
+    startDate: ApiMoment | None = None
+    endDate: ApiMoment | None = None
     instanceId: str | None = None
     metricName: str | None = None
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from django.conf import settings
 
 from ingestion.errors import ApiError, BatchInvalid
+from instances.json_values import check_json, check_text
 from instances.store import labels_key
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -159,7 +160,10 @@ def parse_labels(raw) -> dict:
             raise ValueError(f"label {key!r} must have a string value")
         if len(value) > MAX_LABEL_VALUE_LENGTH:
             raise ValueError(f"label {key!r} is longer than {MAX_LABEL_VALUE_LENGTH} characters")
-        labels[key] = value
+        try:
+            labels[key] = check_text(value)
+        except ValueError as error:
+            raise ValueError(f"label {key!r} {error}") from None
     return labels
 
 
@@ -168,14 +172,14 @@ def parse_unit(raw) -> str:
         return ""
     if not isinstance(raw, str) or len(raw) > MAX_UNIT_LENGTH:
         raise ValueError(f"must be a string of at most {MAX_UNIT_LENGTH} characters")
-    return raw
+    return check_text(raw)
 
 
 def parse_agent_id(raw) -> str:
     """An agent's id for its instance (or, in the seed API, the instance's uuid)."""
     if not isinstance(raw, str) or not raw.strip() or len(raw) > 200:
         raise ValueError("must be a non-empty string (≤ 200)")
-    return raw.strip()
+    return check_text(raw.strip())
 
 
 def parse_instance(raw, problems: Problems, agent_id_field: str = "agent_id") -> dict:
@@ -194,14 +198,19 @@ def parse_instance(raw, problems: Problems, agent_id_field: str = "agent_id") ->
             continue
         if not isinstance(value, str) or len(value) > max_length:
             problems.add(None, f"instance.{field}", f"must be a string of at most {max_length}")
-        else:
-            fields[field] = value
+            continue
+        try:
+            fields[field] = check_text(value)
+        except ValueError as error:
+            problems.add(None, f"instance.{field}", str(error))
     metadata = raw.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            problems.add(None, "instance.metadata", "must be an object")
-        else:
-            fields["metadata"] = metadata
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.add(None, "instance.metadata", "must be an object")
+    elif metadata is not None:
+        try:
+            fields["metadata"] = check_json(metadata)
+        except ValueError as error:
+            problems.add(None, "instance.metadata", str(error))
     return fields
 
 

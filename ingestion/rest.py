@@ -9,25 +9,31 @@ import uuid
 from django.http import Http404
 from django.utils import timezone
 from ninja import Field, Router, Schema, Status
-from pydantic import AwareDatetime
 
 from ingestion.api import ERRORS, decode_json
 from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
 from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
 from ingestion.storage import store_metrics
 from instances import store
-from instances.formats import InstanceRef, ListLimit, api_list
+from instances.formats import (
+    ApiMoment,
+    InstanceRef,
+    JsonObject,
+    ListLimit,
+    StoredText,
+    api_list,
+)
 from instances.models import Instance
 
 router = Router(tags=["instances and metrics"])
 
 
 class InstanceFields(Schema):
-    name: str | None = Field(None, min_length=1, max_length=INSTANCE_FIELDS["name"])
-    type: str | None = Field(None, max_length=INSTANCE_FIELDS["type"])
-    region: str | None = Field(None, max_length=INSTANCE_FIELDS["region"])
-    endpoint: str | None = Field(None, max_length=INSTANCE_FIELDS["endpoint"])
-    metadata: dict | None = None
+    name: StoredText | None = Field(None, min_length=1, max_length=INSTANCE_FIELDS["name"])
+    type: StoredText | None = Field(None, max_length=INSTANCE_FIELDS["type"])
+    region: StoredText | None = Field(None, max_length=INSTANCE_FIELDS["region"])
+    endpoint: StoredText | None = Field(None, max_length=INSTANCE_FIELDS["endpoint"])
+    metadata: JsonObject | None = None
 
 
 class InstanceIn(InstanceFields):
@@ -39,7 +45,7 @@ class InstanceIn(InstanceFields):
 
 class InstanceUpdate(InstanceFields):
     status: Instance.Status | None = None
-    lastHealthCheck: AwareDatetime | None = None
+    lastHealthCheck: ApiMoment | None = None
 
 
 def instance_or_404(ref: str) -> Instance:

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from instances.formats import iso8601
+from instances.json_values import StoredJsonDecoder
 
 # The agent id and type of the instance that stands for Vigil itself (Instance.vigil).
 VIGIL_AGENT_ID = "vigil"
@@ -27,7 +28,7 @@ class Instance(models.Model):
     type = models.CharField(max_length=100, blank=True)
     region = models.CharField(max_length=100, blank=True)
     endpoint = models.CharField(max_length=500, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, decoder=StoredJsonDecoder)
     # Cached because the overview filters on it; alert evaluation is the one path that derives it.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNKNOWN)
     last_seen = models.DateTimeField(null=True, blank=True)

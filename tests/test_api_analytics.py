@@ -147,12 +147,29 @@ def test_analytics_filters_by_window_instance_and_metric(api):
         ({"startDate": "2026-01-02T00:00:00Z", "endDate": "2026-01-01T00:00:00Z"}, "startDate"),
         ({"startDate": "2026-01-02T00:00:00"}, "startDate"),
         ({"endDate": "soon"}, "endDate"),
+        ({"endDate": "0001-01-01T00:00:00.0Z"}, "endDate"),
+        ({"startDate": "1969-12-31T23:59:59Z"}, "startDate"),
+        ({"endDate": "9999-12-31T23:59:59-01:00"}, "endDate"),
     ],
 )
 def test_a_bad_window_is_400_naming_the_field(api, params, field):
     response = api.get("/api/v1/analytics", params)
     assert response.status_code == 400
     assert [detail["field"] for detail in response.json()["details"]] == [field]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"startDate": "1970-01-01T00:00:00Z", "endDate": "1970-01-02T00:00:00Z"},
+        {"endDate": "9999-12-31T23:59:59.999Z"},
+    ],
+)
+def test_the_first_and_last_moments_a_window_may_name_answer_200(api, params):
+    response = api.get("/api/v1/analytics", params)
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == 0
 
 
 @pytest.mark.django_db(transaction=True)

@@ -162,6 +162,8 @@ def test_an_update_can_describe_the_instance(api):
         ({"status": "great"}, {"status"}),
         ({"lastHealthCheck": "yesterday"}, {"lastHealthCheck"}),
         ({"lastHealthCheck": "2026-01-17T20:00:00"}, {"lastHealthCheck"}),
+        ({"lastHealthCheck": "0001-01-01T00:00:00.0Z"}, {"lastHealthCheck"}),
+        ({"lastHealthCheck": "1969-12-31T23:59:59Z"}, {"lastHealthCheck"}),
         ({"name": "", "metadata": []}, {"name", "metadata"}),
         ({"region": "x" * 101}, {"region"}),
     ],
@@ -193,9 +195,15 @@ def test_a_bad_registration_is_400_with_details_and_stores_nothing(api, body, fi
 
 
 @pytest.mark.django_db(transaction=True)
-def test_malformed_json_is_400(api):
-    response = api.post("/api/v1/instances", b"{nope")
+@pytest.mark.parametrize(
+    "body",
+    [b"{nope", b'{"name": "\xff"}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["malformed", "not-utf-8", "nested-100000-deep"],
+)
+def test_malformed_json_is_400(api, body):
+    response = api.post("/api/v1/instances", body)
     assert response.status_code == 400
+    assert response.json()["error"]
     assert not Instance.objects.exists()
 
 
