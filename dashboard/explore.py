@@ -28,6 +28,8 @@ AGGREGATIONS = {
 CHART_POINTS = 250
 # More lines than this make an unreadable chart (and a slow page): the rest are counted, not drawn.
 MAX_SERIES = 100
+# How the engine names the query text in a parse error (it speaks to the HTTP API).
+API_PARAMETER_PREFIX = 'invalid parameter "query": '
 # The builder's window: at least Prometheus's lookback, so every step sees a sample.
 BUILDER_MIN_WINDOW_MS = 5 * 60 * 1000
 
@@ -134,12 +136,19 @@ class ExploreResult:
         return self.error.status if self.error else 200
 
     @property
+    def error_message(self) -> str:
+        """The engine's message without the HTTP API's parameter name (the box is the query)."""
+        return str(self.error).removeprefix(API_PARAMETER_PREFIX)
+
+    @property
     def truncated(self) -> bool:
         return self.result is not None and self.result.total > len(self.result.labels)
 
     def latest_values(self) -> list[LatestValue]:
+        """Each series' newest value to 12 significant digits: a rate's 6820.650000000001 reads
+        6820.65 (the CSV keeps every digit)."""
         return [
-            LatestValue(legend, format_value(value) if at else "", at)
+            LatestValue(legend, format_value(float(f"{value:.12g}")) if at else "", at)
             for legend, (_, value, at) in zip(self.legends, self.result.latest(), strict=True)
         ]
 

@@ -154,7 +154,8 @@ def figure(
     yaxis = {"zeroline": False, "automargin": True, "exponentformat": "SI"}
     showlegend = always_legend or len(names) > 1
     layout = figures.time_chart_layout(time_range.start, time_range.end, yaxis, showlegend)
-    layout["legend"]["maxheight"] = 0.3
+    # At the figure's foot, below the axis labels whatever the chart's height.
+    layout["legend"].update(yref="container", y=0, yanchor="bottom", maxheight=0.3)
     layout["hoverlabel"] = {"namelength": -1}
     chart.update_layout(layout)
     return chart.to_json()
