@@ -60,12 +60,17 @@ def _check_redis_and_celery() -> list[str]:
     return []
 
 
+def readiness_failures() -> list[str]:
+    """What keeps Vigil from serving, as ``"<check>: <why>"``; empty when it is ready."""
+    return [failure for failure in [_check_postgres()] if failure] + _check_redis_and_celery()
+
+
 @require_GET
 def readyz(request):
     """Ready to serve: PostgreSQL answers, Redis answers, a Celery worker beat recently.
 
     ``warnings`` lists what works but needs a person's attention (it never fails the check)."""
-    failures = [failure for failure in [_check_postgres()] if failure] + _check_redis_and_celery()
+    failures = readiness_failures()
     checks = {name: "ok" for name in ("postgresql", "redis", "celery")}
     for failure in failures:
         checks[failure.split(":")[0]] = failure.split(": ", 1)[1]

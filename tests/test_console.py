@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.permissions import Role
+from config.celery import heartbeat
 from config.management.commands import startup_banner
 
 pytestmark = pytest.mark.django_db
@@ -17,15 +18,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def web_server():
-    """A stand-in for `make run`'s web process: /readyz says 503 twice (the worker is still
-    starting), then 200."""
-    readyz_answers = [503, 503]
+    """A stand-in for `make run`'s web process: /healthz fails twice (still starting), then
+    answers 200."""
+    healthz_answers = [503, 503]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             status = 404
-            if self.path == "/readyz":
-                status = readyz_answers.pop(0) if readyz_answers else 200
+            if self.path == "/healthz":
+                status = healthz_answers.pop(0) if healthz_answers else 200
             self.send_response(status)
             self.end_headers()
             self.wfile.write(b"{}")
@@ -35,10 +36,17 @@ def web_server():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.readyz_answers = readyz_answers
+    server.healthz_answers = healthz_answers
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def worker_heartbeat():
+    """A Celery worker has beaten: the rest of what /readyz checks is this suite's own
+    PostgreSQL and Redis."""
+    heartbeat.delay()
 
 
 @pytest.fixture
@@ -60,7 +68,7 @@ def url_of(server) -> str:
     return f"http://127.0.0.1:{server.server_port}"
 
 
-def test_the_banner_waits_until_vigil_is_ready_then_shows_the_address_and_a_new_password_once(
+def test_the_banner_waits_for_the_web_server_then_shows_the_address_and_a_new_password_once(
     web_server, password_file, monkeypatch
 ):
     monkeypatch.delenv("VIGIL_ADMIN_PASSWORD", raising=False)
@@ -68,7 +76,7 @@ def test_the_banner_waits_until_vigil_is_ready_then_shows_the_address_and_a_new_
 
     first, second = banner(url_of(web_server)), banner(url_of(web_server))
 
-    assert web_server.readyz_answers == []
+    assert web_server.healthz_answers == []
     assert f"Vigil is running at {url_of(web_server)}" in first
     assert "Log in as 'admin' with the password generated-pw-123" in first
     assert "Ctrl-C stops everything" in first

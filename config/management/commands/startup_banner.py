@@ -6,13 +6,14 @@ import urllib.request
 from django.core.management.base import BaseCommand, CommandError
 
 from config.management.commands.bootstrap import ADMIN_PASSWORD_FILE, admin_username
+from config.monitoring import readiness_failures
 
 WAIT_SECONDS = 120
 
 
 class Command(BaseCommand):
     help = (
-        "Wait until Vigil is ready (/readyz: web, PostgreSQL, Redis and a Celery worker), then "
+        "Wait until Vigil is ready (web, PostgreSQL, Redis and a Celery worker), then "
         "print how to reach it and log in: make run's last start-up lines (the local agent "
         "starts after them)."
     )
@@ -24,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         url = options["url"].rstrip("/")
-        self.wait_for(f"{url}/readyz")
+        self.wait_until_ready(f"{url}/healthz")
         username = admin_username()
         text = (
             f"Vigil is running at {url}\n"
@@ -37,16 +38,22 @@ class Command(BaseCommand):
         self.stdout.write("\n".join([f"┌{rule}┐", *(f"│ {line:<{width}} │" for line in lines)]))
         self.stdout.write(f"└{rule}┘")
 
-    def wait_for(self, readyz: str) -> None:
-        """Until ``readyz`` answers 200 (503 names what is not ready yet)."""
+    def wait_until_ready(self, healthz: str) -> None:
+        """Until the web server answers and /readyz's checks pass (PostgreSQL, Redis, a
+        worker's heartbeat), checked here rather than by polling /readyz, whose 503s would
+        each log an error while the worker starts."""
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             try:
-                with urllib.request.urlopen(readyz, timeout=2):
-                    return
+                with urllib.request.urlopen(healthz, timeout=2):
+                    pass
+                failures = readiness_failures()
             except (urllib.error.URLError, OSError) as error:
-                if time.monotonic() > deadline:
-                    raise CommandError(f"{readyz} is not ready: {error}") from error
+                failures = [f"web: {error}"]
+            if not failures:
+                return
+            if time.monotonic() > deadline:
+                raise CommandError(f"Vigil is not ready: {'; '.join(failures)}")
             time.sleep(0.5)
 
     def password_note(self, username: str) -> str:
