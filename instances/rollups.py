@@ -15,6 +15,7 @@ instance, which the shipped "RollupsLagging" rule watches.
 """
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, Error, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from instances import store
@@ -123,7 +124,7 @@ def refresh_rollups(now: datetime | None = None) -> RefreshReport | None:
             "; ".join(f"series {series_id}: {error}" for series_id, error in named),
         )
     FIGURES.add({"failed_series": len(report.failed)})
-    FIGURES.set({"failing_series": len(report.failed)})
+    FIGURES.set({"failing_series": len(report.failed), "watermark": report.end.timestamp()})
     logger.info(
         "rollups refreshed from %s to %s: %s rows, %d late minutes",
         report.start,
@@ -352,27 +353,24 @@ def record_lag(now: datetime | None = None) -> float | None:
 
 
 class RollupCollector:
-    """/metrics: the rollups' lag, read from their watermark, and the refresh failures the
-    workers counted."""
+    """/metrics: the rollups' lag and refresh failures, as the workers' refreshes left them in
+    Redis (a scrape never waits on PostgreSQL, and still answers while it is down)."""
 
     def describe(self):
-        # Nothing at registration time: collect() needs PostgreSQL and Redis.
+        # Nothing at registration time: collect() needs Redis, which may not be up yet.
         return []
 
     def collect(self):
-        try:
-            watermark = store.rollup_watermark()
-        except Error:
-            watermark = None
-        if watermark is not None:
-            yield GaugeMetricFamily(
-                "vigil_rollup_lag_seconds",
-                "How far the rollups are behind now: seconds since their watermark",
-                value=max((datetime.now(UTC) - watermark).total_seconds(), 0.0),
-            )
         figures = FIGURES.read()
         if figures is None:
             return
+        if "watermark" in figures:
+            yield GaugeMetricFamily(
+                "vigil_rollup_lag_seconds",
+                "How far the rollups are behind now: seconds since the watermark of the last "
+                "refresh that went through",
+                value=max(time.time() - figures["watermark"], 0.0),
+            )
         failures = CounterMetricFamily(
             "vigil_rollup_refresh_failures",
             "Rollup refresh runs that failed, and series whose rollups failed in a run "
