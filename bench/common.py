@@ -85,14 +85,24 @@ def emit(figures: list[Figure], notes: list[str]) -> None:
 
 def median_ms(call: Callable[[], object], runs: int = 9, warm: int = 2) -> float:
     """Median wall time of ``call`` in milliseconds, after ``warm`` unmeasured runs."""
+    return alternating_medians_ms([call], runs, warm)[0]
+
+
+def alternating_medians_ms(
+    calls: list[Callable[[], object]], runs: int = 9, warm: int = 2
+) -> list[float]:
+    """``median_ms`` of each of ``calls``, run in turn, so that a burst of load on the shared
+    cores falls on all of them alike rather than on whichever was being timed."""
     for _ in range(warm):
-        call()
-    times = []
+        for call in calls:
+            call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+        for call, spent in zip(calls, times, strict=True):
+            started = time.perf_counter()
+            call()
+            spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) * 1000 for spent in times]
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -13,6 +13,7 @@ median of ``--runs``, and the two answers are compared.
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,11 +31,11 @@ import psycopg
 
 from bench.common import (
     Figure,
+    alternating_medians_ms,
     database_dsn,
     emit,
     free_port,
     log,
-    median_ms,
     setup_django,
     stop,
     wait_until_answering,
@@ -327,15 +328,20 @@ def main() -> None:
             vigil_api = f"{vigil}/prometheus/api/v1"
             prometheus_api = f"{prometheus}/api/v1"
             bearer = {"Authorization": f"Bearer {token}"}
+            # The cores are shared: say how busy they were, since every ratio moves with it.
+            load_before = os.getloadavg()[0]
             for query in queries:
                 log(f"timing {query.query}")
                 theirs = query_range(prometheus_api, query, {})
                 ours = query_range(vigil_api, query, bearer)
                 same, summary = compare(ours, theirs)
-                prometheus_ms = median_ms(
-                    lambda q=query: query_range(prometheus_api, q, {}), args.runs
+                prometheus_ms, vigil_ms = alternating_medians_ms(
+                    [
+                        lambda q=query: query_range(prometheus_api, q, {}),
+                        lambda q=query: query_range(vigil_api, q, bearer),
+                    ],
+                    args.runs,
                 )
-                vigil_ms = median_ms(lambda q=query: query_range(vigil_api, q, bearer), args.runs)
                 ratio = vigil_ms / prometheus_ms
                 figures += [
                     Figure(f"promql.{query.key}.vigil_ms", f"{query.label}: Vigil", vigil_ms, "ms"),
@@ -358,6 +364,7 @@ def main() -> None:
                     f"`{query.query}`: {'same answer' if same else 'DIFFERENT answers'} "
                     f"({summary})."
                 )
+            load_after = os.getloadavg()[0]
     if args.profile:
         profile_engine(queries)
     connection.close()
@@ -368,8 +375,9 @@ def main() -> None:
         f"x_total and the histogram, {len(recent)} series 15 s apart over 70 min); Prometheus "
         f"{prometheus_version()}: the {len(recent) + 1} series the queries read, "
         f"{prometheus_samples:,} samples, backfilled with promtool in {backfill_seconds:.1f} s. "
-        f"Medians of {args.runs} warm runs of GET /api/v1/query_range on each (Vigil: uvicorn, "
-        "one worker, bearer token), answers compared within 1e-6 relative.",
+        f"Medians of {args.runs} warm runs of GET /api/v1/query_range on each, taken in turn "
+        "(Vigil: uvicorn, one worker, bearer token); answers compared within 1e-6 relative. "
+        f"Load average {load_before:.1f} before the timings, {load_after:.1f} after (2 cores).",
     )
     emit(figures, notes)
 
