@@ -143,7 +143,7 @@ def _refresh(now: datetime) -> RefreshReport:
             rows, failed = _recompute(start, end)
             for name, count in rows.items():
                 report.rows[name] += count
-            _queue_minutes(failed, start, end)
+            _queue_series_minutes(failed, start, end)
             report.failed.update(failed)
             _set_watermark(end)
         report.start = report.start or start
@@ -260,7 +260,7 @@ def _recompute_late_minutes(report: RefreshReport) -> int:
 
         _, failed = _isolating_failures(recompute, lambda: sorted({sid for sid, _ in late}))
         if failed:
-            _requeue([minute for minute in late if minute[0] in failed])
+            store.queue_late_minutes(minute for minute in late if minute[0] in failed)
             report.failed.update(failed)
     return len(late)
 
@@ -304,7 +304,7 @@ def _isolating_failures(
     return rows, failed
 
 
-def _queue_minutes(series_ids, start: datetime, end: datetime) -> None:
+def _queue_series_minutes(series_ids, start: datetime, end: datetime) -> None:
     """Queue the minutes in [``start``, ``end``) that hold samples of ``series_ids`` in
     ``rollup_late``, so that the next refresh tries them again."""
     if not series_ids:
@@ -315,15 +315,6 @@ def _queue_minutes(series_ids, start: datetime, end: datetime) -> None:
             f"SELECT DISTINCT series_id, date_bin(%s, ts, 'epoch') FROM {SAMPLES_TABLE} "
             "WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s ON CONFLICT DO NOTHING",
             [MINUTE, list(series_ids), start, end],
-        )
-
-
-def _requeue(minutes: list[tuple[int, datetime]]) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO rollup_late (series_id, bucket) "
-            "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[]) ON CONFLICT DO NOTHING",
-            [[series_id for series_id, _ in minutes], [bucket for _, bucket in minutes]],
         )
 
 

@@ -435,15 +435,20 @@ def _note_late_rows(rows: Sequence[tuple[int, datetime, float]]) -> None:
     """Queue the minutes of samples older than the rollup grace window for recomputation: the
     rollup refresh reads only the window, so it learns of these minutes from ``rollup_late``."""
     cutoff = datetime.now(UTC) - timedelta(seconds=settings.ROLLUP_GRACE_SECONDS)
-    late = {(series_id, floor_time(ts, MINUTE)) for series_id, ts, _ in rows if ts < cutoff}
-    if not late:
+    queue_late_minutes({(sid, floor_time(ts, MINUTE)) for sid, ts, _ in rows if ts < cutoff})
+
+
+def queue_late_minutes(minutes: Iterable[tuple[int, datetime]]) -> None:
+    """Queue ``(series_id, minute)`` pairs in ``rollup_late``: the next rollup refresh
+    recomputes those minutes, and the coarser buckets holding them."""
+    minutes = list(minutes)
+    if not minutes:
         return
-    series_ids, minutes = zip(*late, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO rollup_late (series_id, bucket) "
             "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[]) ON CONFLICT DO NOTHING",
-            [list(series_ids), list(minutes)],
+            [[series_id for series_id, _ in minutes], [minute for _, minute in minutes]],
         )
 
 
