@@ -5,6 +5,7 @@ labels, aggregation) writes the PromQL of the common case into the query box.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlencode
 
 from dashboard import query_charts
@@ -120,12 +121,12 @@ class ExploreQuery:
 class LatestValue:
     legend: str
     value: str
-    at: object  # datetime, or None when the series has no value in the range
+    at: datetime | None  # None when the series has no value in the range
 
 
 @dataclass
 class ExploreResult:
-    result: query_charts.RangeResult | None = None
+    answer: query_charts.RangeResult | None = None
     legends: list[str] = field(default_factory=list)
     figure: str = ""
     step: str = ""
@@ -142,14 +143,14 @@ class ExploreResult:
 
     @property
     def truncated(self) -> bool:
-        return self.result is not None and self.result.total > len(self.result.labels)
+        return self.answer is not None and self.answer.total > len(self.answer.labels)
 
     def latest_values(self) -> list[LatestValue]:
         """Each series' newest value to 12 significant digits: a rate's 6820.650000000001 reads
         6820.65 (the CSV keeps every digit)."""
         return [
             LatestValue(legend, format_value(float(f"{value:.12g}")) if at else "", at)
-            for legend, (_, value, at) in zip(self.legends, self.result.latest(), strict=True)
+            for legend, (_, value, at) in zip(self.legends, self.answer.latest(), strict=True)
         ]
 
 
