@@ -4,6 +4,7 @@ Parsers turn a decoded payload into plain values or collect every problem as
 ``{"index": i, "field": "...", "message": "..."}``, so a client learns all that is wrong at once.
 """
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -53,6 +54,8 @@ class ParsedMetric:
 class ParsedBatch:
     instance: dict
     samples: list[ParsedSample]
+    # Series that ended at these times (Prometheus's staleness markers; values are NaN).
+    staleness_markers: list[ParsedSample] = dataclasses.field(default_factory=list)
 
 
 class Problems:

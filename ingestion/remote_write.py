@@ -6,6 +6,7 @@ window) answers 4xx and one that may succeed later (storage down) answers 503.
 """
 
 import math
+import struct
 from collections import defaultdict
 
 import cramjam
@@ -26,6 +27,7 @@ from ingestion.parsers import (
 )
 from ingestion.prompb import WriteRequest
 
+STALENESS_MARKER = bytes.fromhex("7ff0000000000002")
 # A snappy block says how large it will be; more than this is refused before decompressing.
 MAX_DECOMPRESSION_RATIO = 10
 
@@ -35,9 +37,9 @@ class RemoteWrite:
 
     The ``instance`` label names the Instance (its agent id), else the ``job`` label; that label
     is not kept on the series, ``__name__`` becomes the metric name, and every other label is a
-    series label. NaN values are skipped: Prometheus sends a special NaN as its staleness marker
-    ("this series ended"), which is not a measurement; infinities are skipped likewise, as Vigil
-    stores finite values only.
+    series label. Prometheus's staleness marker (a NaN of its own, "this series ended") is kept
+    as such, so PromQL stops returning the series at once; other NaN values and infinities are
+    skipped, as Vigil stores finite values only.
     """
 
     content_encoding = "snappy"
@@ -82,17 +84,22 @@ class RemoteWrite:
         """
         check_sample_count(sum(len(series.samples) for series in request.timeseries))
         problems, window = Problems(), TimeWindow()
-        samples_of = defaultdict(list)
+        samples_of, markers_of = defaultdict(list), defaultdict(list)
         for index, series in enumerate(request.timeseries):
             parsed = _parse_series(series, index, window, problems)
             if parsed is not None:
-                agent_id, samples = parsed
+                agent_id, samples, markers = parsed
                 samples_of[agent_id].extend(samples)
+                markers_of[agent_id].extend(markers)
         problems.raise_if_any()
         return [
-            ParsedBatch(instance={"agent_id": agent_id}, samples=samples)
-            for agent_id, samples in samples_of.items()
-            if samples
+            ParsedBatch(
+                instance={"agent_id": agent_id},
+                samples=samples_of[agent_id],
+                staleness_markers=markers_of[agent_id],
+            )
+            for agent_id in samples_of
+            if samples_of[agent_id] or markers_of[agent_id]
         ]
 
 
@@ -122,7 +129,7 @@ def _parse_series(series, index: int, window: TimeWindow, problems: Problems):
         ok = False
     if not ok:
         return None
-    samples, previous_ms = [], None
+    samples, markers, previous_ms = [], [], None
     for position, sample in enumerate(series.samples):
         field = f"samples[{position}].timestamp"
         if previous_ms is not None and sample.timestamp <= previous_ms:
@@ -134,10 +141,17 @@ def _parse_series(series, index: int, window: TimeWindow, problems: Problems):
         except ValueError as error:
             problems.add(index, field, f"{error} ({name})")
             return None
-        if not math.isfinite(sample.value):
-            continue
-        samples.append(ParsedSample(name, sample.value, ts, labels, ""))
-    return agent_id, samples
+        if is_staleness_marker(sample.value):
+            markers.append(ParsedSample(name, sample.value, ts, labels, ""))
+        elif math.isfinite(sample.value):
+            samples.append(ParsedSample(name, sample.value, ts, labels, ""))
+    return agent_id, samples, markers
+
+
+def is_staleness_marker(value: float) -> bool:
+    """Prometheus's staleness marker: a NaN with its own bit pattern (any other NaN is a value,
+    which Vigil does not store)."""
+    return struct.pack(">d", value) == STALENESS_MARKER
 
 
 def _content_type_param(content_type: str, name: str) -> str | None:

@@ -24,7 +24,11 @@ class StoredBatch:
     series_ids: dict[tuple[str, bytes], int]
 
 
-def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBatch:
+def store_batch(
+    instance_fields: dict,
+    samples: list[ParsedSample],
+    staleness_markers: list[ParsedSample] = (),
+) -> StoredBatch:
     """Register the instance and store its samples, all or nothing.
 
     Samples already stored (same series and timestamp) are kept as they were, so a replayed batch
@@ -50,6 +54,11 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
             (series_ids[ident], s.ts, s.value) for ident, s in zip(idents, samples, strict=True)
         ]
         new = store.write_samples(rows)
+        if staleness_markers:
+            store.write_staleness_markers(
+                instance.pk,
+                [(store.SeriesKey(s.name, s.labels, s.unit), s.ts) for s in staleness_markers],
+            )
         instance.mark_seen()
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
     INGEST_BATCHES.inc()
@@ -60,7 +69,9 @@ def store_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBat
 def store_batches(batches: list[ParsedBatch]) -> list[StoredBatch]:
     """Store batches of several instances (one remote write request), all or nothing."""
     with transaction.atomic():
-        return [store_batch(batch.instance, batch.samples) for batch in batches]
+        return [
+            store_batch(batch.instance, batch.samples, batch.staleness_markers) for batch in batches
+        ]
 
 
 def store_metrics(metrics: list[ParsedMetric]) -> list[store.Sample]:

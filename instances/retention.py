@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
@@ -44,6 +44,9 @@ def apply_retention(now: datetime | None = None, dry_run: bool = False) -> Reten
             if not dry_run:
                 store.drop_partition(table, partition)
                 report.dropped.append(partition)
+    if not dry_run:
+        # Staleness markers are few (one per ended series): they go with the raw samples' days.
+        store.delete_staleness_markers_before(now - timedelta(days=settings.RETENTION_RAW_DAYS))
     logger.info(
         "retention: created %s; dropped %s",
         ", ".join(report.created) or "nothing",

@@ -25,6 +25,7 @@ from instances.formats import EPOCH, epoch_ms
 logger = logging.getLogger(__name__)
 
 SAMPLES_TABLE = "samples"
+STALENESS_TABLE = "staleness_markers"
 UNIQUE_VIOLATION = "23505"
 CHECK_VIOLATION = "23514"
 SERIES_TABLE = "instances_series"
@@ -729,7 +730,7 @@ def delete_samples_of_instance(instance_id) -> int:
     _SERIES_IDS.pop(instance_id, None)
     with connection.cursor() as cursor:
         rollups = [level.table.name for level in ROLLUP_LEVELS]
-        for table in (*rollups, "rollup_late", SAMPLES_TABLE):
+        for table in (*rollups, "rollup_late", STALENESS_TABLE, SAMPLES_TABLE):
             cursor.execute(
                 f"DELETE FROM {table} WHERE series_id IN "
                 f"(SELECT id FROM {SERIES_TABLE} WHERE instance_id = %s)",
@@ -1052,6 +1053,34 @@ def _matching_sql(selectors: Sequence[Sequence[dict]], since: datetime | None, p
     return f"({where}) AND s.last_ts >= %s"
 
 
+def write_staleness_markers(instance_id, markers: Sequence[tuple[SeriesKey, datetime]]) -> int:
+    """Record that these series of ``instance_id`` ended at these times; a marker for a series
+    never stored is dropped (it ends nothing). Returns how many were new."""
+    wanted = {(key.name, key.labels_key): key for key, _ in markers}
+    ids = _existing_series(instance_id, wanted)
+    rows = [
+        (ids[(key.name, key.labels_key)], ts)
+        for key, ts in markers
+        if (key.name, key.labels_key) in ids
+    ]
+    if not rows:
+        return 0
+    series, stamps = zip(*rows, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {STALENESS_TABLE} (series_id, ts) "
+            "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[]) ON CONFLICT DO NOTHING",
+            [list(series), list(stamps)],
+        )
+        return cursor.rowcount
+
+
+def delete_staleness_markers_before(cutoff: datetime) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {STALENESS_TABLE} WHERE ts < %s", [cutoff])
+        return cursor.rowcount
+
+
 class LabelledSeries(NamedTuple):
     """A series as PromQL sees it: its stored labels plus ``__name__`` and ``instance``."""
 
@@ -1099,17 +1128,20 @@ def sample_arrays(
 ) -> SampleArrays:
     """The samples of ``series_ids`` with ``start_ms <= ts <= end_ms``, in one binary COPY read
     straight into arrays; TooManySamples past ``limit`` (read no further, so memory stays
-    bounded whatever the range)."""
+    bounded whatever the range). Staleness markers come as NaN values: samples are finite."""
     if not series_ids:
         empty = np.empty(0, dtype=np.int64)
         return SampleArrays(empty, empty, np.empty(0, dtype=np.float64))
     start = EPOCH + timedelta(milliseconds=start_ms)
     end = EPOCH + timedelta(milliseconds=end_ms)
+    ids = list(series_ids)
     with _binary_copy(
         f"COPY (SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
-        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY series_id, ts "
-        f"LIMIT {int(limit) + 1}) TO STDOUT (FORMAT BINARY)",
-        [list(series_ids), start, end],
+        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
+        f"UNION ALL SELECT series_id, ts, 'NaN'::float8 FROM {STALENESS_TABLE} "
+        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
+        f"ORDER BY series_id, ts LIMIT {int(limit) + 1}) TO STDOUT (FORMAT BINARY)",
+        [ids, start, end, ids, start, end],
     ) as copy:
         chunks = [bytes(chunk) for chunk in copy]
     data = b"".join(chunks)

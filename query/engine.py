@@ -243,7 +243,12 @@ class Evaluator:
         for series in found:
             index = np.searchsorted(series.ts, reads_at, side="right") - 1
             safe = np.maximum(index, 0)
-            has = (index >= 0) & (series.ts[safe] >= reads_at - LOOKBACK_MS)
+            # A staleness marker (NaN: stored samples are finite) ends the series at once.
+            has = (
+                (index >= 0)
+                & (series.ts[safe] >= reads_at - LOOKBACK_MS)
+                & ~np.isnan(series.values[safe])
+            )
             if not has.any():
                 continue
             labels.append(series.labels)
@@ -260,7 +265,13 @@ class Evaluator:
         ends = self._effective_times(selector.at, selector.offset)
         range_ms = ms(node.range)
         found = self._read(selector, int(ends.min()) - range_ms, int(ends.max()))
-        return RangeVector(found, ends, range_ms)
+        # Range vectors leave staleness markers out, as Prometheus does.
+        samples = [
+            RangeSeries(series.labels, series.ts[kept], series.values[kept])
+            for series in found
+            if (kept := ~np.isnan(series.values)).any()
+        ]
+        return RangeVector(samples, ends, range_ms)
 
     def eval_SubqueryExpr(self, node) -> RangeVector:
         ends = self._effective_times(node.at, node.offset)

@@ -89,9 +89,9 @@ def node_exporter(tmp_path: Path):
 
 
 @contextmanager
-def prometheus(tmp_path: Path, config: str, self_target: str | None = None):
+def prometheus(tmp_path: Path, config: str, self_target: str | None = None, extra_args: tuple = ()):
     """A Prometheus with ``config`` (YAML text, where ``self_target`` stands for its own
-    address); yields its base URL."""
+    address) and ``extra_args``; yields its base URL."""
     address = f"127.0.0.1:{free_port()}"
     config_file = tmp_path / "prometheus.yml"
     config_file.write_text(config.replace(self_target, address) if self_target else config)
@@ -100,6 +100,7 @@ def prometheus(tmp_path: Path, config: str, self_target: str | None = None):
         f"--config.file={config_file}",
         f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
         f"--web.listen-address={address}",
+        *extra_args,
     ]
     with running(args, f"http://{address}/-/ready", tmp_path / "prometheus.log"):
         yield f"http://{address}"

@@ -81,15 +81,22 @@ def test_write_request_stores_each_instances_samples_and_answers_204(api):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_nan_and_staleness_markers_are_skipped_not_rejected(api):
+def test_nan_is_skipped_and_a_staleness_marker_kept_beside_the_samples(api):
     request = write_request(
         (
             {"__name__": "node_load5", "instance": "web-1"},
             [(1.0, NOW_MS - 2000), (STALE_NAN, NOW_MS - 1000), (math.nan, NOW_MS)],
         ),
+        # A marker for a series never stored ends nothing, and makes no series.
+        ({"__name__": "never_seen", "instance": "web-1"}, [(STALE_NAN, NOW_MS)]),
     )
     assert post_request(api, request).status_code == 204
     assert samples_of("web-1", "node_load5") == 1
+    series = Series.objects.get(instance__agent_id="web-1", name="node_load5")
+    arrays = store.sample_arrays([series.pk], NOW_MS - 5000, NOW_MS, limit=10)
+    assert arrays.ts_ms.tolist() == [NOW_MS - 2000, NOW_MS - 1000]
+    assert arrays.value[0] == 1.0 and math.isnan(arrays.value[1])
+    assert not Series.objects.filter(name="never_seen").exists()
 
 
 @pytest.mark.django_db(transaction=True)
