@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import orjson
 import plotly.graph_objects as go
 
 from dashboard import figures
@@ -136,26 +137,31 @@ def figure(
     always_legend: bool = False,
 ) -> str:
     """A line per series, named ``names``; a step without a value (or an infinite one) is a gap.
-    A long legend scrolls instead of squeezing the plot."""
+    A long legend scrolls instead of squeezing the plot.
+
+    The traces are written as plain dicts: plotly validating a hundred of them took 0.3 s (25 ms
+    this way). The layout still goes through plotly, for the default template the other charts
+    have.
+    """
     x = result.plot_times()
-    chart = go.Figure()
-    for name, values, present in zip(names, result.values, result.present, strict=True):
-        y = np.where(present & np.isfinite(values), values, None).tolist()
-        chart.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                mode="lines",
-                line={"width": 1.6},
-                name=name,
-                hovertemplate="%{y:.4~g}" + value_suffix + "<extra>%{fullData.name}</extra>",
-            )
-        )
+    hover = "%{y:.4~g}" + value_suffix + "<extra>%{fullData.name}</extra>"
+    traces = [
+        {
+            "type": "scatter",
+            "x": x,
+            "y": np.where(present & np.isfinite(values), values, None).tolist(),
+            "mode": "lines",
+            "line": {"width": 1.6},
+            "name": name,
+            "hovertemplate": hover,
+        }
+        for name, values, present in zip(names, result.values, result.present, strict=True)
+    ]
     yaxis = {"zeroline": False, "automargin": True, "exponentformat": "SI"}
     showlegend = always_legend or len(names) > 1
     layout = figures.time_chart_layout(time_range.start, time_range.end, yaxis, showlegend)
     # At the figure's foot, below the axis labels whatever the chart's height.
     layout["legend"].update(yref="container", y=0, yanchor="bottom", maxheight=0.3)
     layout["hoverlabel"] = {"namelength": -1}
-    chart.update_layout(layout)
-    return chart.to_json()
+    plotted = go.Figure(layout=layout).to_plotly_json()["layout"]
+    return orjson.dumps({"data": traces, "layout": plotted}).decode()
