@@ -44,6 +44,7 @@ class AdminMfaRequiredMiddleware:
         "/readyz",
         "/metrics",
         "/static/",
+        "/ping/",
     )
 
     def __init__(self, get_response):

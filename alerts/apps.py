@@ -11,5 +11,6 @@ class AlertsConfig(AppConfig):
 
         REGISTRY.register(AlertingCollector())
 
-        # Backup failures become alerts (backups stand alone; alerts listen to them).
-        from alerts import backup_alerts  # noqa: F401
+        # Backup failures and check problems become alerts (backups and checks do not depend
+        # on alerts; alerts listen to their signals).
+        from alerts import backup_alerts, check_alerts  # noqa: F401

@@ -4,6 +4,7 @@ backups/ announces failures and recoveries as signals (backups/signals.py) and k
 alerts; this module, connected in AlertsConfig.ready, turns them into critical alerts through
 the usual episode path, so they notify (and resolve) like any other alert. Each kind of problem
 is one open episode at a time (one fingerprint); a repeat only updates its message.
+raise_problem and resolve_problem serve the checks' problems too (alerts/check_alerts.py).
 """
 
 import logging
@@ -24,23 +25,32 @@ BACKUP_VERIFICATION_FAILED = "backup_verification_failed"
 BACKUP_STALE = "backup_stale"
 
 
-def raise_problem(alert_type: str, message: str) -> Alert:
-    """Open a critical episode of ``alert_type`` on Vigil, or refresh the open one's message."""
-    instance, now = Instance.vigil(), timezone.now()
+def raise_problem(
+    alert_type: str,
+    message: str,
+    instance: Instance | None = None,
+    severity: str = Alert.Severity.CRITICAL,
+) -> Alert:
+    """Open an episode of ``alert_type`` on ``instance`` (Vigil's own by default), or refresh
+    the open one's message and severity (notifying again when it got worse)."""
+    instance, now = instance or Instance.vigil(), timezone.now()
     try:
         with transaction.atomic():
             alert = _open_alerts(instance, alert_type).first()
             if alert is not None:
-                if alert.message != message:
-                    alert.message = message
-                    alert.save(update_fields=["message"])
+                if (alert.message, alert.severity) != (message, severity):
+                    worse = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[alert.severity]
+                    alert.message, alert.severity = message, severity
+                    alert.save(update_fields=["message", "severity"])
                     alert.publish_change()
+                    if worse and not alert.silenced:
+                        alert.notify("firing")
                 return alert
             alert = Alert(
                 instance=instance,
                 source=Alert.Source.SYSTEM,
                 alert_type=alert_type,
-                severity=Alert.Severity.CRITICAL,
+                severity=severity,
                 message=message,
                 created_at=now,
                 fired_at=now,
@@ -52,9 +62,10 @@ def raise_problem(alert_type: str, message: str) -> Alert:
         return _open_alerts(instance, alert_type).get()
 
 
-def resolve_problem(alert_type: str, note: str) -> int:
-    """Resolve the open episode of ``alert_type`` on Vigil, if there is one."""
-    instance = Instance.objects.filter(agent_id=VIGIL_AGENT_ID).first()
+def resolve_problem(alert_type: str, note: str, instance: Instance | None = None) -> int:
+    """Resolve the open episode of ``alert_type`` on ``instance`` (Vigil's own by default), if
+    there is one."""
+    instance = instance or Instance.objects.filter(agent_id=VIGIL_AGENT_ID).first()
     if instance is None:
         return 0
     now = timezone.now()

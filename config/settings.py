@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "alerts",
     "dashboard",
     "backups",
+    "checks",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,7 @@ LOGIN_EXEMPT_PREFIXES = (
     "/accounts/",
     "/static/",
     "/favicon.ico",
+    "/ping/",
 )
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -335,6 +337,17 @@ CELERY_BEAT_SCHEDULE["scrape-targets"] = {
     "task": "ingestion.scrape_targets",
     "schedule": 5.0,
     "options": {"expires": 5.0},
+}
+
+# Checks (PRODUCT.md section 15): probes never reach link-local addresses, and loopback or
+# private ones only when allowed. Due checks are claimed every second; a worker runs at most
+# CHECKS_CONCURRENCY probes at once.
+CHECKS_ALLOW_PRIVATE = env.bool("CHECKS_ALLOW_PRIVATE", default=False)
+CHECKS_CONCURRENCY = env.int("CHECKS_CONCURRENCY", default=50)
+CELERY_BEAT_SCHEDULE["dispatch-due-checks"] = {
+    "task": "checks.dispatch_due_checks",
+    "schedule": 1.0,
+    "options": {"expires": 1.0},
 }
 
 # Backups (PRODUCT.md section 9): kept this many days; no good backup for this many hours alerts.

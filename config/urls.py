@@ -35,6 +35,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("backups/", include("backups.urls")),
     # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
+    # Heartbeat pings (Healthchecks' API): no login, the check's uuid is the key.
+    path("ping/", include("checks.urls")),
     path("alerts/ack/", include("alerts.urls")),
     path("", include("dashboard.urls")),
     path("prometheus/api/v1/", include(prometheus_routes(readers_only))),

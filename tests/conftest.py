@@ -52,6 +52,12 @@ def static_files_without_manifest():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def checks_may_probe_loopback():
+    """Checks' tests probe servers they start on 127.0.0.1, as CHECKS_ALLOW_PRIVATE=1 allows."""
+    settings.CHECKS_ALLOW_PRIVATE = True
+
+
+@pytest.fixture(autouse=True, scope="session")
 def isolated_channel_layer():
     """Test runs sharing a Redis must not hear each other's websocket groups."""
     from channels.layers import channel_layers

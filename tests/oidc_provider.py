@@ -8,7 +8,6 @@ after its own login page.
 """
 
 import datetime
-import ipaddress
 import json
 import ssl
 import tempfile
@@ -17,16 +16,14 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from Cryptodome.PublicKey import RSA
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from jwkest.jwk import RSAKey
 from pyop.authz_state import AuthorizationState
 from pyop.exceptions import InvalidAuthenticationRequest, OAuthError
 from pyop.provider import Provider
 from pyop.subject_identifier import HashBasedSubjectIdentifierFactory
 from pyop.userinfo import Userinfo
+
+from tests.certificates import self_signed_certificate
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -80,36 +77,9 @@ class OidcProvider:
 
     def _serve_over_tls(self) -> str:
         """A self-signed certificate for 127.0.0.1; returns the path of its PEM file."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
         self.tls_dir = tempfile.TemporaryDirectory()
-        cert_file, key_file = (
-            Path(self.tls_dir.name, "cert.pem"),
-            Path(self.tls_dir.name, "key.pem"),
-        )
-        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
+        cert_file, key_file = self_signed_certificate(
+            Path(self.tls_dir.name), datetime.timedelta(hours=1)
         )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)

@@ -10,6 +10,7 @@ from accounts.permissions import Role
 from alerts import links
 from alerts.models import Alert, AlertRule
 from backups import dumps
+from checks.models import Check
 from ingestion.models import IngestToken
 from instances.models import Instance
 from tests.test_dashboard_live import session_cookie_of, socket
@@ -61,6 +62,7 @@ def endpoints(target_user, token):
     }
     linked = alert_on(instance, "Linked")
     backup = dumps.run_backup()
+    heartbeat = Check.objects.create(name="Nightly", kind=Check.Kind.HEARTBEAT)
     pages = [
         ("get", "/", {}, {}, VIEWERS),
         ("get", "/", {}, {**HTMX, "HX-Target": "instance-grid"}, VIEWERS_HTMX),
@@ -187,6 +189,8 @@ def endpoints(target_user, token):
         ("get", reverse("admin:alerts_alert_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:alerts_alertrule_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:backups_backup_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:checks_check_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:checks_check_change", args=[heartbeat.pk]), {}, {}, DJANGO_ADMIN),
     ]
     api = [
         ("get", "/api/v1/instances", {}, {}, NO_SESSION_API),
@@ -195,8 +199,15 @@ def endpoints(target_user, token):
         ("put", f"/api/v1/alerts/{alert.pk}", {"status": "resolved"}, {}, NO_SESSION_API),
         ("post", "/api/v1/ingest", {"samples": []}, {}, NO_SESSION_API),
     ]
-    # For load balancers and Prometheus: no login at all.
-    public = [("get", "/healthz", {}, {}, EVERYONE), ("get", "/metrics", {}, {}, EVERYONE)]
+    # For load balancers and Prometheus, and cron jobs' heartbeat pings: no login at all.
+    public = [
+        ("get", "/healthz", {}, {}, EVERYONE),
+        ("get", "/metrics", {}, {}, EVERYONE),
+        ("get", f"/ping/{heartbeat.pk}", {}, {}, EVERYONE),
+        ("post", f"/ping/{heartbeat.pk}/start", {}, {}, EVERYONE),
+        ("post", f"/ping/{heartbeat.pk}/fail", {}, {}, EVERYONE),
+        ("get", f"/ping/{heartbeat.pk}/0", {}, {}, EVERYONE),
+    ]
     return pages + actions + rules + accounts + api + public
 
 

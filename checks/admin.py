@@ -1,0 +1,49 @@
+from django.contrib import admin
+
+from checks.models import Check, Ping
+
+
+class PingInline(admin.TabularInline):
+    model = Ping
+    fields = ["created", "kind", "exit_status", "duration", "remote_addr", "user_agent", "body"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+
+@admin.register(Check)
+class CheckAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "target", "state", "last_run_at", "last_reason", "paused"]
+    list_filter = ["kind", "state", "paused"]
+    search_fields = ["name", "url", "host"]
+    readonly_fields = [
+        "id",
+        "instance",
+        "state",
+        "failures",
+        "next_run_at",
+        "last_run_at",
+        "last_duration",
+        "last_reason",
+        "certificate_expires_at",
+        "last_ping_at",
+        "started_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "paused"]}),
+        ("HTTP", {"fields": ["url", "http_method", "http_headers", "http_body",
+                             "expected_statuses", "keyword", "keyword_absent",
+                             "follow_redirects", "max_redirects", "ignore_tls_errors",
+                             "certificate_warning_days", "certificate_critical_days"]}),
+        ("TCP, ICMP and DNS", {"fields": ["host", "port", "dns_record_type", "dns_expected",
+                                          "dns_resolver"]}),
+        ("Schedule", {"fields": ["interval_seconds", "timeout_seconds", "retries",
+                                 "jitter_seconds"]}),
+        ("Heartbeat", {"fields": ["period_seconds", "grace_seconds", "cron", "time_zone"]}),
+        ("State", {"fields": readonly_fields}),
+    ]  # fmt: skip
+
+    def get_inlines(self, request, obj):
+        return [PingInline] if obj is not None and obj.is_heartbeat else []

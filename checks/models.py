@@ -1,0 +1,457 @@
+"""Checks (PRODUCT.md section 15): uptime probes Vigil runs, and heartbeats that jobs send.
+
+Each check has an instance of its own (agent id ``check:<uuid>``) whose samples are its probe
+results, so rules, Explore and PromQL read ``probe_success{instance="check:..."}`` like any
+other metric, and whose alerts are the check's down, late and certificate problems.
+
+A check's state moves only through its methods here: ``record_probe`` (a probe's result),
+``record_ping`` (a heartbeat's ping) and ``watch_heartbeat`` (time passing without one). Each
+takes the row lock, so a probe, a ping and the runner never race on one check.
+"""
+
+import random
+import uuid
+import zoneinfo
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from croniter import croniter
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models, transaction
+from django.utils import timezone
+
+from checks import signals
+from checks.probes import ProbeResult, status_matches
+from checks.safety import literal_address_reason
+from instances import store
+from instances.models import Instance
+
+CHECK_INSTANCE_TYPE = "check"
+MIN_INTERVAL_SECONDS = 20
+# A heartbeat's last ping's body is kept up to this size (Healthchecks' default).
+PING_BODY_LIMIT_BYTES = 100_000
+# Pings kept per check; older ones are deleted as new ones come.
+PINGS_KEPT = 100
+
+
+class Check(models.Model):
+    class Kind(models.TextChoices):
+        HTTP = "http", "HTTP(S)"
+        TCP = "tcp", "TCP connect"
+        DNS = "dns", "DNS record"
+        ICMP = "icmp", "ICMP ping"
+        HEARTBEAT = "heartbeat", "Heartbeat"
+
+    class State(models.TextChoices):
+        NEW = "new"
+        UP = "up"
+        LATE = "late"
+        DOWN = "down"
+        PAUSED = "paused"
+
+    PROBE_KINDS = (Kind.HTTP, Kind.TCP, Kind.DNS, Kind.ICMP)
+
+    # Also the heartbeat's ping key: /ping/<id>.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    instance = models.OneToOneField(
+        Instance, on_delete=models.CASCADE, related_name="uptime_check", editable=False
+    )
+    paused = models.BooleanField(default=False)
+
+    # Probe targets: the URL for HTTP, host (and port for TCP) for the others.
+    url = models.URLField(max_length=2000, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    http_method = models.CharField(
+        max_length=8,
+        default="GET",
+        choices=[(method, method) for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")],
+    )
+    http_headers = models.JSONField(default=dict, blank=True)
+    http_body = models.TextField(blank=True)
+    expected_statuses = models.CharField(
+        max_length=200, default="200-299", help_text="Statuses that mean up, e.g. 200-299,301."
+    )
+    keyword = models.CharField(max_length=500, blank=True)
+    keyword_absent = models.BooleanField(
+        default=False, help_text="Up when the keyword is absent rather than present."
+    )
+    follow_redirects = models.BooleanField(default=True)
+    max_redirects = models.PositiveSmallIntegerField(default=10)
+    ignore_tls_errors = models.BooleanField(
+        default=False, help_text="Probe HTTPS even when its certificate does not verify."
+    )
+    dns_record_type = models.CharField(
+        max_length=8,
+        default="A",
+        choices=[(t, t) for t in ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "CAA")],
+    )
+    dns_expected = models.CharField(max_length=500, blank=True)
+    dns_resolver = models.CharField(
+        max_length=100, blank=True, help_text="Resolver address[:port]; empty uses the system's."
+    )
+
+    interval_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(MIN_INTERVAL_SECONDS)]
+    )
+    timeout_seconds = models.FloatField(
+        default=10, validators=[MinValueValidator(0.1), MaxValueValidator(60)]
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=1, help_text="Failed probes in a row, after the first, before the check is down."
+    )
+    jitter_seconds = models.FloatField(
+        default=5,
+        validators=[MinValueValidator(0)],
+        help_text="Each run is moved by up to this much, so checks do not fire in lockstep.",
+    )
+    certificate_warning_days = models.PositiveSmallIntegerField(default=14)
+    certificate_critical_days = models.PositiveSmallIntegerField(default=3)
+
+    # Heartbeats: a ping is due every period (or at each time of the cron expression in the
+    # time zone), and the check is late after that, down after the grace too.
+    period_seconds = models.PositiveIntegerField(
+        default=86_400, validators=[MinValueValidator(MIN_INTERVAL_SECONDS)]
+    )
+    grace_seconds = models.PositiveIntegerField(default=3_600)
+    cron = models.CharField(
+        max_length=100, blank=True, help_text="A cron expression; empty uses the period."
+    )
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    state = models.CharField(max_length=8, choices=State.choices, default=State.NEW)
+    # Failed probes in a row; down once past ``retries``.
+    failures = models.PositiveIntegerField(default=0, editable=False)
+    # When the runner next looks at the check: its next probe, or when a heartbeat turns late
+    # or down. Null when there is nothing to wait for (paused, a heartbeat never pinged).
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_duration = models.FloatField(null=True, blank=True, editable=False)
+    last_reason = models.TextField(blank=True, editable=False)
+    certificate_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by /start, cleared by the ping that ends the run; run time is measured from it.
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(
+                fields=["next_run_at"],
+                name="check_due",
+                condition=models.Q(next_run_at__isnull=False),
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(interval_seconds__gte=MIN_INTERVAL_SECONDS),
+                name="check_interval_at_least_20s",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # A whole save (made, or edited in admin): the instance follows the name and target,
+        # and a check just made, paused or resumed gets its next run. The state methods save
+        # only their fields and skip this.
+        if kwargs.get("update_fields") is None:
+            if self.instance_id is None:
+                self.instance = Instance.register(
+                    self.agent_id, name=self.name, type=CHECK_INSTANCE_TYPE, endpoint=self.target
+                )
+            else:
+                self.instance.update(name=self.name, endpoint=self.target)
+            if self._state.adding or self.paused != (self.state == self.State.PAUSED):
+                if not self.paused and self.state == self.State.PAUSED:
+                    self.state = self.State.NEW
+                self.reschedule(timezone.now())
+        super().save(*args, **kwargs)
+
+    @property
+    def agent_id(self) -> str:
+        return f"check:{self.pk}"
+
+    @property
+    def is_heartbeat(self) -> bool:
+        return self.kind == self.Kind.HEARTBEAT
+
+    @property
+    def target(self) -> str:
+        """What the check looks at, in a few words."""
+        if self.kind == self.Kind.HTTP:
+            return self.url
+        if self.kind == self.Kind.TCP:
+            return f"{self.host}:{self.port}"
+        if self.kind == self.Kind.HEARTBEAT:
+            return f"/ping/{self.pk}"
+        return self.host
+
+    def clean(self) -> None:
+        errors = {}
+        if self.kind == self.Kind.HTTP:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                errors["url"] = "Give an http:// or https:// URL."
+            elif reason := literal_address_reason(parts.hostname):
+                errors["url"] = reason
+        elif self.kind in self.PROBE_KINDS:
+            if not self.host:
+                errors["host"] = "Give the host to probe."
+            elif reason := literal_address_reason(self.host):
+                errors["host"] = reason
+            if self.kind == self.Kind.TCP and not self.port:
+                errors["port"] = "Give the port to connect to."
+        if self.expected_statuses:
+            try:
+                status_matches(self.expected_statuses, 200)
+            except ValueError:
+                errors["expected_statuses"] = "Statuses and ranges, e.g. 200-299,301."
+        if self.cron and not croniter.is_valid(self.cron):
+            errors["cron"] = "Not a cron expression."
+        if self.time_zone not in zoneinfo.available_timezones():
+            errors["time_zone"] = "Not a time zone name, e.g. Europe/Berlin."
+        if errors:
+            raise ValidationError(errors)
+
+    def reschedule(self, now: datetime) -> None:
+        """Set ``next_run_at`` for the check's state (not saved): a probe soon after now, a
+        heartbeat when it would turn late or down, nothing while paused."""
+        if self.paused:
+            self.state, self.next_run_at = self.State.PAUSED, None
+        elif not self.is_heartbeat:
+            self.next_run_at = now + timedelta(seconds=random.uniform(0, self.jitter_seconds))
+        elif self.last_ping_at is None:
+            self.next_run_at = None
+        elif self.state == self.State.UP:
+            self.next_run_at = self.ping_due_after(self.last_ping_at)
+        elif self.state == self.State.LATE:
+            self.next_run_at = self.ping_due_after(self.last_ping_at) + self.grace
+        else:
+            self.next_run_at = None
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.grace_seconds)
+
+    def ping_due_after(self, pinged_at: datetime) -> datetime:
+        """When the ping after one at ``pinged_at`` is due."""
+        if not self.cron:
+            return pinged_at + timedelta(seconds=self.period_seconds)
+        zone = zoneinfo.ZoneInfo(self.time_zone)
+        return croniter(self.cron, pinged_at.astimezone(zone)).get_next(datetime)
+
+    # --- probes --------------------------------------------------------------------------
+
+    def next_probe_at(self, now: datetime) -> datetime:
+        """When a probe run at ``now`` runs again: an interval on, moved by the jitter."""
+        return now + timedelta(
+            seconds=self.interval_seconds + random.uniform(0, self.jitter_seconds)
+        )
+
+    def record_probe(self, result: ProbeResult, now: datetime) -> None:
+        """Store a probe's result as samples and move the state: down after ``retries``
+        failures in a row past the first, up at the first success."""
+        with transaction.atomic():
+            self.refresh_from_db(from_queryset=Check.objects.select_for_update())
+            self.last_run_at, self.last_duration = now, result.duration
+            self.last_reason = result.reason
+            self.certificate_expires_at = result.certificate_expires_at
+            self.failures = 0 if result.success else self.failures + 1
+            went_down = went_up = False
+            if result.success:
+                went_up = self.state == self.State.DOWN
+                self.state = self.State.UP
+            elif self.failures > self.retries:
+                went_down = self.state != self.State.DOWN
+                self.state = self.State.DOWN
+            self.save(
+                update_fields=[
+                    "last_run_at",
+                    "last_duration",
+                    "last_reason",
+                    "certificate_expires_at",
+                    "failures",
+                    "state",
+                ]
+            )
+            self.write_samples(now, probe_samples(result))
+            if went_down:
+                self.announce_down(result.reason)
+            elif went_up:
+                self.announce_over(signals.DOWN, f"{self.name} is up again.")
+            self.judge_certificate(now)
+
+    def judge_certificate(self, now: datetime) -> None:
+        """A certificate close to expiry is a problem of its own, warning then critical."""
+        if self.certificate_expires_at is None:
+            return
+        days_left = (self.certificate_expires_at - now).total_seconds() / 86_400
+        if days_left < self.certificate_critical_days:
+            severity = "critical"
+        elif days_left < self.certificate_warning_days:
+            severity = "warning"
+        else:
+            self.announce_over(signals.CERTIFICATE, f"The certificate of {self.name} is renewed.")
+            return
+        self.announce(
+            signals.CERTIFICATE,
+            severity,
+            f"The TLS certificate of {self.name} ({self.target}) expires in {days_left:.0f} "
+            f"days, on {self.certificate_expires_at:%Y-%m-%d %H:%M} UTC.",
+        )
+
+    def announce(self, problem: str, severity: str, message: str) -> None:
+        signals.problem_started.send(
+            Check, instance=self.instance, problem=problem, severity=severity, message=message
+        )
+
+    def announce_down(self, reason: str) -> None:
+        self.announce(signals.DOWN, "critical", f"{self.name} ({self.target}) is down: {reason}")
+
+    def announce_over(self, problem: str, message: str) -> None:
+        signals.problem_ended.send(Check, instance=self.instance, problem=problem, message=message)
+
+    def write_samples(self, now: datetime, values: dict[str, float]) -> None:
+        """The check's results as samples of its instance, one series per metric name."""
+        keys = [store.SeriesKey(name, {}, UNITS.get(name, "")) for name in values]
+        series = store.resolve_series(self.instance_id, keys)
+        store.write_samples(
+            [(series[(key.name, key.labels_key)], now, values[key.name]) for key in keys]
+        )
+        Instance.objects.filter(pk=self.instance_id).update(last_seen=now)
+
+    # --- heartbeats ----------------------------------------------------------------------
+
+    def record_ping(self, kind: str, now: datetime, body: bytes = b"", **details) -> "Ping":
+        """A heartbeat ping: ``start`` begins a run, ``success`` and ``fail`` end one (and say
+        how it went). The ping is stored with its body; a paused check resumes, as in
+        Healthchecks; the state moves and problems are announced or declared over."""
+        with transaction.atomic():
+            self.refresh_from_db(from_queryset=Check.objects.select_for_update())
+            run_time = None
+            if kind != Ping.Kind.START and self.started_at is not None:
+                run_time = (now - self.started_at).total_seconds()
+            ping = Ping.objects.create(
+                heartbeat=self,
+                kind=kind,
+                created=now,
+                body=body[:PING_BODY_LIMIT_BYTES].decode(errors="replace"),
+                duration=run_time,
+                **details,
+            )
+            older = Ping.objects.filter(heartbeat=self).order_by("-created")[PINGS_KEPT:]
+            Ping.objects.filter(pk__in=older.values("pk")).delete()
+            if kind == Ping.Kind.START:
+                self.started_at = now
+                self.save(update_fields=["started_at"])
+                return ping
+            was = self.state
+            succeeded = kind == Ping.Kind.SUCCESS
+            self.started_at, self.last_ping_at, self.paused = None, now, False
+            self.state = self.State.UP if succeeded else self.State.DOWN
+            self.last_reason = "" if succeeded else _failure_reason(details)
+            self.reschedule(now)
+            self.save(
+                update_fields=[
+                    "started_at",
+                    "last_ping_at",
+                    "paused",
+                    "state",
+                    "last_reason",
+                    "next_run_at",
+                ]
+            )
+            samples = {"probe_success": float(succeeded)}
+            if run_time is not None:
+                samples["probe_duration_seconds"] = run_time
+            self.write_samples(now, samples)
+            if was == self.State.LATE:
+                self.announce_over(signals.LATE, f"{self.name} pinged.")
+            if not succeeded:
+                self.announce_down(self.last_reason)
+            elif was == self.State.DOWN:
+                self.announce_over(signals.DOWN, f"{self.name} pinged and is up again.")
+            return ping
+
+    def watch_heartbeat(self, now: datetime) -> None:
+        """Time has come to the heartbeat's next deadline: late once a ping is overdue, down
+        once the grace has passed too."""
+        with transaction.atomic():
+            self.refresh_from_db(from_queryset=Check.objects.select_for_update())
+            if self.paused or self.last_ping_at is None or self.state == self.State.DOWN:
+                return
+            due = self.ping_due_after(self.last_ping_at)
+            overdue = f"no ping since {self.last_ping_at:%Y-%m-%d %H:%M:%S} UTC"
+            was = self.state
+            if now >= due + self.grace:
+                self.state, self.last_reason = self.State.DOWN, overdue
+            elif now >= due:
+                self.state, self.last_reason = self.State.LATE, f"late: {overdue}"
+            self.reschedule(now)
+            self.save(update_fields=["state", "last_reason", "next_run_at"])
+            if self.state == was:
+                return
+            if self.state == self.State.DOWN:
+                self.write_samples(now, {"probe_success": 0.0})
+                if was == self.State.LATE:
+                    self.announce_over(signals.LATE, f"{self.name} is down, no longer late.")
+                self.announce_down(overdue)
+            else:
+                self.announce(signals.LATE, "warning", f"{self.name} is late: {overdue}.")
+
+
+class Ping(models.Model):
+    """One ping of a heartbeat check, with what the job sent."""
+
+    class Kind(models.TextChoices):
+        START = "start"
+        SUCCESS = "success"
+        FAIL = "fail"
+
+    id = models.BigAutoField(primary_key=True)
+    heartbeat = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="pings")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    created = models.DateTimeField(default=timezone.now)
+    exit_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    method = models.CharField(max_length=8, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    # Run time, from the /start before it.
+    duration = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["heartbeat", "-created"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ping of {self.heartbeat_id} at {self.created:%Y-%m-%d %H:%M:%S}"
+
+
+UNITS = {"probe_duration_seconds": "seconds", "probe_dns_lookup_time_seconds": "seconds"}
+
+
+def probe_samples(result: ProbeResult) -> dict[str, float]:
+    """A probe's result under the blackbox exporter's metric names."""
+    samples = {"probe_success": float(result.success), "probe_duration_seconds": result.duration}
+    if result.http_status is not None:
+        samples["probe_http_status_code"] = float(result.http_status)
+    if result.certificate_expires_at is not None:
+        samples["probe_ssl_earliest_cert_expiry"] = result.certificate_expires_at.timestamp()
+    if result.dns_lookup_seconds is not None:
+        samples["probe_dns_lookup_time_seconds"] = result.dns_lookup_seconds
+    return samples
+
+
+def _failure_reason(details: dict) -> str:
+    if details.get("exit_status"):
+        return f"the job exited with status {details['exit_status']}"
+    return "the job reported a failure"

@@ -1,0 +1,59 @@
+"""The heartbeat ping API, compatible with Healthchecks' (https://healthchecks.io/docs/http_api/)
+so existing cron wrappers work by changing only the base URL:
+
+    /ping/<uuid>                success          /ping/<uuid>/start    a run begins
+    /ping/<uuid>/fail           failure          /ping/<uuid>/<0-255>  exit status (0: success)
+
+GET, HEAD or POST; no login (the uuid is the secret). A POST's body, up to 100 kB, is kept as
+the ping's log; a larger one is refused whole (413) rather than cut. Answers are plain text.
+"""
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from checks.models import PING_BODY_LIMIT_BYTES, Check, Ping
+
+
+def _text(message: str, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _client_address(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def ping(
+    request: HttpRequest,
+    uuid,
+    action: str = Ping.Kind.SUCCESS,
+    exit_status: int | None = None,
+) -> HttpResponse:
+    """Record one ping of the heartbeat ``uuid``: a run's start, success or failure, or the
+    exit status it ended with."""
+    if exit_status is not None:
+        if exit_status > 255:
+            return _text("exit status must be 0 to 255", 400)
+        action = Ping.Kind.SUCCESS if exit_status == 0 else Ping.Kind.FAIL
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > PING_BODY_LIMIT_BYTES:
+        return _text(f"request body larger than {PING_BODY_LIMIT_BYTES} bytes", 413)
+    body = request.read(PING_BODY_LIMIT_BYTES + 1)
+    if len(body) > PING_BODY_LIMIT_BYTES:
+        return _text(f"request body larger than {PING_BODY_LIMIT_BYTES} bytes", 413)
+    check = Check.objects.filter(pk=uuid, kind=Check.Kind.HEARTBEAT).first()
+    if check is None:
+        return _text("not found", 404)
+    check.record_ping(
+        action,
+        timezone.now(),
+        body,
+        exit_status=exit_status,
+        method=request.method,
+        remote_addr=_client_address(request),
+        user_agent=request.headers.get("User-Agent", "")[:200],
+    )
+    return _text("OK", 200)
