@@ -10,7 +10,7 @@ from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
 
 from alerts.models import Alert, parse_severity
-from instances.formats import InstanceRef, ListLimit, StoredText, api_list
+from instances.formats import InstanceRef, ListLimit, StoredText, api_list, response_links
 from instances.models import Instance
 
 router = Router(tags=["alerts"])
@@ -46,7 +46,28 @@ def alert_or_404(alert_id: str) -> Alert:
         raise Http404(f"no alert {alert_id!r}") from None
 
 
-@router.post("/alerts", response={201: dict}, summary="Raise an alert")
+ALERT_ID = {"alert_id": "$response.body#/id"}
+ITS_INSTANCE = {"ref": "$response.body#/instanceId"}
+
+
+@router.post(
+    "/alerts",
+    response={201: dict},
+    summary="Raise an alert",
+    openapi_extra=response_links(
+        201,
+        UpdateAlert=("alerts_api_update_alert", ALERT_ID),
+        DeleteAlert=("alerts_api_delete_alert", ALERT_ID),
+        ListItsInstanceAlerts=(
+            "alerts_api_list_alerts",
+            {"instanceId": "$response.body#/instanceId"},
+        ),
+        # An alert may register its instance: the instance's own operations take its id.
+        GetItsInstance=("ingestion_rest_get_instance", ITS_INSTANCE),
+        UpdateItsInstance=("ingestion_rest_update_instance", ITS_INSTANCE),
+        DeleteItsInstance=("ingestion_rest_delete_instance", ITS_INSTANCE),
+    ),
+)
 def create_alert(request, payload: AlertIn):
     with transaction.atomic():
         alert = Alert.objects.create(

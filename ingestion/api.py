@@ -9,6 +9,7 @@ from ingestion.parsers import parse_native_batch
 from ingestion.remote_write import RemoteWrite
 from ingestion.schemas import NATIVE_BATCH_SCHEMA, json_request_body
 from ingestion.storage import store_batch, store_batches
+from instances.formats import response_links
 
 router = Router(tags=["ingest"])
 
@@ -51,6 +52,9 @@ def decode_json(body: bytes):
                 "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
             }
         ],
+        **response_links(
+            202, GetInstance=("ingestion_rest_get_instance", {"ref": "$response.body#/instance_id"})
+        ),
     },
 )
 def ingest(request):

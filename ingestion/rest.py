@@ -22,6 +22,7 @@ from instances.formats import (
     ListLimit,
     StoredText,
     api_list,
+    response_links,
 )
 from instances.models import Instance
 
@@ -48,6 +49,15 @@ class InstanceUpdate(InstanceFields):
     lastHealthCheck: ApiMoment | None = None
 
 
+INSTANCE_ID = {"ref": "$response.body#/id"}
+INSTANCE_LINKS = {
+    "GetInstance": ("ingestion_rest_get_instance", INSTANCE_ID),
+    "UpdateInstance": ("ingestion_rest_update_instance", INSTANCE_ID),
+    "DeleteInstance": ("ingestion_rest_delete_instance", INSTANCE_ID),
+    "ListItsMetrics": ("ingestion_rest_list_metrics", {"instanceId": "$response.body#/id"}),
+}
+
+
 def instance_or_404(ref: str) -> Instance:
     instance = Instance.find(ref)
     if instance is None:
@@ -60,6 +70,7 @@ def instance_or_404(ref: str) -> Instance:
     response={200: dict, 201: dict, **ERRORS},
     summary="Register an instance",
     description="201 with the new instance; 200 when `agentId` names one already registered.",
+    openapi_extra=response_links(200, 201, **INSTANCE_LINKS),
 )
 def create_instance(request, payload: InstanceIn):
     fields = payload.dict(exclude={"agentId"}, exclude_none=True)
@@ -88,6 +99,7 @@ def get_instance(request, ref: str):
     response={200: dict, **ERRORS},
     summary="Update an instance",
     description="`lastHealthCheck` records contact at that moment (a future one counts as now).",
+    openapi_extra=response_links(200, **INSTANCE_LINKS),
 )
 def update_instance(request, ref: str, payload: InstanceUpdate):
     instance = instance_or_404(ref)
@@ -116,7 +128,14 @@ def delete_instance(request, ref: str):
         "One metric answers 201 with it; an array (atomic) answers 201 with "
         '`{"items": [...], "count": N}`. An `instanceId` never seen before registers the instance.'
     ),
-    openapi_extra=json_request_body(SEED_METRICS_SCHEMA),
+    openapi_extra={
+        **json_request_body(SEED_METRICS_SCHEMA),
+        **response_links(
+            201,
+            GetMetric=("ingestion_rest_get_metric", {"metric_id": "$response.body#/id"}),
+            GetItsInstance=("ingestion_rest_get_instance", {"ref": "$response.body#/instanceId"}),
+        ),
+    },
 )
 def create_metrics(request):
     payload = decode_json(request.body)

@@ -57,6 +57,17 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
+def response_links(*statuses: int, **links: tuple[str, dict[str, str]]) -> dict:
+    """``openapi_extra`` declaring OpenAPI links from these answers to the operations that take
+    what they return, ``Name=(operationId, {parameter: runtime expression})``: clients, and
+    schemathesis's stateful tests, follow a created object to its read, update and delete."""
+    described = {
+        name: {"operationId": operation_id, "parameters": parameters}
+        for name, (operation_id, parameters) in links.items()
+    }
+    return {"responses": {status: {"links": described} for status in statuses}}
+
+
 def api_list(objects: Sequence) -> dict:
     """A list answer of objects that have ``to_api()``."""
     return {"items": [item.to_api() for item in objects], "count": len(objects)}
