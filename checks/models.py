@@ -24,7 +24,7 @@ from django.utils import timezone
 from checks import signals
 from checks.probes import ProbeResult, status_matches
 from checks.safety import literal_address_reason
-from instances import store
+from instances import humanize, store
 from instances.models import Instance
 
 CHECK_INSTANCE_TYPE = "check"
@@ -228,14 +228,22 @@ class Check(models.Model):
             self.state, self.next_run_at = self.State.PAUSED, None
         elif not self.is_heartbeat:
             self.next_run_at = now + timedelta(seconds=random.uniform(0, self.jitter_seconds))
-        elif self.last_ping_at is None:
-            self.next_run_at = None
-        elif self.state == self.State.UP:
-            self.next_run_at = self.ping_due_after(self.last_ping_at)
-        elif self.state == self.State.LATE:
-            self.next_run_at = self.ping_due_after(self.last_ping_at) + self.grace
         else:
-            self.next_run_at = None
+            self.next_run_at = min(self.heartbeat_deadlines(), default=None)
+
+    def heartbeat_deadlines(self) -> list[datetime]:
+        """When a heartbeat's state would next change for want of a ping: late when the ping
+        after the last is due, down a grace later, down when a started run outlasts the grace."""
+        deadlines = []
+        if self.state == self.State.DOWN:
+            return deadlines
+        if self.started_at is not None:
+            deadlines.append(self.started_at + self.grace)
+        if self.state == self.State.UP:
+            deadlines.append(self.ping_due_after(self.last_ping_at))
+        elif self.state == self.State.LATE:
+            deadlines.append(self.ping_due_after(self.last_ping_at) + self.grace)
+        return deadlines
 
     @property
     def grace(self) -> timedelta:
@@ -351,7 +359,9 @@ class Check(models.Model):
             Ping.objects.filter(pk__in=older.values("pk")).delete()
             if kind == Ping.Kind.START:
                 self.started_at = now
-                self.save(update_fields=["started_at"])
+                if not self.paused:
+                    self.reschedule(now)
+                self.save(update_fields=["started_at", "next_run_at"])
                 return ping
             was = self.state
             succeeded = kind == Ping.Kind.SUCCESS
@@ -382,19 +392,14 @@ class Check(models.Model):
             return ping
 
     def watch_heartbeat(self, now: datetime) -> None:
-        """Time has come to the heartbeat's next deadline: late once a ping is overdue, down
-        once the grace has passed too."""
+        """A deadline of the heartbeat has come: late once a ping is overdue, down once the
+        grace has passed too, or once a started run has outlasted the grace."""
         with transaction.atomic():
             self.refresh_from_db(from_queryset=Check.objects.select_for_update())
-            if self.paused or self.last_ping_at is None or self.state == self.State.DOWN:
+            if self.paused or self.state == self.State.DOWN:
                 return
-            due = self.ping_due_after(self.last_ping_at)
-            overdue = f"no ping since {self.last_ping_at:%Y-%m-%d %H:%M:%S} UTC"
             was = self.state
-            if now >= due + self.grace:
-                self.state, self.last_reason = self.State.DOWN, overdue
-            elif now >= due:
-                self.state, self.last_reason = self.State.LATE, f"late: {overdue}"
+            self.state, self.last_reason = self.heartbeat_state_at(now)
             self.reschedule(now)
             self.save(update_fields=["state", "last_reason", "next_run_at"])
             if self.state == was:
@@ -403,9 +408,26 @@ class Check(models.Model):
                 self.write_samples(now, {"probe_success": 0.0})
                 if was == self.State.LATE:
                     self.announce_over(signals.LATE, f"{self.name} is down, no longer late.")
-                self.announce_down(overdue)
+                self.announce_down(self.last_reason)
             else:
-                self.announce(signals.LATE, "warning", f"{self.name} is late: {overdue}.")
+                self.announce(signals.LATE, "warning", f"{self.name} is {self.last_reason}.")
+
+    def heartbeat_state_at(self, now: datetime) -> tuple[str, str]:
+        """The heartbeat's state at ``now`` given the pings it had, and why."""
+        if self.started_at is not None and now >= self.started_at + self.grace:
+            return self.State.DOWN, (
+                f"a run started at {self.started_at:%Y-%m-%d %H:%M:%S} UTC did not finish "
+                f"within {humanize.duration(self.grace)}"
+            )
+        if self.last_ping_at is None:
+            return self.state, self.last_reason
+        due = self.ping_due_after(self.last_ping_at)
+        overdue = f"no ping since {self.last_ping_at:%Y-%m-%d %H:%M:%S} UTC"
+        if now >= due + self.grace:
+            return self.State.DOWN, overdue
+        if now >= due:
+            return self.State.LATE, f"late: {overdue}"
+        return self.state, self.last_reason
 
 
 class Ping(models.Model):

@@ -214,3 +214,18 @@ def test_a_paused_heartbeat_is_never_late_and_resumes_on_its_next_ping(live_serv
     ping(live_server, str(check.pk))
     check.refresh_from_db()
     assert (check.state, check.paused) == (Check.State.UP, False)
+
+
+def test_a_started_run_that_outlasts_the_grace_is_down(live_server):
+    check = heartbeat(period_seconds=86_400, grace_seconds=600)
+    ping(live_server, str(check.pk))
+    ping(live_server, f"{check.pk}/start")
+    check.refresh_from_db()
+    assert check.next_run_at == check.started_at + datetime.timedelta(minutes=10)
+
+    pass_time_to(check.started_at + datetime.timedelta(minutes=11))
+
+    check.refresh_from_db()
+    assert check.state == Check.State.DOWN
+    assert check.last_reason.endswith("did not finish within 10m")
+    assert open_alert(check, signals.DOWN).message.endswith("did not finish within 10m")

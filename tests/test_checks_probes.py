@@ -3,10 +3,12 @@ it stores, and the alerts its state changes raise and resolve."""
 
 import datetime
 import socket
+import threading
 import time
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -338,3 +340,28 @@ def test_an_interval_under_20_seconds_is_refused():
         make_check(kind=Check.Kind.TCP, host="127.0.0.1", port=80, interval_seconds=10)
 
     assert "interval_seconds" in refused.value.message_dict
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_check_locked_by_another_claim_is_skipped_not_waited_for(http_target):
+    locked = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok", name="Locked")
+    free = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok", name="Free")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with transaction.atomic():
+            Check.objects.select_for_update().get(pk=locked.pk)
+            holding.set()
+            release.wait(timeout=10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        claimed = claim_due_checks(timezone.now() + datetime.timedelta(seconds=10))
+    finally:
+        release.set()
+        holder.join()
+
+    assert claimed == ([free.pk], [])
