@@ -34,7 +34,8 @@ class CheckAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "kind", "paused"]}),
         ("HTTP", {"fields": ["url", "http_method", "http_headers", "http_body",
-                             "expected_statuses", "keyword", "keyword_absent",
+                             "expected_statuses", "keyword", "keyword_absent", "json_path",
+                             "json_expected",
                              "follow_redirects", "max_redirects", "ignore_tls_errors",
                              "certificate_warning_days", "certificate_critical_days"]}),
         ("TCP, ICMP and DNS", {"fields": ["host", "port", "dns_record_type", "dns_expected",

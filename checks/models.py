@@ -81,6 +81,14 @@ class Check(models.Model):
     keyword_absent = models.BooleanField(
         default=False, help_text="Up when the keyword is absent rather than present."
     )
+    json_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="A dotted path into a JSON answer, e.g. status or checks.0.state.",
+    )
+    json_expected = models.CharField(
+        max_length=500, blank=True, help_text="What the value at the JSON path must be."
+    )
     follow_redirects = models.BooleanField(default=True)
     max_redirects = models.PositiveSmallIntegerField(default=10)
     ignore_tls_errors = models.BooleanField(

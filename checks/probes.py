@@ -10,6 +10,7 @@ whether or not it verified, and judge every redirect hop's target before followi
 """
 
 import http.client
+import json
 import logging
 import os
 import re
@@ -204,15 +205,35 @@ def probe_http(check, deadline: float) -> ProbeResult:
     if not status_matches(check.expected_statuses, answer.status):
         result.success = False
         result.reason = f"HTTP {answer.status}, expected {check.expected_statuses}"
-    elif check.keyword:
-        found = check.keyword.encode() in answer.body
-        if found == check.keyword_absent:
+    elif check.keyword and (check.keyword.encode() in answer.body) == check.keyword_absent:
+        result.success = False
+        result.reason = (
+            f"keyword {check.keyword!r} "
+            f"{'found, expected absent' if check.keyword_absent else 'not found in the response'}"
+        )
+    elif check.json_path:
+        value = json_value(answer.body, check.json_path)
+        if value != check.json_expected:
             result.success = False
-            result.reason = (
-                f"keyword {check.keyword!r} "
-                f"{'found, expected absent' if found else 'not found in the response'}"
-            )
+            result.reason = f"JSON {check.json_path} is {value}, expected {check.json_expected}"
     return result
+
+
+def json_value(body: bytes, path: str) -> str:
+    """The value at the dotted ``path`` of a JSON body, as JSON writes it (strings bare), or
+    what stood in the way, in angle brackets."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return "<not JSON>"
+    for step in path.split("."):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            return "<missing>"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 # --- TCP ------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from dnslib.server import BaseResolver, DNSServer
 
 
 class TargetHandler(BaseHTTPRequestHandler):
-    """/ok answers 200 with a keyword; /status/<n> answers n; /loop redirects to itself;
+    """/ok answers 200 with a keyword; /health.json with JSON; /status/<n> answers n; /loop
+    redirects to itself;
     /to-ok redirects to /ok; /slow answers only once the server's ``release`` event is set."""
 
     def do_GET(self) -> None:
@@ -20,6 +21,8 @@ class TargetHandler(BaseHTTPRequestHandler):
             self._answer(200, b"all systems nominal")
         elif self.path.startswith("/status/"):
             self._answer(int(self.path.rsplit("/", 1)[1]), b"as asked")
+        elif self.path == "/health.json":
+            self._answer(200, b'{"status": "ok", "ready": true, "checks": [{"state": "degraded"}]}')
         elif self.path == "/loop":
             self._answer(302, b"", {"Location": "/loop"})
         elif self.path == "/to-ok":

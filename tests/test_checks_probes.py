@@ -127,6 +127,27 @@ def test_a_missing_keyword_and_a_present_forbidden_one_fail(http_target):
     assert probe(forbidden).last_reason == "keyword 'nominal' found, expected absent"
 
 
+@pytest.mark.parametrize(
+    ("path", "json_path", "expected", "reason"),
+    [
+        ("/health.json", "status", "ok", ""),
+        ("/health.json", "ready", "true", ""),
+        ("/health.json", "checks.0.state", "ok", "JSON checks.0.state is degraded, expected ok"),
+        ("/health.json", "checks.1.state", "ok", "JSON checks.1.state is <missing>, expected ok"),
+        ("/ok", "status", "ok", "JSON status is <not JSON>, expected ok"),
+    ],
+)
+def test_a_json_path_must_hold_the_expected_value(http_target, path, json_path, expected, reason):
+    check = make_check(
+        kind=Check.Kind.HTTP,
+        url=f"{http_target.url}{path}",
+        json_path=json_path,
+        json_expected=expected,
+    )
+
+    assert probe(check).last_reason == reason
+
+
 def test_redirects_are_followed_and_a_loop_fails(http_target):
     followed = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/to-ok")
     not_followed = make_check(
