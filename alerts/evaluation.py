@@ -1,7 +1,9 @@
 """Alert rule evaluation (PRODUCT.md section 7), run by Celery beat every few seconds.
 
-Per rule, one set-based query gives each matching series' window aggregate
-(``store.window_values``); per instance, the state moves as in Prometheus:
+Per threshold rule, one set-based query gives each matching series' window aggregate
+(``store.window_values``); per PromQL rule, one instant query through ``query/`` gives every
+series in breach. Per instance (and, for PromQL rules, per series), the state moves as in
+Prometheus:
 
     inactive → pending (breaching, ``for`` not yet met) → firing → resolved
 
@@ -40,6 +42,8 @@ from alerts.models import (
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import Instance
+from query.engine import evaluate
+from query.values import QueryError, Vector, without_name
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +89,18 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         # they are read once per run, not once per rule.
         pending = defaultdict(dict)
         for breach in PendingBreach.objects.all():
-            pending[breach.rule_id][breach.instance_id] = breach
+            pending[breach.rule_id][(breach.instance_id, breach.fingerprint)] = breach
         shared = {}
         for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
             summary.rules += 1
+            rule_pending = pending.pop(rule.pk, {})
             try:
+                if rule.expr:
+                    evaluate_promql_rule(
+                        rule, instances, silences, now, summary, rule.pk in with_alerts,
+                        rule_pending,
+                    )  # fmt: skip
+                    continue
                 evaluate_rule(
                     rule,
                     instances,
@@ -97,12 +108,12 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
                     now,
                     summary,
                     rule.pk in with_alerts,
-                    pending.pop(rule.pk, {}),
+                    {instance_id: breach for (instance_id, _), breach in rule_pending.items()},
                     shared,
                 )
-            except DatabaseError:
+            except (DatabaseError, QueryError) as error:
                 # One broken rule (say, a regex PostgreSQL rejects) must not stop the others.
-                logger.exception("alert rule %s (%s) failed to evaluate", rule.pk, rule.name)
+                logger.error("alert rule %s (%s) failed to evaluate: %s", rule.pk, rule.name, error)
                 summary.failed_rules += 1
         resolve_orphans(now, summary)
         watch_instances(instances.values(), silences, now, summary)
@@ -266,10 +277,65 @@ def evaluate_rule(
         breaches.save()
 
 
-def step(
-    rule, instance, observation, severity, alert, breach, breaches, silences, now, summary
+def evaluate_promql_rule(
+    rule, instances: dict, silences: list, now: datetime, summary, has_alerts: bool, pending: dict
 ) -> None:
-    """One (rule, instance) state transition."""
+    """A PromQL rule: every series its expression returns at ``now`` is in breach, as in
+    Prometheus; each moves through the same states as a threshold rule's instance, keyed by
+    (instance, its labels' fingerprint)."""
+    at_ms = int(now.timestamp() * 1000)
+    result = evaluate(rule.expr, at_ms, at_ms, 1)
+    if not isinstance(result, Vector):
+        raise QueryError(f"the expression of rule {rule.name!r} must give an instant vector")
+    by_agent = {instance.agent_id: instance for instance in instances.values()}
+    verdicts = {}
+    for labels, values, present in zip(result.labels, result.values, result.present, strict=True):
+        if not present[0]:
+            continue
+        alert_labels = {**without_name(labels), **rule.labels}
+        instance = by_agent.get(alert_labels.get("instance", "")) or Instance.vigil()
+        instances.setdefault(instance.pk, instance)
+        key = (instance.pk, rule_fingerprint(rule.pk, instance.pk, alert_labels))
+        verdicts[key] = Observation(float(values[0]), alert_labels)
+    if not has_alerts and not pending and not verdicts:
+        return
+    with transaction.atomic():
+        open_alerts = {}
+        if has_alerts:
+            open_alerts = {
+                (alert.instance_id, alert.fingerprint): alert
+                for alert in Alert.objects.select_for_update().filter(
+                    rule=rule, resolved_at__isnull=True
+                )
+            }
+        breaches = Breaches()
+        for key in verdicts.keys() | open_alerts.keys() | pending.keys():
+            instance = instances.get(key[0])
+            if instance is None:
+                continue
+            observation = verdicts.get(key, Observation(None, {}))
+            severity = rule.promql_severity if key in verdicts else None
+            step(
+                rule, instance, observation, severity, open_alerts.get(key), pending.get(key),
+                breaches, silences, now, summary, series_fingerprint=key[1],
+            )  # fmt: skip
+        breaches.save()
+
+
+def step(
+    rule,
+    instance,
+    observation,
+    severity,
+    alert,
+    breach,
+    breaches,
+    silences,
+    now,
+    summary,
+    series_fingerprint: str = "",
+) -> None:
+    """One (rule, instance) state transition (for a PromQL rule, of one of its series)."""
     if severity is None:
         if breach is not None:
             breaches.deleted.append(breach.pk)
@@ -298,7 +364,13 @@ def step(
             alert.notify("firing")
         return
     if breach is None:
-        breach = PendingBreach(rule=rule, instance=instance, since=now, severity=severity)
+        breach = PendingBreach(
+            rule=rule,
+            instance=instance,
+            fingerprint=series_fingerprint,
+            since=now,
+            severity=severity,
+        )
         if now - breach.since < rule.for_duration:
             breach.value, breach.labels = observation.value, observation.labels
             breaches.created.append(breach)
@@ -330,7 +402,7 @@ def fire(rule, instance, breach, message: str, silences: list, now: datetime) ->
         alert_type=rule.name,
         severity=breach.severity,
         message=message,
-        fingerprint=rule_fingerprint(rule.pk, instance.pk),
+        fingerprint=breach.fingerprint or rule_fingerprint(rule.pk, instance.pk),
         labels=breach.labels,
         value=breach.value,
         created_at=now,

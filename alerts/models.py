@@ -36,9 +36,31 @@ def fingerprint(instance_id, alert_type: str) -> str:
     return hashlib.sha256(f"{instance_id}\x00{alert_type}".encode()).hexdigest()
 
 
-def rule_fingerprint(rule_id, instance_id) -> str:
-    """A rule's alerts on one instance are one problem, whatever the rule is renamed to."""
-    return fingerprint(instance_id, f"rule:{rule_id}")
+def rule_fingerprint(rule_id, instance_id, labels: dict | None = None) -> str:
+    """A rule's alerts on one instance are one problem, whatever the rule is renamed to; a
+    PromQL rule's are one per label set of the series it returned."""
+    if labels is None:
+        return fingerprint(instance_id, f"rule:{rule_id}")
+    canonical = "\x00".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    return fingerprint(instance_id, f"rule:{rule_id}:{canonical}")
+
+
+# {{ $labels.name }}, {{ $value }} and {{ $value | humanize }}: the parts of Prometheus's alert
+# templates that rules use to say what broke; anything else is left as written.
+TEMPLATE_FIELD = re.compile(
+    r"\{\{\s*\$(labels\.([a-zA-Z_][a-zA-Z0-9_]*)|value)\s*(\|\s*humanize\s*)?\}\}"
+)
+
+
+def render_template(template: str, labels: dict, value: float | None) -> str:
+    def field(found: re.Match) -> str:
+        if found.group(2) is not None:
+            return labels.get(found.group(2), "")
+        if value is None:
+            return ""
+        return humanize.quantity(value) if found.group(3) else f"{value:g}"
+
+    return TEMPLATE_FIELD.sub(field, template)
 
 
 def validate_matchers(matchers) -> None:
@@ -158,12 +180,17 @@ class AlertRuleQuerySet(models.QuerySet):
 
 
 class AlertRule(models.Model):
-    """A condition over one metric, evaluated for every instance in scope every few seconds.
+    """A condition evaluated every few seconds: a threshold over one metric, or a PromQL
+    expression.
 
-    The value compared is ``aggregation`` of each matching series over the last ``window``;
-    an instance with several matching series is judged by its worst one (or their sum). With
-    ``denominator_matchers`` set, the value is sum(matching series) / sum(series matching the
-    denominator), e.g. successful requests over all requests.
+    A threshold rule compares ``aggregation`` of each matching series over the last ``window``,
+    for every instance in scope; an instance with several matching series is judged by its worst
+    one (or their sum). With ``denominator_matchers`` set, the value is sum(matching series) /
+    sum(series matching the denominator), e.g. successful requests over all requests.
+
+    A PromQL rule (``expr`` set) is a Prometheus alerting rule: every series the expression
+    returns is a breach, of the instance its ``instance`` label names (else of Vigil itself),
+    labelled with the series' labels and the rule's ``labels`` (``severity`` among them).
     """
 
     class Scope(models.TextChoices):
@@ -190,7 +217,22 @@ class AlertRule(models.Model):
     Aggregation = models.TextChoices("Aggregation", [(key, key) for key in WINDOW_AGGREGATES])
 
     name = models.CharField(max_length=100, unique=True)
-    metric = models.CharField(max_length=200)
+    expr = models.TextField(
+        "PromQL expression",
+        blank=True,
+        help_text="Set to make this a PromQL rule: every series it returns is an alert.",
+    )
+    labels = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Added to its alerts\' labels, e.g. {"severity": "critical"}.',
+    )
+    annotations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="summary and description, with {{ $labels.name }} and {{ $value }}.",
+    )
+    metric = models.CharField(max_length=200, blank=True)
     label_matchers = models.JSONField(
         default=list,
         blank=True,
@@ -239,6 +281,11 @@ class AlertRule(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if self.expr:
+            self.clean_promql()
+            return
+        if not self.metric:
+            raise ValidationError({"metric": "Name the metric, or give a PromQL expression."})
         if self.warning_threshold is None and self.critical_threshold is None:
             raise ValidationError("Set a warning threshold, a critical threshold or both.")
         if self.scope == self.Scope.INSTANCE and self.scope_instance_id is None:
@@ -253,6 +300,32 @@ class AlertRule(models.Model):
             return self.metric
         matchers = ",".join(f'{m["label"]}{m["op"]}"{m["value"]}"' for m in self.label_matchers)
         return f"{self.metric}{{{matchers}}}"
+
+    def clean_promql(self) -> None:
+        from query.engine import parse
+        from query.values import QueryError
+
+        try:
+            parse(self.expr)
+        except QueryError as error:
+            raise ValidationError({"expr": str(error)}) from None
+        for field in ("labels", "annotations"):
+            value = getattr(self, field)
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ValidationError({field: "Give an object of text values."})
+        severity = self.labels.get("severity")
+        if severity is not None and severity not in Alert.Severity.values:
+            raise ValidationError(
+                {"labels": f"severity must be one of {', '.join(Alert.Severity.values)}."}
+            )
+
+    @property
+    def promql_severity(self) -> str:
+        """A PromQL rule's alerts are as severe as its ``severity`` label says."""
+        severity = self.labels.get("severity")
+        return severity if severity in Alert.Severity.values else Alert.Severity.WARNING
 
     def set_enabled(self, enabled: bool, user, request=None) -> bool:
         """Turn evaluation on or off, audited; False when it already was.
@@ -307,13 +380,21 @@ class AlertRule(models.Model):
 
     def describe_recovery(self, value: float | None, labels: dict) -> str:
         """What a recovered alert of this rule says: ``cpu_usage avg over 1m is 42 now``."""
+        if self.expr:
+            return f"{self.expr} no longer returns this series"
         what = self.watched(labels)
         if value is None:
             return f"no data now for {what}"
         return f"{what} is {humanize.quantity(value)} now"
 
     def describe(self, value: float | None, severity: str | None, labels: dict) -> str:
-        """What an alert of this rule says, e.g. ``cpu_usage avg over 1m is 99 (> 90)``."""
+        """What an alert of this rule says, e.g. ``cpu_usage avg over 1m is 99 (> 90)``; a
+        PromQL rule's says its summary (or description) annotation."""
+        if self.expr:
+            template = self.annotations.get("summary") or self.annotations.get("description")
+            if template:
+                return render_template(template, labels, value)
+            return f"{self.expr} is {humanize.quantity(value)}" if value is not None else ""
         what = self.watched(labels)
         if value is None:
             return f"no data for {what}"
@@ -582,6 +663,8 @@ class PendingBreach(models.Model):
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="pending")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="+")
+    # A PromQL rule's breaches are one per returned series: its fingerprint (else "").
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
     since = models.DateTimeField()
     severity = models.CharField(max_length=16, choices=Alert.Severity.choices)
     value = models.FloatField(null=True, blank=True)
@@ -591,7 +674,7 @@ class PendingBreach(models.Model):
         verbose_name_plural = "pending breaches"
         constraints = [
             models.UniqueConstraint(
-                fields=["rule", "instance"], name="pending_one_per_rule_instance"
+                fields=["rule", "instance", "fingerprint"], name="pending_one_per_rule_series"
             )
         ]
 

@@ -1,10 +1,18 @@
-"""Comparing the answers of two Prometheus query APIs (Vigil's and a real Prometheus's)."""
+"""Comparing the answers of two Prometheus query APIs (Vigil's and a real Prometheus's), and
+the real Prometheus that feeds Vigil for it."""
 
 import math
+import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 import orjson
+
+from instances.models import Series
+from tests.prometheus_services import node_exporter, prometheus, wait_until
+
+SCRAPE_SECONDS = 2
 
 RELATIVE_TOLERANCE = 1e-9
 
@@ -60,3 +68,62 @@ def differences(ours, theirs) -> str | None:
             if not same_value(a, b):
                 return f"{dict(labels)} at {t}: vigil {a} prometheus {b}"
     return None
+
+
+@contextmanager
+def feeding_vigil(tmp_path, vigil_url: str, token: str, gather_seconds: int, extra_config=""):
+    """Prometheus scraping node_exporter and itself every 2 s and remote-writing to Vigil
+    (``extra_config`` is added to its configuration); yields (Prometheus's URL, the end time
+    of a window both hold in full) after ``gather_seconds`` of history.
+
+    Series Prometheus makes itself (its rules' ALERTS) may lack a job label, which remote write
+    to Vigil needs: the external label ``job: prometheus-rules`` gives them one (external
+    labels never replace a series' own)."""
+    with node_exporter(tmp_path) as exporter:
+        config = f"""
+global:
+  scrape_interval: {SCRAPE_SECONDS}s
+  evaluation_interval: {SCRAPE_SECONDS}s
+  external_labels:
+    job: prometheus-rules
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['{exporter}']
+  - job_name: prometheus
+    static_configs:
+      - targets: ['PROMETHEUS_ADDRESS']
+remote_write:
+  - url: {vigil_url}/api/v1/write
+    authorization:
+      credentials: {token}
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+{extra_config}
+"""
+        with prometheus(tmp_path, config, self_target="PROMETHEUS_ADDRESS") as url:
+            started_ms = int(time.time() * 1000)
+            wait_until(
+                lambda: time.time() * 1000 > started_ms + gather_seconds * 1000,
+                gather_seconds + 5,
+                interval=1,
+                what="history to gather",
+            )
+            end_ms = int(time.time() * 1000) - 10_000
+            # Vigil holds every sample up to end_ms once both targets' `up` has passed it.
+            wait_until(
+                lambda: (
+                    Series.objects.filter(name="up", last_ts__isnull=False).count() == 2
+                    and all(
+                        stamp.timestamp() * 1000 > end_ms + 3000
+                        for stamp in Series.objects.filter(name="up").values_list(
+                            "last_ts", flat=True
+                        )
+                    )
+                ),
+                30,
+                what="remote write to catch up",
+            )
+            yield url, end_ms

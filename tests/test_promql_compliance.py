@@ -9,26 +9,20 @@ data takes a minute to gather; it reports every mismatch at once.
 
 import re
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from instances.models import Series
 from tests.prometheus_services import (
     PROMETHEUS,
     needs_node_exporter,
     needs_prometheus,
-    node_exporter,
-    prometheus,
-    wait_until,
 )
-from tests.promql_compare import differences, get_json, results, same_value, unix
+from tests.promql_compare import differences, feeding_vigil, get_json, results, same_value, unix
 
 pytestmark = [needs_prometheus, needs_node_exporter, pytest.mark.django_db(transaction=True)]
 
-SCRAPE_SECONDS = 2
 # How much history both hold before the queries run: enough for [1m] windows and subqueries.
 GATHER_SECONDS = 80
 RANGE_SECONDS, STEP_SECONDS = 60, 7
@@ -195,52 +189,8 @@ def compare(vigil_url, prometheus_url, token, query, end_ms) -> list[str]:
 
 @pytest.fixture
 def prometheus_feeding_vigil(live_server, token, tmp_path):
-    """Prometheus scraping node_exporter and itself, remote-writing to Vigil; yields
-    (Prometheus's URL, the end time of a window both hold)."""
-    with node_exporter(tmp_path) as exporter:
-        config = f"""
-global:
-  scrape_interval: {SCRAPE_SECONDS}s
-scrape_configs:
-  - job_name: node
-    static_configs:
-      - targets: ['{exporter}']
-  - job_name: prometheus
-    static_configs:
-      - targets: ['PROMETHEUS_ADDRESS']
-remote_write:
-  - url: {live_server.url}/api/v1/write
-    authorization:
-      credentials: {token}
-    queue_config:
-      batch_send_deadline: 1s
-      min_backoff: 100ms
-      max_backoff: 1s
-"""
-        with prometheus(tmp_path, config, self_target="PROMETHEUS_ADDRESS") as url:
-            started_ms = int(time.time() * 1000)
-            wait_until(
-                lambda: time.time() * 1000 > started_ms + GATHER_SECONDS * 1000,
-                GATHER_SECONDS + 5,
-                interval=1,
-                what="history to gather",
-            )
-            end_ms = int(time.time() * 1000) - 10_000
-            # Vigil holds every sample up to end_ms once both targets' `up` has passed it.
-            wait_until(
-                lambda: (
-                    Series.objects.filter(name="up", last_ts__isnull=False).count() == 2
-                    and all(
-                        stamp.timestamp() * 1000 > end_ms + 3000
-                        for stamp in Series.objects.filter(name="up").values_list(
-                            "last_ts", flat=True
-                        )
-                    )
-                ),
-                30,
-                what="remote write to catch up",
-            )
-            yield url, end_ms
+    with feeding_vigil(tmp_path, live_server.url, token, GATHER_SECONDS) as fed:
+        yield fed
 
 
 def test_queries_and_promtool_give_prometheus_results(prometheus_feeding_vigil, live_server, token):

@@ -1,0 +1,83 @@
+"""Prometheus rule files (``groups:`` of alerting rules) read into PromQL alert rules."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import promql_parser
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from alerts.models import AlertRule
+
+
+class RuleFileError(ValueError):
+    pass
+
+
+@dataclass
+class ImportReport:
+    created: list[str]
+    updated: list[str]
+    skipped: list[str]  # recording rules, which Vigil does not evaluate yet
+
+
+def _duration(text, where: str) -> timedelta:
+    if text in (None, ""):
+        return timedelta(0)
+    try:
+        return promql_parser.parse_duration(str(text))
+    except (ValueError, TypeError):
+        raise RuleFileError(f"{where}: {text!r} is not a duration") from None
+
+
+def _text_map(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RuleFileError(f"{where} must be a map")
+    return {str(key): str(item) for key, item in value.items()}
+
+
+def import_rules(text: str) -> ImportReport:
+    """Create or update (by name) a PromQL rule per alerting rule of a Prometheus rule file,
+    all or nothing; the file's errors name the group and rule."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RuleFileError(f"not YAML: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
+        raise RuleFileError("a rule file has a 'groups' list")
+    report = ImportReport([], [], [])
+    with transaction.atomic():
+        for group in document["groups"]:
+            if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
+                raise RuleFileError("each group has a 'name' and a 'rules' list")
+            for index, entry in enumerate(group["rules"]):
+                where = f"group {group.get('name')!r}, rule {index + 1}"
+                if not isinstance(entry, dict):
+                    raise RuleFileError(f"{where} is not a map")
+                if "record" in entry:
+                    report.skipped.append(str(entry["record"]))
+                    continue
+                _import_alerting_rule(entry, where, report)
+    return report
+
+
+def _import_alerting_rule(entry: dict, where: str, report: ImportReport) -> None:
+    name = entry.get("alert")
+    if not isinstance(name, str) or not name:
+        raise RuleFileError(f"{where} has neither 'alert' nor 'record'")
+    rule = AlertRule.objects.filter(name=name).first() or AlertRule(name=name)
+    created = rule.pk is None
+    rule.expr = str(entry.get("expr", ""))
+    rule.for_duration = _duration(entry.get("for"), f"{where} 'for'")
+    rule.labels = _text_map(entry.get("labels"), f"{where} 'labels'")
+    rule.annotations = _text_map(entry.get("annotations"), f"{where} 'annotations'")
+    rule.description = rule.annotations.get("description", rule.description)
+    try:
+        rule.full_clean()
+    except ValidationError as error:
+        raise RuleFileError(f"{where} ({name}): {'; '.join(error.messages)}") from None
+    rule.save()
+    (report.created if created else report.updated).append(name)
