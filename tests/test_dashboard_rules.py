@@ -300,3 +300,15 @@ def test_deleting_asks_first_then_keeps_the_alerts_as_history(client, boss, cpu_
         str(cpu_rule.pk),
         "High CPU usage",
     )
+
+
+def test_a_promql_rule_is_listed_with_its_expression_and_severity(client, user_with_role):
+    AlertRule.objects.create(
+        name="DiskFull", expr='disk_used_percent{mount="/"} > 90', labels={"severity": "critical"}
+    )
+    client.force_login(user_with_role(Role.VIEWER, "victor"))
+
+    html = client.get(RULES_URL).content.decode()
+
+    assert '<code class="selector">disk_used_percent{mount=&quot;/&quot;} &gt; 90</code>' in html
+    assert "PromQL: every series it returns" in html
