@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from checks.models import Check, Ping
 
@@ -17,6 +18,8 @@ class PingInline(admin.TabularInline):
 class CheckAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "target", "state", "last_run_at", "last_reason", "paused"]
     list_filter = ["kind", "state", "paused"]
+    # A URL typed without a scheme is taken as https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["name", "url", "host"]
     readonly_fields = [
         "id",
@@ -45,6 +48,20 @@ class CheckAdmin(admin.ModelAdmin):
         ("Heartbeat", {"fields": ["period_seconds", "grace_seconds", "cron", "time_zone"]}),
         ("State", {"fields": readonly_fields}),
     ]  # fmt: skip
+
+    actions = ["pause", "resume"]
+
+    @admin.action(description="Pause the selected checks")
+    def pause(self, request, queryset) -> None:
+        for check in queryset:
+            check.paused = True
+            check.save()
+
+    @admin.action(description="Resume the selected checks")
+    def resume(self, request, queryset) -> None:
+        for check in queryset:
+            check.paused = False
+            check.save()
 
     def get_inlines(self, request, obj):
         return [PingInline] if obj is not None and obj.is_heartbeat else []

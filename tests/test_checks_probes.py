@@ -11,11 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from alerts.evaluation import evaluate_rules
 from alerts.models import Alert
 from checks import signals, tasks
 from checks.models import Check
 from checks.runner import claim_due_checks
-from instances.models import Series
+from instances.models import Instance, Series
 from tests.certificates import self_signed_certificate
 from tests.check_targets import DnsTarget, HttpTarget, TcpListener
 from tests.conftest import ApiClient
@@ -386,3 +387,35 @@ def test_a_check_locked_by_another_claim_is_skipped_not_waited_for(http_target):
         holder.join()
 
     assert claimed == ([free.pk], [])
+
+
+def test_deleting_a_check_deletes_its_instance_samples_and_alerts(tcp_listener):
+    check = make_check(kind=Check.Kind.TCP, host="127.0.0.1", port=tcp_listener.port, retries=0)
+    tcp_listener.close()
+    probe(check)
+    instance_id = check.instance_id
+    assert Alert.objects.filter(instance_id=instance_id).exists()
+
+    Check.objects.filter(pk=check.pk).delete()
+
+    assert not Instance.objects.filter(pk=instance_id).exists()
+    assert not Alert.objects.filter(instance_id=instance_id).exists()
+    assert not Series.objects.filter(instance_id=instance_id).exists()
+
+
+def test_check_instances_are_kept_seen_while_their_checks_run(tcp_listener):
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    running = make_check(kind=Check.Kind.HEARTBEAT, name="Nightly")
+    paused = make_check(kind=Check.Kind.HEARTBEAT, name="Retired", paused=True)
+    Instance.objects.filter(pk__in=[running.instance_id, paused.instance_id]).update(
+        last_seen=long_ago
+    )
+
+    tasks.dispatch_due_checks.delay()
+    evaluate_rules()
+
+    running.instance.refresh_from_db()
+    paused.instance.refresh_from_db()
+    assert running.instance.last_seen > long_ago
+    assert paused.instance.last_seen == long_ago
+    assert not Alert.objects.filter(instance=running.instance, alert_type=Alert.INSTANCE_DOWN)

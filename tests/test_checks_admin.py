@@ -1,0 +1,88 @@
+"""Admins manage checks in Django admin until the checks pages exist: the add form validates
+targets, and checks are paused and resumed from the list."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.permissions import Role
+from checks.models import Check
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = reverse("admin:checks_check_add")
+LIST_URL = reverse("admin:checks_check_changelist")
+
+
+@pytest.fixture
+def admin(user_with_role) -> Client:
+    client = Client()
+    client.force_login(user_with_role(Role.ADMIN, "boss"))
+    return client
+
+
+def add_form(**fields) -> dict:
+    """The add form as a browser posts it, defaults included."""
+    defaults = {
+        "name": "Site",
+        "kind": "http",
+        "http_method": "GET",
+        "http_headers": "{}",
+        "expected_statuses": "200-299",
+        "follow_redirects": "on",
+        "max_redirects": "10",
+        "dns_record_type": "A",
+        "interval_seconds": "60",
+        "timeout_seconds": "10",
+        "retries": "1",
+        "jitter_seconds": "5",
+        "certificate_warning_days": "14",
+        "certificate_critical_days": "3",
+        "period_seconds": "86400",
+        "grace_seconds": "3600",
+        "time_zone": "UTC",
+        "pings-TOTAL_FORMS": "0",
+        "pings-INITIAL_FORMS": "0",
+    }
+    return {**defaults, **fields}
+
+
+def test_an_admin_adds_an_http_check_that_is_due_at_once(admin):
+    response = admin.post(ADD_URL, add_form(url="https://example.com/health"))
+
+    assert response.status_code == 302
+    check = Check.objects.get()
+    assert (check.kind, check.state, check.instance.agent_id) == ("http", "new", check.agent_id)
+    assert check.next_run_at is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"url": "ftp://example.com/"}, "Give an http:// or https:// URL."),
+        ({"url": "http://169.254.169.254/"}, "169.254.169.254 is link-local"),
+        ({"url": "https://example.com/", "interval_seconds": "5"}, "greater than or equal to 20"),
+        ({"kind": "heartbeat", "cron": "every night"}, "Not a cron expression."),
+        ({"kind": "heartbeat", "time_zone": "Mars/Olympus"}, "Not a time zone name"),
+    ],
+)
+def test_the_add_form_refuses_bad_targets_and_schedules(admin, fields, error):
+    response = admin.post(ADD_URL, add_form(**fields))
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not Check.objects.exists()
+
+
+def test_pausing_and_resuming_from_the_list(admin):
+    admin.post(ADD_URL, add_form(url="https://example.com/health"))
+    check = Check.objects.get()
+
+    admin.post(LIST_URL, {"action": "pause", "_selected_action": [str(check.pk)]})
+    check.refresh_from_db()
+    assert (check.state, check.next_run_at) == (Check.State.PAUSED, None)
+
+    admin.post(LIST_URL, {"action": "resume", "_selected_action": [str(check.pk)]})
+    check.refresh_from_db()
+    assert check.state == Check.State.NEW
+    assert check.next_run_at is not None
