@@ -6,7 +6,12 @@ class ChecksConfig(AppConfig):
     name = "checks"
 
     def ready(self) -> None:
+        from prometheus_client import REGISTRY
+
+        from checks.metrics import ChecksCollector
         from checks.models import Check
+
+        REGISTRY.register(ChecksCollector())
 
         post_delete.connect(delete_check_instance, sender=Check, dispatch_uid="check-instance")
 

@@ -8,6 +8,7 @@ records each result as it comes. Heartbeats due are deadlines passing: they are 
 """
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 
@@ -16,8 +17,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from checks import metrics
 from checks.models import Check
-from checks.probes import run_probe
+from checks.probes import ProbeResult, run_probe
 from instances.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -26,37 +28,49 @@ logger = logging.getLogger(__name__)
 CLAIM_LIMIT = 2_000
 
 
-def claim_due_checks(now: datetime) -> tuple[list, list]:
-    """Claim the due checks: ``(probe ids, heartbeat ids)``. Probes are moved on to their
-    next run, heartbeats' deadlines cleared until they are judged."""
+def claim_due_checks(now: datetime) -> tuple[dict[str, float], list]:
+    """Claim the due checks: ``({probe id: when it was due, as epoch seconds}, heartbeat
+    ids)``. Probes are moved on to their next run, heartbeats' deadlines cleared until they
+    are judged."""
     with transaction.atomic():
         due = list(
             Check.objects.select_for_update(skip_locked=True)
             .filter(next_run_at__lte=now, paused=False)
             .order_by("next_run_at")
-            .only("pk", "kind", "interval_seconds", "jitter_seconds")[:CLAIM_LIMIT]
+            .only("pk", "kind", "interval_seconds", "jitter_seconds", "next_run_at")[:CLAIM_LIMIT]
         )
         probes = [check for check in due if not check.is_heartbeat]
+        due_at = {str(check.pk): check.next_run_at.timestamp() for check in probes}
         for check in probes:
             check.next_run_at = check.next_probe_at(now)
         Check.objects.bulk_update(probes, ["next_run_at"])
         heartbeats = [check.pk for check in due if check.is_heartbeat]
         Check.objects.filter(pk__in=heartbeats).update(next_run_at=None)
-    return [check.pk for check in probes], heartbeats
+    return due_at, heartbeats
 
 
-def run_checks(check_ids: list) -> int:
-    """Probe the given checks, at most CHECKS_CONCURRENCY at once, and record each result."""
-    checks = list(Check.objects.filter(pk__in=check_ids, paused=False).select_related("instance"))
+def run_checks(due_at: dict[str, float]) -> int:
+    """Probe the given checks (ids, with when each was due), at most CHECKS_CONCURRENCY at
+    once; record each result, and how late each probe started."""
+    checks = list(Check.objects.filter(pk__in=due_at, paused=False).select_related("instance"))
     if not checks:
         return 0
+    lags, successes = [], 0
     workers = min(settings.CHECKS_CONCURRENCY, len(checks))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        running = {pool.submit(run_probe, check): check for check in checks}
+        running = {pool.submit(_probe_now, check): check for check in checks}
         for future in as_completed(running):
             check = running[future]
-            check.record_probe(future.result(), timezone.now())
+            started, result = future.result()
+            lags.append(max(started - due_at[str(check.pk)], 0.0))
+            successes += result.success
+            check.record_probe(result, timezone.now())
+    metrics.observe_batch(lags, successes, len(checks) - successes)
     return len(checks)
+
+
+def _probe_now(check: Check) -> tuple[float, ProbeResult]:
+    return time.time(), run_probe(check)
 
 
 def watch_heartbeats(check_ids: list, now: datetime) -> None:

@@ -13,9 +13,10 @@ def dispatch_due_checks() -> int:
     """Claim the due checks and send their probes out in batches; judge due heartbeats.
     Not retried: the next tick, a second later, claims whatever this one could not."""
     now = timezone.now()
-    probe_ids, heartbeat_ids = runner.claim_due_checks(now)
+    due_at, heartbeat_ids = runner.claim_due_checks(now)
+    probe_ids = list(due_at)
     for start in range(0, len(probe_ids), BATCH_SIZE):
-        run_checks.delay([str(pk) for pk in probe_ids[start : start + BATCH_SIZE]])
+        run_checks.delay({pk: due_at[pk] for pk in probe_ids[start : start + BATCH_SIZE]})
     runner.watch_heartbeats(heartbeat_ids, now)
     runner.keep_check_instances_seen(now)
     return len(probe_ids) + len(heartbeat_ids)
@@ -28,6 +29,7 @@ def dispatch_due_checks() -> int:
     retry_backoff=2,
     max_retries=2,
 )
-def run_checks(check_ids: list[str]) -> int:
-    """Probe these checks and record the results (retried only when the database was away)."""
-    return runner.run_checks(check_ids)
+def run_checks(due_at: dict[str, float]) -> int:
+    """Probe these checks (ids, with when each was due, as epoch seconds) and record the
+    results (retried only when the database was away)."""
+    return runner.run_checks(due_at)

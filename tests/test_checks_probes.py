@@ -20,6 +20,7 @@ from instances.models import Instance, Series
 from tests.certificates import self_signed_certificate
 from tests.check_targets import DnsTarget, HttpTarget, TcpListener
 from tests.conftest import ApiClient
+from tests.test_monitoring import metric_value
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def make_check(**fields) -> Check:
 
 def probe(check: Check) -> Check:
     """Run the check's probe through the Celery task, as the dispatcher does."""
-    tasks.run_checks.delay([str(check.pk)])
+    tasks.run_checks.delay({str(check.pk): time.time()})
     check.refresh_from_db()
     return check
 
@@ -79,6 +80,28 @@ def test_a_due_http_check_is_claimed_probed_and_stored_as_samples(http_target):
     assert check.instance.last_seen is not None
 
 
+def probe_figures(client) -> tuple[float, float, float, float]:
+    """(probes started, of which within 5 s of due, successes, failures) from /metrics."""
+    return (
+        metric_value(client, "vigil_check_schedule_lag_seconds_count"),
+        metric_value(client, "vigil_check_schedule_lag_seconds_bucket", le="5.0"),
+        metric_value(client, "vigil_check_probes_total", result="success"),
+        metric_value(client, "vigil_check_probes_total", result="failure"),
+    )
+
+
+def test_probes_count_on_metrics_with_how_late_they_started(client, http_target):
+    up = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok")
+    down = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/status/500")
+    Check.objects.filter(pk__in=[up.pk, down.pk]).update(next_run_at=timezone.now())
+    before = probe_figures(client)
+
+    tasks.dispatch_due_checks.delay()
+
+    after = probe_figures(client)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 1, 1]
+
+
 def test_a_claimed_check_is_not_claimed_again_before_its_next_run(http_target):
     check = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok")
     now = timezone.now() + datetime.timedelta(seconds=10)
@@ -86,8 +109,8 @@ def test_a_claimed_check_is_not_claimed_again_before_its_next_run(http_target):
     first = claim_due_checks(now)
     second = claim_due_checks(now)
 
-    assert first == ([check.pk], [])
-    assert second == ([], [])
+    assert first == ({str(check.pk): check.next_run_at.timestamp()}, [])
+    assert second == ({}, [])
 
 
 def test_promql_reads_probe_results(client, read_token, http_target):
@@ -386,7 +409,7 @@ def test_a_check_locked_by_another_claim_is_skipped_not_waited_for(http_target):
         release.set()
         holder.join()
 
-    assert claimed == ([free.pk], [])
+    assert list(claimed[0]) == [str(free.pk)]
 
 
 def test_deleting_a_check_deletes_its_instance_samples_and_alerts(tcp_listener):
