@@ -10,6 +10,7 @@ takes the row lock, so a probe, a ping and the runner never race on one check.
 """
 
 import random
+import re
 import uuid
 import zoneinfo
 from datetime import datetime, timedelta
@@ -22,8 +23,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from checks import signals
-from checks.probes import ProbeResult, status_matches
-from checks.safety import literal_address_reason
+from checks.probes import ProbeResult, resolver_address, status_matches
+from checks.safety import is_ip_address, literal_address_reason
 from instances import humanize, store
 from instances.models import Instance
 
@@ -217,6 +218,14 @@ class Check(models.Model):
                 errors["host"] = reason
             if self.kind == self.Kind.TCP and not self.port:
                 errors["port"] = "Give the port to connect to."
+        if not _is_header_map(self.http_headers):
+            errors["http_headers"] = 'An object of header names and values, e.g. {"Accept": "*/*"}.'
+        if self.dns_resolver:
+            address, _port = resolver_address(self.dns_resolver)
+            if not is_ip_address(address):
+                errors["dns_resolver"] = "The resolver's IP address, with :port if not 53."
+            elif reason := literal_address_reason(address):
+                errors["dns_resolver"] = reason
         if self.expected_statuses:
             try:
                 status_matches(self.expected_statuses, 200)
@@ -479,6 +488,17 @@ def probe_samples(result: ProbeResult) -> dict[str, float]:
     if result.dns_lookup_seconds is not None:
         samples["probe_dns_lookup_time_seconds"] = result.dns_lookup_seconds
     return samples
+
+
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _is_header_map(headers) -> bool:
+    """Header names are HTTP tokens; values are text without line breaks."""
+    return isinstance(headers, dict) and all(
+        HEADER_NAME.fullmatch(name) and isinstance(value, str) and not re.search(r"[\r\n\0]", value)
+        for name, value in headers.items()
+    )
 
 
 def _failure_reason(details: dict) -> str:

@@ -256,7 +256,7 @@ def probe_tcp(check, deadline: float) -> ProbeResult:
 # --- DNS ------------------------------------------------------------------------------------
 
 
-def _resolver_address(text: str) -> tuple[str, int]:
+def resolver_address(text: str) -> tuple[str, int]:
     """``1.1.1.1``, ``127.0.0.1:5353`` or ``[::1]:5353`` as (address, port)."""
     match = re.fullmatch(r"\[(?P<v6>[^\]]+)\](?::(?P<port6>\d+))?|(?P<v4>[^:]+)(?::(?P<port>\d+))?",
                          text.strip())  # fmt: skip
@@ -273,7 +273,7 @@ def probe_dns(check, deadline: float) -> ProbeResult:
     started = time.monotonic()
     resolver = dns.resolver.Resolver(configure=not check.dns_resolver)
     if check.dns_resolver:
-        address, port = _resolver_address(check.dns_resolver)
+        address, port = resolver_address(check.dns_resolver)
         reason = blocked_reason(address)
         if reason is not None:
             raise TargetBlocked(reason)

@@ -31,6 +31,14 @@ def blocked_reason(address: str) -> str | None:
     return None
 
 
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def literal_address_reason(host: str) -> str | None:
     """For validating a form: why ``host`` is blocked if it is an IP literal (names are only
     judged when a probe resolves them)."""

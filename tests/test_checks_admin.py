@@ -63,6 +63,16 @@ def test_an_admin_adds_an_http_check_that_is_due_at_once(admin):
         ({"url": "http://169.254.169.254/"}, "169.254.169.254 is link-local"),
         ({"url": "https://example.com/", "interval_seconds": "5"}, "greater than or equal to 20"),
         ({"kind": "heartbeat", "cron": "every night"}, "Not a cron expression."),
+        ({"url": "https://example.com/", "http_headers": '["Accept"]'}, "An object of header"),
+        (
+            {"url": "https://example.com/", "http_headers": '{"X-A": "1\\r\\nX-B: 2"}'},
+            "An object of header",
+        ),
+        ({"kind": "dns", "host": "example.com", "dns_resolver": "dns.google"}, "IP address"),
+        (
+            {"kind": "dns", "host": "example.com", "dns_resolver": "169.254.1.1:53"},
+            "169.254.1.1 is link-local",
+        ),
         ({"kind": "heartbeat", "time_zone": "Mars/Olympus"}, "Not a time zone name"),
     ],
 )
