@@ -148,7 +148,10 @@ def manage(env: dict, *args: str) -> str:
 
 
 class CeleryWorker:
-    """A real ``celery -A config worker`` with ``env``, ready once it answers a ping."""
+    """A real ``celery -A config worker`` with ``env``, ready once it answers a ping.
+
+    Its log has a line per task run (tests count them), which Vigil logs only with
+    LOG_LEVEL=DEBUG."""
 
     def __init__(self, env: dict, name: str):
         self.name = f"{name}@%h"
@@ -157,7 +160,7 @@ class CeleryWorker:
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
              "--loglevel", "INFO", "-n", self.name, "--without-gossip", "--without-mingle"],
             cwd=ROOT,
-            env=env,
+            env={**env, "LOG_LEVEL": "DEBUG"},
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
