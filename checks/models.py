@@ -275,6 +275,15 @@ class Check(models.Model):
 
     # --- probes --------------------------------------------------------------------------
 
+    def lock(self) -> bool:
+        """Inside a transaction: take the check's row lock and reload it; False if it has been
+        deleted meanwhile."""
+        try:
+            self.refresh_from_db(from_queryset=Check.objects.select_for_update())
+        except Check.DoesNotExist:
+            return False
+        return True
+
     def next_probe_at(self, now: datetime) -> datetime:
         """When a probe run at ``now`` runs again: an interval on, moved by the jitter."""
         return now + timedelta(
@@ -285,7 +294,8 @@ class Check(models.Model):
         """Store a probe's result as samples and move the state: down after ``retries``
         failures in a row past the first, up at the first success."""
         with transaction.atomic():
-            self.refresh_from_db(from_queryset=Check.objects.select_for_update())
+            if not self.lock() or self.paused:
+                return  # deleted or paused while its probe ran
             self.last_run_at, self.last_duration = now, result.duration
             self.last_reason = result.reason
             self.certificate_expires_at = result.certificate_expires_at
@@ -412,8 +422,7 @@ class Check(models.Model):
         """A deadline of the heartbeat has come: late once a ping is overdue, down once the
         grace has passed too, or once a started run has outlasted the grace."""
         with transaction.atomic():
-            self.refresh_from_db(from_queryset=Check.objects.select_for_update())
-            if self.paused or self.state == self.State.DOWN:
+            if not self.lock() or self.paused or self.state == self.State.DOWN:
                 return
             was = self.state
             self.state, self.last_reason = self.heartbeat_state_at(now)

@@ -47,13 +47,16 @@ def ping(
     check = Check.objects.filter(pk=uuid, kind=Check.Kind.HEARTBEAT).first()
     if check is None:
         return _text("not found", 404)
-    check.record_ping(
-        action,
-        timezone.now(),
-        body,
-        exit_status=exit_status,
-        method=request.method,
-        remote_addr=_client_address(request),
-        user_agent=request.headers.get("User-Agent", "")[:200],
-    )
+    try:
+        check.record_ping(
+            action,
+            timezone.now(),
+            body,
+            exit_status=exit_status,
+            method=request.method,
+            remote_addr=_client_address(request),
+            user_agent=request.headers.get("User-Agent", "")[:200],
+        )
+    except Check.DoesNotExist:  # deleted between the lookup and the ping
+        return _text("not found", 404)
     return _text("OK", 200)

@@ -15,6 +15,7 @@ from alerts.evaluation import evaluate_rules
 from alerts.models import Alert
 from checks import signals, tasks
 from checks.models import Check
+from checks.probes import run_probe
 from checks.runner import claim_due_checks
 from instances.models import Instance, Series
 from tests.certificates import self_signed_certificate
@@ -442,3 +443,24 @@ def test_check_instances_are_kept_seen_while_their_checks_run(tcp_listener):
     assert running.instance.last_seen > long_ago
     assert paused.instance.last_seen == long_ago
     assert not Alert.objects.filter(instance=running.instance, alert_type=Alert.INSTANCE_DOWN)
+
+
+def test_a_check_deleted_or_paused_while_its_probe_runs_leaves_the_rest_of_the_batch(
+    http_target,
+):
+    kept = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok", name="Kept")
+    deleted = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok", name="Deleted")
+    paused = make_check(kind=Check.Kind.HTTP, url=f"{http_target.url}/ok", name="Paused")
+    due_at = {str(check.pk): time.time() for check in (kept, deleted, paused)}
+    results = {str(check.pk): run_probe(check) for check in (kept, deleted, paused)}
+    Check.objects.filter(pk=deleted.pk).delete()
+    Check.objects.filter(pk=paused.pk).update(paused=True, state=Check.State.PAUSED)
+
+    for check in (kept, deleted, paused):
+        check.record_probe(results[str(check.pk)], timezone.now())
+    assert tasks.run_checks.delay(due_at).get() == 1
+
+    kept.refresh_from_db()
+    paused.refresh_from_db()
+    assert kept.state == Check.State.UP
+    assert (paused.state, paused.last_run_at) == (Check.State.PAUSED, None)
