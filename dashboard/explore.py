@@ -29,8 +29,6 @@ AGGREGATIONS = {
 CHART_POINTS = 250
 # More lines than this make an unreadable chart (and a slow page): the rest are counted, not drawn.
 MAX_SERIES = 100
-# How the engine names the query text in a parse error (it speaks to the HTTP API).
-API_PARAMETER_PREFIX = 'invalid parameter "query": '
 # The builder's window: at least Prometheus's lookback, so every step sees a sample.
 BUILDER_MIN_WINDOW_MS = 5 * 60 * 1000
 
@@ -125,21 +123,12 @@ class LatestValue:
 
 
 @dataclass
-class ExploreResult:
+class ExploreResult(query_charts.QueryOutcome):
     answer: query_charts.RangeResult | None = None
     legends: list[str] = field(default_factory=list)
     figure: str = ""
     step: str = ""
     error: QueryError | None = None
-
-    @property
-    def status(self) -> int:
-        return self.error.status if self.error else 200
-
-    @property
-    def error_message(self) -> str:
-        """The engine's message without the HTTP API's parameter name (the box is the query)."""
-        return str(self.error).removeprefix(API_PARAMETER_PREFIX)
 
     @property
     def truncated(self) -> bool:

@@ -21,6 +21,8 @@ from query.values import METRIC_NAME, QueryError, Scalar, String, Vector
 NICE_STEPS_SECONDS = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 DURATION_UNITS_MS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
 METRIC_NAME_PATTERN = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+# How the engine names the query text in a parse error (it speaks to the HTTP API).
+API_PARAMETER_PREFIX = 'invalid parameter "query": '
 # The agent's default interval: a rate window must hold at least two of its samples.
 SAMPLE_INTERVAL_MS = 30_000
 
@@ -59,6 +61,17 @@ def selector(name: str, labels: dict[str, str]) -> str:
     if not METRIC_NAME_PATTERN.match(name):
         return "{" + ", ".join([f"{METRIC_NAME}={quoted(name)}", *matchers]) + "}"
     return name + ("{" + ", ".join(matchers) + "}" if matchers else "")
+
+
+LEGEND_FORMAT_REFERENCE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def formatted_legend(legend_format: str, labels: dict[str, str]) -> str:
+    """Grafana's legend format: ``{{instance}} {{mode}}`` with the series' labels (a label it
+    lacks reads as nothing); a blank format names the series as ``legend`` does."""
+    if not legend_format.strip():
+        return legend(labels)
+    return LEGEND_FORMAT_REFERENCE.sub(lambda match: labels.get(match[1], ""), legend_format)
 
 
 def legend(labels: dict[str, str]) -> str:
@@ -101,6 +114,21 @@ class RangeResult:
         return rows
 
 
+class QueryOutcome:
+    """What a page shows of a query's refusal: its HTTP status and the engine's message without
+    the HTTP API's parameter name (the page's box is the query)."""
+
+    error: QueryError | None
+
+    @property
+    def status(self) -> int:
+        return self.error.status if self.error else 200
+
+    @property
+    def error_message(self) -> str:
+        return str(self.error).removeprefix(API_PARAMETER_PREFIX)
+
+
 def evaluate_range(
     promql: str, time_range: TimeRange, step_ms: int, limit: int | None = None
 ) -> RangeResult:
@@ -135,16 +163,21 @@ def figure(
     names: list[str],
     value_suffix: str = "",
     always_legend: bool = False,
+    unit: str | None = None,
+    y_range: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """A line per series, named ``names``; a step without a value (or an infinite one) is a gap.
-    A long legend scrolls instead of squeezing the plot.
+    A long legend scrolls instead of squeezing the plot. Given a ``unit``, the axis and hover
+    write values in it (figures.value_format) instead of adding ``value_suffix``; ``y_range``
+    fixes the y axis (or makes it reach the one end given).
 
     The traces are written as plain dicts: plotly validating a hundred of them took 0.3 s (25 ms
     this way). The layout still goes through plotly, for the default template the other charts
     have.
     """
     x = result.plot_times()
-    hover = "%{y:.4~g}" + value_suffix + "<extra>%{fullData.name}</extra>"
+    unit_axis, hover_value = figures.value_format(unit) if unit is not None else ({}, "")
+    hover = (hover_value or "%{y:.4~g}" + value_suffix) + "<extra>%{fullData.name}</extra>"
     traces = [
         {
             "type": "scatter",
@@ -157,7 +190,12 @@ def figure(
         }
         for name, values, present in zip(names, result.values, result.present, strict=True)
     ]
-    yaxis = {"zeroline": False, "automargin": True, "exponentformat": "SI"}
+    yaxis = {"zeroline": False, "automargin": True, "exponentformat": "SI", **unit_axis}
+    if None not in y_range:
+        yaxis["range"] = list(y_range)
+    elif y_range != (None, None):
+        # One end given: the axis still fits the data, and reaches that end.
+        yaxis["autorangeoptions"] = {"include": [end for end in y_range if end is not None]}
     showlegend = always_legend or len(names) > 1
     layout = figures.time_chart_layout(time_range.start, time_range.end, yaxis, showlegend)
     # At the figure's foot, below the axis labels whatever the chart's height.

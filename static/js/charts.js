@@ -2,7 +2,9 @@
 // becomes a plotly chart, whenever it appears (page load, HTMX swap, out-of-band swap).
 // Colours come from the theme's custom properties. Live points pushed by the instance socket
 // (#chart-points, data-points = {series_id: [[time, value], ...]}) are appended with
-// Plotly.extendTraces to charts inside a `data-live-charts` container.
+// Plotly.extendTraces to charts inside a `data-live-charts` container. A refused PromQL query's
+// answer (4xx with a Vigil-Query-Error header: Explore's panel, a dashboard panel) is swapped in
+// like a success, so the engine's message shows where the chart would be.
 (function () {
   "use strict";
   var CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
@@ -110,6 +112,12 @@
   }
 
   htmx.onLoad(drawWithin);
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.getResponseHeader("Vigil-Query-Error")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("vigil:themechange", retheme);
   document.addEventListener("htmx:wsAfterMessage", function () {
     var holder = document.getElementById("chart-points");

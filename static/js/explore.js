@@ -1,8 +1,6 @@
 // Explore's query box. htmx fetches the suggestions for the text at the caret (#promql-cursor,
 // kept here in characters, as the server counts them); this script moves through them with the
-// arrow keys, splices the picked one in (each says which text before the caret it replaces) and
-// lets a refused query's answer (4xx with a Vigil-Query-Error header) replace the panel, so the
-// engine's message shows under the box.
+// arrow keys and splices the picked one in (each says which text before the caret it replaces).
 (function () {
   "use strict";
 
@@ -105,12 +103,5 @@
     // An answer that comes after the box lost the focus is not shown.
     if (!input || document.activeElement !== input) element.hidden = true;
     input && input.setAttribute("aria-expanded", String(!element.hidden));
-  });
-
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    if (event.detail.xhr.getResponseHeader("Vigil-Query-Error")) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
   });
 })();
