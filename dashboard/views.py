@@ -8,7 +8,9 @@ Operator role, editing alert rules the Admin role.
 
 import csv
 import uuid
+from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from django.contrib import messages
 from django.db import IntegrityError, transaction
 from django.db.models import Count
@@ -21,11 +23,22 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
 from accounts.auditing import record_deleted, record_saved
+from accounts.models import AuditEvent
 from accounts.permissions import Role, role_required
 from alerts import links, notifications
 from alerts.forms import CHANNEL_FORMS, AlertRuleForm
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel
-from dashboard import alert_page, explore, instance_page, overview, promql_completion
+from dashboard import (
+    alert_page,
+    explore,
+    instance_page,
+    overview,
+    panels,
+    promql_completion,
+    variables,
+)
+from dashboard.forms import DashboardForm, ImportForm, PanelForm
+from dashboard.models import Dashboard, DashboardVersion, Panel
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
 from query.values import QueryError
@@ -420,3 +433,181 @@ def channel_delete(request, pk):
     if request.htmx:
         return HttpResponse(headers={"HX-Redirect": reverse("dashboard:channels")})
     return redirect("dashboard:channels")
+
+
+@role_required(Role.VIEWER)
+def dashboards_page(request):
+    """Every dashboard, searchable by title and filtered by tag."""
+    search, tag = request.GET.get("q", "").strip(), request.GET.get("tag", "").strip()
+    boards = Dashboard.objects.annotate(panel_count=Count("panels"))
+    if search:
+        boards = boards.filter(title__icontains=search)
+    if tag:
+        boards = boards.filter(tags__contains=[tag])
+    context = {
+        "dashboards": boards,
+        "search": search,
+        "tag": tag,
+        "all_tags": sorted(
+            {name for tags in Dashboard.objects.values_list("tags", flat=True) for name in tags}
+        ),
+    }
+    return render(request, "dashboard/dashboards.html", context)
+
+
+@role_required(Role.VIEWER)
+def dashboard_page(request, pk):
+    """A dashboard's panels on its grid, each loading over HTMX; its variables and time range
+    as a form whose choices go into the URL."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    query = request.GET.copy()
+    query.setdefault("range", board.time_range)
+    time_range = TimeRange.from_query(query)
+    chosen = variables.resolve(board.variables, query, time_range.start)
+    selection = urlencode([*variables.url_query(chosen), *parse_qsl(time_range.as_query())])
+    context = {
+        "board": board,
+        "panels": board.panels.all(),
+        "variables": chosen,
+        "selection": selection,
+        "time_range": time_range,
+        "range_keys": [*RANGES, CUSTOM],
+    }
+    return render(request, "dashboard/dashboard.html", context)
+
+
+@role_required(Role.VIEWER)
+def dashboard_panel(request, pk, panel_pk):
+    """One panel's content for the page's time range and variables; a query the engine refuses
+    answers its status with the panel's own error (the Vigil-Query-Error header lets charts.js
+    swap it in)."""
+    panel = get_object_or_404(Panel.objects.select_related("dashboard"), pk=panel_pk, dashboard=pk)
+    query = request.GET.copy()
+    query.setdefault("range", panel.dashboard.time_range)
+    time_range = TimeRange.from_query(query)
+    chosen = variables.resolve(panel.dashboard.variables, query, time_range.start)
+    shown = panels.content(panel, time_range, chosen)
+    response = render(
+        request, "dashboard/partials/board_panel_body.html", {"shown": shown}, status=shown.status
+    )
+    if shown.error:
+        response["Vigil-Query-Error"] = shown.error.error_type
+    return response
+
+
+@role_required(Role.OPERATOR)
+def dashboard_create(request):
+    return _dashboard_form(request, Dashboard(owner=request.user))
+
+
+@role_required(Role.OPERATOR)
+def dashboard_edit(request, pk):
+    return _dashboard_form(request, get_object_or_404(Dashboard, pk=pk))
+
+
+def _dashboard_form(request, board: Dashboard):
+    """Title, tags, time range, refresh and variables: saved as a new version, then back to the
+    dashboard; shown again with its errors (400)."""
+    created = board._state.adding
+    form = DashboardForm(request.POST or None, instance=board)
+    versions = [] if created else board.versions.all()
+    context = {"form": form, "board": board, "versions": versions}
+    if request.method != "POST":
+        return render(request, "dashboard/dashboard_form.html", context)
+    if not form.is_valid():
+        return render(request, "dashboard/dashboard_form.html", context, status=400)
+    if created:
+        with transaction.atomic():
+            board = form.save()
+            record_saved(request.user, board, form, created=True, request=request)
+    else:
+        board.change(request.user, form.cleaned_data["note"], form.save)
+        record_saved(request.user, board, form, created=False, request=request)
+    messages.success(request, f"Dashboard {board.title} {'created' if created else 'saved'}.")
+    return redirect("dashboard:dashboard", pk=board.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def dashboard_delete(request, pk):
+    board = get_object_or_404(Dashboard, pk=pk)
+    with transaction.atomic():
+        record_deleted(request.user, board, request=request)
+        board.delete()
+    messages.success(request, f"Dashboard {board.title} deleted.")
+    return redirect("dashboard:dashboards")
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def dashboard_rollback(request, pk, version):
+    """Make an earlier version current again; the current one becomes a version too."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    kept = get_object_or_404(DashboardVersion, dashboard=board, version=version)
+    board.roll_back_to(kept, request.user)
+    messages.success(request, f"Dashboard {board.title} rolled back to version {version}.")
+    return redirect("dashboard:dashboard", pk=board.pk)
+
+
+@role_required(Role.OPERATOR)
+def panel_create(request, pk):
+    board = get_object_or_404(Dashboard, pk=pk)
+    bottom = max((panel.y + panel.height for panel in board.panels.all()), default=0)
+    return _panel_form(request, board, Panel(dashboard=board, y=bottom))
+
+
+@role_required(Role.OPERATOR)
+def panel_edit(request, pk, panel_pk):
+    board = get_object_or_404(Dashboard, pk=pk)
+    return _panel_form(request, board, get_object_or_404(Panel, pk=panel_pk, dashboard=board))
+
+
+def _panel_form(request, board: Dashboard, panel: Panel):
+    """A panel's type, title, queries and display: saved as a new version of its dashboard."""
+    created = panel._state.adding
+    form = PanelForm(request.POST or None, instance=panel)
+    context = {"form": form, "board": board, "panel": panel, "created": created}
+    if request.method != "POST":
+        return render(request, "dashboard/panel_form.html", context)
+    if not form.is_valid():
+        return render(request, "dashboard/panel_form.html", context, status=400)
+    title = form.cleaned_data["title"] or panel.get_type_display()
+    note = form.cleaned_data["note"] or f"Panel {title} {'added' if created else 'edited'}"
+    board.change(request.user, note, form.save)
+    messages.success(request, f"Panel {title} {'added' if created else 'saved'}.")
+    return redirect("dashboard:dashboard", pk=board.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def panel_delete(request, pk, panel_pk):
+    board = get_object_or_404(Dashboard, pk=pk)
+    panel = get_object_or_404(Panel, pk=panel_pk, dashboard=board)
+    board.change(request.user, f"Panel {panel} removed", panel.delete)
+    messages.success(request, f"Panel {panel} removed.")
+    return redirect("dashboard:dashboard", pk=board.pk)
+
+
+@role_required(Role.VIEWER)
+def dashboard_export(request, pk):
+    """The dashboard's definition as JSON, for import here or elsewhere."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    response = HttpResponse(
+        orjson.dumps(board.to_dict(), option=orjson.OPT_INDENT_2), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{board.slug or "dashboard"}.json"'
+    return response
+
+
+@role_required(Role.OPERATOR)
+def dashboard_import(request):
+    """A new dashboard from an exported definition."""
+    form = ImportForm(request.POST or None)
+    if request.method != "POST":
+        return render(request, "dashboard/dashboard_import.html", {"form": form})
+    if not form.is_valid():
+        return render(request, "dashboard/dashboard_import.html", {"form": form}, status=400)
+    board = Dashboard.create_from_dict(form.cleaned_data["definition"], request.user)
+    AuditEvent.record(request.user, "dashboard.import", board, request=request)
+    messages.success(request, f"Dashboard {board.title} imported.")
+    return redirect("dashboard:dashboard", pk=board.pk)

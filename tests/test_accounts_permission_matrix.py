@@ -13,6 +13,7 @@ from backups import dumps
 from checks.models import Check
 from ingestion.models import IngestToken
 from instances.models import Instance
+from tests.test_dashboard_boards import board_with
 from tests.test_dashboard_live import session_cookie_of, socket
 from tests.test_dashboard_rules import NEW_RULE
 
@@ -46,6 +47,57 @@ def alert_on(instance, alert_type) -> Alert:
 
 def rule_named(name) -> AlertRule:
     return AlertRule.objects.create(name=name, metric="cpu_usage", warning_threshold=80)
+
+
+OPERATORS_PAGE = {**OPERATORS, Role.OPERATOR: 200, Role.ADMIN: 200}
+
+
+def dashboard_endpoints() -> list:
+    """Dashboards: Viewers read them, Operators and Admins edit them. Each edit has a dashboard
+    (and panel) of its own."""
+    text = {"type": "text", "title": "Notes", "text": "hello"}
+
+    def board():
+        made = board_with(text)
+        return made, made.panels.get()
+
+    shown, shown_panel = board()
+    edited, edited_panel = board()
+    rolled_back, _ = board()
+    rolled_back.replace_with({"title": "Renamed"}, user=None)
+    deleted, _ = board()
+    with_deleted_panel, deleted_panel = board()
+    settings = {"title": "Edited", "time_range": "1h", "refresh": "off", "variables": "[]"}
+    panel = {"type": "text", "width": 6, "height": 4, "text": "hi"}
+    exported = orjson.dumps(shown.to_dict()).decode()
+    at = "/dashboards/{}/".format
+    return [
+        ("get", "/dashboards/", {}, {}, VIEWERS),
+        ("get", at(shown.pk), {}, {}, VIEWERS),
+        ("get", f"{at(shown.pk)}panels/{shown_panel.pk}/", {}, HTMX, VIEWERS_HTMX),
+        ("get", f"{at(shown.pk)}export.json", {}, {}, VIEWERS),
+        ("get", "/dashboards/new/", {}, {}, OPERATORS_PAGE),
+        ("post", "/dashboards/new/", settings, {}, OPERATORS),
+        ("get", "/dashboards/import/", {}, {}, OPERATORS_PAGE),
+        ("post", "/dashboards/import/", {"definition": exported}, {}, OPERATORS),
+        ("get", f"{at(edited.pk)}edit/", {}, {}, OPERATORS_PAGE),
+        ("post", f"{at(edited.pk)}edit/", settings, {}, OPERATORS),
+        ("post", f"{at(deleted.pk)}delete", {}, {}, OPERATORS),
+        ("post", f"{at(rolled_back.pk)}versions/1/rollback", {}, {}, OPERATORS),
+        ("get", f"{at(edited.pk)}panels/new/", {}, {}, OPERATORS_PAGE),
+        ("post", f"{at(edited.pk)}panels/new/", panel, {}, OPERATORS),
+        ("get", f"{at(edited.pk)}panels/{edited_panel.pk}/edit/", {}, {}, OPERATORS_PAGE),
+        ("post", f"{at(edited.pk)}panels/{edited_panel.pk}/edit/", panel, {}, OPERATORS),
+        (
+            "post",
+            f"{at(with_deleted_panel.pk)}panels/{deleted_panel.pk}/delete",
+            {},
+            {},
+            OPERATORS,
+        ),
+        ("get", reverse("admin:dashboard_dashboard_changelist"), {}, {}, DJANGO_ADMIN),
+        ("get", reverse("admin:dashboard_dashboard_change", args=[shown.pk]), {}, {}, DJANGO_ADMIN),
+    ]
 
 
 def endpoints(target_user, token):
@@ -89,6 +141,7 @@ def endpoints(target_user, token):
         ("get", "/explore/", {"metric": "cpu_usage"}, HTMX, VIEWERS_HTMX),
         ("get", "/explore/data.csv", {"metric": "cpu_usage"}, {}, VIEWERS),
         ("get", "/explore/suggest", {"promql": "cpu"}, HTMX, VIEWERS_HTMX),
+        *dashboard_endpoints(),
     ]
     actions = []
     for action, alerts in acted.items():

@@ -1,0 +1,212 @@
+"""Dashboards people build: a grid of panels, each drawing PromQL queries, with template variables.
+
+A dashboard's whole definition reads and writes as one JSON document (``to_dict`` /
+``replace_with``): export and import use it, and every save keeps the previous one as a
+DashboardVersion, so any earlier state can be rolled back to.
+"""
+
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models, transaction
+from django.utils.text import slugify
+
+from dashboard.timerange import DEFAULT_RANGE, RANGES
+
+# The grid is twelve columns wide (a phone stacks the panels); heights count rows of 80 px.
+GRID_COLUMNS = 12
+# Auto-refresh of a dashboard's panels: off, or every so many seconds.
+REFRESH_SECONDS = {"off": None, "30s": 30, "1m": 60, "5m": 300}
+PANEL_FIELDS = [
+    "type",
+    "title",
+    "description",
+    "x",
+    "y",
+    "width",
+    "height",
+    "queries",
+    "unit",
+    "decimals",
+    "min",
+    "max",
+    "thresholds",
+    "text",
+]
+
+
+class Dashboard(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, blank=True)
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    time_range = models.CharField(
+        max_length=8, choices=[(key, key) for key in RANGES], default=DEFAULT_RANGE
+    )
+    refresh = models.CharField(
+        max_length=8, choices=[(key, key) for key in REFRESH_SECONDS], default="off"
+    )
+    # [{"name", "kind": "query" | "custom", "query", "options", "multi", "include_all"}]:
+    # see dashboard/variables.py.
+    variables = models.JSONField(default=list, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def save(self, *args, **kwargs):
+        self.slug = slugify(self.title)[:200]
+        if kwargs.get("update_fields") is not None and "title" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "slug"}
+        super().save(*args, **kwargs)
+
+    @property
+    def refresh_seconds(self) -> int | None:
+        return REFRESH_SECONDS.get(self.refresh)
+
+    def to_dict(self) -> dict:
+        """The whole definition, as exported and as kept by each version."""
+        return {
+            "title": self.title,
+            "tags": list(self.tags),
+            "time_range": self.time_range,
+            "refresh": self.refresh,
+            "variables": self.variables,
+            "panels": [panel.to_dict() for panel in self.panels.all()],
+        }
+
+    @classmethod
+    def create_from_dict(cls, data: dict, owner) -> "Dashboard":
+        """A new dashboard from an exported definition (``to_dict``'s shape)."""
+        with transaction.atomic():
+            dashboard = cls(owner=owner)
+            dashboard._apply(data)
+            dashboard.save()
+            dashboard._replace_panels(data.get("panels", []))
+        return dashboard
+
+    def change(self, user, note: str, apply: Callable[[], object]) -> "DashboardVersion":
+        """Run ``apply`` (which saves this dashboard's or its panels' edits) as a new version;
+        the definition as it was before is kept. Returns that kept version."""
+        with transaction.atomic():
+            locked = Dashboard.objects.select_for_update().get(pk=self.pk)
+            kept = DashboardVersion.objects.create(
+                dashboard=locked,
+                version=locked.version,
+                data=locked.to_dict(),
+                saved_by=user,
+                note=note,
+            )
+            apply()
+            self.version = locked.version + 1
+            self.save(update_fields=["version", "updated_at"])
+        return kept
+
+    def replace_with(self, data: dict, user, note: str = "") -> "DashboardVersion":
+        """Make ``data`` (``to_dict``'s shape) this dashboard's definition, as a new version."""
+
+        def apply() -> None:
+            self._apply(data)
+            self.save()
+            if "panels" in data:
+                self._replace_panels(data["panels"])
+
+        return self.change(user, note, apply)
+
+    def roll_back_to(self, version: "DashboardVersion", user) -> None:
+        """Make an earlier version current again (the current one is kept too)."""
+        self.replace_with(version.data, user, note=f"Rolled back to version {version.version}")
+
+    def _apply(self, data: dict) -> None:
+        self.title = data.get("title", self.title)
+        self.tags = list(data.get("tags", self.tags))
+        self.time_range = data.get("time_range", self.time_range)
+        self.refresh = data.get("refresh", self.refresh)
+        self.variables = data.get("variables", self.variables)
+
+    def _replace_panels(self, panels: list[dict]) -> None:
+        self.panels.all().delete()
+        Panel.objects.bulk_create(
+            Panel(dashboard=self, **{key: panel[key] for key in PANEL_FIELDS if key in panel})
+            for panel in panels
+        )
+
+
+class Panel(models.Model):
+    class Type(models.TextChoices):
+        TIMESERIES = "timeseries", "Time series"
+        STAT = "stat", "Stat"
+        GAUGE = "gauge", "Gauge"
+        BARGAUGE = "bargauge", "Bar gauge"
+        TABLE = "table", "Table"
+        TEXT = "text", "Text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="panels")
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.TIMESERIES)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    # Grid position and size: column (0-11) and row of the top-left corner, in columns and rows.
+    x = models.PositiveSmallIntegerField(default=0)
+    y = models.PositiveSmallIntegerField(default=0)
+    width = models.PositiveSmallIntegerField(default=6)
+    height = models.PositiveSmallIntegerField(default=4)
+    # [{"expr": PromQL, "legend": "{{instance}} {{mode}}"}]
+    queries = models.JSONField(default=list, blank=True)
+    unit = models.CharField(max_length=32, blank=True)
+    decimals = models.PositiveSmallIntegerField(null=True, blank=True)
+    min = models.FloatField(null=True, blank=True)
+    max = models.FloatField(null=True, blank=True)
+    # [{"value": 80, "color": "orange"}], ascending: a value at or above one takes its colour.
+    thresholds = models.JSONField(default=list, blank=True)
+    # A text panel's Markdown.
+    text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["y", "x"]
+
+    def __str__(self) -> str:
+        return self.title or self.get_type_display()
+
+    def to_dict(self) -> dict:
+        return {key: getattr(self, key) for key in PANEL_FIELDS}
+
+    def threshold_colour(self, value: float) -> str:
+        """The colour of the highest threshold ``value`` reaches ("" below them all)."""
+        colour = ""
+        for step in sorted(self.thresholds, key=lambda step: step["value"]):
+            if value >= step["value"]:
+                colour = step["color"]
+        return colour
+
+
+class DashboardVersion(models.Model):
+    """A dashboard's definition as it was before a save; ``note`` says what that save changed."""
+
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    data = models.JSONField()
+    note = models.CharField(max_length=200, blank=True)
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    saved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dashboard", "version"], name="one_row_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dashboard} v{self.version}"
