@@ -116,6 +116,19 @@ def test_a_deactivated_user_cannot_log_in_and_it_is_audited(admin, user_with_rol
     assert (event.actor_label, event.target_id) == ("boss", str(olga.pk))
 
 
+def test_a_deactivated_users_open_session_ends(admin, user_with_role):
+    olga = user_with_role(Role.OPERATOR, "olga")
+    session = Client()
+    session.post(reverse("account_login"), {"login": "olga", "password": PASSWORD})
+    assert session.get("/alerts/").status_code == 200
+
+    admin.post(reverse("accounts:user_active", args=[olga.pk]), {"active": "false"})
+
+    response = session.get("/alerts/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+
 def test_an_admin_cannot_deactivate_themselves(admin, boss):
     response = admin.post(reverse("accounts:user_active", args=[boss.pk]), {"active": "false"})
 
