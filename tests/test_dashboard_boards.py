@@ -70,7 +70,8 @@ def test_the_list_shows_each_dashboard_with_its_tags_and_panel_count(viewer):
     assert response.status_code == 200
     assert [board.title for board in response.context["dashboards"]] == ["Web tier"]
     assert response.context["dashboards"][0].panel_count == 2
-    assert response.context["all_tags"] == ["db", "web"]
+    # Beside the tags of the shipped dashboards.
+    assert {"db", "web"} <= set(response.context["all_tags"])
 
 
 def test_a_dashboard_page_loads_each_panel_with_the_chosen_variables(viewer, hosts):
@@ -261,7 +262,7 @@ def test_an_exported_dashboard_imports_as_a_copy(operator):
     response = operator.post("/dashboards/import/", {"definition": exported.content.decode()})
 
     assert response.status_code == 302
-    copy = Dashboard.objects.exclude(pk=board.pk).get()
+    copy = Dashboard.objects.exclude(pk=board.pk).get(title=board.title)
     assert copy.to_dict() == board.to_dict() == orjson.loads(exported.content)
     assert AuditEvent.objects.filter(action="dashboard.import").count() == 1
 
@@ -270,7 +271,7 @@ def test_an_import_with_an_unknown_panel_type_is_refused(operator):
     definition = orjson.dumps({"title": "X", "panels": [{"type": "heatmap"}]}).decode()
     response = operator.post("/dashboards/import/", {"definition": definition})
     assert response.status_code == 400
-    assert not Dashboard.objects.exists()
+    assert not Dashboard.objects.filter(title="X").exists()
 
 
 def test_a_viewer_is_refused_every_edit(viewer):
