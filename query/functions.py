@@ -63,7 +63,11 @@ def format_value(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    return np.format_float_positional(value, trim="-")
+    # repr gives the same shortest digits, and is much cheaper, unless it chose an exponent.
+    text = repr(float(value))
+    if "e" in text:
+        return np.format_float_positional(value, trim="-")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def quantile_of(phi: float, values: np.ndarray) -> float:
@@ -585,9 +589,11 @@ def _histogram_quantile(call: Call) -> Vector:
     labels, values, present = [], [], []
     for group, rows, bounds in groups.values():
         bounds_array = np.array(bounds)
-        row_values = np.full(call.steps, np.nan)
         row_present = vector.present[rows].any(axis=0)
-        for step in np.flatnonzero(row_present):
+        # Steps where every bucket has a sample (nearly all) are computed together.
+        complete = vector.present[rows].all(axis=0)
+        row_values = _bucket_quantiles(phi, bounds_array, vector.values[rows], complete)
+        for step in np.flatnonzero(row_present & ~complete):
             here = vector.present[rows, step]
             row_values[step] = _bucket_quantile(
                 phi[step], bounds_array[here], vector.values[rows, step][here]
@@ -596,6 +602,41 @@ def _histogram_quantile(call: Call) -> Vector:
         values.append(row_values)
         present.append(row_present)
     return _rows(labels, values, present, call.steps, drop_name=False)
+
+
+def _bucket_quantiles(
+    phi: np.ndarray, bounds: np.ndarray, counts: np.ndarray, steps: np.ndarray
+) -> np.ndarray:
+    """_bucket_quantile at each of ``steps`` at once (one histogram: buckets x steps)."""
+    result = np.full(counts.shape[1], np.nan)
+    if not steps.any() or len(np.unique(bounds)) != len(bounds):
+        # Buckets of one bound to add up: step by step, as _bucket_quantile does.
+        for step in np.flatnonzero(steps):
+            result[step] = _bucket_quantile(phi[step], bounds, counts[:, step])
+        return result
+    order = np.argsort(bounds, kind="stable")
+    bounds, counts = bounds[order], np.maximum.accumulate(counts[order][:, steps], axis=0)
+    q = phi[steps]
+    if len(bounds) < 2 or not math.isinf(bounds[-1]) or bounds[-1] < 0:
+        values = np.full(len(q), np.nan)
+    else:
+        observations = counts[-1]
+        rank = q * observations
+        below = counts[:-1] >= rank
+        bucket = np.where(below.any(axis=0), below.argmax(axis=0), len(bounds) - 1)
+        columns = np.arange(len(q))
+        end, count = bounds[bucket], counts[bucket, columns]
+        previous = np.maximum(bucket - 1, 0)
+        start = np.where(bucket > 0, bounds[previous], 0.0)
+        before = np.where(bucket > 0, counts[previous, columns], 0.0)
+        with np.errstate(all="ignore"):
+            values = start + (end - start) * ((rank - before) / (count - before))
+        values = np.where(bucket == len(bounds) - 1, bounds[-2], values)
+        values = np.where((bucket == 0) & (bounds[0] <= 0), bounds[0], values)
+        values = np.where(observations == 0, np.nan, values)
+    values = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, values))
+    result[steps] = np.where(np.isnan(q), np.nan, values)
+    return result
 
 
 FUNCTIONS: dict[str, Callable[[Call], object]] = {
