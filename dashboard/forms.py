@@ -4,6 +4,7 @@ that import a dashboard's JSON."""
 from django import forms
 from django.core.exceptions import ValidationError
 
+from dashboard import grafana
 from dashboard.models import GRID_COLUMNS, Dashboard, Panel
 
 VARIABLE_KINDS = {"query", "custom"}
@@ -126,14 +127,23 @@ class PanelForm(forms.ModelForm):
 
 
 class ImportForm(forms.Form):
+    """Vigil's own export, or a Grafana dashboard's JSON (converted by dashboard/grafana.py;
+    ``left_out`` then lists what it could not take)."""
+
     definition = forms.JSONField(
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
         label="Dashboard JSON",
-        help_text="As a dashboard's Export JSON gives it.",
+        help_text="As a dashboard's Export JSON gives it, or a Grafana dashboard's JSON model.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.left_out: list[str] = []
 
     def clean_definition(self) -> dict:
         found = self.cleaned_data["definition"]
+        if isinstance(found, dict) and grafana.is_grafana(found):
+            found, self.left_out = grafana.convert(found)
         if not isinstance(found, dict) or not str(found.get("title", "")).strip():
             raise ValidationError("A dashboard's JSON is an object with a title.")
         panels = found.get("panels", [])

@@ -107,8 +107,10 @@ def _evaluate(
         expr = variables.interpolate(query["expr"], chosen, step_ms, time_range.seconds * 1000)
         result = query_charts.evaluate_range(expr, over, step_ms, MAX_SERIES)
         results.append(result)
+        legend = query.get("legend", "")
+        # A series without labels (a sum, a scalar) is named by its query unless a format says.
         names += [
-            query_charts.formatted_legend(query.get("legend", ""), labels) if labels else expr
+            query_charts.formatted_legend(legend, labels) if labels or legend.strip() else expr
             for labels in result.labels
         ]
     if not results:

@@ -601,7 +601,8 @@ def dashboard_export(request, pk):
 
 @role_required(Role.OPERATOR)
 def dashboard_import(request):
-    """A new dashboard from an exported definition."""
+    """A new dashboard from an exported definition or a Grafana dashboard's JSON; what of the
+    latter could not be imported is listed."""
     form = ImportForm(request.POST or None)
     if request.method != "POST":
         return render(request, "dashboard/dashboard_import.html", {"form": form})
@@ -609,5 +610,9 @@ def dashboard_import(request):
         return render(request, "dashboard/dashboard_import.html", {"form": form}, status=400)
     board = Dashboard.create_from_dict(form.cleaned_data["definition"], request.user)
     AuditEvent.record(request.user, "dashboard.import", board, request=request)
+    if form.left_out:
+        # Said here, where the imported JSON still is, rather than in a message on the way.
+        context = {"form": ImportForm(), "imported": board, "left_out": form.left_out}
+        return render(request, "dashboard/dashboard_import.html", context, status=201)
     messages.success(request, f"Dashboard {board.title} imported.")
     return redirect("dashboard:dashboard", pk=board.pk)
