@@ -4,7 +4,7 @@ Each check has an instance of its own (agent id ``check:<uuid>``) whose samples 
 results, so rules, Explore and PromQL read ``probe_success{instance="check:..."}`` like any
 other metric, and whose alerts are the check's down, late and certificate problems.
 
-A check's state moves only through its methods here: ``record_probe`` (a probe's result),
+A check's state moves only through its methods here: ``record_probes`` (probes' results),
 ``record_ping`` (a heartbeat's ping) and ``watch_heartbeat`` (time passing without one). Each
 takes the row lock, so a probe, a ping and the runner never race on one check.
 """
@@ -13,6 +13,7 @@ import random
 import re
 import uuid
 import zoneinfo
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -290,42 +291,65 @@ class Check(models.Model):
             seconds=self.interval_seconds + random.uniform(0, self.jitter_seconds)
         )
 
-    def record_probe(self, result: ProbeResult, now: datetime) -> None:
-        """Store a probe's result as samples and move the state: down after ``retries``
-        failures in a row past the first, up at the first success."""
+    @classmethod
+    def record_probes(cls, results: Sequence[tuple[str, datetime, ProbeResult]]) -> int:
+        """Store a batch of probe results, ``(check id, when the probe started, result)``:
+        their samples in one write, each check's state moved (down after ``retries`` failures
+        in a row past the first, up at the first success) and its problems announced. Checks
+        deleted or paused since their probe started are left out; returns how many were not."""
+        by_id = {str(pk): (started, result) for pk, started, result in results}
         with transaction.atomic():
-            if not self.lock() or self.paused:
-                return  # deleted or paused while its probe ran
-            self.last_run_at, self.last_duration = now, result.duration
-            self.last_reason = result.reason
-            self.certificate_expires_at = result.certificate_expires_at
-            self.failures = 0 if result.success else self.failures + 1
-            went_down = went_up = False
-            if result.success:
-                went_up = self.state == self.State.DOWN
-                self.state = self.State.UP
-            elif self.failures > self.retries:
-                went_down = self.state != self.State.DOWN
-                self.state = self.State.DOWN
-            self.save(
-                update_fields=[
-                    "last_run_at",
-                    "last_duration",
-                    "last_reason",
-                    "certificate_expires_at",
-                    "failures",
-                    "state",
-                ]
+            checks = list(
+                cls.objects.select_for_update(of=("self",))
+                .select_related("instance")
+                .filter(pk__in=by_id, paused=False)
+                .order_by("pk")
             )
-            self.write_samples(now, probe_samples(result))
-            if went_down:
-                self.announce_down(result.reason)
-            elif went_up:
-                self.announce_over(signals.DOWN, f"{self.name} is up again.")
-            self.judge_certificate(now)
+            changes = [check.apply_probe(*by_id[str(check.pk)]) for check in checks]
+            cls.objects.bulk_update(checks, PROBE_FIELDS)
+            rows = []
+            for check in checks:
+                started, result = by_id[str(check.pk)]
+                rows += check.sample_rows(started, probe_samples(result))
+            store.write_samples(rows)
+            Instance.objects.filter(pk__in=[check.instance_id for check in checks]).update(
+                last_seen=timezone.now()
+            )
+            for check, (change, certificate_was_close) in zip(checks, changes, strict=True):
+                if change == cls.State.DOWN:
+                    check.announce_down(check.last_reason)
+                elif change == cls.State.UP:
+                    check.announce_over(signals.DOWN, f"{check.name} is up again.")
+                check.judge_certificate(check.last_run_at, certificate_was_close)
+        return len(checks)
 
-    def judge_certificate(self, now: datetime) -> None:
-        """A certificate close to expiry is a problem of its own, warning then critical."""
+    def apply_probe(self, started: datetime, result: ProbeResult) -> tuple[str | None, bool]:
+        """Move the check's fields for a probe's result (not saved). Returns the state it went
+        to if it went down or came back up (else None), and whether its certificate was close
+        to expiry before."""
+        certificate_was_close = self.certificate_is_close(started)
+        self.last_run_at, self.last_duration = started, result.duration
+        self.last_reason = result.reason
+        self.certificate_expires_at = result.certificate_expires_at
+        self.failures = 0 if result.success else self.failures + 1
+        change = None
+        if result.success:
+            change = self.State.UP if self.state == self.State.DOWN else None
+            self.state = self.State.UP
+        elif self.failures > self.retries:
+            change = self.State.DOWN if self.state != self.State.DOWN else None
+            self.state = self.State.DOWN
+        return change, certificate_was_close
+
+    def certificate_is_close(self, now: datetime) -> bool:
+        return (
+            self.certificate_expires_at is not None
+            and self.certificate_expires_at - now < timedelta(days=self.certificate_warning_days)
+        )
+
+    def judge_certificate(self, now: datetime, was_close: bool) -> None:
+        """A certificate close to expiry is a problem of its own, warning then critical; it is
+        over when a certificate further off replaces it."""
         if self.certificate_expires_at is None:
             return
         days_left = (self.certificate_expires_at - now).total_seconds() / 86_400
@@ -334,7 +358,10 @@ class Check(models.Model):
         elif days_left < self.certificate_warning_days:
             severity = "warning"
         else:
-            self.announce_over(signals.CERTIFICATE, f"The certificate of {self.name} is renewed.")
+            if was_close:
+                self.announce_over(
+                    signals.CERTIFICATE, f"The certificate of {self.name} is renewed."
+                )
             return
         self.announce(
             signals.CERTIFICATE,
@@ -354,13 +381,15 @@ class Check(models.Model):
     def announce_over(self, problem: str, message: str) -> None:
         signals.problem_ended.send(Check, instance=self.instance, problem=problem, message=message)
 
-    def write_samples(self, now: datetime, values: dict[str, float]) -> None:
-        """The check's results as samples of its instance, one series per metric name."""
+    def sample_rows(self, ts: datetime, values: dict[str, float]) -> list[tuple]:
+        """``(series id, ts, value)`` rows of the check's results: samples of its instance, one
+        series per metric name."""
         keys = [store.SeriesKey(name, {}, UNITS.get(name, "")) for name in values]
         series = store.resolve_series(self.instance_id, keys)
-        store.write_samples(
-            [(series[(key.name, key.labels_key)], now, values[key.name]) for key in keys]
-        )
+        return [(series[(key.name, key.labels_key)], ts, values[key.name]) for key in keys]
+
+    def write_samples(self, now: datetime, values: dict[str, float]) -> None:
+        store.write_samples(self.sample_rows(now, values))
         Instance.objects.filter(pk=self.instance_id).update(last_seen=now)
 
     # --- heartbeats ----------------------------------------------------------------------
@@ -484,6 +513,15 @@ class Ping(models.Model):
         return f"{self.kind} ping of {self.heartbeat_id} at {self.created:%Y-%m-%d %H:%M:%S}"
 
 
+# What a probe's result changes on its check.
+PROBE_FIELDS = [
+    "last_run_at",
+    "last_duration",
+    "last_reason",
+    "certificate_expires_at",
+    "failures",
+    "state",
+]
 UNITS = {"probe_duration_seconds": "seconds", "probe_dns_lookup_time_seconds": "seconds"}
 
 

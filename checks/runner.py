@@ -9,13 +9,12 @@ records each result as it comes. Heartbeats due are deadlines passing: they are 
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from checks import metrics
 from checks.models import Check
@@ -51,22 +50,26 @@ def claim_due_checks(now: datetime) -> tuple[dict[str, float], list]:
 
 def run_checks(due_at: dict[str, float]) -> int:
     """Probe the given checks (ids, with when each was due), at most CHECKS_CONCURRENCY at
-    once; record each result, and how late each probe started."""
-    checks = list(Check.objects.filter(pk__in=due_at, paused=False).select_related("instance"))
+    once, then record the results together; and how late each probe started."""
+    checks = list(Check.objects.filter(pk__in=due_at, paused=False))
     if not checks:
         return 0
-    lags, successes = [], 0
     workers = min(settings.CHECKS_CONCURRENCY, len(checks))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        running = {pool.submit(_probe_now, check): check for check in checks}
-        for future in as_completed(running):
-            check = running[future]
-            started, result = future.result()
-            lags.append(max(started - due_at[str(check.pk)], 0.0))
-            successes += result.success
-            check.record_probe(result, timezone.now())
-    metrics.observe_batch(lags, successes, len(checks) - successes)
-    return len(checks)
+        results = list(pool.map(_probe_now, checks))
+    recorded = Check.record_probes(
+        [
+            (check.pk, datetime.fromtimestamp(started, UTC), result)
+            for check, (started, result) in zip(checks, results, strict=True)
+        ]
+    )
+    lags = [
+        max(started - due_at[str(check.pk)], 0.0)
+        for check, (started, _) in zip(checks, results, strict=True)
+    ]
+    successes = sum(result.success for _, result in results)
+    metrics.observe_batch(lags, successes, len(results) - successes)
+    return recorded
 
 
 def _probe_now(check: Check) -> tuple[float, ProbeResult]:

@@ -279,6 +279,27 @@ def test_a_certificate_past_the_warning_days_only_warns(https_target):
     assert alert.severity == "warning"
 
 
+def test_a_renewed_certificate_resolves_the_expiry_alert(https_target, tmp_path):
+    (tmp_path / "renewed").mkdir()
+    renewed_files = self_signed_certificate(tmp_path / "renewed", datetime.timedelta(days=90))
+    renewed = HttpTarget(tls_files=renewed_files)
+    try:
+        check = make_check(
+            kind=Check.Kind.HTTP, url=f"{https_target.url}/ok", ignore_tls_errors=True
+        )
+        probe(check)
+        (alert,) = open_alerts(check, signals.CERTIFICATE)
+
+        Check.objects.filter(pk=check.pk).update(url=f"{renewed.url}/ok")
+        probe(check)
+    finally:
+        renewed.stop()
+
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.RESOLVED
+    assert alert.note == "The certificate of Probe is renewed."
+
+
 def test_a_dns_check_reads_the_record_from_the_given_resolver():
     server = DnsTarget("app.example.test", "192.0.2.7")
     try:
@@ -456,9 +477,11 @@ def test_a_check_deleted_or_paused_while_its_probe_runs_leaves_the_rest_of_the_b
     Check.objects.filter(pk=deleted.pk).delete()
     Check.objects.filter(pk=paused.pk).update(paused=True, state=Check.State.PAUSED)
 
-    for check in (kept, deleted, paused):
-        check.record_probe(results[str(check.pk)], timezone.now())
+    recorded = Check.record_probes(
+        [(check.pk, timezone.now(), results[str(check.pk)]) for check in (kept, deleted, paused)]
+    )
     assert tasks.run_checks.delay(due_at).get() == 1
+    assert recorded == 1
 
     kept.refresh_from_db()
     paused.refresh_from_db()
