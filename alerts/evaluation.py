@@ -487,7 +487,7 @@ def mark_silenced(silences: list) -> None:
     """Keep each open alert's ``silenced`` mark in step with the active silences."""
     changed = []
     for alert in Alert.objects.filter(resolved_at__isnull=True).only(
-        "pk", "instance_id", "rule_id", "severity", "labels", "silenced", "status"
+        "pk", "instance_id", "rule_id", "alert_type", "severity", "labels", "silenced", "status"
     ):
         if covered(silences, alert) != alert.silenced:
             alert.silenced = not alert.silenced

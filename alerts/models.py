@@ -437,6 +437,8 @@ class Alert(models.Model):
         RULE = "rule"
         # Vigil's own checks: "instance down".
         SYSTEM = "system"
+        # Sent by a Prometheus through the Alertmanager API.
+        PROMETHEUS = "prometheus"
 
     INSTANCE_DOWN = "instance_down"
     SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
@@ -452,7 +454,7 @@ class Alert(models.Model):
     peak_severity = models.CharField(max_length=16, choices=Severity.choices, blank=True)
     message = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
     # The labels of the series that breached (rule alerts), for silences and notifications.
     labels = models.JSONField(default=dict, blank=True)
@@ -735,7 +737,7 @@ class Silence(models.Model):
             (self.rule_id is None or self.rule_id == alert.rule_id)
             and (self.instance_id is None or self.instance_id == alert.instance_id)
             and (not self.severity or self.severity == alert.severity)
-            and labels_match(alert.labels, self.matchers)
+            and labels_match({**alert.labels, "alertname": alert.alert_type}, self.matchers)
         )
 
     def end(self, user, alert: Alert | None = None) -> None:

@@ -7,9 +7,10 @@ from django.urls import include, path
 from django.views.defaults import page_not_found
 from django.views.generic import RedirectView
 
+from alerts.urls_alertmanager import routes as alertmanager_routes
 from config import monitoring
 from config.api import api
-from ingestion.views import federate, readers_only
+from ingestion.views import federate, readers_and_writers, readers_only
 from query.urls import routes as prometheus_routes
 
 # Admin logins go through allauth too, so its rate limits (and later MFA and audit) apply.
@@ -28,18 +29,19 @@ urlpatterns = [
     path("metrics", monitoring.metrics, name="metrics"),
     path("federate", federate, name="federate"),
     path("api/v1/", api.urls),
+    path("prometheus/api/v1/", include(prometheus_routes(readers_only))),
+    path("alertmanager/api/v2/", include(alertmanager_routes(readers_and_writers))),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("accounts/tokens/", include("ingestion.urls")),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("backups/", include("backups.urls")),
-    # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
     # Heartbeat pings (Healthchecks' API): no login, the check's uuid is the key.
     path("ping/", include("checks.urls")),
+    # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
     path("alerts/ack/", include("alerts.urls")),
     path("", include("dashboard.urls")),
-    path("prometheus/api/v1/", include(prometheus_routes(readers_only))),
 ]
 
 

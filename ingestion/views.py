@@ -85,23 +85,49 @@ def federate(request):
 
 def may_read(request) -> bool:
     """A Viewer's session, or any live API token (a read needs no write scope)."""
-    if has_role(request.user, Role.VIEWER):
-        return True
+    return has_role(request.user, Role.VIEWER) or _token_of(request) is not None
+
+
+def _token_of(request) -> IngestToken | None:
+    """The live token of ``Authorization: Bearer``, or of basic auth's password: clients that
+    only speak basic auth (promtool, some Grafana set-ups) send the token as the password."""
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic":
-        # Clients that only speak basic auth (promtool, some Grafana set-ups) send the
-        # token as the password.
         try:
             credentials = base64.b64decode(credentials.strip()).decode().partition(":")[2]
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return None
     elif scheme.lower() != "bearer":
-        return False
-    return IngestToken.authenticate(credentials.strip()) is not None
+        return None
+    return IngestToken.authenticate(credentials.strip())
 
 
 def _text(message: str, status: int) -> HttpResponse:
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+def may_write(request) -> bool:
+    """A live API token with write scope. A session is not enough: these endpoints take JSON
+    from other programs and are not protected against cross-site requests."""
+    token = _token_of(request)
+    return token is not None and token.can_write
+
+
+def readers_and_writers(view):
+    """For the Alertmanager API: reads as ``readers_only``, changes for ``may_write``."""
+
+    @login_not_required
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        allowed = may_read if request.method in ("GET", "HEAD") else may_write
+        if not allowed(request):
+            status = 403 if may_read(request) else 401
+            return JsonResponse(
+                "send a token with write scope, or log in", status=status, safe=False
+            )
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def readers_only(view):

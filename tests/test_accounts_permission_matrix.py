@@ -259,9 +259,20 @@ def endpoints(target_user, token):
         ("get", f"/ping/{heartbeat.pk}", {}, {}, EVERYONE),
         ("post", f"/ping/{heartbeat.pk}/start", {}, {}, EVERYONE),
         ("post", f"/ping/{heartbeat.pk}/fail", {}, {}, EVERYONE),
+    # The Prometheus and Alertmanager APIs: a Viewer's session reads; changes need a token.
+    session_reads = {None: 401, "none": 401, Role.VIEWER: 200, Role.OPERATOR: 200, Role.ADMIN: 200}
+    token_writes = {None: 401, "none": 401, Role.VIEWER: 403, Role.OPERATOR: 403, Role.ADMIN: 403}
+    query_apis = [
+        ("get", "/prometheus/api/v1/query", {"query": "vector(1)"}, {}, session_reads),
+        ("get", "/prometheus/api/v1/labels", {}, {}, session_reads),
+        ("get", "/alertmanager/api/v2/alerts", {}, {}, session_reads),
+        ("get", "/alertmanager/api/v2/silences", {}, {}, session_reads),
+        ("post", "/alertmanager/api/v2/silences", {"comment": "x"}, {}, token_writes),
+        ("post", "/alertmanager/api/v2/alerts", {}, {}, token_writes),
+    ]
         ("get", f"/ping/{heartbeat.pk}/0", {}, {}, EVERYONE),
     ]
-    return pages + actions + rules + accounts + api + public
+    return pages + actions + rules + accounts + api + query_apis + public
 
 
 def call(client, method, url, data, headers):
