@@ -21,7 +21,7 @@ import psycopg
 from bench.common import database_dsn, database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["ingest", "queries", "alert_evaluation", "fanout", "soak", "promql"]
+MODULES = ["ingest", "queries", "alert_evaluation", "fanout", "soak", "promql", "checks"]
 
 
 def server_urls() -> tuple[str, str]:
