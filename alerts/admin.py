@@ -9,6 +9,7 @@ from alerts.models import (
     Notification,
     NotificationChannel,
     PendingBreach,
+    RecordingRule,
     Silence,
 )
 
@@ -64,6 +65,13 @@ class AlertAdmin(admin.ModelAdmin):
     def resolve(self, request, queryset):
         for alert in queryset.exclude(status=Alert.Status.RESOLVED):
             alert.resolve(request.user, note="Resolved in admin.")
+
+
+@admin.register(RecordingRule)
+class RecordingRuleAdmin(AuditedAdmin, admin.ModelAdmin):
+    list_display = ["record", "expr", "enabled"]
+    list_filter = ["enabled"]
+    search_fields = ["record", "expr"]
 
 
 @admin.register(AlertRule)

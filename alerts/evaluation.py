@@ -29,7 +29,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from alerts import metrics
+from alerts import metrics, recording
 from alerts.models import (
     Alert,
     AlertRule,
@@ -90,6 +90,8 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         pending = defaultdict(dict)
         for breach in PendingBreach.objects.all():
             pending[breach.rule_id][(breach.instance_id, breach.fingerprint)] = breach
+        # Recording rules first, so alerting rules may read what they record at this time.
+        recording.record(now)
         shared = {}
         for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
             summary.rules += 1

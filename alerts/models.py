@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -411,6 +412,39 @@ class AlertRule(models.Model):
         if labels:
             selector += "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
         return f"{selector} {self.aggregation} over {humanize.duration(self.window)}"
+
+
+class RecordingRule(models.Model):
+    """A Prometheus recording rule: each evaluation stores the series its PromQL expression
+    returns as samples of the metric ``record`` (labelled with the series' labels and the rule's
+    ``labels``), on the instance its ``instance`` label names, else on Vigil itself."""
+
+    record = models.CharField(
+        max_length=200, unique=True, validators=[RegexValidator(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
+    )
+    expr = models.TextField("PromQL expression")
+    labels = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["record"]
+
+    def __str__(self) -> str:
+        return self.record
+
+    def clean(self) -> None:
+        from query.engine import parse
+        from query.values import QueryError
+
+        try:
+            parse(self.expr)
+        except QueryError as error:
+            raise ValidationError({"expr": str(error)}) from None
+        if not isinstance(self.labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.labels.items()
+        ):
+            raise ValidationError({"labels": "Give an object of text values."})
 
 
 class Alert(models.Model):

@@ -1,4 +1,5 @@
-"""Prometheus rule files (``groups:`` of alerting rules) read into PromQL alert rules."""
+"""Prometheus rule files (``groups:`` of alerting and recording rules) read into Vigil's
+PromQL alert rules and recording rules."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -8,7 +9,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from alerts.models import AlertRule
+from alerts.models import AlertRule, RecordingRule
 
 
 class RuleFileError(ValueError):
@@ -19,7 +20,6 @@ class RuleFileError(ValueError):
 class ImportReport:
     created: list[str]
     updated: list[str]
-    skipped: list[str]  # recording rules, which Vigil does not evaluate yet
 
 
 def _duration(text, where: str) -> timedelta:
@@ -40,15 +40,15 @@ def _text_map(value, where: str) -> dict:
 
 
 def import_rules(text: str) -> ImportReport:
-    """Create or update (by name) a PromQL rule per alerting rule of a Prometheus rule file,
-    all or nothing; the file's errors name the group and rule."""
+    """Create or update (by name) a PromQL rule per alerting rule and a recording rule per
+    recording rule of a Prometheus rule file, all or nothing; errors name the group and rule."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise RuleFileError(f"not YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
         raise RuleFileError("a rule file has a 'groups' list")
-    report = ImportReport([], [], [])
+    report = ImportReport([], [])
     with transaction.atomic():
         for group in document["groups"]:
             if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
@@ -58,10 +58,28 @@ def import_rules(text: str) -> ImportReport:
                 if not isinstance(entry, dict):
                     raise RuleFileError(f"{where} is not a map")
                 if "record" in entry:
-                    report.skipped.append(str(entry["record"]))
-                    continue
-                _import_alerting_rule(entry, where, report)
+                    _import_recording_rule(entry, where, report)
+                else:
+                    _import_alerting_rule(entry, where, report)
     return report
+
+
+def _import_recording_rule(entry: dict, where: str, report: ImportReport) -> None:
+    name = str(entry["record"])
+    rule = RecordingRule.objects.filter(record=name).first() or RecordingRule(record=name)
+    created = rule.pk is None
+    rule.expr = str(entry.get("expr", ""))
+    rule.labels = _text_map(entry.get("labels"), f"{where} 'labels'")
+    _save(rule, where, name)
+    (report.created if created else report.updated).append(name)
+
+
+def _save(rule, where: str, name: str) -> None:
+    try:
+        rule.full_clean()
+    except ValidationError as error:
+        raise RuleFileError(f"{where} ({name}): {'; '.join(error.messages)}") from None
+    rule.save()
 
 
 def _import_alerting_rule(entry: dict, where: str, report: ImportReport) -> None:
@@ -75,9 +93,5 @@ def _import_alerting_rule(entry: dict, where: str, report: ImportReport) -> None
     rule.labels = _text_map(entry.get("labels"), f"{where} 'labels'")
     rule.annotations = _text_map(entry.get("annotations"), f"{where} 'annotations'")
     rule.description = rule.annotations.get("description", rule.description)
-    try:
-        rule.full_clean()
-    except ValidationError as error:
-        raise RuleFileError(f"{where} ({name}): {'; '.join(error.messages)}") from None
-    rule.save()
+    _save(rule, where, name)
     (report.created if created else report.updated).append(name)

@@ -6,7 +6,7 @@ from alerts.rule_files import RuleFileError, import_rules
 
 
 class Command(BaseCommand):
-    help = "Import the alerting rules of a Prometheus rule file as PromQL rules."
+    help = "Import the alerting and recording rules of a Prometheus rule file."
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path, help="A Prometheus rule file (YAML).")
@@ -19,5 +19,3 @@ class Command(BaseCommand):
         for verb, names in (("created", report.created), ("updated", report.updated)):
             for name in names:
                 self.stdout.write(f"{verb} {name}")
-        for name in report.skipped:
-            self.stdout.write(f"skipped recording rule {name} (not evaluated by Vigil yet)")
