@@ -252,13 +252,6 @@ def endpoints(target_user, token):
         ("put", f"/api/v1/alerts/{alert.pk}", {"status": "resolved"}, {}, NO_SESSION_API),
         ("post", "/api/v1/ingest", {"samples": []}, {}, NO_SESSION_API),
     ]
-    # For load balancers and Prometheus, and cron jobs' heartbeat pings: no login at all.
-    public = [
-        ("get", "/healthz", {}, {}, EVERYONE),
-        ("get", "/metrics", {}, {}, EVERYONE),
-        ("get", f"/ping/{heartbeat.pk}", {}, {}, EVERYONE),
-        ("post", f"/ping/{heartbeat.pk}/start", {}, {}, EVERYONE),
-        ("post", f"/ping/{heartbeat.pk}/fail", {}, {}, EVERYONE),
     # The Prometheus and Alertmanager APIs: a Viewer's session reads; changes need a token.
     session_reads = {None: 401, "none": 401, Role.VIEWER: 200, Role.OPERATOR: 200, Role.ADMIN: 200}
     token_writes = {None: 401, "none": 401, Role.VIEWER: 403, Role.OPERATOR: 403, Role.ADMIN: 403}
@@ -270,6 +263,13 @@ def endpoints(target_user, token):
         ("post", "/alertmanager/api/v2/silences", {"comment": "x"}, {}, token_writes),
         ("post", "/alertmanager/api/v2/alerts", {}, {}, token_writes),
     ]
+    # For load balancers and Prometheus, and cron jobs' heartbeat pings: no login at all.
+    public = [
+        ("get", "/healthz", {}, {}, EVERYONE),
+        ("get", "/metrics", {}, {}, EVERYONE),
+        ("get", f"/ping/{heartbeat.pk}", {}, {}, EVERYONE),
+        ("post", f"/ping/{heartbeat.pk}/start", {}, {}, EVERYONE),
+        ("post", f"/ping/{heartbeat.pk}/fail", {}, {}, EVERYONE),
         ("get", f"/ping/{heartbeat.pk}/0", {}, {}, EVERYONE),
     ]
     return pages + actions + rules + accounts + api + query_apis + public
