@@ -45,6 +45,7 @@ class AdminMfaRequiredMiddleware:
         "/metrics",
         "/static/",
         "/ping/",
+        "/badge/",
     )
 
     def __init__(self, get_response):

@@ -11,6 +11,7 @@ takes the row lock, so a probe, a ping and the runner never race on one check.
 
 import random
 import re
+import secrets
 import uuid
 import zoneinfo
 from collections.abc import Sequence
@@ -35,6 +36,10 @@ MIN_INTERVAL_SECONDS = 20
 PING_BODY_LIMIT_BYTES = 100_000
 # Pings kept per check; older ones are deleted as new ones come.
 PINGS_KEPT = 100
+
+
+def new_badge_key() -> str:
+    return secrets.token_urlsafe(16)
 
 
 class Check(models.Model):
@@ -134,6 +139,8 @@ class Check(models.Model):
     )
     time_zone = models.CharField(max_length=64, default="UTC")
 
+    # The key of its public SVG badges (/badge/<key>.svg): not the id, which pings use.
+    badge_key = models.CharField(max_length=32, unique=True, default=new_badge_key, editable=False)
     state = models.CharField(max_length=8, choices=State.choices, default=State.NEW)
     # Failed probes in a row; down once past ``retries``.
     failures = models.PositiveIntegerField(default=0, editable=False)
@@ -391,6 +398,15 @@ class Check(models.Model):
     def write_samples(self, now: datetime, values: dict[str, float]) -> None:
         store.write_samples(self.sample_rows(now, values))
         Instance.objects.filter(pk=self.instance_id).update(last_seen=now)
+
+    def uptime(self, window: timedelta) -> float | None:
+        """The share of the window's probes (or heartbeat pings) that succeeded; None without
+        any."""
+        now = timezone.now()
+        found = store.window_values(
+            "probe_success", [], [self.instance_id], now - window, now, "avg"
+        )
+        return found[0].value if found else None
 
     # --- heartbeats ----------------------------------------------------------------------
 

@@ -1,18 +1,24 @@
-"""The heartbeat ping API, compatible with Healthchecks' (https://healthchecks.io/docs/http_api/)
+"""Public endpoints of checks, without login.
+
+The heartbeat ping API, compatible with Healthchecks' (https://healthchecks.io/docs/http_api/)
 so existing cron wrappers work by changing only the base URL:
 
     /ping/<uuid>                success          /ping/<uuid>/start    a run begins
     /ping/<uuid>/fail           failure          /ping/<uuid>/<0-255>  exit status (0: success)
 
-GET, HEAD or POST; no login (the uuid is the secret). A POST's body, up to 100 kB, is kept as
-the ping's log; a larger one is refused whole (413) rather than cut. Answers are plain text.
+GET, HEAD or POST; the uuid is the secret. A POST's body, up to 100 kB, is kept as the ping's
+log; a larger one is refused whole (413) rather than cut. Answers are plain text.
+
+Badges: /badge/<key>.svg (name and state) and /badge/<key>/uptime.svg (24 h uptime), keyed by
+the check's badge key so that a badge in a public README does not give away its ping URL.
 """
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from checks import badges
 from checks.models import PING_BODY_LIMIT_BYTES, Check, Ping
 
 
@@ -60,3 +66,15 @@ def ping(
     except Check.DoesNotExist:  # deleted between the lookup and the ping
         return _text("not found", 404)
     return _text("OK", 200)
+
+
+@require_http_methods(["GET", "HEAD"])
+def badge(request: HttpRequest, key: str, kind: str = "state") -> HttpResponse:
+    """The check's state badge, or its 24-hour uptime badge, as SVG; cached for a minute."""
+    check = Check.objects.filter(badge_key=key).first()
+    if check is None:
+        raise Http404("no such badge")
+    shown = badges.uptime_badge(check) if kind == "uptime" else badges.state_badge(check)
+    response = HttpResponse(shown.svg(), content_type="image/svg+xml; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=60"
+    return response

@@ -37,8 +37,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("backups/", include("backups.urls")),
-    # Heartbeat pings (Healthchecks' API): no login, the check's uuid is the key.
-    path("ping/", include("checks.urls")),
+    # Heartbeat pings (Healthchecks' API) and badges: no login; uuids and keys are the secrets.
+    path("", include("checks.urls")),
     # Before the dashboard's alert pages: /alerts/ack/<token>/ is not an alert id.
     path("alerts/ack/", include("alerts.urls")),
     path("", include("dashboard.urls")),

@@ -271,6 +271,8 @@ def endpoints(target_user, token):
         ("post", f"/ping/{heartbeat.pk}/start", {}, {}, EVERYONE),
         ("post", f"/ping/{heartbeat.pk}/fail", {}, {}, EVERYONE),
         ("get", f"/ping/{heartbeat.pk}/0", {}, {}, EVERYONE),
+        ("get", f"/badge/{heartbeat.badge_key}.svg", {}, {}, EVERYONE),
+        ("get", f"/badge/{heartbeat.badge_key}/uptime.svg", {}, {}, EVERYONE),
     ]
     return pages + actions + rules + accounts + api + query_apis + public
 
