@@ -23,6 +23,7 @@ class CheckAdmin(admin.ModelAdmin):
     search_fields = ["name", "url", "host"]
     readonly_fields = [
         "id",
+        "badge_key",
         "instance",
         "state",
         "failures",

@@ -96,3 +96,12 @@ def test_pausing_and_resuming_from_the_list(admin):
     check.refresh_from_db()
     assert check.state == Check.State.NEW
     assert check.next_run_at is not None
+
+
+def test_the_change_page_shows_the_badge_key(admin):
+    admin.post(ADD_URL, add_form(url="https://example.com/health"))
+    check = Check.objects.get()
+
+    page = admin.get(reverse("admin:checks_check_change", args=[check.pk])).content.decode()
+
+    assert check.badge_key in page
