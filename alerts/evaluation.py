@@ -41,7 +41,7 @@ from alerts.models import (
 )
 from instances import store
 from instances.events import publish_instance_updated
-from instances.models import Instance
+from instances.models import VIGIL_AGENT_ID, Instance
 from query.engine import evaluate
 from query.values import QueryError, Vector, without_name
 
@@ -502,11 +502,13 @@ def mark_silenced(silences: list) -> None:
 
 def derive_instance_statuses(now: datetime) -> int:
     """Every instance's status, in one place: `unknown` when silent for 3 intervals, else from
-    its worst open alert (critical → unhealthy, error or warning → warning, none → healthy)."""
+    its worst open alert (critical → unhealthy, error or warning → warning, none → healthy).
+    The instance standing for Vigil has no agent to be silent: its alerts alone say."""
     cutoff = now - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
     open_alerts = Alert.objects.filter(instance=OuterRef("pk"), resolved_at__isnull=True)
+    silent = (Q(last_seen__isnull=True) | Q(last_seen__lt=cutoff)) & ~Q(agent_id=VIGIL_AGENT_ID)
     status = Case(
-        When(Q(last_seen__isnull=True) | Q(last_seen__lt=cutoff), then=Value("unknown")),
+        When(silent, then=Value("unknown")),
         When(
             Exists(open_alerts.filter(severity=Alert.Severity.CRITICAL)),
             then=Value("unhealthy"),

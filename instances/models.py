@@ -135,6 +135,7 @@ class Instance(models.Model):
         cutoff = timezone.now() - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
         return (
             cls.objects.exclude(status=cls.Status.UNKNOWN)
+            .exclude(agent_id=VIGIL_AGENT_ID)  # no agent reports for Vigil itself
             .filter(models.Q(last_seen__lt=cutoff) | models.Q(last_seen__isnull=True))
             .update(status=cls.Status.UNKNOWN)
         )

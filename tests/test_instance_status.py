@@ -64,3 +64,18 @@ def test_a_rejected_batch_announces_nothing(api):
     event = async_to_sync(layer.receive)(channel)
     assert event["instance_id"] == str(Instance.objects.get(agent_id="next").pk)
     async_to_sync(layer.group_discard)(INSTANCES_GROUP, channel)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vigils_own_instance_is_never_silent_its_alerts_alone_give_its_status():
+    from alerts.evaluation import evaluate_rules
+    from alerts.models import Alert
+
+    vigil = Instance.vigil()
+    mark_silent_instances.delay().get()
+    evaluate_rules()
+    assert Instance.objects.get(pk=vigil.pk).status == Instance.Status.HEALTHY
+
+    Alert.objects.create(instance=vigil, alert_type="backup_failed", severity="critical")
+    evaluate_rules()
+    assert Instance.objects.get(pk=vigil.pk).status == Instance.Status.UNHEALTHY
