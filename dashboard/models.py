@@ -17,6 +17,8 @@ from dashboard.timerange import DEFAULT_RANGE, RANGES
 
 # The grid is twelve columns wide (a phone stacks the panels); heights count rows of 80 px.
 GRID_COLUMNS = 12
+# The widths the panel menu offers: a quarter, a third, a half, two thirds, all.
+WIDTH_PRESETS = (3, 4, 6, 8, 12)
 # Auto-refresh of a dashboard's panels: off, or every so many seconds.
 REFRESH_SECONDS = {"off": None, "30s": 30, "1m": 60, "5m": 300}
 PANEL_FIELDS = [
@@ -156,7 +158,8 @@ class Panel(models.Model):
     type = models.CharField(max_length=16, choices=Type.choices, default=Type.TIMESERIES)
     title = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
-    # Grid position and size: column (0-11) and row of the top-left corner, in columns and rows.
+    # Where the panel stands: the page places the panels in (y, x) order, each spanning its width
+    # (of 12 columns) and height (in rows), packed densely.
     x = models.PositiveSmallIntegerField(default=0)
     y = models.PositiveSmallIntegerField(default=0)
     width = models.PositiveSmallIntegerField(default=6)
@@ -181,6 +184,25 @@ class Panel(models.Model):
     def to_dict(self) -> dict:
         return {key: getattr(self, key) for key in PANEL_FIELDS}
 
+    def move(self, offset: int) -> None:
+        """Swap places with the panel ``offset`` places before (-1) or after (+1) it in the
+        grid's reading order; at either end it stays."""
+        order = list(self.dashboard.panels.all())
+        index = next(i for i, panel in enumerate(order) if panel.pk == self.pk)
+        other = index + offset
+        if 0 <= other < len(order):
+            order[index], order[other] = order[other], order[index]
+        _renumber(order)
+
+    def duplicate(self) -> "Panel":
+        """A copy of this panel, placed right after it."""
+        copy = Panel(dashboard=self.dashboard, **self.to_dict())
+        copy.save()
+        order = [panel for panel in self.dashboard.panels.all() if panel.pk != copy.pk]
+        index = next(i for i, panel in enumerate(order) if panel.pk == self.pk)
+        _renumber([*order[: index + 1], copy, *order[index + 1 :]])
+        return copy
+
     def threshold_colour(self, value: float) -> str:
         """The colour of the highest threshold ``value`` reaches ("" below them all)."""
         colour = ""
@@ -188,6 +210,14 @@ class Panel(models.Model):
             if value >= step["value"]:
                 colour = step["color"]
         return colour
+
+
+def _renumber(order: list[Panel]) -> None:
+    """Give the panels the rows of ``order``: the grid places them in that order, each at its
+    width, packing them densely."""
+    for row, panel in enumerate(order):
+        panel.x, panel.y = 0, row
+    Panel.objects.bulk_update(order, ["x", "y"])
 
 
 class DashboardVersion(models.Model):

@@ -6,6 +6,7 @@ Each panel is its own HTMX request (the page loads them in parallel); a query th
 becomes that panel's error, never the page's.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ CHART_POINTS = 250
 # Series one panel draws at most (as Explore); stat, gauge and bar panels show fewer.
 MAX_SERIES = 100
 MAX_VALUES = 12
+GAUGES_PER_LINE = 4
 # Threshold colours a panel may name (Grafana's names); each has a class in vigil.css and a
 # plotly colour that reads on both themes.
 THRESHOLD_COLOURS = {
@@ -181,8 +183,8 @@ def _colour(panel: Panel, value: float) -> str:
 
 
 def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValue]) -> str:
-    """A gauge per series, side by side, its bar in its threshold's colour and the thresholds
-    marked on the dial."""
+    """A gauge per series, its bar in its threshold's colour and the top threshold marked on
+    the dial; up to four side by side, more in further lines."""
     low, high = _value_range(panel, result)
     rows = [(labels, value) for labels, value, at in result.latest() if at is not None]
     rows = rows[:MAX_VALUES]
@@ -190,18 +192,23 @@ def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownVa
     steps = sorted(panel.thresholds, key=lambda step: step["value"])
     number_format = f".{panel.decimals}f" if panel.decimals is not None else ".3~s"
     suffix = figures.value_format(panel.unit)[0].get("ticksuffix", "")
-    # Each dial in its share of the width less a gap, so neighbours' end labels do not touch.
-    share, gap = 1 / max(len(rows), 1), 0.06 / max(len(rows), 1)
+    columns = max(1, min(len(rows), GAUGES_PER_LINE))
+    lines = math.ceil(len(rows) / columns)
     for index, ((_, value), shown) in enumerate(zip(rows, latest, strict=False)):
+        column, line = index % columns, index // columns
         figure.add_trace(
             go.Indicator(
                 mode="gauge+number",
                 value=value,
                 number={"valueformat": number_format, "suffix": suffix},
                 title={"text": shown.name if len(rows) > 1 else "", "font": {"size": 11}},
-                domain={"x": [index * share + gap, (index + 1) * share - gap], "y": [0, 1]},
+                domain={
+                    "x": _cell(column, columns),
+                    # Line 0 at the top.
+                    "y": _cell(lines - 1 - line, lines, top_gap=0.12 if lines > 1 else 0),
+                },
                 gauge={
-                    "axis": {"range": [low, high]},
+                    "axis": {"range": [low, high], "tickfont": {"size": 9}},
                     "bar": {"color": _colour(panel, value)},
                     "threshold": {
                         "value": steps[-1]["value"],
@@ -218,6 +225,13 @@ def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownVa
         font={"size": 11},
     )
     return figure.to_json()
+
+
+def _cell(index: int, count: int, top_gap: float = 0.0) -> list[float]:
+    """The ``index``-th of ``count`` equal shares of [0, 1], less a gap on each side so
+    neighbouring dials' end labels do not touch (and ``top_gap`` of it above, for a title)."""
+    gap = 0.08 / count
+    return [index / count + gap, (index + 1 - top_gap) / count - gap]
 
 
 def _bars(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValue]) -> str:

@@ -41,6 +41,11 @@ urlpatterns = [
     path("dashboards/<uuid:pk>/panels/<uuid:panel_pk>/", views.dashboard_panel, name="panel"),
     path("dashboards/<uuid:pk>/panels/<uuid:panel_pk>/edit/", views.panel_edit, name="panel_edit"),
     path(
+        "dashboards/<uuid:pk>/panels/<uuid:panel_pk>/arrange",
+        views.panel_arrange,
+        name="panel_arrange",
+    ),
+    path(
         "dashboards/<uuid:pk>/panels/<uuid:panel_pk>/delete",
         views.panel_delete,
         name="panel_delete",

@@ -38,7 +38,7 @@ from dashboard import (
     variables,
 )
 from dashboard.forms import DashboardForm, ImportForm, PanelForm
-from dashboard.models import Dashboard, DashboardVersion, Panel
+from dashboard.models import WIDTH_PRESETS, Dashboard, DashboardVersion, Panel
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
 from query.values import QueryError
@@ -472,6 +472,7 @@ def dashboard_page(request, pk):
         "selection": selection,
         "time_range": time_range,
         "range_keys": [*RANGES, CUSTOM],
+        "width_presets": WIDTH_PRESETS,
     }
     return render(request, "dashboard/dashboard.html", context)
 
@@ -585,6 +586,29 @@ def panel_delete(request, pk, panel_pk):
     panel = get_object_or_404(Panel, pk=panel_pk, dashboard=board)
     board.change(request.user, f"Panel {panel} removed", panel.delete)
     messages.success(request, f"Panel {panel} removed.")
+    return redirect("dashboard:dashboard", pk=board.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def panel_arrange(request, pk, panel_pk):
+    """The panel menu's buttons, each a new version: ``op`` is ``move:-1`` or ``move:1``
+    (earlier or later in the grid), ``duplicate``, or ``width:<a preset>``."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    panel = get_object_or_404(
+        Panel.objects.select_related("dashboard"), pk=panel_pk, dashboard=board
+    )
+    action, _, value = request.POST.get("op", "").partition(":")
+    if action == "move" and value in ("-1", "1"):
+        board.change(request.user, f"Panel {panel} moved", lambda: panel.move(int(value)))
+    elif action == "duplicate":
+        board.change(request.user, f"Panel {panel} duplicated", panel.duplicate)
+    elif action == "width" and value.isdigit() and int(value) in WIDTH_PRESETS:
+        panel.width = int(value)
+        note = f"Panel {panel} {value} columns wide"
+        board.change(request.user, note, lambda: panel.save(update_fields=["width"]))
+    else:
+        return HttpResponseBadRequest("op: move:-1, move:1, duplicate or width:<3|4|6|8|12>")
     return redirect("dashboard:dashboard", pk=board.pk)
 
 

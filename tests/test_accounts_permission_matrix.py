@@ -90,6 +90,13 @@ def dashboard_endpoints() -> list:
         ("post", f"{at(edited.pk)}panels/{edited_panel.pk}/edit/", panel, {}, OPERATORS),
         (
             "post",
+            f"{at(edited.pk)}panels/{edited_panel.pk}/arrange",
+            {"op": "duplicate"},
+            {},
+            OPERATORS,
+        ),
+        (
+            "post",
             f"{at(with_deleted_panel.pk)}panels/{deleted_panel.pk}/delete",
             {},
             {},

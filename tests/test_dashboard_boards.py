@@ -146,6 +146,8 @@ def test_a_gauge_panel_draws_a_dial_per_series_over_its_range(viewer, hosts):
     assert [trace["value"] for trace in figure["data"]] == [40, 95]
     assert figure["data"][1]["gauge"]["axis"]["range"] == [0, 100]
     assert figure["data"][1]["gauge"]["bar"]["color"] == "#d23f3f"  # red: at or above 90
+    # Side by side.
+    assert [trace["domain"]["x"][0] < 0.5 for trace in figure["data"]] == [True, False]
 
 
 def test_a_bar_gauge_panel_draws_a_bar_per_series_with_its_value_written(viewer, hosts):
@@ -252,6 +254,40 @@ def test_a_rollback_brings_back_an_earlier_version_and_keeps_the_current_one(ope
     assert DashboardVersion.objects.get(dashboard=board, version=3).data["panels"] == []
 
 
+def titles(board: Dashboard) -> list[tuple[str, int]]:
+    return [(panel.title, panel.width) for panel in board.panels.all()]
+
+
+def test_the_panel_menu_moves_duplicates_and_resizes_as_new_versions(operator):
+    board = board_with(*({"type": "text", "title": name, "text": name} for name in "ABC"))
+    a, b, c = board.panels.all()
+    arrange = f"/dashboards/{board.pk}/panels/{{}}/arrange".format
+
+    moved = operator.post(arrange(c.pk), {"op": "move:-1"})
+    operator.post(arrange(a.pk), {"op": "move:-1"})  # already first: stays
+    operator.post(arrange(a.pk), {"op": "duplicate"})
+    operator.post(arrange(b.pk), {"op": "width:12"})
+
+    assert moved.status_code == 302
+    assert titles(board) == [("A", 6), ("A", 6), ("C", 6), ("B", 12)]
+    board.refresh_from_db()
+    assert board.version == 5
+    assert list(board.versions.values_list("note", flat=True)) == [
+        "Panel B 12 columns wide",
+        "Panel A duplicated",
+        "Panel A moved",
+        "Panel C moved",
+    ]
+
+
+def test_a_width_that_is_not_a_preset_is_refused(operator):
+    board = board_with({"type": "text", "title": "A", "text": "a"})
+    panel = board.panels.get()
+    response = operator.post(f"/dashboards/{board.pk}/panels/{panel.pk}/arrange", {"op": "width:7"})
+    assert response.status_code == 400
+    assert titles(board) == [("A", 6)] and board.versions.count() == 0
+
+
 def test_an_exported_dashboard_imports_as_a_copy(operator):
     board = board_with(
         {"type": "stat", "title": "CPU", "queries": [CPU], "thresholds": THRESHOLDS},
@@ -286,7 +322,8 @@ def test_a_viewer_is_refused_every_edit(viewer):
         ("post", f"/dashboards/{board.pk}/versions/1/rollback"),
         ("post", f"/dashboards/{board.pk}/panels/new/"),
         ("post", f"/dashboards/{board.pk}/panels/{panel.pk}/edit/"),
+        ("post", f"/dashboards/{board.pk}/panels/{panel.pk}/arrange"),
         ("post", f"/dashboards/{board.pk}/panels/{panel.pk}/delete"),
     ]
-    assert [getattr(viewer, method)(url).status_code for method, url in edits] == [403] * 9
+    assert [getattr(viewer, method)(url).status_code for method, url in edits] == [403] * 10
     assert Panel.objects.filter(pk=panel.pk).exists() and board.versions.count() == 0
