@@ -34,6 +34,15 @@ from query.values import (
 LOOKBACK_MS = 5 * 60 * 1000
 # A subquery without a step of its own steps by Prometheus's default evaluation interval.
 DEFAULT_SUBQUERY_STEP_MS = 60 * 1000
+
+
+class SampleLimitExceeded(ExecutionError):
+    def __init__(self):
+        super().__init__(
+            "query processing would load too many samples into memory in query execution"
+        )
+
+
 # As Prometheus: a range query may ask for at most this many points per series.
 MAX_POINTS_PER_SERIES = 11_000
 
@@ -81,9 +90,7 @@ class Context:
     def count_samples(self, count: int) -> None:
         self.samples_read[0] += count
         if self.samples_read[0] > self.max_samples:
-            raise ExecutionError(
-                "query processing would load too many samples into memory in query execution"
-            )
+            raise SampleLimitExceeded
 
     def remaining_samples(self) -> int:
         return self.max_samples - self.samples_read[0]
@@ -224,7 +231,7 @@ class Evaluator:
                 self.context.remaining_samples(),
             )
         except store.TooManySamples:
-            self.context.count_samples(self.context.max_samples + 1)
+            raise SampleLimitExceeded from None
         self.context.count_samples(len(arrays.value))
         bounds = np.searchsorted(
             arrays.series_id, [series.series_id for series in matched], side="left"
