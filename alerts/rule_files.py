@@ -66,6 +66,7 @@ def import_rules(text: str) -> ImportReport:
 
 def _import_recording_rule(entry: dict, where: str, report: ImportReport) -> None:
     name = str(entry["record"])
+    _check_keys(entry, RECORDING_KEYS, where)
     rule = RecordingRule.objects.filter(record=name).first() or RecordingRule(record=name)
     created = rule.pk is None
     rule.expr = str(entry.get("expr", ""))
@@ -82,10 +83,22 @@ def _save(rule, where: str, name: str) -> None:
     rule.save()
 
 
+# What a rule file's rules may say; anything else would be silently ignored, so it is refused.
+ALERTING_KEYS = {"alert", "expr", "for", "labels", "annotations"}
+RECORDING_KEYS = {"record", "expr", "labels"}
+
+
+def _check_keys(entry: dict, allowed: set, where: str) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise RuleFileError(f"{where}: {', '.join(unknown)} not supported by Vigil")
+
+
 def _import_alerting_rule(entry: dict, where: str, report: ImportReport) -> None:
     name = entry.get("alert")
     if not isinstance(name, str) or not name:
         raise RuleFileError(f"{where} has neither 'alert' nor 'record'")
+    _check_keys(entry, ALERTING_KEYS, where)
     rule = AlertRule.objects.filter(name=name).first() or AlertRule(name=name)
     created = rule.pk is None
     rule.expr = str(entry.get("expr", ""))

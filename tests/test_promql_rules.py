@@ -177,6 +177,8 @@ def test_a_rule_file_with_errors_is_refused_whole_naming_the_rule(db):
         import_rules("alert: nothing")
     with pytest.raises(RuleFileError, match="duration"):
         import_rules(RULES.replace("for: 6s", "for: soon"))
+    with pytest.raises(RuleFileError, match="keep_firing_for not supported"):
+        import_rules(RULES.replace("for: 6s", "for: 6s\n        keep_firing_for: 1m"))
     with pytest.raises(CommandError, match="No such file"):
         call_command("import_rules", "/nonexistent/rules.yml")
 
