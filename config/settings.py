@@ -288,6 +288,9 @@ PARTITIONS_AHEAD_DAYS = env.int("PARTITIONS_AHEAD_DAYS", default=3)
 CELERY_HEARTBEAT_MAX_AGE_SECONDS = env.int("CELERY_HEARTBEAT_MAX_AGE_SECONDS", default=120)
 
 BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "var" / "backups")
+# Dashboards as code: each *.json here (Vigil's export or Grafana's JSON model) is loaded by
+# `manage.py provision_dashboards` (and bootstrap) and read-only in the UI. Empty: none.
+DASHBOARDS_DIR = env.str("DASHBOARDS_DIR", default="")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # A line per task sent, received and done (every 5 s at idle) shows only with LOG_LEVEL=DEBUG.

@@ -57,11 +57,20 @@ class Dashboard(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     version = models.PositiveIntegerField(default=1)
+    # The DASHBOARDS_DIR file this dashboard is kept in step with (then read-only in the UI).
+    provisioned_from = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provisioned_from"],
+                condition=~models.Q(provisioned_from=""),
+                name="one_dashboard_per_provisioned_file",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -124,6 +133,37 @@ class Dashboard(models.Model):
                 self._replace_panels(data["panels"])
 
         return self.change(user, note, apply)
+
+    def matches(self, data: dict) -> bool:
+        """Whether saving ``data`` (``to_dict``'s shape) would leave this dashboard as it is."""
+        wanted = Dashboard()
+        wanted._apply(data)
+        panels = [
+            Panel(**{key: panel[key] for key in PANEL_FIELDS if key in panel}).to_dict()
+            for panel in data.get("panels", [])
+        ]
+        wanted_panels = sorted(panels, key=lambda panel: (panel["y"], panel["x"]))
+        mine = self.to_dict()
+        return (
+            wanted.title,
+            wanted.tags,
+            wanted.time_range,
+            wanted.refresh,
+            wanted.variables,
+            wanted_panels,
+        ) == (
+            mine["title"],
+            mine["tags"],
+            mine["time_range"],
+            mine["refresh"],
+            mine["variables"],
+            mine["panels"],
+        )
+
+    @property
+    def is_read_only(self) -> bool:
+        """A provisioned dashboard is edited in its file, not in the UI."""
+        return bool(self.provisioned_from)
 
     def roll_back_to(self, version: "DashboardVersion", user) -> None:
         """Make an earlier version current again (the current one is kept too)."""

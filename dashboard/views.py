@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
@@ -503,7 +504,16 @@ def dashboard_create(request):
 
 @role_required(Role.OPERATOR)
 def dashboard_edit(request, pk):
-    return _dashboard_form(request, get_object_or_404(Dashboard, pk=pk))
+    return _dashboard_form(request, _editable_dashboard(pk))
+
+
+def _editable_dashboard(pk) -> Dashboard:
+    """The dashboard to edit; a provisioned one is refused (403): its file is where it
+    changes, and the next provisioning would undo an edit made here."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    if board.is_read_only:
+        raise PermissionDenied(f"{board.title} is provisioned from {board.provisioned_from}.")
+    return board
 
 
 def _dashboard_form(request, board: Dashboard):
@@ -531,7 +541,7 @@ def _dashboard_form(request, board: Dashboard):
 @require_POST
 @role_required(Role.OPERATOR)
 def dashboard_delete(request, pk):
-    board = get_object_or_404(Dashboard, pk=pk)
+    board = _editable_dashboard(pk)
     with transaction.atomic():
         record_deleted(request.user, board, request=request)
         board.delete()
@@ -543,7 +553,7 @@ def dashboard_delete(request, pk):
 @role_required(Role.OPERATOR)
 def dashboard_rollback(request, pk, version):
     """Make an earlier version current again; the current one becomes a version too."""
-    board = get_object_or_404(Dashboard, pk=pk)
+    board = _editable_dashboard(pk)
     kept = get_object_or_404(DashboardVersion, dashboard=board, version=version)
     board.roll_back_to(kept, request.user)
     messages.success(request, f"Dashboard {board.title} rolled back to version {version}.")
@@ -552,14 +562,14 @@ def dashboard_rollback(request, pk, version):
 
 @role_required(Role.OPERATOR)
 def panel_create(request, pk):
-    board = get_object_or_404(Dashboard, pk=pk)
+    board = _editable_dashboard(pk)
     bottom = max((panel.y + panel.height for panel in board.panels.all()), default=0)
     return _panel_form(request, board, Panel(dashboard=board, y=bottom))
 
 
 @role_required(Role.OPERATOR)
 def panel_edit(request, pk, panel_pk):
-    board = get_object_or_404(Dashboard, pk=pk)
+    board = _editable_dashboard(pk)
     return _panel_form(request, board, get_object_or_404(Panel, pk=panel_pk, dashboard=board))
 
 
@@ -582,7 +592,7 @@ def _panel_form(request, board: Dashboard, panel: Panel):
 @require_POST
 @role_required(Role.OPERATOR)
 def panel_delete(request, pk, panel_pk):
-    board = get_object_or_404(Dashboard, pk=pk)
+    board = _editable_dashboard(pk)
     panel = get_object_or_404(Panel, pk=panel_pk, dashboard=board)
     board.change(request.user, f"Panel {panel} removed", panel.delete)
     messages.success(request, f"Panel {panel} removed.")
@@ -594,7 +604,7 @@ def panel_delete(request, pk, panel_pk):
 def panel_arrange(request, pk, panel_pk):
     """The panel menu's buttons, each a new version: ``op`` is ``move:-1`` or ``move:1``
     (earlier or later in the grid), ``duplicate``, or ``width:<a preset>``."""
-    board = get_object_or_404(Dashboard, pk=pk)
+    board = _editable_dashboard(pk)
     panel = get_object_or_404(
         Panel.objects.select_related("dashboard"), pk=panel_pk, dashboard=board
     )

@@ -4,7 +4,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import AuditEvent
 from ingestion.models import IngestToken, hash_token
@@ -22,7 +22,8 @@ def admin_username() -> str:
 class Command(BaseCommand):
     help = (
         "Prepare a checkout to run: migrate, collect static files, make today's partitions, "
-        "create the admin account and the local agent's token. Safe to run again."
+        "create the admin account and the local agent's token, load DASHBOARDS_DIR. Safe to run "
+        "again."
     )
 
     def handle(self, *args, **options):
@@ -31,6 +32,11 @@ class Command(BaseCommand):
         store.ensure_partitions_ahead()
         self.ensure_admin()
         self.ensure_agent_token()
+        try:
+            call_command("provision_dashboards")
+        except CommandError as error:
+            # A bad dashboard file is reported, not a reason to stay down.
+            self.stderr.write(str(error))
 
     def ensure_admin(self) -> None:
         username = admin_username()
