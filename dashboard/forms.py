@@ -115,14 +115,14 @@ class PanelForm(forms.ModelForm):
         cleaned = super().clean()
         exprs = cleaned.get("queries", "").splitlines()
         legends = cleaned.get("legends", "").splitlines()
-        cleaned["queries"] = [
+        queries = [
             {"expr": expr.strip(), "legend": legends[index].strip() if index < len(legends) else ""}
             for index, expr in enumerate(exprs)
             if expr.strip()
         ]
-        if cleaned.get("type") != Panel.Type.TEXT and not cleaned["queries"]:
+        cleaned["queries"] = self.instance.queries = queries
+        if cleaned.get("type") != Panel.Type.TEXT and not queries:
             self.add_error("queries", "A panel other than text needs a query.")
-        self.instance.queries = cleaned["queries"]
         return cleaned
 
 

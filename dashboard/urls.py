@@ -38,6 +38,7 @@ urlpatterns = [
         name="dashboard_rollback",
     ),
     path("dashboards/<uuid:pk>/panels/new/", views.panel_create, name="panel_create"),
+    path("dashboards/<uuid:pk>/panels/preview", views.panel_preview, name="panel_preview"),
     path("dashboards/<uuid:pk>/panels/<uuid:panel_pk>/", views.dashboard_panel, name="panel"),
     path("dashboards/<uuid:pk>/panels/<uuid:panel_pk>/edit/", views.panel_edit, name="panel_edit"),
     path(

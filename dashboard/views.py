@@ -15,7 +15,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseBadRequest,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -487,6 +493,12 @@ def dashboard_panel(request, pk, panel_pk):
     query = request.GET.copy()
     query.setdefault("range", panel.dashboard.time_range)
     time_range = TimeRange.from_query(query)
+    return _panel_content(request, panel, time_range, query)
+
+
+def _panel_content(request, panel: Panel, time_range: TimeRange, query: QueryDict):
+    """A panel's content with the variable values ``query`` picks; a query the engine refuses
+    answers its status, and the panel shows the error."""
     chosen = variables.resolve(panel.dashboard.variables, query, time_range.start)
     shown = panels.content(panel, time_range, chosen)
     response = render(
@@ -587,6 +599,19 @@ def _panel_form(request, board: Dashboard, panel: Panel):
     board.change(request.user, note, form.save)
     messages.success(request, f"Panel {title} {'added' if created else 'saved'}.")
     return redirect("dashboard:dashboard", pk=board.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def panel_preview(request, pk):
+    """The panel form's live preview: what the panel as filled in would show (nothing is
+    saved), over the dashboard's default time range and variables."""
+    board = _editable_dashboard(pk)
+    form = PanelForm(request.POST, instance=Panel(dashboard=board))
+    if not form.is_valid():
+        return render(request, "dashboard/partials/panel_preview_invalid.html", {"form": form})
+    time_range = TimeRange.from_query({"range": board.time_range})
+    return _panel_content(request, form.save(commit=False), time_range, QueryDict())
 
 
 @require_POST

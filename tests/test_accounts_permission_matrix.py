@@ -50,6 +50,7 @@ def rule_named(name) -> AlertRule:
 
 
 OPERATORS_PAGE = {**OPERATORS, Role.OPERATOR: 200, Role.ADMIN: 200}
+OPERATORS_PREVIEW = {**OPERATORS_PAGE, None: LOGIN_HTMX}
 
 
 def dashboard_endpoints() -> list:
@@ -85,6 +86,7 @@ def dashboard_endpoints() -> list:
         ("post", f"{at(deleted.pk)}delete", {}, {}, OPERATORS),
         ("post", f"{at(rolled_back.pk)}versions/1/rollback", {}, {}, OPERATORS),
         ("get", f"{at(edited.pk)}panels/new/", {}, {}, OPERATORS_PAGE),
+        ("post", f"{at(edited.pk)}panels/preview", panel, HTMX, OPERATORS_PREVIEW),
         ("post", f"{at(edited.pk)}panels/new/", panel, {}, OPERATORS),
         ("get", f"{at(edited.pk)}panels/{edited_panel.pk}/edit/", {}, {}, OPERATORS_PAGE),
         ("post", f"{at(edited.pk)}panels/{edited_panel.pk}/edit/", panel, {}, OPERATORS),

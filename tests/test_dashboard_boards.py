@@ -224,6 +224,26 @@ def test_a_panel_saved_through_the_form_is_a_new_version(operator, hosts):
     assert [panel["title"] for panel in kept.data["panels"]] == ["Notes"]
 
 
+def test_the_panel_form_previews_the_panel_without_saving_it(operator, hosts):
+    board = board_with(variables=[{"name": "host", "kind": "custom", "options": ["web-2"]}])
+    preview = f"/dashboards/{board.pk}/panels/preview"
+    panel = {"type": "stat", "width": 6, "height": 4, "unit": "percent", "thresholds": "90 red"}
+
+    shown = operator.post(
+        preview, {**panel, "queries": 'cpu_usage{instance="$host"}'}, headers=HTMX
+    )
+    refused = operator.post(preview, {**panel, "queries": "rate(cpu_usage[5m]"}, headers=HTMX)
+    unfinished = operator.post(preview, {**panel, "queries": ""}, headers=HTMX)
+
+    assert shown.status_code == 200
+    assert [(value.text, value.colour) for value in shown.context["shown"].values] == [
+        ("95 %", "red")
+    ]
+    assert refused.status_code == 400 and refused["Vigil-Query-Error"] == "bad_data"
+    assert "No preview yet: Queries: A panel other than text needs a query." in unfinished.text
+    assert not board.panels.exists() and board.versions.count() == 0
+
+
 def test_a_rollback_brings_back_an_earlier_version_and_keeps_the_current_one(operator):
     board = board_with({"type": "text", "title": "Notes", "text": "hello"})
     operator.post(
@@ -321,9 +341,10 @@ def test_a_viewer_is_refused_every_edit(viewer):
         ("post", f"/dashboards/{board.pk}/delete"),
         ("post", f"/dashboards/{board.pk}/versions/1/rollback"),
         ("post", f"/dashboards/{board.pk}/panels/new/"),
+        ("post", f"/dashboards/{board.pk}/panels/preview"),
         ("post", f"/dashboards/{board.pk}/panels/{panel.pk}/edit/"),
         ("post", f"/dashboards/{board.pk}/panels/{panel.pk}/arrange"),
         ("post", f"/dashboards/{board.pk}/panels/{panel.pk}/delete"),
     ]
-    assert [getattr(viewer, method)(url).status_code for method, url in edits] == [403] * 10
+    assert [getattr(viewer, method)(url).status_code for method, url in edits] == [403] * 11
     assert Panel.objects.filter(pk=panel.pk).exists() and board.versions.count() == 0
