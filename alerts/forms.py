@@ -70,6 +70,7 @@ COMPARATOR_WORDS = {">": "above", ">=": "at or above", "<": "below", "<=": "at o
 # The groups the Rules page and Django admin show a rule's fields in.
 RULE_FIELDSETS = [
     ("Rule", ["name", "description", "enabled", "runbook_url"]),
+    ("PromQL (instead of What and When's thresholds)", ["expr", "labels", "annotations"]),
     (
         "What",
         ["metric", "label_matchers", "denominator_matchers", "aggregation", "window", "reduce"],
@@ -98,6 +99,9 @@ class AlertRuleForm(forms.ModelForm):
             "label_matchers": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
             "denominator_matchers": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
             "channels": forms.CheckboxSelectMultiple,
+            "expr": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+            "labels": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+            "annotations": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         }
         labels = {
             "runbook_url": "Runbook URL",
@@ -110,6 +114,10 @@ class AlertRuleForm(forms.ModelForm):
             "scope_value": "With the scope by type or by region.",
             "window": "The span aggregated, e.g. 1m, 5m or 1h.",
             "for_duration": "How long it must breach before firing, e.g. 2m (0s: at once).",
+            "expr": "Every series it returns is an alert, e.g. disk_used_percent > 90.",
+            "labels": 'Added to its alerts, e.g. {"severity": "critical"} (severity: info, '
+            "warning, error or critical).",
+            "annotations": '{"summary": "{{ $labels.instance }} is {{ $value }}% full"}',
         }
 
     def __init__(self, *args, **kwargs):

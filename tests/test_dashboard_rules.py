@@ -312,3 +312,30 @@ def test_a_promql_rule_is_listed_with_its_expression_and_severity(client, user_w
 
     assert '<code class="selector">disk_used_percent{mount=&quot;/&quot;} &gt; 90</code>' in html
     assert "PromQL: every series it returns" in html
+
+
+def test_an_admin_creates_a_promql_rule_from_the_rules_page(client, boss):
+    response = client.post(
+        NEW_URL,
+        {
+            **NEW_RULE,
+            "name": "Disk full (PromQL)",
+            "metric": "",
+            "warning_threshold": "",
+            "critical_threshold": "",
+            "expr": "disk_used_percent > 90",
+            "labels": '{"severity": "critical"}',
+            "annotations": '{"summary": "{{ $labels.mount }} is full"}',
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    rule = AlertRule.objects.get(name="Disk full (PromQL)")
+    assert (rule.expr, rule.labels) == ("disk_used_percent > 90", {"severity": "critical"})
+
+
+def test_a_rule_with_neither_metric_nor_expression_is_refused_at_the_metric(client, boss):
+    response = client.post(NEW_URL, {**NEW_RULE, "metric": ""})
+
+    assert response.status_code == 400
+    assert "Name the metric, or give a PromQL expression." in response.content.decode()
