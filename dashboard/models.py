@@ -260,6 +260,31 @@ def _renumber(order: list[Panel]) -> None:
     Panel.objects.bulk_update(order, ["x", "y"])
 
 
+class DashboardStar(models.Model):
+    """A user's favourite: starred dashboards come first in their list."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="stars")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "dashboard"], name="one_star_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ★ {self.dashboard}"
+
+    @classmethod
+    def toggle(cls, user, dashboard: Dashboard) -> bool:
+        """Star ``dashboard`` for ``user``, or unstar it if it was; returns whether it is now."""
+        deleted, _ = cls.objects.filter(user=user, dashboard=dashboard).delete()
+        if deleted:
+            return False
+        cls.objects.get_or_create(user=user, dashboard=dashboard)
+        return True
+
+
 class DashboardVersion(models.Model):
     """A dashboard's definition as it was before a save; ``note`` says what that save changed."""
 

@@ -31,6 +31,7 @@ urlpatterns = [
     path("dashboards/<uuid:pk>/", views.dashboard_page, name="dashboard"),
     path("dashboards/<uuid:pk>/edit/", views.dashboard_edit, name="dashboard_edit"),
     path("dashboards/<uuid:pk>/delete", views.dashboard_delete, name="dashboard_delete"),
+    path("dashboards/<uuid:pk>/star", views.dashboard_star, name="dashboard_star"),
     path("dashboards/<uuid:pk>/export.json", views.dashboard_export, name="dashboard_export"),
     path(
         "dashboards/<uuid:pk>/versions/<int:version>/rollback",

@@ -14,7 +14,7 @@ import orjson
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.http import (
     Http404,
     HttpResponse,
@@ -45,7 +45,7 @@ from dashboard import (
     variables,
 )
 from dashboard.forms import DashboardForm, ImportForm, PanelForm
-from dashboard.models import WIDTH_PRESETS, Dashboard, DashboardVersion, Panel
+from dashboard.models import WIDTH_PRESETS, Dashboard, DashboardStar, DashboardVersion, Panel
 from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
 from instances.models import Instance
 from query.values import QueryError
@@ -444,17 +444,23 @@ def channel_delete(request, pk):
 
 @role_required(Role.VIEWER)
 def dashboards_page(request):
-    """Every dashboard, searchable by title and filtered by tag."""
+    """Every dashboard, the user's starred ones first; searchable by title, filtered by tag or
+    to the starred ones."""
     search, tag = request.GET.get("q", "").strip(), request.GET.get("tag", "").strip()
-    boards = Dashboard.objects.annotate(panel_count=Count("panels"))
+    starred_only = request.GET.get("starred") == "1"
+    mine = DashboardStar.objects.filter(user=request.user, dashboard=OuterRef("pk"))
+    boards = Dashboard.objects.annotate(panel_count=Count("panels"), starred=Exists(mine))
     if search:
         boards = boards.filter(title__icontains=search)
     if tag:
         boards = boards.filter(tags__contains=[tag])
+    if starred_only:
+        boards = boards.filter(starred=True)
     context = {
-        "dashboards": boards,
+        "dashboards": boards.order_by("-starred", "title"),
         "search": search,
         "tag": tag,
+        "starred_only": starred_only,
         "all_tags": sorted(
             {name for tags in Dashboard.objects.values_list("tags", flat=True) for name in tags}
         ),
@@ -472,6 +478,7 @@ def dashboard_page(request, pk):
     time_range = TimeRange.from_query(query)
     chosen = variables.resolve(board.variables, query, time_range.start)
     selection = urlencode([*variables.url_query(chosen), *parse_qsl(time_range.as_query())])
+    board.starred = DashboardStar.objects.filter(user=request.user, dashboard=board).exists()
     context = {
         "board": board,
         "panels": board.panels.all(),
@@ -507,6 +514,18 @@ def _panel_content(request, panel: Panel, time_range: TimeRange, query: QueryDic
     if shown.error:
         response["Vigil-Query-Error"] = shown.error.error_type
     return response
+
+
+@require_POST
+@role_required(Role.VIEWER)
+def dashboard_star(request, pk):
+    """Star the dashboard for this user, or unstar it; answers the button (HTMX) or goes back
+    to the dashboard."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    board.starred = DashboardStar.toggle(request.user, board)
+    if request.htmx:
+        return render(request, "dashboard/partials/star_button.html", {"board": board})
+    return redirect("dashboard:dashboard", pk=board.pk)
 
 
 @role_required(Role.OPERATOR)

@@ -51,6 +51,8 @@ def rule_named(name) -> AlertRule:
 
 OPERATORS_PAGE = {**OPERATORS, Role.OPERATOR: 200, Role.ADMIN: 200}
 OPERATORS_PREVIEW = {**OPERATORS_PAGE, None: LOGIN_HTMX}
+# A form POST that Viewers may make answers with a redirect back.
+VIEWERS_POST = {**VIEWERS, Role.VIEWER: 302, Role.OPERATOR: 302, Role.ADMIN: 302}
 
 
 def dashboard_endpoints() -> list:
@@ -77,6 +79,8 @@ def dashboard_endpoints() -> list:
         ("get", at(shown.pk), {}, {}, VIEWERS),
         ("get", f"{at(shown.pk)}panels/{shown_panel.pk}/", {}, HTMX, VIEWERS_HTMX),
         ("get", f"{at(shown.pk)}export.json", {}, {}, VIEWERS),
+        # Starring is each user's own: Viewers may (a second star unstars).
+        ("post", f"{at(shown.pk)}star", {}, {}, VIEWERS_POST),
         ("get", "/dashboards/new/", {}, {}, OPERATORS_PAGE),
         ("post", "/dashboards/new/", settings, {}, OPERATORS),
         ("get", "/dashboards/import/", {}, {}, OPERATORS_PAGE),

@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import AuditEvent
 from accounts.permissions import Role
-from dashboard.models import Dashboard, DashboardVersion, Panel
+from dashboard.models import Dashboard, DashboardStar, DashboardVersion, Panel
 from instances.models import Instance
 from tests.test_dashboard_pages import add_samples
 
@@ -348,3 +348,26 @@ def test_a_viewer_is_refused_every_edit(viewer):
     ]
     assert [getattr(viewer, method)(url).status_code for method, url in edits] == [403] * 11
     assert Panel.objects.filter(pk=panel.pk).exists() and board.versions.count() == 0
+
+
+def test_a_star_puts_a_dashboard_first_in_its_user_s_list_only(viewer, client, user_with_role):
+    board_with({"type": "text", "text": "a"})
+    later = Dashboard.objects.create(title="Zebra")
+
+    starred = viewer.post(f"/dashboards/{later.pk}/star", headers=HTMX)
+    mine = viewer.get("/dashboards/", {"starred": "1"})
+    listed = [board.title for board in viewer.get("/dashboards/").context["dashboards"]]
+    client.force_login(user_with_role(Role.VIEWER, "someone-else"))
+    theirs = [board.title for board in client.get("/dashboards/").context["dashboards"]]
+
+    assert starred.status_code == 200 and 'aria-pressed="true"' in starred.text
+    assert [board.title for board in mine.context["dashboards"]] == ["Zebra"]
+    assert listed[0] == "Zebra" and theirs[-1] == "Zebra"
+    assert DashboardStar.objects.get().dashboard == later
+
+
+def test_a_second_star_unstars(viewer):
+    board = board_with({"type": "text", "text": "a"})
+    viewer.post(f"/dashboards/{board.pk}/star")
+    response = viewer.post(f"/dashboards/{board.pk}/star")
+    assert response.status_code == 302 and not DashboardStar.objects.exists()
