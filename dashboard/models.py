@@ -13,6 +13,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models, transaction
 from django.utils.text import slugify
 
+from accounts.models import AuditEvent
 from dashboard.timerange import DEFAULT_RANGE, RANGES
 
 # The grid is twelve columns wide (a phone stacks the panels); heights count rows of 80 px.
@@ -107,8 +108,8 @@ class Dashboard(models.Model):
         return dashboard
 
     def change(self, user, note: str, apply: Callable[[], object]) -> "DashboardVersion":
-        """Run ``apply`` (which saves this dashboard's or its panels' edits) as a new version;
-        the definition as it was before is kept. Returns that kept version."""
+        """Run ``apply`` (which saves this dashboard's or its panels' edits) as a new version,
+        audited; the definition as it was before is kept. Returns that kept version."""
         with transaction.atomic():
             locked = Dashboard.objects.select_for_update().get(pk=self.pk)
             kept = DashboardVersion.objects.create(
@@ -121,6 +122,7 @@ class Dashboard(models.Model):
             apply()
             self.version = locked.version + 1
             self.save(update_fields=["version", "updated_at"])
+            AuditEvent.record(user, "dashboard.change", self, version=self.version, note=note)
         return kept
 
     def replace_with(self, data: dict, user, note: str = "") -> "DashboardVersion":

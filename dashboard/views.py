@@ -564,7 +564,6 @@ def _dashboard_form(request, board: Dashboard):
             record_saved(request.user, board, form, created=True, request=request)
     else:
         board.change(request.user, form.cleaned_data["note"], form.save)
-        record_saved(request.user, board, form, created=False, request=request)
     messages.success(request, f"Dashboard {board.title} {'created' if created else 'saved'}.")
     return redirect("dashboard:dashboard", pk=board.pk)
 

@@ -221,6 +221,11 @@ def test_a_panel_saved_through_the_form_is_a_new_version(operator, hosts):
     assert board.version == 2
     kept = board.versions.get()
     assert kept.version == 1 and kept.note == "CPU added"
+    audited = AuditEvent.objects.get(action="dashboard.change")
+    assert (audited.actor_label, audited.details) == (
+        "operator",
+        {"version": 2, "note": "CPU added"},
+    )
     assert [panel["title"] for panel in kept.data["panels"]] == ["Notes"]
 
 
