@@ -1,6 +1,7 @@
 """The forms that edit a dashboard (title, tags, time range, refresh, variables), one panel, and
 that import a dashboard's JSON."""
 
+import orjson
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -130,7 +131,7 @@ class ImportForm(forms.Form):
     """Vigil's own export, or a Grafana dashboard's JSON (converted by dashboard/grafana.py;
     ``left_out`` then lists what it could not take)."""
 
-    definition = forms.JSONField(
+    definition = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
         label="Dashboard JSON",
         help_text="As a dashboard's Export JSON gives it, or a Grafana dashboard's JSON model.",
@@ -141,7 +142,10 @@ class ImportForm(forms.Form):
         self.left_out: list[str] = []
 
     def clean_definition(self) -> dict:
-        found = self.cleaned_data["definition"]
+        try:
+            found = orjson.loads(self.cleaned_data["definition"])
+        except orjson.JSONDecodeError as error:
+            raise ValidationError(f"Not JSON: {error}") from error
         if isinstance(found, dict) and grafana.is_grafana(found):
             found, self.left_out = grafana.convert(found)
         if not isinstance(found, dict) or not str(found.get("title", "")).strip():

@@ -9,8 +9,6 @@ place to edit them.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from dashboard.forms import ImportForm
 from dashboard.models import Dashboard
 
@@ -30,11 +28,11 @@ def provision_directory(directory: str | Path) -> list[Outcome]:
 
 def provision_file(path: Path) -> Outcome:
     try:
-        document = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as error:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
         return Outcome(path.name, "refused", [str(error)])
     # The import page's checks and Grafana conversion, for files too.
-    form = ImportForm({"definition": orjson.dumps(document).decode()})
+    form = ImportForm({"definition": text})
     if not form.is_valid():
         errors = [str(message) for message in form.errors.get("definition", [])]
         return Outcome(path.name, "refused", errors)

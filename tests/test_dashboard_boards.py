@@ -376,3 +376,9 @@ def test_a_second_star_unstars(viewer):
     viewer.post(f"/dashboards/{board.pk}/star")
     response = viewer.post(f"/dashboards/{board.pk}/star")
     assert response.status_code == 302 and not DashboardStar.objects.exists()
+
+
+def test_an_import_that_is_not_json_says_so(operator):
+    response = operator.post("/dashboards/import/", {"definition": "{title: x"})
+    assert response.status_code == 400
+    assert "Not JSON" in response.text
