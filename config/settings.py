@@ -262,6 +262,11 @@ SERIES_LIMIT_PER_INSTANCE = env.int("SERIES_LIMIT_PER_INSTANCE", default=10_000)
 # How often agents report; an instance silent for 3 intervals is `unknown`.
 AGENT_INTERVAL_SECONDS = env.int("AGENT_INTERVAL_SECONDS", default=30)
 
+# PromQL: a query's time limit, and how many samples it may read (past it: a 422, so memory
+# stays bounded; 16 bytes a sample).
+PROMQL_TIMEOUT_SECONDS = env.float("PROMQL_TIMEOUT_SECONDS", default=30.0)
+PROMQL_MAX_SAMPLES = env.int("PROMQL_MAX_SAMPLES", default=5_000_000)
+
 # Retention in days of raw samples and of the 1-minute, 5-minute and 1-hour rollups: whole
 # expired partitions are dropped. Partitions are made PARTITIONS_AHEAD_DAYS ahead.
 RETENTION_RAW_DAYS = env.int("RETENTION_RAW_DAYS", default=15)
@@ -270,11 +275,6 @@ RETENTION_5M_DAYS = env.int("RETENTION_5M_DAYS", default=180)
 RETENTION_1H_DAYS = env.int("RETENTION_1H_DAYS", default=730)
 # Each rollup refresh re-reads this far behind its watermark, folding in samples that arrived
 # late; older late samples have their minutes queued for recomputation by the ingest path.
-# PromQL: a query's time limit, and how many samples it may read (past it: a 422, so memory
-# stays bounded; 16 bytes a sample).
-PROMQL_TIMEOUT_SECONDS = env.float("PROMQL_TIMEOUT_SECONDS", default=30.0)
-PROMQL_MAX_SAMPLES = env.int("PROMQL_MAX_SAMPLES", default=5_000_000)
-
 ROLLUP_GRACE_SECONDS = env.int("ROLLUP_GRACE_SECONDS", default=600)
 ROLLUP_INTERVAL_SECONDS = env.int("ROLLUP_INTERVAL_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE["refresh-rollups"] = {
