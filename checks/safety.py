@@ -1,4 +1,4 @@
-"""Where probes may connect: the outbound safety of checks (issue 17).
+"""Where probes may connect: the outbound safety of checks.
 
 A check's target is typed by people who may not own the network Vigil runs in, so a probe must
 not become a way into it: link-local addresses (cloud metadata services at 169.254.169.254,
