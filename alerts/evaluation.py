@@ -174,7 +174,7 @@ class Breaches:
     the end of its transaction: a rule firing on a hundred instances is a few statements per
     run, not a hundred."""
 
-    ALERT_FIELDS = ["severity", "value", "message", "labels"]
+    ALERT_FIELDS = ["severity", "value", "message", "labels", "keep_firing_since"]
 
     def __init__(self):
         self.created, self.updated, self.deleted = [], [], []
@@ -190,15 +190,18 @@ class Breaches:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {Alert._meta.db_table} a SET severity = v.severity, "
-                    "value = v.value, message = v.message, labels = v.labels "
-                    "FROM unnest(%s::uuid[], %s::text[], %s::float8[], %s::text[], %s::jsonb[]) "
-                    "AS v(id, severity, value, message, labels) WHERE a.id = v.id",
+                    "value = v.value, message = v.message, labels = v.labels, "
+                    "keep_firing_since = v.keep_firing_since FROM unnest(%s::uuid[], %s::text[], "
+                    "%s::float8[], %s::text[], %s::jsonb[], %s::timestamptz[]) "
+                    "AS v(id, severity, value, message, labels, keep_firing_since) "
+                    "WHERE a.id = v.id",
                     [
                         [alert.pk for alert in self.alerts],
                         [alert.severity for alert in self.alerts],
                         [alert.value for alert in self.alerts],
                         [alert.message for alert in self.alerts],
                         [json.dumps(alert.labels) for alert in self.alerts],
+                        [alert.keep_firing_since for alert in self.alerts],
                     ],
                 )
 
@@ -341,6 +344,8 @@ def step(
     if severity is None:
         if breach is not None:
             breaches.deleted.append(breach.pk)
+        if alert is not None and rule.keep_firing_for and keeps_firing(alert, rule, now):
+            return
         if alert is not None:
             alert.value = observation.value  # what it recovered at (None: no data)
             recover(alert, now)
@@ -353,6 +358,7 @@ def step(
         before = [getattr(alert, field) for field in breaches.ALERT_FIELDS]
         alert.severity, alert.value, alert.message = severity, observation.value, message
         alert.labels = observation.labels or alert.labels
+        alert.keep_firing_since = None
         if escalated and not covered(silences, alert):
             alert.last_notified_at = now
             alert.save(update_fields=[*breaches.ALERT_FIELDS, "last_notified_at"])
@@ -393,6 +399,15 @@ def step(
     breach.severity, breach.value, breach.labels = severity, observation.value, observation.labels
     fire(rule, instance, breach, message, silences, now)
     summary.fired += 1
+
+
+def keeps_firing(alert: Alert, rule, now: datetime) -> bool:
+    """As Prometheus's keep_firing_for: a firing alert whose breach has ended fires on for that
+    long, counted from the first evaluation that found it over."""
+    if alert.keep_firing_since is None:
+        alert.keep_firing_since = now
+        alert.save(update_fields=["keep_firing_since"])
+    return now - alert.keep_firing_since < rule.keep_firing_for
 
 
 def fire(rule, instance, breach, message: str, silences: list, now: datetime) -> Alert:

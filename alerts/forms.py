@@ -76,7 +76,17 @@ RULE_FIELDSETS = [
         ["metric", "label_matchers", "denominator_matchers", "aggregation", "window", "reduce"],
     ),
     ("Where", ["scope", "scope_instance", "scope_value"]),
-    ("When", ["comparator", "warning_threshold", "critical_threshold", "for_duration", "no_data"]),
+    (
+        "When",
+        [
+            "comparator",
+            "warning_threshold",
+            "critical_threshold",
+            "for_duration",
+            "keep_firing_for",
+            "no_data",
+        ],
+    ),
     ("Who hears of it", ["channels"]),
 ]
 
@@ -93,6 +103,7 @@ class AlertRuleForm(forms.ModelForm):
             "denominator_matchers": MatchersField,
             "window": PrometheusDurationField,
             "for_duration": PrometheusDurationField,
+            "keep_firing_for": PrometheusDurationField,
         }
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
@@ -114,6 +125,8 @@ class AlertRuleForm(forms.ModelForm):
             "scope_value": "With the scope by type or by region.",
             "window": "The span aggregated, e.g. 1m, 5m or 1h.",
             "for_duration": "How long it must breach before firing, e.g. 2m (0s: at once).",
+            "keep_firing_for": "How long it stays firing once the breach ends, e.g. 5m (0s: "
+            "resolves at once).",
             "expr": "Every series it returns is an alert, e.g. disk_used_percent > 90.",
             "labels": 'Added to its alerts, e.g. {"severity": "critical"} (severity: info, '
             "warning, error or critical).",
@@ -126,9 +139,14 @@ class AlertRuleForm(forms.ModelForm):
         self.fields["comparator"].choices = [
             (value, f"{value} {COMPARATOR_WORDS[value]}") for value in AlertRule.Comparator.values
         ]
+        self.fields["keep_firing_for"].required = False
         channels = self.fields["channels"]
         if not channels.queryset.exists():
             channels.help_text = "No channels yet: add them on the Channels page."
+
+    def clean_keep_firing_for(self):
+        # Left empty, as most rules leave it: resolve as soon as the breach ends.
+        return self.cleaned_data["keep_firing_for"] or timedelta(0)
 
     def clean_label_matchers(self):
         # An emptied box means "no matchers": the column holds a list, never null.

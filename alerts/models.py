@@ -260,6 +260,10 @@ class AlertRule(models.Model):
     for_duration = models.DurationField(
         "for", default=timedelta(minutes=2), help_text="How long it must breach before firing."
     )
+    keep_firing_for = models.DurationField(
+        default=timedelta(0),
+        help_text="How long a firing alert stays firing after its breach ends.",
+    )
     no_data = models.CharField(max_length=8, choices=NoData.choices, default=NoData.KEEP)
     channels = models.ManyToManyField(
         NotificationChannel,
@@ -501,6 +505,8 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # When the breach of a rule with keep_firing_for ended (it fires on for that long).
+    keep_firing_since = models.DateTimeField(null=True, blank=True)
     last_notified_at = models.DateTimeField(null=True, blank=True)
     # Derived at each evaluation from the active silences; silenced alerts still show, marked.
     silenced = models.BooleanField(default=False)

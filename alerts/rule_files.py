@@ -84,7 +84,7 @@ def _save(rule, where: str, name: str) -> None:
 
 
 # What a rule file's rules may say; anything else would be silently ignored, so it is refused.
-ALERTING_KEYS = {"alert", "expr", "for", "labels", "annotations"}
+ALERTING_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
 RECORDING_KEYS = {"record", "expr", "labels"}
 
 
@@ -103,6 +103,7 @@ def _import_alerting_rule(entry: dict, where: str, report: ImportReport) -> None
     created = rule.pk is None
     rule.expr = str(entry.get("expr", ""))
     rule.for_duration = _duration(entry.get("for"), f"{where} 'for'")
+    rule.keep_firing_for = _duration(entry.get("keep_firing_for"), f"{where} 'keep_firing_for'")
     rule.labels = _text_map(entry.get("labels"), f"{where} 'labels'")
     rule.annotations = _text_map(entry.get("annotations"), f"{where} 'annotations'")
     rule.description = rule.annotations.get("description", rule.description)

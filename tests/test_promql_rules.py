@@ -177,8 +177,8 @@ def test_a_rule_file_with_errors_is_refused_whole_naming_the_rule(db):
         import_rules("alert: nothing")
     with pytest.raises(RuleFileError, match="duration"):
         import_rules(RULES.replace("for: 6s", "for: soon"))
-    with pytest.raises(RuleFileError, match="keep_firing_for not supported"):
-        import_rules(RULES.replace("for: 6s", "for: 6s\n        keep_firing_for: 1m"))
+    with pytest.raises(RuleFileError, match="limit not supported"):
+        import_rules(RULES.replace("for: 6s", "for: 6s\n        limit: 1"))
     with pytest.raises(CommandError, match="No such file"):
         call_command("import_rules", "/nonexistent/rules.yml")
 
@@ -219,3 +219,21 @@ def test_a_recording_rule_stores_what_its_expression_returns(disk_usage):
     assert series.labels == {"team": "storage"}
     arrays = store.sample_arrays([series.pk], 0, int(at.timestamp() * 1000), limit=10)
     assert arrays.value.tolist() == [95.0]
+
+
+def test_keep_firing_for_holds_an_alert_after_its_breach_ends_then_resolves(disk_usage):
+    import_rules(
+        "groups:\n  - name: disks\n    rules:\n      - alert: DiskFull\n"
+        "        expr: disk_used_percent > 90\n        keep_firing_for: 10m\n"
+    )
+    rule = AlertRule.objects.get(name="DiskFull")
+    assert rule.keep_firing_for == timedelta(minutes=10)
+
+    evaluate_rules(now=T0 + timedelta(minutes=9))  # the last sample is at 9:45
+    alert = Alert.objects.get(rule=rule)
+    # Past the 5-minute lookback the expression no longer returns the series: as in
+    # Prometheus, it fires on for 10 minutes from that first evaluation, then resolves.
+    for minutes, resolved in ((16, False), (25, False), (26.5, True)):
+        evaluate_rules(now=T0 + timedelta(minutes=minutes))
+        alert.refresh_from_db()
+        assert (alert.resolved_at is not None) == resolved, minutes
