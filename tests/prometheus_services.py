@@ -28,6 +28,12 @@ needs_node_exporter = pytest.mark.skipif(
     reason="Debian package prometheus-node-exporter is not installed (.ci/run installs it)",
 )
 
+AMTOOL = shutil.which("amtool")
+needs_amtool = pytest.mark.skipif(
+    AMTOOL is None,
+    reason="Debian package prometheus-alertmanager (amtool) is not installed (.ci/run installs it)",
+)
+
 STARTUP_SECONDS = 30
 
 

@@ -5,13 +5,13 @@ from django.contrib.auth import get_user_model
 
 from accounts.permissions import Role, set_role
 from instances.models import Instance
-from tests.test_dashboard_browser import CHROMIUM, asgi_server, browser  # noqa: F401
+from tests.test_dashboard_browser import asgi_server, browser, needs_chromium  # noqa: F401
 
 PASSWORD = "pw-123456789"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not __import__("shutil").which(CHROMIUM), reason="needs Debian chromium"),
+    needs_chromium,
 ]
 
 

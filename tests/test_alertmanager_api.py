@@ -6,7 +6,6 @@ silence amtool adds mutes it, and the alert resolves when its condition clears.
 """
 
 import http.server
-import shutil
 import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,16 @@ from django.utils import timezone
 from alerts.evaluation import evaluate_rules
 from alerts.models import Alert, AlertRule, Silence
 from instances.models import Instance
-from tests.prometheus_services import free_port, needs_prometheus, prometheus, wait_until
+from tests.prometheus_services import (
+    AMTOOL,
+    free_port,
+    needs_amtool,
+    needs_prometheus,
+    prometheus,
+    wait_until,
+)
 
 API = "/alertmanager/api/v2"
-AMTOOL = shutil.which("amtool")
 
 
 def am_time(moment: datetime) -> str:
@@ -178,9 +183,7 @@ class FlakyTarget:
 
 
 @needs_prometheus
-@pytest.mark.skipif(
-    AMTOOL is None, reason="Debian package prometheus-alertmanager is not installed"
-)
+@needs_amtool
 @pytest.mark.django_db(transaction=True)
 def test_prometheus_sends_its_alert_and_amtool_lists_and_silences_it(live_server, token, tmp_path):
     AlertRule.objects.update(enabled=False)

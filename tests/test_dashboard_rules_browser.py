@@ -7,11 +7,11 @@ import pytest
 from accounts.models import AuditEvent
 from alerts.models import AlertRule
 from tests.test_accounts_csp_browser import admin_page  # noqa: F401
-from tests.test_dashboard_browser import CHROMIUM, asgi_server, browser  # noqa: F401
+from tests.test_dashboard_browser import asgi_server, browser, needs_chromium  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not __import__("shutil").which(CHROMIUM), reason="needs Debian chromium"),
+    needs_chromium,
 ]
 
 

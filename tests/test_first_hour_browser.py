@@ -8,12 +8,12 @@ from accounts.models import AuditEvent
 from accounts.permissions import Role, user_role
 from alerts.models import NotificationChannel
 from tests.test_accounts_csp_browser import admin_page  # noqa: F401
-from tests.test_dashboard_browser import CHROMIUM, asgi_server, browser  # noqa: F401
+from tests.test_dashboard_browser import asgi_server, browser, needs_chromium  # noqa: F401
 from tests.test_notifications import receiver  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not __import__("shutil").which(CHROMIUM), reason="needs Debian chromium"),
+    needs_chromium,
 ]
 
 
