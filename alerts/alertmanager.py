@@ -85,14 +85,13 @@ def alert_fingerprint(instance: Instance, labels: dict) -> str:
     return fingerprint(instance.pk, f"prometheus:{canonical}")
 
 
-def _instance_of(labels: dict) -> Instance:
-    """The instance an alert's ``instance`` (else ``job``) label names, registered on first
-    sight as remote write does; an alert with neither is Vigil's own."""
-    agent_id = labels.get("instance") or labels.get("job")
-    return Instance.find_or_register(agent_id[:200]) if agent_id else Instance.vigil()
+def _instance_of(labels: dict, known: dict) -> Instance:
+    """The instance an alert's ``instance`` (else ``job``) label names, as remote write reads
+    them; an alert with neither is Vigil's own."""
+    return Instance.named_by_label(labels.get("instance") or labels.get("job") or "", known)
 
 
-def receive_alert(raw: dict, silences: list, now: datetime) -> None:
+def receive_alert(raw: dict, silences: list, now: datetime, known: dict) -> None:
     if not isinstance(raw, dict):
         raise BadRequest("each alert is an object")
     labels = _text_map(raw.get("labels"), "labels")
@@ -102,7 +101,7 @@ def receive_alert(raw: dict, silences: list, now: datetime) -> None:
         raise BadRequest("an alert needs the alertname label")
     ends_at = _time(raw.get("endsAt"), "endsAt")
     starts_at = _time(raw.get("startsAt"), "startsAt") or now
-    instance = _instance_of(labels)
+    instance = _instance_of(labels, known)
     key = alert_fingerprint(instance, labels)
     alert = (
         Alert.objects.select_for_update().filter(fingerprint=key, resolved_at__isnull=True).first()
@@ -142,9 +141,10 @@ def alerts(request: HttpRequest) -> HttpResponse:
             raise BadRequest(f"the body is a list of at most {MAX_ALERTS_PER_POST} alerts")
         now = timezone.now()
         silences = list(Silence.objects.active(now))
+        known = {}
         with transaction.atomic():
             for raw in body:
-                receive_alert(raw, silences, now)
+                receive_alert(raw, silences, now, known)
     except BadRequest as error:
         return _bad(str(error))
     return _json("")

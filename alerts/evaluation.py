@@ -298,7 +298,7 @@ def evaluate_promql_rule(
         if not present[0]:
             continue
         alert_labels = {**without_name(labels), **rule.labels}
-        instance = by_agent.get(alert_labels.get("instance", "")) or Instance.vigil()
+        instance = Instance.named_by_label(alert_labels.get("instance", ""), by_agent)
         instances.setdefault(instance.pk, instance)
         key = (instance.pk, rule_fingerprint(rule.pk, instance.pk, alert_labels))
         verdicts[key] = Observation(float(values[0]), alert_labels)

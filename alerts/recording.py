@@ -45,13 +45,13 @@ def _store(rule: RecordingRule, result, now: datetime) -> int:
         raise QueryError(f"recording rule {rule.record} must give a vector or a scalar")
     # As in remote write, the instance label names the instance; series without one are
     # Vigil's own. Vigil stores finite values only.
-    by_instance = defaultdict(list)
+    by_instance, known = defaultdict(list), {}
     for labels, value in found:
         if not math.isfinite(value):
             continue
         labels = {**labels, **rule.labels}
         agent_id = labels.pop("instance", "")
-        instance = Instance.find_or_register(agent_id) if agent_id else Instance.vigil()
+        instance = Instance.named_by_label(agent_id, known)
         by_instance[instance.pk].append((store.SeriesKey(rule.record, labels), value))
     written = 0
     with transaction.atomic():

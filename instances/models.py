@@ -70,6 +70,15 @@ class Instance(models.Model):
         return cls.register(VIGIL_AGENT_ID, name="Vigil", type=VIGIL_TYPE)
 
     @classmethod
+    def named_by_label(cls, agent_id: str, known: dict) -> "Instance":
+        """The instance a series' or alert's ``instance`` label names, registered on first
+        sight, else (no label) Vigil's own; ``known`` maps agent ids already looked up, so a
+        caller going through many series asks the database once per instance."""
+        if agent_id not in known:
+            known[agent_id] = cls.find_or_register(agent_id[:200]) if agent_id else cls.vigil()
+        return known[agent_id]
+
+    @classmethod
     def find(cls, ref: str) -> "Instance | None":
         """The instance ``ref`` names: its uuid or its agent id."""
         try:
