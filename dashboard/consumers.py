@@ -22,7 +22,7 @@ from accounts.permissions import Role, RoleRequiredConsumer, scope_has_role
 from alerts.events import ALERTS_GROUP
 from backups import page as backups_page
 from backups.progress import BACKUPS_GROUP
-from dashboard import instance_page, live, overview
+from dashboard import board_live, instance_page, live, overview
 from instances.events import INSTANCES_GROUP, instance_group
 
 GONE = 4404
@@ -123,6 +123,33 @@ class InstanceConsumer(LiveConsumer):
     async def alert_changed(self, event):
         if event["instance_id"] == str(self.view.instance_id):
             self.feed.note(event["instance_id"])
+
+    async def deliver(self, html, next_view):
+        if html is None:
+            await self.close(code=GONE)
+            return
+        await super().deliver(html, next_view)
+
+
+class DashboardConsumer(LiveConsumer):
+    """A dashboard's time-series panels, extended with each push's new points. Every ingest
+    may touch a panel's query, so every one is heard (the feed pushes at most once a second)."""
+
+    render = staticmethod(board_live.live_fragment)
+
+    def groups_to_join(self):
+        dashboard_id = self.scope["url_route"]["kwargs"]["pk"]
+        if not isinstance(dashboard_id, uuid.UUID):
+            dashboard_id = uuid.UUID(str(dashboard_id))
+        selection = self.scope.get("query_string", b"").decode()
+        self.view = board_live.LiveView(dashboard_id, selection)
+        return [INSTANCES_GROUP]
+
+    def feed_key(self):
+        return ("dashboard", self.view.dashboard_id)
+
+    async def instance_updated(self, event):
+        self.feed.note(event["instance_id"])
 
     async def deliver(self, html, next_view):
         if html is None:

@@ -8,6 +8,7 @@ becomes that panel's error, never the page's.
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import orjson
@@ -109,12 +110,7 @@ def _evaluate(
         expr = variables.interpolate(query["expr"], chosen, step_ms, time_range.seconds * 1000)
         result = query_charts.evaluate_range(expr, over, step_ms, MAX_SERIES)
         results.append(result)
-        legend = query.get("legend", "")
-        # A series without labels (a sum, a scalar) is named by its query unless a format says.
-        names += [
-            query_charts.formatted_legend(legend, labels) if labels or legend.strip() else expr
-            for labels in result.labels
-        ]
+        names += _series_names(query, expr, result)
     if not results:
         return None, []
     combined = query_charts.RangeResult(
@@ -125,6 +121,44 @@ def _evaluate(
         sum(result.total for result in results),
     )
     return combined, names
+
+
+def _series_names(query: dict, expr: str, result: query_charts.RangeResult) -> list[str]:
+    """Each series' legend name; a series without labels (a sum, a scalar) is named by its
+    query unless a format says."""
+    legend = query.get("legend", "")
+    return [
+        query_charts.formatted_legend(legend, labels) if labels or legend.strip() else expr
+        for labels in result.labels
+    ]
+
+
+def live_points(
+    panel: Panel, time_range: TimeRange, chosen: list[variables.Variable], at: datetime
+) -> dict[str, list]:
+    """A time-series panel's value of each series at ``at`` (the moment of a live push), by its
+    line's name: ``{name: [plot time, value]}``. Variables interpolate as for the whole chart
+    (``$__rate_interval`` for its step), so the new point continues its line. A query the
+    engine refuses, or a series without a value at ``at``, adds nothing."""
+    step_ms = query_charts.auto_step_ms(time_range, CHART_POINTS)
+    moment = TimeRange(time_range.key, at, at)
+    when = figures.plot_time(at)
+    points = {}
+    for query in panel.queries:
+        if not query.get("expr", "").strip():
+            continue
+        expr = variables.interpolate(query["expr"], chosen, step_ms, time_range.seconds * 1000)
+        try:
+            # A step of 1 ms evaluates at ``at`` itself, not at the chart's last whole step.
+            result = query_charts.evaluate_range(expr, moment, 1, MAX_SERIES)
+        except QueryError:
+            continue
+        for name, values, present in zip(
+            _series_names(query, expr, result), result.values, result.present, strict=True
+        ):
+            if present[-1] and np.isfinite(values[-1]):
+                points[name] = [when, float(values[-1])]
+    return points
 
 
 def _latest(panel: Panel, result: query_charts.RangeResult, names: list[str]) -> list[ShownValue]:

@@ -7,5 +7,6 @@ from dashboard import consumers
 websocket_urlpatterns = [
     path("ws/overview/", consumers.OverviewConsumer.as_asgi()),
     path("ws/instances/<uuid:pk>/", consumers.InstanceConsumer.as_asgi()),
+    path("ws/dashboards/<uuid:pk>/", consumers.DashboardConsumer.as_asgi()),
     path("ws/backups/", consumers.BackupsConsumer.as_asgi()),
 ]

@@ -2,7 +2,8 @@
 // becomes a plotly chart, whenever it appears (page load, HTMX swap, out-of-band swap).
 // Colours come from the theme's custom properties. Live points pushed by the instance socket
 // (#chart-points, data-points = {series_id: [[time, value], ...]}) are appended with
-// Plotly.extendTraces to charts inside a `data-live-charts` container. A refused PromQL query's
+// Plotly.extendTraces to charts inside a `data-live-charts` container; a dashboard's
+// (#board-points) to its time-series panels, by line name. A refused PromQL query's
 // answer (4xx with a Vigil-Query-Error header: Explore's panel, a dashboard panel) is swapped in
 // like a success, so the engine's message shows where the chart would be.
 (function () {
@@ -107,6 +108,38 @@
     });
   }
 
+  // A dashboard's push: {panel id: {line name: [time, value]}}; each time-series panel's lines
+  // get their new point, and its axis slides to end at it.
+  function appendBoardPoints(points) {
+    var grid = document.querySelector(".board-grid[data-range-seconds]");
+    if (!grid) return;
+    var spanMs = Number(grid.getAttribute("data-range-seconds")) * 1000;
+    Object.keys(points).forEach(function (panelId) {
+      var body = document.getElementById("panel-" + panelId);
+      var element = body && body.querySelector("[data-plotted]");
+      if (!element || !element.data) return;
+      var fresh = points[panelId];
+      var update = { x: [], y: [] };
+      var indices = [];
+      var newest = null;
+      element.data.forEach(function (trace, index) {
+        var point = fresh[trace.name];
+        var last = trace.x.length ? trace.x[trace.x.length - 1] : "";
+        if (!point || point[0] <= last) return;
+        update.x.push([point[0]]);
+        update.y.push([point[1]]);
+        indices.push(index);
+        if (newest === null || point[0] > newest) newest = point[0];
+      });
+      if (!indices.length) return;
+      Plotly.extendTraces(element, update, indices);
+      var end = new Date(newest.replace(" ", "T") + "Z");
+      var start = new Date(end.getTime() - spanMs);
+      Plotly.relayout(element, { "xaxis.range": [plotTime(start), plotTime(end)] });
+      element.dispatchEvent(new CustomEvent("vigil:chartextended", { bubbles: true }));
+    });
+  }
+
   function plotTime(date) {
     return date.toISOString().slice(0, 19).replace("T", " ");
   }
@@ -122,8 +155,15 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     var holder = document.getElementById("chart-points");
     var raw = holder && holder.getAttribute("data-points");
-    if (!raw) return;
-    holder.removeAttribute("data-points");
-    appendPoints(JSON.parse(raw));
+    if (raw) {
+      holder.removeAttribute("data-points");
+      appendPoints(JSON.parse(raw));
+    }
+    var boardHolder = document.getElementById("board-points");
+    var boardRaw = boardHolder && boardHolder.getAttribute("data-points");
+    if (boardRaw) {
+      boardHolder.removeAttribute("data-points");
+      appendBoardPoints(JSON.parse(boardRaw));
+    }
   });
 })();
