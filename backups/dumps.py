@@ -9,6 +9,10 @@ The archive is written as ``<name>.dump.partial``, fsynced, hashed, renamed to i
 and the directory fsynced: a file with the final name is always complete. The row counts of
 the main tables are counted in the very snapshot pg_dump dumps (``pg_export_snapshot``), so
 restore verification can compare them exactly.
+
+Archives hold password hashes and secrets: BACKUP_DIR is kept 0700 and every archive is created
+0600 before pg_dump writes into it. Sessions are left out (their table is dumped empty), so a
+restored database signs everybody out instead of reviving whoever was signed in at dump time.
 """
 
 import hashlib
@@ -48,6 +52,10 @@ MAIN_TABLES = (
 # Advisory lock keys (any fixed bigints, unique to this purpose).
 BACKUP_LOCK = 0x76_69_67_69_6C_62_6B_01
 VERIFY_LOCK = 0x76_69_67_69_6C_62_6B_02
+# Tables dumped without their rows: live sessions must not outlive a restore.
+EXCLUDED_TABLE_DATA = ("django_session",)
+ARCHIVE_MODE = 0o600
+DIRECTORY_MODE = 0o700
 # How often a running backup reports the archive's size.
 PROGRESS_INTERVAL_SECONDS = 0.5
 # A scheduled run is skipped if a good backup is this recent (a doubled beat, a redelivery).
@@ -116,7 +124,7 @@ def _dump(conn: psycopg.Connection, kind: str) -> Backup:
     try:
         backup.row_counts = postgres.count_rows(conn, MAIN_TABLES)
         backup.save(update_fields=["row_counts"])
-        backup_dir.mkdir(parents=True, exist_ok=True)
+        prepare_directory(backup_dir)
         pg_dump = postgres.client_bin_dir(postgres.server_major(conn)) / "pg_dump"
         _write_archive(backup, pg_dump, snapshot)
         conn.execute("COMMIT")
@@ -134,9 +142,24 @@ def _dump(conn: psycopg.Connection, kind: str) -> Backup:
     return backup
 
 
+def prepare_directory(directory: Path) -> None:
+    """Create BACKUP_DIR if needed and make it (an older, wider one too) owner-only."""
+    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, DIRECTORY_MODE)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (whatever the umask); writers opening it later keep
+    that mode."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, ARCHIVE_MODE))
+    os.chmod(path, ARCHIVE_MODE)
+
+
 def _write_archive(backup: Backup, pg_dump: Path, snapshot: str) -> None:
     """Run pg_dump into the partial file, reporting its growing size."""
+    create_private_file(Path(backup.partial_path))
     args = ["--format=custom", "--no-password", f"--snapshot={snapshot}"]
+    args += [f"--exclude-table-data={table}" for table in EXCLUDED_TABLE_DATA]
     args += [f"--file={backup.partial_path}"]
     if settings.BACKUP_LOCK_WAIT_TIMEOUT_SECONDS:
         args.append(f"--lock-wait-timeout={settings.BACKUP_LOCK_WAIT_TIMEOUT_SECONDS}s")

@@ -7,9 +7,11 @@ import hashlib
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -314,6 +316,30 @@ ROUND_TRIP_QUERIES = {
 }
 
 
+@contextmanager
+def empty_database(admin_conn):
+    """The name of a new, empty database on the test server, dropped afterwards."""
+    name = f"vigil_backups_restore_{secrets.token_hex(4)}"
+    admin_conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def manage_py(args: list[str], dbname: str, **env) -> subprocess.CompletedProcess:
+    """Run ``manage.py args`` in a process of its own against database ``dbname``."""
+    env = {**os.environ, **env, "DATABASE_URL": database_url(database_dsn(), dbname)}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def rows_of(dbname=None) -> dict:
     with postgres.connect(dbname) as conn:
         return {
@@ -326,26 +352,11 @@ def test_restore_into_an_empty_database_gives_back_the_same_data(monitoring_data
     archive = dumps.run_backup().path
     before = rows_of()
     assert len(before["samples"]) == 50 and before["rules"] and before["alerts"]
-    target = f"vigil_backups_restore_{secrets.token_hex(4)}"
-    admin_conn.execute(f'CREATE DATABASE "{target}"')
-    try:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(database_dsn(), target),
-        }
-        result = subprocess.run(
-            [sys.executable, "manage.py", "restore", archive],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    with empty_database(admin_conn) as target:
+        result = manage_py(["restore", archive], target)
         assert result.returncode == 0, result.stderr
 
         assert rows_of(target) == before
-    finally:
-        admin_conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
 
 
 def test_restore_refuses_a_database_with_data_unless_forced(monitoring_data):
@@ -458,3 +469,33 @@ def test_a_backup_announces_its_progress_to_the_backups_group():
     )
     assert {event["backup_id"] for event in events} == {backup.pk}
     assert events[-1]["bytes"] == backup.size
+
+
+def test_archives_are_owner_only_in_an_owner_only_directory(monitoring_data, backup_dir):
+    backup_dir.mkdir(mode=0o755)
+    os.chmod(backup_dir, 0o755)
+    previous_umask = os.umask(0o022)
+    try:
+        backup = dumps.run_backup()
+    finally:
+        os.umask(previous_umask)
+
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error
+    assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(Path(backup.path).stat().st_mode) == 0o600
+
+
+def test_a_restored_database_has_no_sessions_and_everybody_signs_in_again(
+    monitoring_data, client, user_with_role, admin_conn
+):
+    client.force_login(user_with_role(Role.ADMIN))
+    assert admin_conn.execute("SELECT count(*) FROM django_session").fetchone()[0] == 1
+    archive = dumps.run_backup().path
+    with empty_database(admin_conn) as target:
+        result = manage_py(["restore", archive], target)
+        assert result.returncode == 0, result.stderr
+
+        with postgres.connect(target) as restored:
+            sessions = restored.execute("SELECT count(*) FROM django_session").fetchone()[0]
+            users = restored.execute("SELECT count(*) FROM auth_user").fetchone()[0]
+        assert (sessions, users) == (0, 1)
