@@ -1124,55 +1124,166 @@ class TooManySamples(Exception):
     pass
 
 
+_NO_SAMPLES = SampleArrays(
+    np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+)
+
+
 def sample_arrays(
     series_ids: Sequence[int], start_ms: int, end_ms: int, limit: int
 ) -> SampleArrays:
     """The samples of ``series_ids`` with ``start_ms <= ts <= end_ms``, in one binary COPY read
     straight into arrays; TooManySamples past ``limit`` (read no further, so memory stays
     bounded whatever the range). Staleness markers come as NaN values: samples are finite."""
-    if not series_ids:
-        empty = np.empty(0, dtype=np.int64)
-        return SampleArrays(empty, empty, np.empty(0, dtype=np.float64))
+    ids = list(series_ids)
+    if not ids:
+        return _NO_SAMPLES
     start = EPOCH + timedelta(milliseconds=start_ms)
     end = EPOCH + timedelta(milliseconds=end_ms)
-    ids = list(series_ids)
-    # One row per series with its samples as two arrays: COPY sends a message per row, and a
-    # message per sample cost more in Python than the query in PostgreSQL. The LIMIT inside
-    # bounds what the server gathers.
-    with _binary_copy(
-        "COPY (SELECT series_id, array_agg(ts ORDER BY ts), array_agg(value ORDER BY ts) "
-        f"FROM (SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
+    ids_, (stamps, values) = _series_arrays(
+        f"SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
         "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
         f"UNION ALL SELECT series_id, ts, 'NaN'::float8 FROM {STALENESS_TABLE} "
-        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
-        f"ORDER BY series_id, ts LIMIT {int(limit) + 1}) AS in_range "
-        "GROUP BY series_id ORDER BY series_id) TO STDOUT (FORMAT BINARY)",
+        "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s",
         [ids, start, end, ids, start, end],
+        ("ts", "value"),
+        limit,
+    )
+    return SampleArrays(ids_, _ms_of(stamps), values)
+
+
+def sample_arrays_in_spans(
+    series_ids: Sequence[int], spans_ms: np.ndarray, limit: int
+) -> SampleArrays:
+    """The samples of ``series_ids`` inside any of ``spans_ms`` (rows of closed ``[first, last]``
+    intervals in ms, disjoint), as ``sample_arrays`` reads them but without staleness markers:
+    for the edges of windows whose middle is read from rollups."""
+    if not len(series_ids) or not len(spans_ms):
+        return _NO_SAMPLES
+    ids_, (stamps, values) = _series_arrays(
+        f"SELECT s.series_id, s.ts, s.value FROM unnest(%s::timestamptz[], %s::timestamptz[]) "
+        f"AS span(first, last) JOIN {SAMPLES_TABLE} s ON s.series_id = ANY(%s) "
+        "AND s.ts >= span.first AND s.ts <= span.last",
+        [
+            [EPOCH + timedelta(milliseconds=int(first)) for first in spans_ms[:, 0]],
+            [EPOCH + timedelta(milliseconds=int(last)) for last in spans_ms[:, 1]],
+            list(series_ids),
+        ],
+        ("ts", "value"),
+        limit,
+    )
+    return SampleArrays(ids_, _ms_of(stamps), values)
+
+
+class RollupArrays(NamedTuple):
+    """Rollup buckets of many series, by series then bucket start (ms): each bucket's sum,
+    count, min and max."""
+
+    series_id: np.ndarray
+    bucket_ms: np.ndarray
+    sum: np.ndarray
+    count: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+
+def rollup_arrays(
+    series_ids: Sequence[int], level: RollupLevel, start_ms: int, end_ms: int, limit: int
+) -> RollupArrays:
+    """The ``level`` buckets of ``series_ids`` starting in ``[start_ms, end_ms)``, read as
+    ``sample_arrays`` reads samples. Only buckets before ``settled_rollups_ms`` hold all their
+    samples, and not those of ``series_with_late_minutes``."""
+    if not len(series_ids):
+        return RollupArrays(_NO_SAMPLES.series_id, _NO_SAMPLES.ts_ms, *[_NO_SAMPLES.value] * 4)
+    start = EPOCH + timedelta(milliseconds=start_ms)
+    end = EPOCH + timedelta(milliseconds=end_ms)
+    ids_, (buckets, *figures) = _series_arrays(
+        "SELECT series_id, bucket, sum, count::float8, min, max "
+        f"FROM {level.table.name} WHERE series_id = ANY(%s) AND bucket >= %s AND bucket < %s",
+        [list(series_ids), start, end],
+        ("bucket", "sum", "count", "min", "max"),
+        limit,
+    )
+    return RollupArrays(ids_, _ms_of(buckets), *figures)
+
+
+def settled_rollups_ms(level: RollupLevel) -> int | None:
+    """Where the settled buckets of ``level`` end (ms): every sample before it was rolled up,
+    but those of queued late minutes. Samples up to the grace window before the watermark may
+    still arrive and be read by the next refresh. None when the rollups were never refreshed."""
+    watermark = rollup_watermark()
+    if watermark is None:
+        return None
+    settled = floor_time(watermark - timedelta(seconds=settings.ROLLUP_GRACE_SECONDS), level.width)
+    return (settled - EPOCH) // timedelta(milliseconds=1)
+
+
+def series_with_late_minutes(series_ids: Sequence[int], start_ms: int, end_ms: int) -> set[int]:
+    """Those of ``series_ids`` with late minutes in ``[start_ms, end_ms)`` still queued for the
+    rollups: their buckets there may miss samples."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT series_id FROM rollup_late WHERE series_id = ANY(%s) "
+            "AND bucket >= %s AND bucket < %s",
+            [
+                list(series_ids),
+                EPOCH + timedelta(milliseconds=start_ms),
+                EPOCH + timedelta(milliseconds=end_ms),
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _ms_of(stamps: np.ndarray) -> np.ndarray:
+    return (stamps + _PG_EPOCH_US) // 1000
+
+
+def _series_arrays(
+    rows_sql: str, params: list, columns: Sequence[str], limit: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Run ``rows_sql`` (selecting ``series_id``, then ``columns``: a timestamptz first, then
+    float8s) as one binary COPY with a row per series holding each column as an array, and
+    parse them straight into arrays: each row's series id repeated, and each column
+    concatenated (timestamps as microseconds since PostgreSQL's epoch). TooManySamples past
+    ``limit`` rows."""
+    elements = [_TS_ELEMENT] + [_FLOAT_ELEMENT] * (len(columns) - 1)
+    aggregates = ", ".join(f"array_agg({column} ORDER BY {columns[0]})" for column in columns)
+    # One row per series with its rows as arrays: COPY sends a message per row, and a message
+    # per sample cost more in Python than the query in PostgreSQL. The LIMIT inside bounds what
+    # the server gathers.
+    with _binary_copy(
+        f"COPY (SELECT series_id, {aggregates} FROM ({rows_sql} "
+        f"ORDER BY 1, 2 LIMIT {int(limit) + 1}) AS picked (series_id, {', '.join(columns)}) "
+        "GROUP BY series_id ORDER BY series_id) TO STDOUT (FORMAT BINARY)",
+        params,
     ) as copy:
         data = b"".join(bytes(chunk) for chunk in copy)
-    series, stamps, values = [], [], []
+    series: list[tuple[int, int]] = []
+    parsed: list[list[np.ndarray]] = [[] for _ in columns]
     position = _COPY_HEADER_BYTES
     while struct.unpack_from(">h", data, position)[0] != -1:
-        # Fields: the series id (length 8), then the two arrays, each after its length.
+        # Fields: the series id (length 8), then the arrays, each after its length.
         (series_id,) = struct.unpack_from(">q", data, position + 6)
         position += 14
-        for parsed, element in ((stamps, _TS_ELEMENT), (values, _FLOAT_ELEMENT)):
+        for column, element in zip(parsed, elements, strict=True):
             (length,) = struct.unpack_from(">i", data, position)
             count = _ARRAY_HEADER.unpack_from(data, position + 4)[3]
-            parsed.append(
+            column.append(
                 np.frombuffer(data, element, count, position + 4 + _ARRAY_HEADER.size)["value"]
             )
             position += 4 + length
         series.append((series_id, count))
     if sum(count for _, count in series) > limit:
         raise TooManySamples(limit)
-    if not series:
-        return sample_arrays([], start_ms, end_ms, limit)
-    return SampleArrays(
-        np.repeat([series_id for series_id, _ in series], [count for _, count in series]),
-        (np.concatenate(stamps).astype(np.int64) + _PG_EPOCH_US) // 1000,
-        np.concatenate(values).astype(np.float64),
+    ids = np.repeat(
+        np.array([series_id for series_id, _ in series], dtype=np.int64),
+        [count for _, count in series],
     )
+    native = [np.int64] + [np.float64] * (len(columns) - 1)
+    return ids, [
+        np.concatenate(column).astype(dtype) if column else np.empty(0, dtype)
+        for column, dtype in zip(parsed, native, strict=True)
+    ]
 
 
 def label_names(selectors: Sequence[Sequence[dict]], since: datetime | None) -> list[str]:

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from instances import store
 from instances.formats import EPOCH
-from query import functions
+from query import functions, rollup_windows
 from query.aggregations import aggregate
 from query.binary import binary_operation
 from query.values import (
@@ -195,9 +195,37 @@ class Evaluator:
         implementation = functions.FUNCTIONS.get(name)
         if implementation is None:
             raise QueryError(f"function {name!r} is not supported by Vigil")
+        if name in rollup_windows.ROLLED_UP_FUNCTIONS:
+            rolled_up = self._from_rollups(name, node.args[0])
+            if rolled_up is not None:
+                return rolled_up
         args = [self.eval(argument) for argument in node.args]
         call = functions.Call(name, args, node.args, self.context.times)
         return implementation(call)
+
+    def _from_rollups(self, name: str, argument) -> Vector | None:
+        """``name(selector[range])`` answered from rollup buckets and the raw samples at the
+        windows' edges, when the range spans enough buckets; None: read the raw samples."""
+        if not isinstance(argument, parser.MatrixSelector):
+            return None
+        selector = argument.vector_selector
+        ends = self._effective_times(selector.at, selector.offset)
+        range_ms = ms(argument.range)
+        if rollup_windows.level_for(range_ms) is None:
+            return None
+        since = EPOCH + timedelta(milliseconds=int(ends.min()) - range_ms)
+        matched = store.match_series([matchers_of(selector)], since=since)
+        try:
+            read = rollup_windows.window_figures(
+                matched, ends, range_ms, self.context.remaining_samples()
+            )
+        except store.TooManySamples:
+            raise SampleLimitExceeded from None
+        if read is None:
+            return None
+        figures, rows = read
+        self.context.count_samples(rows)
+        return functions.from_window_figures(name, figures, self.context.steps)
 
     # --- selectors ---------------------------------------------------------------------------
 

@@ -321,6 +321,25 @@ def _quantile_over_time(call: Call) -> Vector:
     return _over_windows(shifted, compute)
 
 
+def from_window_figures(name: str, figures: list, steps: int) -> Vector:
+    """``name`` (a ``*_over_time`` of ``rollup_windows.ROLLED_UP_FUNCTIONS``) from each series'
+    per-window sum, count, min and max."""
+    labels, values, present = [], [], []
+    for series in figures:
+        with np.errstate(all="ignore"):
+            value = {
+                "sum_over_time": series.sum,
+                "count_over_time": series.count,
+                "avg_over_time": series.sum / series.count,
+                "min_over_time": series.min,
+                "max_over_time": series.max,
+            }[name]
+        labels.append(series.labels)
+        values.append(value)
+        present.append(series.count > 0)
+    return _rows(labels, values, present, steps)
+
+
 def _window_function(compute, drop_name: bool = True):
     return lambda call: _over_windows(call, compute, drop_name)
 
