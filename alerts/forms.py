@@ -10,7 +10,7 @@ from datetime import timedelta
 from django import forms
 from django.db import models
 
-from alerts.models import Alert, AlertRule, NotificationChannel
+from alerts.models import Alert, AlertRule, NotificationChannel, validate_http_url
 
 DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 PROMETHEUS_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -231,10 +231,38 @@ class EmailChannelForm(ChannelForm):
         return ", ".join(addresses)
 
 
+class HttpUrlField(forms.URLField):
+    """A URL a channel sends to: http:// or https:// only (no file:, ftp: …)."""
+
+    default_validators = [validate_http_url]
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=1000, assume_scheme="https", **kwargs)
+
+
+class ConfigFieldsForm(ChannelForm):
+    """A channel form with options kept in the channel's ``config``: ``config_fields`` names
+    the form fields stored there."""
+
+    config_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.config_fields:
+            if name in self.instance.config:
+                self.initial[name] = self.instance.config[name]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        options = {name: cleaned[name] for name in self.config_fields if name in cleaned}
+        self.instance.config = {**self.instance.config, **options}
+        return cleaned
+
+
 class WebhookUrlForm(ChannelForm):
     """A transport that POSTs to a URL the receiving service gave out."""
 
-    target = forms.URLField(label="Webhook URL", max_length=1000, assume_scheme="https")
+    target = HttpUrlField(label="Webhook URL")
 
     class Meta(ChannelForm.Meta):
         fields = ["name", "target", "severities", "enabled"]
@@ -254,13 +282,87 @@ class GoogleChatChannelForm(WebhookUrlForm):
         help_texts = {"target": "Google Chat: the space's Apps & integrations → Webhooks."}
 
 
+class TeamsChannelForm(WebhookUrlForm):
+    kind_of_form = NotificationChannel.Kind.TEAMS
+
+    class Meta(WebhookUrlForm.Meta):
+        help_texts = {
+            "target": "Teams: the channel's Workflows → “Post to a channel when a webhook "
+            "request is received” → its URL."
+        }
+
+
+class DiscordChannelForm(WebhookUrlForm):
+    kind_of_form = NotificationChannel.Kind.DISCORD
+
+    class Meta(WebhookUrlForm.Meta):
+        help_texts = {"target": "Discord: Server settings → Integrations → Webhooks → Copy URL."}
+
+
+class TelegramChannelForm(ConfigFieldsForm):
+    kind_of_form = NotificationChannel.Kind.TELEGRAM
+    config_fields = ("chat_id",)
+    chat_id = forms.RegexField(
+        label="Chat",
+        regex=r"^(-?\d+|@\w{5,})$",
+        max_length=100,
+        help_text="The chat's numeric id (groups are negative) or a public channel's @name.",
+        error_messages={"invalid": "A numeric chat id (like -1001234567890) or an @channelname."},
+    )
+    target = HttpUrlField(
+        label="Bot API URL",
+        required=False,
+        help_text="Empty: https://api.telegram.org (change only for a local Bot API server).",
+    )
+
+    secret_label = "Bot token"
+    secret_help = "From @BotFather; the bot must be a member of the chat."
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "secret", "chat_id", "target", "severities", "enabled"]
+
+
+class NtfyChannelForm(ConfigFieldsForm):
+    kind_of_form = NotificationChannel.Kind.NTFY
+    config_fields = ("topic",)
+    topic = forms.RegexField(
+        regex=r"^[-_A-Za-z0-9]{1,64}$",
+        help_text="Letters, digits, - and _; anyone who knows a public server's topic can read it.",
+        error_messages={"invalid": "Up to 64 letters, digits, - and _."},
+    )
+    target = HttpUrlField(
+        label="Server URL",
+        required=False,
+        help_text="Empty: https://ntfy.sh; or your own ntfy server.",
+    )
+
+    secret_label = "Access token"
+    secret_help = "Optional: a token of a user allowed to publish to the topic (tk_…)."
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "topic", "target", "secret", "severities", "enabled"]
+
+
+class OpsgenieChannelForm(ChannelForm):
+    kind_of_form = NotificationChannel.Kind.OPSGENIE
+    target = HttpUrlField(
+        label="API URL",
+        required=False,
+        help_text="Empty: https://api.opsgenie.com; an EU account: https://api.eu.opsgenie.com.",
+    )
+
+    secret_label = "API key"
+    secret_help = "The key of an API integration of the Opsgenie team."
+
+    class Meta(ChannelForm.Meta):
+        fields = ["name", "secret", "target", "severities", "enabled"]
+
+
 class PagerDutyChannelForm(ChannelForm):
     kind_of_form = NotificationChannel.Kind.PAGERDUTY
-    target = forms.URLField(
+    target = HttpUrlField(
         label="Events API URL",
         required=False,
-        max_length=1000,
-        assume_scheme="https",
         help_text="Empty: PAGERDUTY_EVENTS_URL (change only for an EU account or a proxy).",
     )
 
@@ -273,7 +375,7 @@ class PagerDutyChannelForm(ChannelForm):
 
 class WebhookChannelForm(ChannelForm):
     kind_of_form = NotificationChannel.Kind.WEBHOOK
-    target = forms.URLField(label="URL", max_length=1000, assume_scheme="https")
+    target = HttpUrlField(label="URL")
 
     secret_label = "Signing secret"
     secret_help = "Optional: signs each body as X-Vigil-Signature: sha256=<HMAC-SHA256>."
@@ -289,7 +391,12 @@ CHANNEL_FORMS = {
         EmailChannelForm,
         SlackChannelForm,
         GoogleChatChannelForm,
+        TeamsChannelForm,
+        DiscordChannelForm,
+        TelegramChannelForm,
+        NtfyChannelForm,
         PagerDutyChannelForm,
+        OpsgenieChannelForm,
         WebhookChannelForm,
     )
 }

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -94,6 +94,16 @@ def labels_match(labels: dict, matchers: list) -> bool:
     return True
 
 
+def validate_http_url(value: str) -> None:
+    """Channels send over HTTP only: any other scheme (file:, ftp:, gopher: …) is refused."""
+    if urlsplit(value).scheme.lower() not in ("http", "https"):
+        raise ValidationError(
+            "Enter an http:// or https:// URL; other kinds of address are refused.",
+            code="scheme",
+        )
+    URLValidator(schemes=["http", "https"])(value)
+
+
 class NotificationChannel(models.Model):
     """Where notifications go: a mailbox, a chat room, a pager or any webhook receiver."""
 
@@ -101,7 +111,12 @@ class NotificationChannel(models.Model):
         EMAIL = "email"
         SLACK = "slack"
         GOOGLE_CHAT = "google_chat", "Google Chat"
+        TEAMS = "teams", "Microsoft Teams"
+        DISCORD = "discord"
+        TELEGRAM = "telegram"
+        NTFY = "ntfy"
         PAGERDUTY = "pagerduty", "PagerDuty"
+        OPSGENIE = "opsgenie", "Opsgenie"
         WEBHOOK = "webhook"
 
     # Severity routing (PRODUCT.md 7): critical pages, warnings go to chat and email.
@@ -109,8 +124,31 @@ class NotificationChannel(models.Model):
         Kind.EMAIL: ["critical", "error", "warning"],
         Kind.SLACK: ["critical", "error", "warning"],
         Kind.GOOGLE_CHAT: ["critical", "error", "warning"],
+        Kind.TEAMS: ["critical", "error", "warning"],
+        Kind.DISCORD: ["critical", "error", "warning"],
+        Kind.TELEGRAM: ["critical", "error", "warning"],
+        Kind.NTFY: ["critical", "error", "warning"],
         Kind.PAGERDUTY: ["critical"],
+        Kind.OPSGENIE: ["critical"],
         Kind.WEBHOOK: ["critical", "error", "warning", "info"],
+    }
+    # Kinds whose target may stay empty: the provider's public API is the default.
+    PROVIDER_DEFAULT_URLS = {
+        Kind.PAGERDUTY: "PagerDuty Events API",
+        Kind.OPSGENIE: "Opsgenie API",
+        Kind.TELEGRAM: "Telegram Bot API",
+        Kind.NTFY: "ntfy.sh",
+    }
+    # Kinds that cannot send without their secret (routing key, API key, bot token).
+    SECRET_NEEDED = {
+        Kind.PAGERDUTY: "PagerDuty needs its integration's routing key",
+        Kind.OPSGENIE: "Opsgenie needs an API integration's key",
+        Kind.TELEGRAM: "Telegram needs the bot's token",
+    }
+    # Options kept in ``config`` that a kind cannot do without.
+    CONFIG_NEEDED = {
+        Kind.TELEGRAM: {"chat_id": "Telegram needs the chat to post in"},
+        Kind.NTFY: {"topic": "ntfy needs the topic to publish to"},
     }
 
     name = models.CharField(max_length=100, unique=True)
@@ -118,13 +156,20 @@ class NotificationChannel(models.Model):
     target = models.CharField(
         max_length=1000,
         blank=True,
-        help_text="Webhook URL, or comma-separated email addresses. PagerDuty: optional "
-        "Events API URL (default: PAGERDUTY_EVENTS_URL).",
+        help_text="Webhook URL, or comma-separated email addresses. PagerDuty, Opsgenie, "
+        "Telegram, ntfy: optional API URL (default: the provider's).",
     )
     secret = models.CharField(
-        max_length=200, blank=True, help_text="Webhook HMAC key, or PagerDuty routing key."
+        max_length=200,
+        blank=True,
+        help_text="Webhook HMAC key, PagerDuty routing key, Opsgenie API key, Telegram bot "
+        "token or ntfy access token.",
     )
-    config = models.JSONField(default=dict, blank=True, help_text="Extra options (unused today).")
+    config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Options of the kind: Telegram chat_id, ntfy topic, email info_digest.",
+    )
     severities = models.JSONField(
         default=list,
         blank=True,
@@ -143,10 +188,18 @@ class NotificationChannel(models.Model):
         unknown = set(self.severities or []) - set(Alert.Severity.values)
         if unknown:
             raise ValidationError({"severities": f"unknown severities: {sorted(unknown)}"})
-        if self.kind == self.Kind.PAGERDUTY and not self.secret:
-            raise ValidationError({"secret": "PagerDuty needs its integration's routing key"})
-        if self.kind != self.Kind.PAGERDUTY and not self.target:
+        if self.kind in self.SECRET_NEEDED and not self.secret:
+            raise ValidationError({"secret": self.SECRET_NEEDED[self.kind]})
+        for key, problem in self.CONFIG_NEEDED.get(self.kind, {}).items():
+            if not str((self.config or {}).get(key, "")).strip():
+                raise ValidationError(problem)
+        if self.kind not in self.PROVIDER_DEFAULT_URLS and not self.target:
             raise ValidationError({"target": "required for this kind"})
+        if self.kind != self.Kind.EMAIL and self.target:
+            try:
+                validate_http_url(self.target)
+            except ValidationError as error:
+                raise ValidationError({"target": error.messages}) from error
 
     @property
     def destination(self) -> str:
@@ -155,7 +208,7 @@ class NotificationChannel(models.Model):
         if self.kind == self.Kind.EMAIL:
             return self.target
         if not self.target:
-            return "PagerDuty Events API" if self.kind == self.Kind.PAGERDUTY else ""
+            return self.PROVIDER_DEFAULT_URLS.get(self.kind, "")
         return urlsplit(self.target).netloc or self.target
 
     @property

@@ -7,11 +7,13 @@ delivery task's job (alerts/tasks.py), so every attempt is logged as a Notificat
 
 import hashlib
 import hmac
+import html
 import json
 import smtplib
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -78,6 +80,18 @@ class Message:
         return lines
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines too) made one space: fit for a mail
+    subject or a title, where a line break would end the header or the field."""
+    return " ".join(text.split())
+
+
+def slack_escape(text: str) -> str:
+    """``text`` shown as written in Slack mrkdwn: ``<!channel>`` or ``<https://…|label>`` in an
+    agent's words neither pings anyone nor becomes a link (Slack's three escapes)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class Transport:
     def __init__(self, channel):
         self.channel = channel
@@ -92,7 +106,7 @@ class Email(Transport):
         recipients = [address.strip() for address in self.channel.target.split(",")]
         try:
             accepted = send_mail(
-                subject=message.title,
+                subject=one_line(message.title),
                 message="\n\n".join(message.lines()),
                 from_email=None,
                 recipient_list=[address for address in recipients if address],
@@ -108,8 +122,18 @@ class HttpTransport(Transport):
     """POST a JSON payload; 2xx is delivered, 429 and 5xx and network errors are worth a retry,
     other 4xx are not."""
 
-    def url(self) -> str:
+    # The provider's public API, used when the channel names no URL of its own.
+    default_url = ""
+
+    def base_url(self) -> str:
+        return (self.channel.target or self.default_url).rstrip("/")
+
+    def url(self, message: Message) -> str:
         return self.channel.target
+
+    def shown_url(self, message: Message) -> str:
+        """The URL as errors name it (Telegram's carries the bot token)."""
+        return self.url(message)
 
     def payload(self, message: Message) -> dict:
         raise NotImplementedError
@@ -118,9 +142,14 @@ class HttpTransport(Transport):
         return {}
 
     def notify(self, message: Message) -> Delivery:
+        url, shown = self.url(message), self.shown_url(message)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise TransportError(
+                f"refused {shown!r}: only http(s) URLs are sent to", permanent=True
+            )
         body = json.dumps(self.payload(message)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "Vigil", **self.headers(body)}
-        request = urllib.request.Request(self.url(), data=body, headers=headers, method="POST")
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(
                 request, timeout=settings.NOTIFICATION_TIMEOUT_SECONDS
@@ -130,15 +159,15 @@ class HttpTransport(Transport):
             code = error.code
             transient = code == 429 or code >= 500
             raise TransportError(
-                f"{self.url()} answered {code}",
+                f"{shown} answered {code}",
                 permanent=not transient,
                 response_code=code,
                 answer=read_answer(error),
             ) from error
         except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
-            raise TransportError(f"{self.url()}: {error}") from error
+            raise TransportError(f"{shown}: {error}") from error
         except ValueError as error:  # a malformed URL
-            raise TransportError(f"bad URL {self.url()!r}: {error}", permanent=True) from error
+            raise TransportError(f"bad URL {shown!r}: {error}", permanent=True) from error
 
 
 class Webhook(HttpTransport):
@@ -166,11 +195,12 @@ class Slack(HttpTransport):
             buttons.append(
                 {"type": "button", "text": _plain("Acknowledge"), "url": message.ack_url}
             )
+        text = slack_escape(message.text)
         return {
-            "text": f"{message.title}: {message.text}",
+            "text": f"{slack_escape(message.title)}: {text}",
             "blocks": [
                 {"type": "header", "text": _plain(message.title[:150])},
-                {"type": "section", "text": {"type": "mrkdwn", "text": message.text}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
                 {"type": "actions", "elements": buttons},
             ],
         }
@@ -215,7 +245,7 @@ class PagerDuty(HttpTransport):
     fingerprint (the dedup key)."""
 
     # Vigil's severities are PagerDuty's (critical, error, warning, info).
-    def url(self) -> str:
+    def url(self, message: Message) -> str:
         return self.channel.target or settings.PAGERDUTY_EVENTS_URL
 
     def payload(self, message: Message) -> dict:
@@ -249,11 +279,182 @@ class PagerDuty(HttpTransport):
         }
 
 
+# Chat colours by severity, and green for a recovery (Discord's embed colour is an RGB integer).
+SEVERITY_COLOURS = {"critical": 0xD7263D, "error": 0xE8590C, "warning": 0xF2A900, "info": 0x3B82F6}
+RESOLVED_COLOUR = 0x2F9E44
+
+
+def _colour(message: Message) -> int:
+    return RESOLVED_COLOUR if message.is_resolved else SEVERITY_COLOURS.get(message.severity, 0)
+
+
+def _link_list(message: Message) -> list[tuple[str, str]]:
+    """(label, URL) of the alert, its acknowledge link and its runbook, those that exist."""
+    links = [("Open alert", message.url)]
+    if message.ack_url:
+        links.append(("Acknowledge", message.ack_url))
+    if message.runbook_url:
+        links.append(("Runbook", message.runbook_url))
+    return links
+
+
+class Teams(HttpTransport):
+    """Microsoft Teams through a Workflows webhook ("Post to a channel when a webhook request is
+    received"): a message with one Adaptive Card attachment."""
+
+    def payload(self, message: Message) -> dict:
+        card = {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "msteams": {"width": "Full"},
+            "body": [
+                {
+                    "type": "TextBlock",
+                    "text": message.title,
+                    "size": "Medium",
+                    "weight": "Bolder",
+                    "wrap": True,
+                    "color": "Good" if message.is_resolved else "Attention",
+                },
+                {"type": "TextBlock", "text": message.text, "wrap": True},
+            ],
+            "actions": [
+                {"type": "Action.OpenUrl", "title": label, "url": url}
+                for label, url in _link_list(message)
+            ],
+        }
+        return {
+            "type": "message",
+            "attachments": [
+                {
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": None,
+                    "content": card,
+                }
+            ],
+        }
+
+
+class Discord(HttpTransport):
+    """Discord webhook: one embed, coloured by severity; ``allowed_mentions`` empty so an
+    agent's ``@everyone`` pings nobody."""
+
+    def payload(self, message: Message) -> dict:
+        links = " · ".join(f"[{label}]({url})" for label, url in _link_list(message)[1:])
+        description = message.text[:3900] + (f"\n\n{links}" if links else "")
+        embed = {
+            "title": one_line(message.title)[:256],
+            "description": description,
+            "url": message.url,
+            "color": _colour(message),
+            "footer": {"text": message.instance[:2048]},
+        }
+        if message.timestamp:
+            embed["timestamp"] = message.timestamp
+        return {"username": "Vigil", "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+class Telegram(HttpTransport):
+    """Telegram Bot API ``sendMessage`` to one chat, as HTML (agent text escaped)."""
+
+    default_url = "https://api.telegram.org"
+    MAX_CHARS = 4096
+
+    def url(self, message: Message) -> str:
+        return f"{self.base_url()}/bot{self.channel.secret}/sendMessage"
+
+    def shown_url(self, message: Message) -> str:
+        return f"{self.base_url()}/bot…/sendMessage"
+
+    def payload(self, message: Message) -> dict:
+        links = " · ".join(
+            f'<a href="{html.escape(url)}">{label}</a>' for label, url in _link_list(message)
+        )
+        text = f"<b>{html.escape(message.title)}</b>\n{html.escape(message.text)}"
+        room = self.MAX_CHARS - len(links) - 2
+        return {
+            "chat_id": self.channel.config.get("chat_id"),
+            "text": f"{text[:room]}\n\n{links}",
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+
+
+class Ntfy(HttpTransport):
+    """ntfy: a JSON publish to the server's root URL, with title, priority, tags and buttons;
+    the access token (if any) as a bearer token."""
+
+    default_url = "https://ntfy.sh"
+    PRIORITIES = {"critical": 5, "error": 4, "warning": 4, "info": 3}
+
+    def url(self, message: Message) -> str:
+        return f"{self.base_url()}/"
+
+    def headers(self, body: bytes) -> dict:
+        if not self.channel.secret:
+            return {}
+        return {"Authorization": f"Bearer {self.channel.secret}"}
+
+    def payload(self, message: Message) -> dict:
+        return {
+            "topic": self.channel.config.get("topic"),
+            "title": one_line(message.title),
+            "message": message.text,
+            "priority": 3 if message.is_resolved else self.PRIORITIES.get(message.severity, 3),
+            "tags": ["white_check_mark"] if message.is_resolved else ["rotating_light"],
+            "click": message.url,
+            "actions": [
+                {"action": "view", "label": label, "url": url}
+                for label, url in _link_list(message)[1:]
+            ],
+        }
+
+
+class Opsgenie(HttpTransport):
+    """Opsgenie Alert API: create while firing, close on recovery, one alert per fingerprint
+    (the alias); the API key as ``GenieKey``."""
+
+    default_url = "https://api.opsgenie.com"
+    PRIORITIES = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+
+    def url(self, message: Message) -> str:
+        if message.is_resolved:
+            alias = quote(message.fingerprint, safe="")
+            return f"{self.base_url()}/v2/alerts/{alias}/close?identifierType=alias"
+        return f"{self.base_url()}/v2/alerts"
+
+    def headers(self, body: bytes) -> dict:
+        return {"Authorization": f"GenieKey {self.channel.secret}"}
+
+    def payload(self, message: Message) -> dict:
+        if message.is_resolved:
+            return {"source": "Vigil", "user": "Vigil", "note": message.text[:25000]}
+        description = "\n".join(
+            [message.text, *(f"{label}: {url}" for label, url in _link_list(message))]
+        )
+        return {
+            "message": one_line(message.title)[:130],
+            "alias": message.fingerprint[:512],
+            "description": description[:15000],
+            "source": "Vigil",
+            "entity": message.instance[:512],
+            "priority": self.PRIORITIES.get(message.severity, "P3"),
+            "tags": [message.severity],
+            "details": {"alert_id": message.alert_id, "kind": message.kind, "url": message.url},
+        }
+
+
 TRANSPORTS = {
     "email": Email,
     "slack": Slack,
     "google_chat": GoogleChat,
+    "teams": Teams,
+    "discord": Discord,
+    "telegram": Telegram,
+    "ntfy": Ntfy,
     "pagerduty": PagerDuty,
+    "opsgenie": Opsgenie,
     "webhook": Webhook,
 }
 

@@ -82,6 +82,11 @@ def test_each_kind_has_only_its_own_fields(admin):
         ("email", {"target": "ops@example.com, nobody"}, "Enter a valid email address."),
         ("pagerduty", {}, "PagerDuty needs its integration&#x27;s routing key"),
         ("webhook", {"target": ""}, "This field is required."),
+        ("telegram", {"secret": "123:tok", "chat_id": "general"}, "A numeric chat id"),
+        ("telegram", {"chat_id": "42"}, "Telegram needs the bot"),
+        ("ntfy", {"topic": "a topic/with slash"}, "Up to 64 letters"),
+        ("opsgenie", {}, "Opsgenie needs an API integration"),
+        ("discord", {"target": ""}, "This field is required."),
     ],
 )
 def test_a_refused_channel_says_why_at_its_field(admin, kind, fields, message):
@@ -167,3 +172,46 @@ def test_django_admin_masks_the_secret_and_has_no_config_box(admin):
     assert SECRET not in page
     assert 'name="config"' not in page and "unused today" not in page
     assert 'type="checkbox" name="severities"' in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "stored"),
+    [
+        ("teams", {"target": "https://prod.example.logic.azure.com/workflows/1"}, {}),
+        ("discord", {"target": "https://discord.com/api/webhooks/1/tok"}, {}),
+        ("telegram", {"secret": "123:tok", "chat_id": "-1001234"}, {"chat_id": "-1001234"}),
+        ("ntfy", {"topic": "ops-alerts"}, {"topic": "ops-alerts"}),
+        ("opsgenie", {"secret": "genie-key", "target": "https://api.eu.opsgenie.com"}, {}),
+    ],
+)
+def test_each_new_kind_is_created_from_its_form(admin, kind, fields, stored):
+    response = create(admin, kind, **fields)
+
+    assert response.status_code == 302
+    channel = NotificationChannel.objects.get()
+    assert (channel.kind, channel.config) == (kind, stored)
+    assert admin.get(response["Location"]).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["slack", "teams", "webhook", "pagerduty", "ntfy"])
+@pytest.mark.parametrize("target", ["ftp://files.example.com/hook", "file:///etc/passwd"])
+def test_channel_targets_are_http_or_https_only(admin, kind, target):
+    fields = {"target": target, "secret": "key", "topic": "t"}
+
+    response = create(admin, kind, **fields)
+
+    assert response.status_code == 400
+    assert "Enter an http:// or https:// URL" in response.text
+    assert not NotificationChannel.objects.exists()
+
+
+def test_django_admin_refuses_a_non_http_target_too(admin):
+    response = admin.post(
+        reverse("admin:alerts_notificationchannel_add"),
+        {"name": "Hook", "kind": "webhook", "target": "gopher://x.example/", "secret": "",
+         "severities": ["critical"], "enabled": "on"},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert "Enter an http:// or https:// URL" in response.text
+    assert not NotificationChannel.objects.exists()

@@ -99,9 +99,9 @@ def channel(kind, target="", secret="", **fields) -> NotificationChannel:
     )
 
 
-def fire(severity="critical", agent_id="web-1") -> Alert:
+def fire(severity="critical", agent_id="web-1", name="") -> Alert:
     """A rule alert that has just fired and is due its firing notice."""
-    instance = Instance.register(agent_id, name=f"Web {agent_id}")
+    instance = Instance.register(agent_id, name=name or f"Web {agent_id}")
     instance.mark_seen()
     rule = AlertRule.objects.create(
         name=f"CPU hot {Alert.objects.count()}",
@@ -169,7 +169,9 @@ def test_slack_gets_text_and_block_kit_blocks(receiver):
     assert isinstance(body["text"], str) and "CPU hot" in body["text"]
     assert [block["type"] for block in body["blocks"]] == ["header", "section", "actions"]
     assert body["blocks"][0]["text"]["type"] == "plain_text"
-    assert body["blocks"][1]["text"] == {"type": "mrkdwn", "text": alert.message}
+    # Slack shows "&gt;" as ">": the rule's words arrive as written.
+    shown = alert.message.replace(">", "&gt;")
+    assert body["blocks"][1]["text"] == {"type": "mrkdwn", "text": shown}
     buttons = body["blocks"][2]["elements"]
     assert all(button["type"] == "button" for button in buttons)
     assert buttons[0]["url"].endswith(f"/alerts/{alert.pk}/")
@@ -428,3 +430,160 @@ def test_failures_are_counted_for_the_metrics_endpoint(receiver):
     channel("webhook", receiver.url())
     fire()
     assert failures() == before + 1
+
+
+def test_teams_gets_an_adaptive_card_through_its_workflow_webhook(receiver):
+    channel("teams", receiver.url("/workflows/abc/triggers/manual/paths/invoke?sig=x"))
+    alert = fire()
+    alert.resolve(note="fixed")
+
+    assert [r["path"] for r in receiver.requests] == [
+        "/workflows/abc/triggers/manual/paths/invoke?sig=x"
+    ] * 2
+    for index, colour in ((0, "Attention"), (1, "Good")):
+        body = receiver.json(index)
+        assert body["type"] == "message"
+        (attachment,) = body["attachments"]
+        assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+        card = attachment["content"]
+        assert card["type"] == "AdaptiveCard" and card["version"]
+        assert [block["type"] for block in card["body"]] == ["TextBlock", "TextBlock"]
+        assert card["body"][0]["color"] == colour
+        assert card["actions"][0] == {
+            "type": "Action.OpenUrl",
+            "title": "Open alert",
+            "url": f"{BASE_URL}/alerts/{alert.pk}/",
+        }
+    assert receiver.json(0)["attachments"][0]["content"]["body"][1]["text"] == alert.message
+    assert receiver.json(1)["attachments"][0]["content"]["body"][0]["text"].startswith("[RESOLVED]")
+    assert statuses(alert) == [("firing", "sent", 1), ("resolved", "sent", 1)]
+
+
+def test_discord_gets_an_embed_that_pings_nobody(receiver):
+    channel("discord", receiver.url("/api/webhooks/123/tok"))
+    alert = fire()
+    alert.resolve(note="fixed")
+
+    firing, resolved = receiver.json(0), receiver.json(1)
+    assert receiver.requests[0]["path"] == "/api/webhooks/123/tok"
+    assert firing["allowed_mentions"] == {"parse": []}
+    (embed,) = firing["embeds"]
+    assert embed["title"] == f"[FIRING] [CRITICAL] {alert.alert_type} on Web web-1"
+    assert embed["description"].startswith(alert.message)
+    assert embed["url"] == f"{BASE_URL}/alerts/{alert.pk}/"
+    assert isinstance(embed["color"], int) and embed["timestamp"]
+    assert resolved["embeds"][0]["title"].startswith("[RESOLVED]")
+    assert resolved["embeds"][0]["color"] != embed["color"]
+
+
+def test_telegram_sends_html_to_the_chat_through_the_bot_api(receiver):
+    channel("telegram", receiver.url(""), secret="123456:ABC-token", config={"chat_id": "-100777"})
+    alert = fire()
+    alert.resolve(note="fixed")
+
+    assert [r["path"] for r in receiver.requests] == ["/bot123456:ABC-token/sendMessage"] * 2
+    firing, resolved = receiver.json(0), receiver.json(1)
+    assert firing["chat_id"] == "-100777" and firing["parse_mode"] == "HTML"
+    assert firing["text"].startswith(f"<b>[FIRING] [CRITICAL] {alert.alert_type} on Web web-1</b>")
+    assert f'<a href="{BASE_URL}/alerts/{alert.pk}/">Open alert</a>' in firing["text"]
+    assert resolved["text"].startswith("<b>[RESOLVED]")
+
+
+def test_a_telegram_failure_does_not_store_the_bot_token(receiver):
+    receiver.statuses = [401]
+    channel("telegram", receiver.url(""), secret="123456:ABC-token", config={"chat_id": "42"})
+    fire()
+
+    note = Notification.objects.get()
+    assert note.status == "gave_up" and "401" in note.error
+    assert "ABC-token" not in note.error
+
+
+def test_ntfy_publishes_json_to_the_topic_with_the_access_token(receiver):
+    channel("ntfy", receiver.url(""), secret="tk_secret", config={"topic": "ops-alerts"})
+    alert = fire()
+    alert.resolve(note="fixed")
+
+    assert [r["path"] for r in receiver.requests] == ["/", "/"]
+    assert receiver.requests[0]["headers"]["Authorization"] == "Bearer tk_secret"
+    firing, resolved = receiver.json(0), receiver.json(1)
+    assert firing["topic"] == "ops-alerts"
+    assert firing["title"] == f"[FIRING] [CRITICAL] {alert.alert_type} on Web web-1"
+    assert firing["message"] == alert.message
+    assert firing["priority"] == 5 and firing["click"] == f"{BASE_URL}/alerts/{alert.pk}/"
+    assert {action["action"] for action in firing["actions"]} == {"view"}
+    assert resolved["title"].startswith("[RESOLVED]") and resolved["priority"] == 3
+
+
+def test_opsgenie_creates_then_closes_one_alert_per_fingerprint(receiver):
+    channel("opsgenie", receiver.url(""), secret="genie-key-0001")
+    alert = fire()
+    alert.resolve(note="fixed")
+
+    create, close = receiver.requests
+    assert create["path"] == "/v2/alerts"
+    assert create["headers"]["Authorization"] == "GenieKey genie-key-0001"
+    body = receiver.json(0)
+    assert body["alias"] == alert.fingerprint
+    assert body["message"].startswith("[FIRING] [CRITICAL]") and len(body["message"]) <= 130
+    assert body["priority"] == "P1" and body["entity"] == "Web web-1" and body["source"] == "Vigil"
+    assert f"{BASE_URL}/alerts/{alert.pk}/" in body["description"]
+    assert close["path"] == f"/v2/alerts/{alert.fingerprint}/close?identifierType=alias"
+    assert receiver.json(1)["source"] == "Vigil"
+    assert statuses(alert) == [("firing", "sent", 1), ("resolved", "sent", 1)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "default"),
+    [
+        ("telegram", "https://api.telegram.org/botT/sendMessage"),
+        ("ntfy", "https://ntfy.sh/"),
+        ("opsgenie", "https://api.opsgenie.com/v2/alerts"),
+    ],
+)
+def test_providers_with_a_public_api_default_to_it(kind, default):
+    from alerts.notifications import message_for
+    from alerts.transports import transport_for
+
+    unset = NotificationChannel(kind=kind, secret="T", config={"chat_id": "1", "topic": "t"})
+    assert transport_for(unset).url(message_for(None, "test")) == default
+
+
+def test_slack_shows_agent_text_as_written_instead_of_pinging_or_linking(receiver, api):
+    channel("slack", receiver.url("/services/T000/B000/XXX"))
+    body = {
+        "instanceId": "web-9",
+        "alertType": "disk <!channel>",
+        "severity": "high",
+        "message": "<!here> see <https://evil.example|your bank> & more",
+    }
+    api.post("/api/v1/alerts", body)
+    evaluate_rules()
+
+    sent = receiver.json()
+    section = sent["blocks"][1]["text"]["text"]
+    assert section == "&lt;!here&gt; see &lt;https://evil.example|your bank&gt; &amp; more"
+    assert "<!" not in sent["text"] and "&lt;!channel&gt;" in sent["text"]
+
+
+def test_a_newline_in_an_instance_name_can_not_drop_or_forge_an_alert_email():
+    channel("email", "ops@example.com")
+    alert = fire(name="Web 1\nBcc: attacker@example.net")
+
+    (message,) = mail.outbox
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert (
+        message.subject
+        == f"[FIRING] [CRITICAL] {alert.alert_type} on Web 1 Bcc: attacker@example.net"
+    )
+    assert message.recipients() == ["ops@example.com"]
+    assert statuses(alert) == [("firing", "sent", 1)]
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://files.example.com/hook"])
+def test_a_channel_stored_with_a_non_http_target_sends_nothing_there(target):
+    channel("webhook", target)
+    alert = fire()
+
+    note = Notification.objects.get(alert=alert)
+    assert note.status == "gave_up" and "only http(s) URLs" in note.error
