@@ -42,6 +42,7 @@ from alerts.models import (
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import VIGIL_AGENT_ID, Instance
+from instances.samples import samples_engine
 from query.engine import evaluate
 from query.values import QueryError, Vector, without_name
 
@@ -231,7 +232,7 @@ def evaluate_rule(
         matchers = rule.denominator_matchers
     query = (rule.metric, json.dumps(matchers), scoped, rule.window, rule.aggregation)
     if query not in shared:
-        shared[query] = store.window_values(
+        shared[query] = samples_engine().window_values(
             rule.metric, matchers, scoped, now - rule.window, now, rule.aggregation
         )
     verdicts = {}

@@ -10,6 +10,7 @@ from django.db import transaction
 from alerts.models import RecordingRule
 from instances import store
 from instances.models import Instance
+from instances.samples import samples_engine
 from query.engine import evaluate
 from query.values import QueryError, Scalar, Vector, without_name
 
@@ -58,5 +59,5 @@ def _store(rule: RecordingRule, result, now: datetime) -> int:
         for instance_id, samples in by_instance.items():
             ids = store.resolve_series(instance_id, [key for key, _ in samples])
             rows = [(ids[(key.name, key.labels_key)], now, value) for key, value in samples]
-            written += store.write_samples(rows)
+            written += samples_engine().write_samples(rows)
     return written

@@ -29,6 +29,7 @@ from checks.probes import ProbeResult, resolver_address, status_matches
 from checks.safety import is_ip_address, literal_address_reason
 from instances import humanize, store
 from instances.models import Instance
+from instances.samples import samples_engine
 
 CHECK_INSTANCE_TYPE = "check"
 MIN_INTERVAL_SECONDS = 20
@@ -318,7 +319,7 @@ class Check(models.Model):
             for check in checks:
                 started, result = by_id[str(check.pk)]
                 rows += check.sample_rows(started, probe_samples(result))
-            store.write_samples(rows)
+            samples_engine().write_samples(rows)
             Instance.objects.filter(pk__in=[check.instance_id for check in checks]).update(
                 last_seen=timezone.now()
             )
@@ -396,14 +397,14 @@ class Check(models.Model):
         return [(series[(key.name, key.labels_key)], ts, values[key.name]) for key in keys]
 
     def write_samples(self, now: datetime, values: dict[str, float]) -> None:
-        store.write_samples(self.sample_rows(now, values))
+        samples_engine().write_samples(self.sample_rows(now, values))
         Instance.objects.filter(pk=self.instance_id).update(last_seen=now)
 
     def uptime(self, window: timedelta) -> float | None:
         """The share of the window's probes (or heartbeat pings) that succeeded; None without
         any."""
         now = timezone.now()
-        found = store.window_values(
+        found = samples_engine().window_values(
             "probe_success", [], [self.instance_id], now - window, now, "avg"
         )
         return found[0].value if found else None

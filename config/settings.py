@@ -6,6 +6,7 @@ from pathlib import Path
 import environ
 import plotly
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded, socialauth
 
@@ -266,6 +267,20 @@ AGENT_INTERVAL_SECONDS = env.int("AGENT_INTERVAL_SECONDS", default=30)
 # stays bounded; 16 bytes a sample).
 PROMQL_TIMEOUT_SECONDS = env.float("PROMQL_TIMEOUT_SECONDS", default=30.0)
 PROMQL_MAX_SAMPLES = env.int("PROMQL_MAX_SAMPLES", default=5_000_000)
+
+# Where samples are kept: "postgres" (Vigil's own tables, the default) or "victoriametrics" (a
+# VictoriaMetrics at VM_WRITE_URL, queried at VM_QUERY_URL: the Prometheus API's base, e.g.
+# http://vm:8428 single-node, http://vminsert:8480/insert/0/prometheus and
+# http://vmselect:8481/select/0/prometheus in a cluster).
+METRICS_ENGINE = env.str("METRICS_ENGINE", default="postgres")
+if METRICS_ENGINE not in ("postgres", "victoriametrics"):
+    raise ImproperlyConfigured(
+        f"METRICS_ENGINE must be postgres or victoriametrics, not {METRICS_ENGINE!r}"
+    )
+VM_WRITE_URL = env.str("VM_WRITE_URL", default="").rstrip("/")
+VM_QUERY_URL = env.str("VM_QUERY_URL", default="").rstrip("/")
+if METRICS_ENGINE == "victoriametrics" and not (VM_WRITE_URL and VM_QUERY_URL):
+    raise ImproperlyConfigured("METRICS_ENGINE=victoriametrics needs VM_WRITE_URL and VM_QUERY_URL")
 
 # Retention in days of raw samples and of the 1-minute, 5-minute and 1-hour rollups: whole
 # expired partitions are dropped. Partitions are made PARTITIONS_AHEAD_DAYS ahead.

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertRule, labels_match
 from dashboard import figures
-from instances import store
 from instances.models import Instance, Series
+from instances.samples import samples_engine
 
 CHART_POINTS = 300
 # Shown before the episode started and after it ended, so the chart says what "normal" was.
@@ -95,7 +95,7 @@ def rule_figure(alert: Alert, now: datetime | None = None) -> str | None:
     others = [series for series in others if series.instance_id in other_ids]
     others = others[:COMPARISON_SERIES]
     names = dict(Instance.objects.filter(pk__in=other_ids).values_list("pk", "name"))
-    points = store.points_of_series(
+    points = samples_engine().points_of_series(
         [series.pk for series in own + others], start, end, CHART_POINTS
     )
 

@@ -12,6 +12,7 @@ from alerts.models import Alert
 from instances import store
 from instances.formats import MAX_LIST_LIMIT, ApiMoment, api_list, iso8601
 from instances.models import Instance
+from instances.samples import samples_engine
 
 router = Router(tags=["analytics"])
 
@@ -63,7 +64,9 @@ def summary(now: datetime) -> dict:
 @router.get("/analytics/dashboard", response={200: dict}, summary="The dashboard at a glance")
 def dashboard(request):
     now = timezone.now()
-    recent_metrics = store.recent_samples(start=now - DEFAULT_WINDOW, limit=RECENT_METRICS)
+    recent_metrics = samples_engine().recent_samples(
+        start=now - DEFAULT_WINDOW, limit=RECENT_METRICS
+    )
     return {
         "summary": summary(now),
         "instances": api_list(Instance.objects.all()[:MAX_LIST_LIMIT])["items"],
@@ -80,5 +83,7 @@ def dashboard(request):
 def analytics(request, query: Query[AnalyticsQuery]):
     start, end = query.window()
     names = None if query.metricName is None else [query.metricName]
-    aggregates = store.metric_aggregates(start, end, Instance.ids_named_by(query.instanceId), names)
+    aggregates = samples_engine().metric_aggregates(
+        start, end, Instance.ids_named_by(query.instanceId), names
+    )
     return {"startDate": iso8601(start), "endDate": iso8601(end), **api_list(aggregates)}

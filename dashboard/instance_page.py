@@ -14,8 +14,8 @@ from django.template.loader import render_to_string
 from alerts.models import Alert
 from dashboard import figures, query_charts
 from dashboard.timerange import TimeRange
-from instances import store
 from instances.models import Instance, Series
+from instances.samples import samples_engine
 from query.values import QueryError
 
 CHART_POINTS = 300
@@ -47,7 +47,7 @@ def charts(instance: Instance, time_range: TimeRange) -> list[Chart]:
     groups = [(name, list(group)) for name, group in groupby(series, key=lambda one: one.name)]
     units = {name: next((one.unit for one in group if one.unit), "") for name, group in groups}
     gauges = [one for name, group in groups if not is_counter(name, units[name]) for one in group]
-    points = store.points_of_series(
+    points = samples_engine().points_of_series(
         [one.pk for one in gauges], time_range.start, time_range.end, CHART_POINTS
     )
     result = []
@@ -101,10 +101,12 @@ def live_points(instance_id, since: datetime) -> tuple[dict[str, list], datetime
     Returns ``{series_id: [[plot time, value], ...]}`` in time order, and the newest sample's
     time (``since`` when there is none).
     """
-    samples = store.recent_samples(instance_ids=[instance_id], start=since, limit=LIVE_POINTS_LIMIT)
+    recent = samples_engine().recent_samples(
+        instance_ids=[instance_id], start=since, limit=LIVE_POINTS_LIMIT
+    )
     points: dict[str, list] = {}
     newest = since
-    for sample in sorted(samples, key=lambda sample: sample.ts):
+    for sample in sorted(recent, key=lambda sample: sample.ts):
         if sample.ts > since:
             points.setdefault(str(sample.series_id), []).append(
                 [figures.plot_time(sample.ts), sample.value]

@@ -14,8 +14,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from alerts.models import Alert
-from instances import store
 from instances.models import Instance
+from instances.samples import samples_engine
 
 SPARK_METRICS = {"cpu": "cpu_usage", "mem": "memory_usage"}
 SPARK_WINDOW = timedelta(hours=1)
@@ -113,7 +113,7 @@ def summary() -> Summary:
         by_status=by_status,
         active_alerts=alerts["active"],
         critical_alerts=alerts["critical"],
-        samples_per_second=store.samples_per_second(),
+        samples_per_second=samples_engine().samples_per_second(),
     )
 
 
@@ -126,7 +126,7 @@ def instance_cards(instances: list[Instance], now: datetime | None = None) -> li
     end = now or timezone.now()
     start = end - SPARK_WINDOW
     trends = (
-        store.metric_trends(
+        samples_engine().metric_trends(
             list(SPARK_METRICS.values()),
             start,
             end,

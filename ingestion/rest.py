@@ -25,6 +25,7 @@ from instances.formats import (
     response_links,
 )
 from instances.models import Instance
+from instances.samples import samples_engine
 
 router = Router(tags=["instances and metrics"])
 
@@ -151,13 +152,15 @@ def list_metrics(
     limit: ListLimit = 100,
 ):
     names = None if metricName is None else [metricName]
-    return api_list(store.recent_samples(Instance.ids_named_by(instanceId), names, limit=limit))
+    return api_list(
+        samples_engine().recent_samples(Instance.ids_named_by(instanceId), names, limit=limit)
+    )
 
 
 @router.get("/metrics/{metric_id}", response={200: dict, **ERRORS}, summary="Get a metric")
 def get_metric(request, metric_id: str):
     key = store.parse_metric_id(metric_id)
-    sample = None if key is None else store.sample_at(*key)
+    sample = None if key is None else samples_engine().sample_at(*key)
     if sample is None:
         raise Http404(f"no metric {metric_id!r}")
     return sample.to_api()

@@ -13,6 +13,7 @@ from ingestion.parsers import ParsedBatch, ParsedMetric, ParsedSample
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import Instance
+from instances.samples import samples_engine
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ def store_batch(
         rows = [
             (series_ids[ident], s.ts, s.value) for ident, s in zip(idents, samples, strict=True)
         ]
-        new = store.write_samples(rows)
+        new = samples_engine().write_samples(rows)
         if staleness_markers:
-            store.write_staleness_markers(
+            samples_engine().write_staleness_markers(
                 instance.pk,
                 [(store.SeriesKey(s.name, s.labels, s.unit), s.ts) for s in staleness_markers],
             )

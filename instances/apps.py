@@ -23,6 +23,6 @@ def delete_instance_samples(sender, instance, **kwargs) -> None:
 
     Runs in the delete's transaction, for the API, admin and queryset deletes alike.
     """
-    from instances import store
+    from instances.samples import samples_engine
 
-    store.delete_samples_of_instance(instance.pk)
+    samples_engine().delete_samples_of_instance(instance.pk)

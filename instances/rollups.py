@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from instances import store
 from instances.models import Instance
+from instances.samples import samples_engine
 from instances.store import MINUTE, ROLLUP_LEVELS, SAMPLES_TABLE, RollupLevel
 from instances.worker_metrics import SharedFigures
 
@@ -339,7 +340,7 @@ def record_lag(now: datetime | None = None) -> float | None:
     key = store.SeriesKey(LAG_METRIC, {}, "seconds")
     with transaction.atomic():
         series = store.resolve_series(Instance.vigil().pk, [key])
-        store.write_samples([(series[(key.name, key.labels_key)], now, lag)])
+        samples_engine().write_samples([(series[(key.name, key.labels_key)], now, lag)])
     return lag
 
 

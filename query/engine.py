@@ -16,6 +16,7 @@ from django.conf import settings
 
 from instances import store
 from instances.formats import EPOCH
+from instances.samples import samples_engine
 from query import functions, rollup_windows
 from query.aggregations import aggregate
 from query.binary import binary_operation
@@ -252,7 +253,7 @@ class Evaluator:
         if not matched:
             return []
         try:
-            arrays = store.sample_arrays(
+            arrays = samples_engine().sample_arrays(
                 [series.series_id for series in matched],
                 first_ms,
                 last_ms,
