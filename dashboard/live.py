@@ -63,7 +63,12 @@ class Feed:
             render_counts[self.key[0]] += 1
             for socket in sockets:
                 if socket in self.sockets:
-                    await socket.deliver(html, next_view)
+                    try:
+                        await socket.deliver(html, next_view)
+                    except OSError:
+                        # The browser went away mid-push (a reload, a closed tab): its
+                        # disconnect takes it out of the feed; the others still get theirs.
+                        self.sockets.discard(socket)
 
     def stop(self) -> None:
         if self.push_task is not None:

@@ -8,7 +8,12 @@ from playwright.sync_api import expect
 from instances.models import Instance
 from tests.test_accounts_csp_browser import admin_page  # noqa: F401
 from tests.test_dashboard_boards import CPU, STEP, board_with
-from tests.test_dashboard_browser import asgi_server, browser, needs_chromium  # noqa: F401
+from tests.test_dashboard_browser import (  # noqa: F401
+    asgi_server,
+    browser,
+    ingest,
+    needs_chromium,
+)
 from tests.test_dashboard_pages import add_samples
 
 pytestmark = [
@@ -31,4 +36,47 @@ def test_a_dashboard_draws_both_of_its_panels(admin_page):  # noqa: F811
     expect(admin_page.locator(".board-panel-timeseries .scatterlayer .trace")).to_have_count(1)
     expect(admin_page.locator(".board-panel-gauge .indicatorlayer .trace")).to_have_count(1)
     assert "80" in admin_page.locator(".board-panel-gauge .indicatorlayer").text_content()
+    assert admin_page.problems == []
+
+
+def test_a_dashboard_built_in_the_browser_keeps_its_view_and_extends_live(admin_page, api):  # noqa: F811
+    web1 = Instance.objects.create(agent_id="web-1", name="Web 1")
+    web2 = Instance.objects.create(agent_id="web-2", name="Web 2")
+    add_samples(web1, "cpu_usage", [31.0] * 41, step=STEP)
+    add_samples(web2, "cpu_usage", [62.0] * 41, step=STEP)
+
+    admin_page.goto("/dashboards/new/")
+    admin_page.fill("#id_title", "Hosts by name")
+    admin_page.fill(
+        "#id_variables",
+        '[{"name": "host", "kind": "query", "query": "label_values(cpu_usage, instance)"}]',
+    )
+    admin_page.click("form.rule-form button[type=submit]")
+    admin_page.click(".page-head a:has-text('Add panel')")
+    admin_page.select_option("#id_type", "timeseries")
+    admin_page.fill("#id_title", "CPU of the host")
+    admin_page.fill("#id_queries", 'cpu_usage{instance="$host"}')
+    admin_page.fill("#id_legends", "{{instance}}")
+    admin_page.click("#panel-form button[type=submit]")
+    admin_page.wait_for_selector(".board-panel-timeseries .board-chart[data-plotted]")
+
+    admin_page.select_option("select[name=var-host]", "web-2")
+    admin_page.wait_for_url("**var-host=web-2**")
+    admin_page.reload()
+
+    chart = admin_page.locator(".board-panel-timeseries .board-chart[data-plotted]")
+    expect(chart).to_have_count(1)
+    expect(admin_page.locator("select[name=var-host]")).to_have_value("web-2")
+    assert chart.evaluate("element => element.data.map(trace => trace.name)") == ["web-2"]
+    assert chart.evaluate("element => element.data[0].y.at(-1)") == 62.0
+    admin_page.wait_for_selector("[data-live][data-live-state=open]", state="attached")
+    admin_page.evaluate("window.notReloaded = true")
+
+    ingest(api, "web-2", "Web 2", 88.0)
+
+    admin_page.wait_for_function(
+        "() => document.querySelector('.board-panel-timeseries .board-chart').data[0].y.at(-1)"
+        " === 88"
+    )
+    assert admin_page.evaluate("window.notReloaded") is True
     assert admin_page.problems == []
