@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 BACKUP_FAILED = "backup_failed"
 BACKUP_VERIFICATION_FAILED = "backup_verification_failed"
 BACKUP_STALE = "backup_stale"
+BACKUP_OFFSITE_FAILED = "backup_offsite_failed"
 
 
 def raise_problem(
@@ -108,3 +109,13 @@ def on_verification_failed(sender, message: str, **kwargs):
 @receiver(signals.verification_succeeded, dispatch_uid="alerts.verification_succeeded")
 def on_verification_succeeded(sender, message: str, **kwargs):
     resolve_problem(BACKUP_VERIFICATION_FAILED, message)
+
+
+@receiver(signals.offsite_failed, dispatch_uid="alerts.offsite_failed")
+def on_offsite_failed(sender, message: str, **kwargs):
+    raise_problem(BACKUP_OFFSITE_FAILED, message)
+
+
+@receiver(signals.offsite_succeeded, dispatch_uid="alerts.offsite_succeeded")
+def on_offsite_succeeded(sender, message: str, **kwargs):
+    resolve_problem(BACKUP_OFFSITE_FAILED, message)

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from backups import postgres, progress, signals
+from backups import offsite, postgres, progress, signals
 from backups.models import Backup
 
 logger = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def _dump(conn: psycopg.Connection, kind: str) -> Backup:
         return backup
     backup.record_success(size, sha256)
     logger.info("backup %s written: %s (%s bytes)", backup.pk, backup.path, size)
+    offsite.upload(backup)
     progress.publish(backup, "succeeded", bytes=size)
     signals.backup_succeeded.send_robust(
         Backup, backup=backup, message=f"Backup {backup.file_name} succeeded"

@@ -21,6 +21,11 @@ class Backup(models.Model):
         SCHEDULED = "scheduled"
         MANUAL = "manual"
 
+    class Offsite(models.TextChoices):
+        NONE = "", "Not configured"
+        UPLOADED = "uploaded", "Uploaded"
+        FAILED = "failed", "Upload failed"
+
     class Verification(models.TextChoices):
         UNVERIFIED = "unverified"
         PASSED = "passed"
@@ -43,6 +48,14 @@ class Backup(models.Model):
     # {"tables": {table: {"expected": n, "restored": m}}, "error": "..."} of the last check.
     verification_result = models.JSONField(default=dict, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # The age-encrypted off-site copy: its object key in BACKUP_S3_BUCKET, once uploaded.
+    offsite_status = models.CharField(
+        max_length=16, choices=Offsite.choices, default=Offsite.NONE, blank=True
+    )
+    offsite_key = models.CharField(max_length=1024, blank=True)
+    offsite_size = models.BigIntegerField(null=True, blank=True)
+    offsite_error = models.TextField(blank=True)
+    offsite_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -88,3 +101,21 @@ class Backup(models.Model):
         self.verification = self.Verification.PASSED if passed else self.Verification.FAILED
         self.verification_result, self.verified_at = result, timezone.now()
         self.save(update_fields=["verification", "verification_result", "verified_at"])
+
+    def record_offsite_upload(self, key: str, size: int) -> None:
+        self.offsite_status, self.offsite_key, self.offsite_size = self.Offsite.UPLOADED, key, size
+        self.offsite_error, self.offsite_at = "", timezone.now()
+        self.save(
+            update_fields=[
+                "offsite_status",
+                "offsite_key",
+                "offsite_size",
+                "offsite_error",
+                "offsite_at",
+            ]
+        )
+
+    def record_offsite_failure(self, error: str) -> None:
+        self.offsite_status, self.offsite_error = self.Offsite.FAILED, error[:4000]
+        self.offsite_at = timezone.now()
+        self.save(update_fields=["offsite_status", "offsite_error", "offsite_at"])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from backups import offsite
 from backups.models import Backup
 
 
@@ -53,6 +54,8 @@ def page_context(progress: Progress | None = None) -> dict:
         "backups": rows,
         "progress": progress or Progress.of(rows[0] if rows else None),
         "retention_days": settings.BACKUP_RETENTION_DAYS,
+        "offsite_bucket": settings.BACKUP_S3_BUCKET if offsite.is_configured() else "",
+        "offsite_retention_days": settings.BACKUP_OFFSITE_RETENTION_DAYS,
     }
 
 

@@ -16,3 +16,6 @@ verification_failed = Signal()
 verification_succeeded = Signal()
 # No good backup for BACKUP_MAX_AGE_HOURS.
 backup_stale = Signal()
+# Encrypting or uploading a good backup's off-site copy failed.
+offsite_failed = Signal()
+offsite_succeeded = Signal()

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from backups import dumps, verification
+from backups import dumps, offsite, verification
 from backups.models import Backup
 
 # The database being unreachable before a run could record anything is worth retrying; a run
@@ -23,8 +23,9 @@ def run_backup(kind: str = Backup.Kind.SCHEDULED) -> int | None:
 
 @shared_task(name="backups.prune", ignore_result=True, **RETRY_POLICY)
 def prune() -> int:
-    """Delete backups past their retention, files and rows together."""
-    return dumps.prune()
+    """Delete backups past their retention (files and rows together), then the off-site
+    copies past theirs."""
+    return dumps.prune() + offsite.prune()
 
 
 @shared_task(name="backups.verify_latest", ignore_result=True, **RETRY_POLICY)

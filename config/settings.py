@@ -374,5 +374,20 @@ BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
 BACKUP_MAX_AGE_HOURS = env.int("BACKUP_MAX_AGE_HOURS", default=26)
 # pg_dump gives up (and the backup fails) when a table stays locked this long; 0 waits forever.
 BACKUP_LOCK_WAIT_TIMEOUT_SECONDS = env.int("BACKUP_LOCK_WAIT_TIMEOUT_SECONDS", default=600)
+# Off-site copies: each good backup, age-encrypted to these recipients (age1... or ssh-ed25519/
+# ssh-rsa public keys), uploaded to this S3-compatible bucket. Both unset: no off-site copies.
+BACKUP_AGE_RECIPIENTS = env.list("BACKUP_AGE_RECIPIENTS", default=[])
+# The age identity (AGE-SECRET-KEY-... lines) that `restore --from-remote` decrypts with; keep it
+# off the Vigil host where possible and point here only when restoring.
+BACKUP_AGE_IDENTITY_FILE = env.str("BACKUP_AGE_IDENTITY_FILE", default="")
+BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", default="")
+# Empty: AWS S3 itself; otherwise any S3-compatible endpoint (MinIO, R2, B2, Wasabi...).
+BACKUP_S3_ENDPOINT_URL = env.str("BACKUP_S3_ENDPOINT_URL", default="")
+BACKUP_S3_REGION = env.str("BACKUP_S3_REGION", default="us-east-1")
+BACKUP_S3_PREFIX = env.str("BACKUP_S3_PREFIX", default="vigil/")
+# Empty: boto3's own credential chain (instance role, ~/.aws, AWS_* variables).
+BACKUP_S3_ACCESS_KEY_ID = env.str("BACKUP_S3_ACCESS_KEY_ID", default="")
+BACKUP_S3_SECRET_ACCESS_KEY = env.str("BACKUP_S3_SECRET_ACCESS_KEY", default="")
+BACKUP_OFFSITE_RETENTION_DAYS = env.int("BACKUP_OFFSITE_RETENTION_DAYS", default=90)
 # The backup schedules are rows of django-celery-beat (backups/schedules.py), not
 # CELERY_BEAT_SCHEDULE: beat rewrites those at every start, which would undo edits made in admin.
