@@ -46,6 +46,7 @@ class AdminMfaRequiredMiddleware:
         "/static/",
         "/ping/",
         "/badge/",
+        "/status/",
     )
 
     def __init__(self, get_response):

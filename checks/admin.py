@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from checks.models import Check, Ping
+from checks.models import Check, CheckGroup, Ping
 
 
 class PingInline(admin.TabularInline):
@@ -12,6 +12,13 @@ class PingInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = False
+
+
+@admin.register(CheckGroup)
+class CheckGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "status_page"]
+    readonly_fields = ["ping_key"]
+    prepopulated_fields = {"slug": ["name"]}
 
 
 @admin.register(Check)
@@ -36,7 +43,7 @@ class CheckAdmin(admin.ModelAdmin):
         "started_at",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "paused"]}),
+        (None, {"fields": ["name", "kind", "paused", "group", "slug"]}),
         ("HTTP", {"fields": ["url", "http_method", "http_headers", "http_body",
                              "expected_statuses", "keyword", "keyword_absent", "json_path",
                              "json_expected",

@@ -24,7 +24,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from checks import signals
+from checks import history, signals
+from checks.events import publish_checks_changed
 from checks.probes import ProbeResult, resolver_address, status_matches
 from checks.safety import is_ip_address, literal_address_reason
 from instances import humanize, store
@@ -41,6 +42,31 @@ PINGS_KEPT = 100
 
 def new_badge_key() -> str:
     return secrets.token_urlsafe(16)
+
+
+def new_ping_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class CheckGroup(models.Model):
+    """Checks that belong together, as a Healthchecks project: shown on one public status page
+    (``/status/<slug>/``) when the group has one, and pinged by slug under the group's ping key
+    (``/ping/<ping key>/<check slug>``)."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True, help_text="Its status page's address.")
+    status_page = models.BooleanField(
+        default=False,
+        help_text="Show the names and states of its checks at /status/<slug>/, without login.",
+    )
+    # Not the slug: knowing a status page's address must not let anyone ping its heartbeats.
+    ping_key = models.CharField(max_length=32, unique=True, default=new_ping_key, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Check(models.Model):
@@ -68,6 +94,14 @@ class Check(models.Model):
         Instance, on_delete=models.CASCADE, related_name="uptime_check", editable=False
     )
     paused = models.BooleanField(default=False)
+    group = models.ForeignKey(
+        CheckGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="checks"
+    )
+    slug = models.SlugField(
+        max_length=100,
+        blank=True,
+        help_text="Heartbeats: also pinged at /ping/<its group's ping key>/<slug>.",
+    )
 
     # Probe targets: the URL for HTTP, host (and port for TCP) for the others.
     url = models.URLField(max_length=2000, blank=True)
@@ -170,7 +204,13 @@ class Check(models.Model):
             models.CheckConstraint(
                 condition=models.Q(interval_seconds__gte=MIN_INTERVAL_SECONDS),
                 name="check_interval_at_least_20s",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["group", "slug"],
+                condition=~models.Q(slug=""),
+                name="check_slug_unique_in_group",
+                violation_error_message="Another check of this group has this slug.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -192,6 +232,7 @@ class Check(models.Model):
                     self.state = self.State.NEW
                 self.reschedule(timezone.now())
         super().save(*args, **kwargs)
+        publish_checks_changed([self.pk])
 
     @property
     def agent_id(self) -> str:
@@ -240,6 +281,8 @@ class Check(models.Model):
                 status_matches(self.expected_statuses, 200)
             except ValueError:
                 errors["expected_statuses"] = "Statuses and ranges, e.g. 200-299,301."
+        if self.slug and self.group_id is None:
+            errors["slug"] = "A slug is pinged under its group's ping key: choose a group."
         if self.cron and not croniter.is_valid(self.cron):
             errors["cron"] = "Not a cron expression."
         if self.time_zone not in zoneinfo.available_timezones():
@@ -323,6 +366,7 @@ class Check(models.Model):
             Instance.objects.filter(pk__in=[check.instance_id for check in checks]).update(
                 last_seen=timezone.now()
             )
+            publish_checks_changed([check.pk for check in checks])
             for check, (change, certificate_was_close) in zip(checks, changes, strict=True):
                 if change == cls.State.DOWN:
                     check.announce_down(check.last_reason)
@@ -403,11 +447,7 @@ class Check(models.Model):
     def uptime(self, window: timedelta) -> float | None:
         """The share of the window's probes (or heartbeat pings) that succeeded; None without
         any."""
-        now = timezone.now()
-        found = samples_engine().window_values(
-            "probe_success", [], [self.instance_id], now - window, now, "avg"
-        )
-        return found[0].value if found else None
+        return history.uptimes([self], window)[self.pk]
 
     # --- heartbeats ----------------------------------------------------------------------
 
@@ -420,6 +460,7 @@ class Check(models.Model):
             run_time = None
             if kind != Ping.Kind.START and self.started_at is not None:
                 run_time = (now - self.started_at).total_seconds()
+            publish_checks_changed([self.pk])
             ping = Ping.objects.create(
                 heartbeat=self,
                 kind=kind,
@@ -474,6 +515,7 @@ class Check(models.Model):
             self.state, self.last_reason = self.heartbeat_state_at(now)
             self.reschedule(now)
             self.save(update_fields=["state", "last_reason", "next_run_at"])
+            publish_checks_changed([self.pk])
             if self.state == was:
                 return
             if self.state == self.State.DOWN:
@@ -551,6 +593,8 @@ def probe_samples(result: ProbeResult) -> dict[str, float]:
         samples["probe_ssl_earliest_cert_expiry"] = result.certificate_expires_at.timestamp()
     if result.dns_lookup_seconds is not None:
         samples["probe_dns_lookup_time_seconds"] = result.dns_lookup_seconds
+    if result.packet_loss is not None:
+        samples["probe_icmp_packet_loss_ratio"] = result.packet_loss
     return samples
 
 

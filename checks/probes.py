@@ -47,6 +47,7 @@ class ProbeResult:
     http_status: int | None = None
     certificate_expires_at: datetime | None = None
     dns_lookup_seconds: float | None = None
+    packet_loss: float | None = None
 
 
 class ProbeFailed(Exception):
@@ -308,9 +309,11 @@ ICMP_PACKETS = 3
 
 
 def probe_icmp(check, deadline: float) -> ProbeResult:
-    """Ping the host a few times; up when any answer comes back. Unprivileged (datagram ICMP)
+    """Ping the host a few times; up when any answer comes back, with the share of pings
+    lost (all of them when it is down). Unprivileged (datagram ICMP)
     unless running as root, which the kernel's ping_group_range may require."""
     address = resolve_allowed(check.host, 0)
+    started = time.monotonic()
     try:
         host = icmplib.ping(
             address,
@@ -322,9 +325,10 @@ def probe_icmp(check, deadline: float) -> ProbeResult:
     except icmplib.ICMPLibError as error:
         raise ProbeFailed(f"ping failed: {error}") from error
     if not host.is_alive:
-        raise ProbeFailed(f"no answer to {ICMP_PACKETS} pings")
+        reason = f"no answer to {ICMP_PACKETS} pings"
+        return ProbeResult(False, time.monotonic() - started, reason, packet_loss=1.0)
     reason = f"{host.packet_loss:.0%} packet loss" if host.packet_loss else ""
-    return ProbeResult(True, host.avg_rtt / 1000, reason)
+    return ProbeResult(True, host.avg_rtt / 1000, reason, packet_loss=host.packet_loss)
 
 
 PROBES: dict[str, Callable[..., ProbeResult]] = {

@@ -191,6 +191,7 @@ LOGIN_EXEMPT_PREFIXES = (
     "/favicon.ico",
     "/ping/",
     "/badge/",
+    "/status/",
 )
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -22,7 +22,8 @@ from accounts.permissions import Role, RoleRequiredConsumer, scope_has_role
 from alerts.events import ALERTS_GROUP
 from backups import page as backups_page
 from backups.progress import BACKUPS_GROUP
-from dashboard import board_live, instance_page, live, overview
+from checks.events import CHECKS_GROUP
+from dashboard import board_live, checks_page, instance_page, live, overview
 from instances.events import INSTANCES_GROUP, instance_group
 
 GONE = 4404
@@ -150,6 +151,54 @@ class DashboardConsumer(LiveConsumer):
 
     async def instance_updated(self, event):
         self.feed.note(event["instance_id"])
+
+    async def deliver(self, html, next_view):
+        if html is None:
+            await self.close(code=GONE)
+            return
+        await super().deliver(html, next_view)
+
+
+class ChecksConsumer(LiveConsumer):
+    """The checks list: its counts and table, pushed whenever a check is probed, pinged or
+    changed."""
+
+    render = staticmethod(checks_page.live_list_fragment)
+
+    def groups_to_join(self):
+        self.view = self.can_operate
+        return [CHECKS_GROUP]
+
+    def feed_key(self):
+        return ("checks",)
+
+    async def checks_changed(self, event):
+        self.feed.note(*event["check_ids"])
+
+
+class CheckConsumer(LiveConsumer):
+    """One check's state, availability, incidents and pings."""
+
+    render = staticmethod(checks_page.live_check_fragment)
+
+    def groups_to_join(self):
+        check_id = self.scope["url_route"]["kwargs"]["pk"]
+        if not isinstance(check_id, uuid.UUID):
+            check_id = uuid.UUID(str(check_id))
+        self.view = checks_page.LiveView(check_id, self.can_operate)
+        return [CHECKS_GROUP, ALERTS_GROUP]
+
+    def feed_key(self):
+        return ("check", self.view.check_id)
+
+    async def checks_changed(self, event):
+        if str(self.view.check_id) in event["check_ids"]:
+            self.feed.note(str(self.view.check_id))
+
+    async def alert_changed(self, event):
+        # Its incidents are its instance's alerts (known after the first push).
+        if self.view.instance_id in (None, event["instance_id"]):
+            self.feed.note(event["instance_id"])
 
     async def deliver(self, html, next_view):
         if html is None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import check_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -22,6 +22,11 @@ urlpatterns = [
     path("channels/<int:pk>/", views.channel_edit, name="channel_edit"),
     path("channels/<int:pk>/test", views.channel_test, name="channel_test"),
     path("channels/<int:pk>/delete", views.channel_delete, name="channel_delete"),
+    path("checks/", check_views.checks_list, name="checks"),
+    path("checks/new/<str:kind>/", check_views.check_create, name="check_create"),
+    path("checks/<uuid:pk>/", check_views.check_detail, name="check"),
+    path("checks/<uuid:pk>/edit/", check_views.check_edit, name="check_edit"),
+    path("checks/<uuid:pk>/paused", check_views.check_paused, name="check_paused"),
     path("explore/", views.explore_page, name="explore"),
     path("explore/data.csv", views.explore_csv, name="explore_csv"),
     path("explore/suggest", views.explore_suggest, name="explore_suggest"),

@@ -144,3 +144,13 @@ def user_with_role(django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture
+def http_target():
+    """An HTTP server on 127.0.0.1 that checks probe (tests/check_targets.py)."""
+    from tests.check_targets import HttpTarget
+
+    target = HttpTarget()
+    yield target
+    target.stop()

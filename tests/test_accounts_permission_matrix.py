@@ -10,7 +10,7 @@ from accounts.permissions import Role
 from alerts import links
 from alerts.models import Alert, AlertRule
 from backups import dumps
-from checks.models import Check
+from checks.models import Check, CheckGroup
 from ingestion.models import IngestToken
 from instances.models import Instance
 from tests.test_dashboard_boards import board_with
@@ -53,6 +53,34 @@ OPERATORS_PAGE = {**OPERATORS, Role.OPERATOR: 200, Role.ADMIN: 200}
 OPERATORS_PREVIEW = {**OPERATORS_PAGE, None: LOGIN_HTMX}
 # A form POST that Viewers may make answers with a redirect back.
 VIEWERS_POST = {**VIEWERS, Role.VIEWER: 302, Role.OPERATOR: 302, Role.ADMIN: 302}
+
+
+def checks_endpoints(heartbeat: Check) -> list:
+    """Checks: Viewers read them, Operators and Admins make, edit, pause and resume them; a
+    group's status page is public."""
+    paused = {
+        layout: Check.objects.create(name=f"Paused {layout}", kind="heartbeat")
+        for layout in ("form", "htmx")
+    }
+    group = CheckGroup.objects.create(name="Public", slug="public", status_page=True)
+    heartbeat_form = {
+        "name": "Job",
+        "period_seconds": 3600,
+        "grace_seconds": 60,
+        "time_zone": "UTC",
+    }
+    return [
+        ("get", "/checks/", {}, {}, VIEWERS),
+        ("get", "/checks/", {}, HTMX, VIEWERS_HTMX),
+        ("get", f"/checks/{heartbeat.pk}/", {}, {}, VIEWERS),
+        ("get", "/checks/new/heartbeat/", {}, {}, OPERATORS_PAGE),
+        ("post", "/checks/new/heartbeat/", heartbeat_form, {}, OPERATORS),
+        ("get", f"/checks/{heartbeat.pk}/edit/", {}, {}, OPERATORS_PAGE),
+        ("post", f"/checks/{heartbeat.pk}/edit/", heartbeat_form, {}, OPERATORS),
+        ("post", f"/checks/{paused['form'].pk}/paused", {"paused": "true"}, {}, OPERATORS),
+        ("post", f"/checks/{paused['htmx'].pk}/paused", {"paused": "true"}, HTMX, OPERATORS_HTMX),
+        ("get", f"/status/{group.slug}/", {}, {}, EVERYONE),
+    ]
 
 
 def dashboard_endpoints() -> list:
@@ -155,6 +183,7 @@ def endpoints(target_user, token):
         ("get", "/explore/data.csv", {"metric": "cpu_usage"}, {}, VIEWERS),
         ("get", "/explore/suggest", {"promql": "cpu"}, HTMX, VIEWERS_HTMX),
         *dashboard_endpoints(),
+        *checks_endpoints(heartbeat),
     ]
     actions = []
     for action, alerts in acted.items():
@@ -337,13 +366,15 @@ ADMIN_SOCKET_EXPECTED = {
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_with_role, role):
     instance = Instance.objects.create(agent_id="web-1", name="Web One")
+    check = Check.objects.create(name="Nightly", kind=Check.Kind.HEARTBEAT)
     cookie = None
     if role is not None:
         cookie = session_cookie_of(client, user_with_role(None if role == "none" else role, "me"))
 
     async def handshakes():
         results = {}
-        for path in ("/ws/overview/", f"/ws/instances/{instance.pk}/", "/ws/backups/"):
+        paths = ["/ws/overview/", f"/ws/instances/{instance.pk}/", "/ws/backups/"]
+        for path in [*paths, "/ws/checks/", f"/ws/checks/{check.pk}/"]:
             communicator = socket(path, cookie)
             results[path] = await communicator.connect()
             await communicator.disconnect()
@@ -353,6 +384,8 @@ def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_wi
         "/ws/overview/": SOCKET_EXPECTED[role],
         f"/ws/instances/{instance.pk}/": SOCKET_EXPECTED[role],
         "/ws/backups/": ADMIN_SOCKET_EXPECTED[role],
+        "/ws/checks/": SOCKET_EXPECTED[role],
+        f"/ws/checks/{check.pk}/": SOCKET_EXPECTED[role],
     }
 
 

@@ -7,10 +7,11 @@ import urllib.request
 import uuid
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from alerts.models import Alert
 from checks import signals
-from checks.models import PING_BODY_LIMIT_BYTES, Check, Ping
+from checks.models import PING_BODY_LIMIT_BYTES, Check, CheckGroup, Ping
 from checks.runner import claim_due_checks, watch_heartbeats
 from instances.models import Series
 
@@ -229,3 +230,53 @@ def test_a_started_run_that_outlasts_the_grace_is_down(live_server):
     assert check.state == Check.State.DOWN
     assert check.last_reason.endswith("did not finish within 10m")
     assert open_alert(check, signals.DOWN).message.endswith("did not finish within 10m")
+
+
+def test_slug_pings_under_the_groups_ping_key_move_the_check_as_uuid_pings_do(live_server):
+    group = CheckGroup.objects.create(name="Jobs", slug="jobs")
+    check = heartbeat(group=group, slug="nightly-backup")
+    key = group.ping_key
+
+    started = ping(live_server, f"{key}/nightly-backup/start")
+    failed = ping(live_server, f"{key}/nightly-backup/3", b"tar: disk full")
+    check.refresh_from_db()
+    assert (started, failed) == ((200, "OK"), (200, "OK"))
+    assert check.state == Check.State.DOWN and "status 3" in check.last_reason
+    assert open_alert(check, signals.DOWN) is not None
+
+    assert ping(live_server, f"{key}/nightly-backup", method="POST") == (200, "OK")
+    check.refresh_from_db()
+    assert check.state == Check.State.UP and open_alert(check, signals.DOWN) is None
+    assert ping(live_server, f"{key}/nightly-backup/fail") == (200, "OK")
+    kinds = list(
+        Ping.objects.filter(heartbeat=check).order_by("created").values_list("kind", flat=True)
+    )
+    assert kinds == ["start", "fail", "success", "fail"]
+    assert Ping.objects.filter(heartbeat=check, body="tar: disk full").exists()
+
+
+def test_a_slug_ping_needs_the_right_group_key_and_slug(live_server):
+    jobs = CheckGroup.objects.create(name="Jobs", slug="jobs")
+    other = CheckGroup.objects.create(name="Other", slug="other")
+    heartbeat(group=jobs, slug="nightly-backup")
+
+    assert ping(live_server, f"{other.ping_key}/nightly-backup")[0] == 404
+    assert ping(live_server, f"{jobs.ping_key}/weekly-backup")[0] == 404
+    assert ping(live_server, f"{jobs.slug}/nightly-backup")[0] == 404
+    assert ping(live_server, f"{jobs.ping_key}/nightly-backup/256")[0] == 400
+    assert not Ping.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_slug_needs_a_group_and_is_unique_within_it():
+    jobs = CheckGroup.objects.create(name="Jobs", slug="jobs")
+    heartbeat(group=jobs, slug="nightly")
+
+    with pytest.raises(ValidationError) as without_group:
+        heartbeat(slug="nightly")
+    with pytest.raises(ValidationError) as taken:
+        heartbeat(group=jobs, slug="nightly")
+
+    assert "choose a group" in without_group.value.message_dict["slug"][0]
+    assert "Another check of this group has this slug." in str(taken.value)
+    assert Check.objects.count() == 1

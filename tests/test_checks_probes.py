@@ -27,13 +27,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def http_target():
-    target = HttpTarget()
-    yield target
-    target.stop()
-
-
-@pytest.fixture
 def tcp_listener():
     listener = TcpListener()
     yield listener
@@ -343,11 +336,12 @@ def test_a_dns_server_that_does_not_answer_fails_at_the_timeout():
         silent.close()
 
 
-def test_ping_of_loopback_answers():
+def test_ping_of_loopback_answers_with_its_packet_loss():
     check = probe(make_check(kind=Check.Kind.ICMP, host="127.0.0.1"))
 
     assert check.state == Check.State.UP
     assert 0 < latest(check, "probe_duration_seconds") < 1
+    assert latest(check, "probe_icmp_packet_loss_ratio") == 0.0
 
 
 # --- outbound safety and bad input ------------------------------------------------------------

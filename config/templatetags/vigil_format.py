@@ -25,3 +25,9 @@ def moment(when: datetime | None, empty: str = "never") -> SafeString | str:
         when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         humanize.relative(when),
     )
+
+
+@register.filter
+def percent(share: float | None) -> str:
+    """A share as a percentage with two decimals (0.9995: ``99.95%``); empty for None."""
+    return "" if share is None else f"{share:.2%}"

@@ -1,0 +1,78 @@
+"""The form that makes or edits a check in the app: the fields of its kind only."""
+
+from django import forms
+from django.db import models
+
+from checks.models import Check
+
+# The target fields of each kind; the kind itself is chosen before the form.
+TARGETS = {
+    Check.Kind.HTTP: [
+        "url",
+        "http_method",
+        "expected_statuses",
+        "keyword",
+        "keyword_absent",
+        "json_path",
+        "json_expected",
+        "follow_redirects",
+        "max_redirects",
+        "http_headers",
+        "http_body",
+        "ignore_tls_errors",
+        "certificate_warning_days",
+        "certificate_critical_days",
+    ],
+    Check.Kind.TCP: ["host", "port"],
+    Check.Kind.ICMP: ["host"],
+    Check.Kind.DNS: ["host", "dns_record_type", "dns_expected", "dns_resolver"],
+    Check.Kind.HEARTBEAT: ["slug"],
+}
+PROBE_SCHEDULE = ["interval_seconds", "timeout_seconds", "retries", "jitter_seconds"]
+HEARTBEAT_SCHEDULE = ["period_seconds", "grace_seconds", "cron", "time_zone"]
+COMMON = ["name", "group"]
+
+
+def _form_field(field: models.Field, **kwargs) -> forms.Field | None:
+    # A URL typed without a scheme is taken as https (Django 6's default, chosen now).
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return field.formfield(**kwargs)
+
+
+class CheckForm(forms.ModelForm):
+    """Name and group, then the kind's target and schedule; the model's ``clean`` judges the
+    target (scheme, address ranges) as it does for the admin and the API. Made for one kind by
+    ``check_form``."""
+
+    kind: str
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.kind = self.kind
+
+    @property
+    def fieldsets(self) -> list[tuple[str, list]]:
+        target = "Ping by name" if self.kind == Check.Kind.HEARTBEAT else "Target"
+        parts = [
+            ("Check", COMMON),
+            (target, TARGETS[self.kind]),
+            ("Schedule", schedule_of(self.kind)),
+        ]
+        return [(legend, [self[name] for name in names]) for legend, names in parts]
+
+
+def schedule_of(kind: str) -> list[str]:
+    return HEARTBEAT_SCHEDULE if kind == Check.Kind.HEARTBEAT else PROBE_SCHEDULE
+
+
+def check_form(kind: str) -> type[CheckForm]:
+    """The form class for checks of ``kind``."""
+    form = forms.modelform_factory(
+        Check,
+        form=CheckForm,
+        fields=COMMON + TARGETS[kind] + schedule_of(kind),
+        formfield_callback=_form_field,
+    )
+    form.kind = kind
+    return form
