@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram, gene
 
 from alerts.links import base_url_mismatch
 from config.celery import HEARTBEAT_KEY
+from instances.samples import POSTGRES, samples_engine
 
 HTTP_REQUESTS = Counter("vigil_http_requests_total", "HTTP requests answered", ["method", "status"])
 HTTP_LATENCY = Histogram(
@@ -62,16 +63,20 @@ def _check_redis_and_celery() -> list[str]:
 
 def readiness_failures() -> list[str]:
     """What keeps Vigil from serving, as ``"<check>: <why>"``; empty when it is ready."""
-    return [failure for failure in [_check_postgres()] if failure] + _check_redis_and_celery()
+    stores = [_check_postgres(), samples_engine().unavailable()]
+    return [failure for failure in stores if failure] + _check_redis_and_celery()
 
 
 @require_GET
 def readyz(request):
-    """Ready to serve: PostgreSQL answers, Redis answers, a Celery worker beat recently.
+    """Ready to serve: PostgreSQL answers (and VictoriaMetrics, when it keeps the samples),
+    Redis answers, a Celery worker beat recently.
 
     ``warnings`` lists what works but needs a person's attention (it never fails the check)."""
     failures = readiness_failures()
     checks = {name: "ok" for name in ("postgresql", "redis", "celery")}
+    if samples_engine().name != POSTGRES:
+        checks[samples_engine().name] = "ok"
     for failure in failures:
         checks[failure.split(":")[0]] = failure.split(": ", 1)[1]
     answer = {"status": "ok", "checks": checks}

@@ -9,13 +9,16 @@ series' newest value) and everything else stay in PostgreSQL.
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Protocol
 
+from django.conf import settings
+
 from instances import store
+from instances.victoriametrics import VictoriaMetricsEngine
 
 POSTGRES = "postgres"
 VICTORIAMETRICS = "victoriametrics"
-ENGINES = (POSTGRES, VICTORIAMETRICS)
 
 
 class SamplesEngine(Protocol):
@@ -123,8 +126,12 @@ class PostgresEngine:
 
 
 def samples_engine() -> SamplesEngine:
-    """The engine ``METRICS_ENGINE`` names."""
-    return _POSTGRES
+    """The engine ``METRICS_ENGINE`` names, with the URLs it is set to."""
+    return _engine(settings.METRICS_ENGINE, settings.VM_WRITE_URL, settings.VM_QUERY_URL)
 
 
-_POSTGRES = PostgresEngine()
+@cache
+def _engine(name: str, write_url: str, query_url: str) -> SamplesEngine:
+    if name == VICTORIAMETRICS:
+        return VictoriaMetricsEngine(write_url, query_url)
+    return PostgresEngine()

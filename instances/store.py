@@ -396,12 +396,12 @@ def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
         # "no partition of relation samples found for row": make the days, then write again.
         ensure_partitions(ts.astimezone(UTC).date() for _, ts, _ in rows)
         written = _write_rows(rows)
-    _note_newest(rows)
+    note_newest(rows)
     _note_late_rows(rows)
     return written
 
 
-def _note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
+def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
     """Move each series' ``last_ts``/``last_value`` to its newest sample of ``rows`` if that is
     newer than the one kept (a late or replayed sample never replaces a newer or equal one)."""
     newest: dict[int, tuple[datetime, float]] = {}
@@ -936,6 +936,19 @@ _MATCHER_SQL = {
 }
 
 
+def _named_series_filter(
+    name: str, matchers: Sequence[dict], instance_ids: Sequence | None
+) -> tuple[list[str], list]:
+    clauses, params = ["s.name = %s"], [name]
+    if instance_ids is not None:
+        clauses.append("s.instance_id = ANY(%s)")
+        params.append(list(instance_ids))
+    for matcher in matchers:
+        clauses.append(_MATCHER_SQL[matcher["op"]])
+        params.extend([matcher["label"], matcher["value"]])
+    return clauses, params
+
+
 def window_values(
     name: str,
     matchers: Sequence[dict],
@@ -952,13 +965,7 @@ def window_values(
     nothing (None, or 0 for count): that is how rule evaluation tells "no data".
     """
     expression = WINDOW_AGGREGATES[aggregation]
-    clauses, params = ["s.name = %s"], [name]
-    if instance_ids is not None:
-        clauses.append("s.instance_id = ANY(%s)")
-        params.append(list(instance_ids))
-    for matcher in matchers:
-        clauses.append(_MATCHER_SQL[matcher["op"]])
-        params.extend([matcher["label"], matcher["value"]])
+    clauses, params = _named_series_filter(name, matchers, instance_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.instance_id, s.id, s.labels, a.value FROM {SERIES_TABLE} s "
@@ -1325,3 +1332,54 @@ def metric_units(name: str | None = None) -> list[tuple[str, str]]:
             params,
         )
         return cursor.fetchall()
+
+
+# --- the series inventory, for an engine that keeps the samples elsewhere --------------------
+
+
+class SeriesRow(NamedTuple):
+    series_id: int
+    instance_id: object
+    agent_id: str
+    name: str
+    labels: dict
+    unit: str
+
+    @property
+    def promql_labels(self) -> dict:
+        """The labels PromQL sees: the stored ones plus ``__name__`` and ``instance``."""
+        return {**self.labels, "__name__": self.name, "instance": self.agent_id}
+
+
+_SERIES_ROW_SQL = (
+    "SELECT s.id, s.instance_id, i.agent_id, s.name, s.labels, s.unit FROM "
+    f"{SERIES_TABLE} s JOIN {INSTANCE_TABLE} i ON i.id = s.instance_id"
+)
+
+
+def _series_rows(where: str, params: list) -> list[SeriesRow]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_SERIES_ROW_SQL} WHERE {where} ORDER BY s.instance_id, s.id", params)
+        return [
+            SeriesRow(sid, iid, agent_id, name, _as_dict(labels), unit)
+            for sid, iid, agent_id, name, labels, unit in cursor.fetchall()
+        ]
+
+
+def series_by_id(series_ids: Sequence[int]) -> list[SeriesRow]:
+    return _series_rows("s.id = ANY(%s)", [list(series_ids)])
+
+
+def series_of(instance_ids: Sequence | None, names: Sequence[str] | None) -> list[SeriesRow]:
+    """The series of some instances / metric names (None: all)."""
+    where, params = _series_filter(instance_ids, names)
+    return _series_rows(where, params)
+
+
+def series_named(
+    name: str, matchers: Sequence[dict], instance_ids: Sequence | None
+) -> list[SeriesRow]:
+    """The series ``window_values`` reads: named ``name``, of ``instance_ids`` (None: all),
+    whose labels satisfy ``matchers``."""
+    clauses, params = _named_series_filter(name, matchers, instance_ids)
+    return _series_rows(" AND ".join(clauses), params)

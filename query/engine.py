@@ -16,8 +16,8 @@ from django.conf import settings
 
 from instances import store
 from instances.formats import EPOCH
-from instances.samples import samples_engine
-from query import functions, rollup_windows
+from instances.samples import VICTORIAMETRICS, samples_engine
+from query import functions, rollup_windows, victoriametrics
 from query.aggregations import aggregate
 from query.binary import binary_operation
 from query.values import (
@@ -132,6 +132,9 @@ def evaluate(
     expression = parse(text)
     times = step_times(start_ms, end_ms, step_ms)
     timeout = timeout_seconds if timeout_seconds is not None else settings.PROMQL_TIMEOUT_SECONDS
+    engine = samples_engine()
+    if engine.name == VICTORIAMETRICS:
+        return victoriametrics.evaluate(engine, text, times, timeout, allow_range)
     context = Context(
         times,
         start_ms,

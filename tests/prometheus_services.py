@@ -34,6 +34,12 @@ needs_amtool = pytest.mark.skipif(
     reason="Debian package prometheus-alertmanager (amtool) is not installed (.ci/run installs it)",
 )
 
+VICTORIA_METRICS = shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod")
+needs_victoriametrics = pytest.mark.skipif(
+    VICTORIA_METRICS is None,
+    reason="Debian package victoria-metrics is not installed (.ci/run installs it)",
+)
+
 STARTUP_SECONDS = 30
 
 
@@ -119,3 +125,60 @@ def query(prometheus_url: str, promql: str) -> list[dict]:
     if body is None:
         return []
     return orjson.loads(body)["data"]["result"]
+
+
+class VictoriaMetrics:
+    """A VictoriaMetrics single-node on a free loopback port, with its data under ``data``;
+    ``stop()`` and ``start()`` again (same port, same data) for fault tests."""
+
+    def __init__(self, data: Path, log: Path):
+        self.data, self.log = data, log
+        self.address = f"127.0.0.1:{free_port()}"
+        self.url = f"http://{self.address}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        args = [
+            VICTORIA_METRICS,
+            f"-httpListenAddr={self.address}",
+            f"-storageDataPath={self.data}",
+            # As the README sets it up: any age of history, one sample per series and
+            # timestamp, and samples visible to queries as soon as they are stored.
+            "-retentionPeriod=100y",
+            "-dedup.minScrapeInterval=1ms",
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+        ]
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
+        wait_until(
+            lambda: self.process.poll() is not None or http_get(f"{self.url}/health") == b"OK",
+            STARTUP_SECONDS,
+            what=f"VictoriaMetrics to answer at {self.url}",
+        )
+        if self.process.poll() is not None:
+            raise AssertionError(f"VictoriaMetrics exited: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def flush(self) -> None:
+        """Make what it has taken visible to searches now (it does so within a second)."""
+        assert http_get(f"{self.url}/internal/force_flush", timeout=10) is not None
+
+
+@contextmanager
+def victoriametrics(tmp_path: Path):
+    """A running VictoriaMetrics single-node (see VictoriaMetrics), stopped at the end."""
+    server = VictoriaMetrics(tmp_path / "victoria-metrics-data", tmp_path / "victoria-metrics.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()

@@ -1,0 +1,163 @@
+"""METRICS_ENGINE=victoriametrics: samples go to a real VictoriaMetrics (Debian package, started
+on loopback by the test), the series inventory stays in PostgreSQL, and every read answers as
+the postgres engine does for the same samples."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from config.monitoring import readiness_failures
+from instances import store
+from instances.models import Instance, Series
+from instances.samples import PostgresEngine, samples_engine
+from tests.prometheus_services import needs_victoriametrics, victoriametrics
+
+pytestmark = [needs_victoriametrics, pytest.mark.django_db(transaction=True)]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PROMETHEUS_API = "/prometheus/api/v1"
+
+
+@pytest.fixture
+def victoria(settings, tmp_path):
+    """A VictoriaMetrics keeping Vigil's samples for this test."""
+    with victoriametrics(tmp_path) as server:
+        settings.METRICS_ENGINE = "victoriametrics"
+        settings.VM_WRITE_URL = server.url
+        settings.VM_QUERY_URL = server.url
+        yield server
+
+
+def cpu_batch(agent_id: str, values: list[tuple[datetime, float]], **labels) -> dict:
+    return {
+        "instance": {"agent_id": agent_id},
+        "samples": [
+            {
+                "name": "cpu_usage",
+                "value": value,
+                "unit": "percent",
+                "ts": int(ts.timestamp() * 1000),
+                "labels": labels,
+            }
+            for ts, value in values
+        ],
+    }
+
+
+def test_ingest_is_acknowledged_once_victoriametrics_has_the_samples(api, victoria):
+    values = [(NOW - timedelta(seconds=30), 41.5), (NOW, 45.5)]
+    response = api.post("/api/v1/ingest", cpu_batch("web-1", values, core="0"))
+    assert response.status_code == 202, response.content
+    victoria.flush()
+
+    series = Series.objects.get(instance__agent_id="web-1", name="cpu_usage")
+    assert store.count_samples([series.pk]) == 0, "no sample went to PostgreSQL"
+    assert samples_engine().count_samples([series.pk]) == 2
+    # The inventory keeps the newest value for the overview, as with the postgres engine.
+    assert (series.last_value, series.last_ts) == (45.5, NOW)
+
+    body = api.get(
+        f"{PROMETHEUS_API}/query", {"query": "cpu_usage", "time": str(NOW.timestamp())}
+    ).json()
+    assert body["status"] == "success"
+    assert body["data"]["result"] == [
+        {
+            "metric": {"__name__": "cpu_usage", "core": "0", "instance": "web-1"},
+            "value": [NOW.timestamp(), "45.5"],
+        }
+    ]
+    body = api.get(
+        f"{PROMETHEUS_API}/query_range",
+        {
+            "query": "cpu_usage * 2",
+            "start": str((NOW - timedelta(seconds=30)).timestamp()),
+            "end": str(NOW.timestamp()),
+            "step": "15",
+        },
+    ).json()
+    assert [row["values"] for row in body["data"]["result"]] == [
+        [
+            [(NOW - timedelta(seconds=30)).timestamp(), "83"],
+            [(NOW - timedelta(seconds=15)).timestamp(), "83"],
+            [NOW.timestamp(), "91"],
+        ]
+    ]
+
+
+def test_every_read_answers_as_the_postgres_engine(victoria):
+    """The same samples written through each engine read back the same from each."""
+    instances = [Instance.register(agent) for agent in ("db-1", "db-2")]
+    series = []
+    for instance in instances:
+        for mode in ("user", "system"):
+            keys = [store.SeriesKey("cpu_seconds_total", {"mode": mode}, "seconds")]
+            series.extend(store.resolve_series(instance.pk, keys).values())
+    start = NOW - timedelta(hours=1)
+    # Each series a second after the one before: no two share a timestamp, so "the newest
+    # sample" of several is one sample.
+    rows = [
+        (series_id, start + timedelta(seconds=15 * step + index), float(step * (index + 1) % 97))
+        for index, series_id in enumerate(series)
+        for step in range(240)
+    ]
+    postgres, victoria_engine = PostgresEngine(), samples_engine()
+    postgres.write_samples(rows)
+    victoria_engine.write_samples(rows)
+    victoria.flush()
+
+    window = (NOW - timedelta(minutes=10), NOW - timedelta(minutes=2))
+    ids = [instance.pk for instance in instances]
+    reads = {
+        "points_of_series": lambda engine: engine.points_of_series(series, start, NOW, 40, "raw"),
+        "metric_trends": lambda engine: engine.metric_trends(["cpu_seconds_total"], start, NOW, 30),
+        "window_aggregates": lambda engine: {
+            aggregation: engine.window_aggregates(series, *window, aggregation)
+            for aggregation in store.WINDOW_AGGREGATES
+        },
+        "window_values": lambda engine: {
+            aggregation: engine.window_values(
+                "cpu_seconds_total",
+                [{"label": "mode", "op": "=~", "value": "us.*"}],
+                ids,
+                *window,
+                aggregation,
+            )
+            for aggregation in store.WINDOW_AGGREGATES
+        },
+        "recent_samples": lambda engine: engine.recent_samples(ids, limit=7),
+        "sample_at": lambda engine: engine.sample_at(series[2], start + timedelta(minutes=5)),
+        "metric_aggregates": lambda engine: engine.metric_aggregates(*window, ids),
+        "count_samples": lambda engine: engine.count_samples(series[:3]),
+    }
+    for name, read in reads.items():
+        assert read(victoria_engine) == read(postgres), name
+
+
+def test_victoriametrics_unreachable_is_a_503_with_retry_after(api, victoria):
+    assert not any(failure.startswith("victoriametrics:") for failure in readiness_failures())
+    victoria.stop()
+
+    response = api.post("/api/v1/ingest", cpu_batch("web-1", [(NOW, 1.0)]))
+    assert response.status_code == 503, response.content
+    assert int(response.headers["Retry-After"]) > 0
+    body = api.get(f"{PROMETHEUS_API}/query", {"query": "cpu_usage"})
+    assert body.status_code == 503
+    assert body.json()["errorType"] == "unavailable"
+    assert any(failure.startswith("victoriametrics:") for failure in readiness_failures())
+
+    victoria.start()
+    response = api.post("/api/v1/ingest", cpu_batch("web-1", [(NOW, 1.0)]))
+    assert response.status_code == 202, response.content
+
+
+def test_deleting_an_instance_deletes_its_series_in_victoriametrics(api, victoria):
+    for agent in ("web-1", "web-2"):
+        assert api.post("/api/v1/ingest", cpu_batch(agent, [(NOW, 3.0)])).status_code == 202
+    victoria.flush()
+    Instance.objects.get(agent_id="web-1").delete()
+    victoria.flush()
+
+    body = api.get(
+        f"{PROMETHEUS_API}/query", {"query": "cpu_usage", "time": str(NOW.timestamp())}
+    ).json()
+    assert [row["metric"]["instance"] for row in body["data"]["result"]] == ["web-2"]
