@@ -21,7 +21,16 @@ import psycopg
 from bench.common import database_dsn, database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["ingest", "queries", "alert_evaluation", "fanout", "soak", "promql", "checks"]
+MODULES = [
+    "ingest",
+    "queries",
+    "alert_evaluation",
+    "fanout",
+    "soak",
+    "promql",
+    "checks",
+    "dashboards",
+]
 
 
 def server_urls() -> tuple[str, str]:
