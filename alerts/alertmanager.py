@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts.models import AuditEvent
 from alerts import evaluation
 from alerts.models import Alert, Silence, fingerprint, labels_match, parse_severity
 from instances.models import Instance
@@ -279,9 +280,18 @@ def silences(request: HttpRequest) -> HttpResponse:
             silence = existing
         else:
             silence = Silence.objects.create(**fields)
+        action = "silence.change" if existing is not None else "silence.create"
+        AuditEvent.record(_actor(request), action, silence, request=request)
     except BadRequest as error:
         return _bad(str(error))
     return _json({"silenceID": str(silence.pk)})
+
+
+def _actor(request: HttpRequest) -> str:
+    """Who the audit log names: the API token's name (the URL configuration's wrapper sets
+    ``request.auth``)."""
+    token = getattr(request, "auth", None)
+    return token.name if token is not None else "Alertmanager API"
 
 
 def _silence_or_none(raw) -> Silence | None:
@@ -304,6 +314,7 @@ def silence(request: HttpRequest, silence_id: str) -> HttpResponse:
     now = timezone.now()
     if request.method == "DELETE":
         Silence.objects.filter(pk=found.pk).update(ends_at=min(found.ends_at, now))
+        AuditEvent.record(_actor(request), "silence.expire", found, request=request)
         return _json("")
     return _json(_silence_json(found, now))
 

@@ -1,5 +1,5 @@
-"""The seed-compatible REST API's alerts (PRODUCT.md 5.2): agents raise them, anyone with a
-write token acknowledges or resolves them."""
+"""The seed-compatible REST API's alerts (PRODUCT.md 5.2): agents raise them (ingest scope, for
+their own agent ids), a token with the manage scope acknowledges, resolves or deletes them."""
 
 import uuid
 from typing import Literal
@@ -9,7 +9,9 @@ from django.http import Http404
 from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
 
+from accounts.models import AuditEvent
 from alerts.models import Alert, parse_severity
+from api.auth import check_push_for, ingest_or_manage_scope
 from instances.formats import InstanceRef, ListLimit, StoredText, api_list, response_links
 from instances.models import Instance
 
@@ -52,6 +54,7 @@ ITS_INSTANCE = {"ref": "$response.body#/instanceId"}
 
 @router.post(
     "/alerts",
+    auth=ingest_or_manage_scope,
     response={201: dict},
     summary="Raise an alert",
     openapi_extra=response_links(
@@ -69,6 +72,7 @@ ITS_INSTANCE = {"ref": "$response.body#/instanceId"}
     ),
 )
 def create_alert(request, payload: AlertIn):
+    check_push_for(request, [Instance.agent_id_named_by(payload.instanceId)])
     with transaction.atomic():
         alert = Alert.objects.create(
             instance=Instance.find_or_register(payload.instanceId),
@@ -113,5 +117,7 @@ def update_alert(request, alert_id: str, payload: AlertUpdate):
 
 @router.delete("/alerts/{alert_id}", response={204: None}, summary="Delete an alert")
 def delete_alert(request, alert_id: str):
-    alert_or_404(alert_id).delete()
+    alert = alert_or_404(alert_id)
+    AuditEvent.record(request.auth.name, "alert.delete", alert)
+    alert.delete()
     return Status(204, None)

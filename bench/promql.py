@@ -316,7 +316,7 @@ def main() -> None:
     ]  # fmt: skip
 
     figures, notes = [], []
-    token = IngestToken.issue("bench", IngestToken.Scope.READ)[1]
+    token = IngestToken.issue("bench", [IngestToken.Scope.READ])[1]
     connection.close()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-prometheus-") as scratch:
         data_dir = Path(scratch) / "data"

@@ -53,7 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.monitoring.RequestMetricsMiddleware",
-    "ingestion.middleware.ApiRequestGuard",
+    "api.limits.ApiRequestGuard",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -8,9 +8,10 @@ from django.views.defaults import page_not_found
 from django.views.generic import RedirectView
 
 from alerts.urls_alertmanager import routes as alertmanager_routes
+from api.api import api
+from api.auth import readers_and_managers, readers_only
 from config import monitoring
-from config.api import api
-from ingestion.views import federate, readers_and_writers, readers_only
+from ingestion.views import federate
 from query.urls import routes as prometheus_routes
 
 # Admin logins go through allauth too, so its rate limits (and later MFA and audit) apply.
@@ -30,7 +31,7 @@ urlpatterns = [
     path("federate", federate, name="federate"),
     path("api/v1/", api.urls),
     path("prometheus/api/v1/", include(prometheus_routes(readers_only))),
-    path("alertmanager/api/v2/", include(alertmanager_routes(readers_and_writers))),
+    path("alertmanager/api/v2/", include(alertmanager_routes(readers_and_managers))),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False)),
     path("accounts/tokens/", include("ingestion.urls")),
     path("accounts/", include("accounts.urls")),

@@ -6,11 +6,18 @@ from ingestion.models import IngestToken, ScrapeTarget
 
 @admin.register(IngestToken)
 class IngestTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "scope", "created", "created_by", "last_used", "revoked_at"]
-    list_filter = ["scope"]
+    list_display = [
+        "name", "prefix", "scopes", "agent_patterns", "created", "created_by", "expires_at",
+        "last_used", "last_used_address", "revoked_at",
+    ]  # fmt: skip
     search_fields = ["name", "prefix"]
-    fields = ["name", "scope", "prefix", "created", "created_by", "last_used", "revoked_at"]
-    readonly_fields = ["prefix", "created", "created_by", "last_used", "revoked_at"]
+    fields = [
+        "name", "scopes", "agent_patterns", "expires_at", "prefix", "created", "created_by",
+        "last_used", "last_used_address", "revoked_at",
+    ]  # fmt: skip
+    readonly_fields = [
+        "prefix", "created", "created_by", "last_used", "last_used_address", "revoked_at"
+    ]  # fmt: skip
     actions = ["revoke"]
 
     def save_model(self, request, obj, form, change):
@@ -18,7 +25,13 @@ class IngestTokenAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             AuditEvent.record(request.user, "token.change", obj, fields=form.changed_data)
             return
-        token, plain = IngestToken.issue(obj.name, obj.scope, created_by=request.user)
+        token, plain = IngestToken.issue(
+            obj.name,
+            obj.scopes,
+            created_by=request.user,
+            agent_patterns=obj.agent_patterns,
+            expires_at=obj.expires_at,
+        )
         obj.pk = token.pk
         messages.warning(
             request, f"Token for {token.name}: {plain} — copy it now, it is not shown again."

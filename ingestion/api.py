@@ -3,6 +3,7 @@
 import orjson
 from ninja import Router, Schema, Status
 
+from api.auth import check_push_for, ingest_scope
 from ingestion import idempotency
 from ingestion.errors import ApiError
 from ingestion.parsers import parse_native_batch
@@ -36,6 +37,7 @@ def decode_json(body: bytes):
 
 @router.post(
     "/ingest",
+    auth=ingest_scope,
     response={202: IngestAccepted, **ERRORS},
     summary="Push a batch of samples for one instance",
     description=(
@@ -64,6 +66,7 @@ def ingest(request):
     answer = idempotency.recall(request.auth.pk, key)
     if answer is None:
         batch = parse_native_batch(decode_json(request.body))
+        check_push_for(request, [batch.instance["agent_id"]])
         stored = store_batch(batch.instance, batch.samples)
         answer = {"accepted": stored.accepted, "instance_id": str(stored.instance.pk)}
         idempotency.remember(request.auth.pk, key, answer)
@@ -72,6 +75,7 @@ def ingest(request):
 
 @router.post(
     "/write",
+    auth=ingest_scope,
     response={204: None, **ERRORS},
     summary="Prometheus remote write 1.0",
     description=(
@@ -106,5 +110,7 @@ def ingest(request):
 )
 def remote_write(request):
     RemoteWrite.check_headers(request.headers)
-    store_batches(RemoteWrite.parse(RemoteWrite.decode(request.body)))
+    batches = RemoteWrite.parse(RemoteWrite.decode(request.body))
+    check_push_for(request, [batch.instance["agent_id"] for batch in batches])
+    store_batches(batches)
     return Status(204, None)

@@ -1,8 +1,13 @@
+import base64
+import binascii
 import hashlib
 import secrets
 from datetime import timedelta
+from fnmatch import fnmatchcase
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import PermissionDenied
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models import ExpressionWrapper, F
@@ -22,23 +27,46 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def default_scopes() -> list[str]:
+    """A new token's scopes unless told otherwise: what an agent needs."""
+    return ["ingest", "read"]
+
+
 class IngestToken(models.Model):
-    """A bearer token for agents and API clients; only its hash is stored."""
+    """A bearer token for agents and API clients; only its hash is stored.
+
+    Its scopes say what it may do (PRODUCT.md section 8): ``ingest`` pushes samples and alerts
+    for the agent ids its patterns allow (any when it has none), ``read`` reads, ``manage``
+    changes and deletes instances, alerts and rules. A host's token has ``ingest`` (and
+    usually ``read``), never ``manage``.
+    """
 
     class Scope(models.TextChoices):
-        WRITE = "write", "read and write"
-        READ = "read", "read only"
+        INGEST = "ingest", "ingest (push samples and alerts)"
+        READ = "read", "read"
+        MANAGE = "manage", "manage (change and delete instances, alerts, rules)"
 
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     # The first characters, so people can tell their tokens apart in lists.
     prefix = models.CharField(max_length=12, editable=False)
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.WRITE)
+    scopes = ArrayField(
+        models.CharField(max_length=8, choices=Scope.choices), default=default_scopes, size=3
+    )
+    agent_patterns = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        verbose_name="agent ids",
+        help_text="Shell-style patterns (web-*) of the agent ids it may push for; empty: any.",
+    )
+    expires_at = models.DateTimeField("expires", null=True, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
     )
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_address = models.GenericIPAddressField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -49,47 +77,104 @@ class IngestToken(models.Model):
 
     @classmethod
     def issue(
-        cls, name: str, scope: str = Scope.WRITE, created_by=None, actor=None
+        cls,
+        name: str,
+        scopes: list[str] | None = None,
+        created_by=None,
+        actor=None,
+        agent_patterns: list[str] | None = None,
+        expires_at=None,
     ) -> tuple["IngestToken", str]:
-        """Create a token; the plain value is returned once and never stored.
+        """Create a token (by default ``ingest`` + ``read``); the plain value is returned once
+        and never stored.
 
         ``actor`` (default ``created_by``) is who the audit log names: a user or a label.
         """
         plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        scopes = sorted(set(scopes or default_scopes()), key=cls.Scope.values.index)
         token = cls.objects.create(
             name=name,
             token_hash=hash_token(plain),
             prefix=plain[: len(TOKEN_PREFIX) + 4],
-            scope=scope,
+            scopes=scopes,
+            agent_patterns=agent_patterns or [],
+            expires_at=expires_at,
             created_by=created_by,
         )
-        AuditEvent.record(actor or created_by, "token.create", token, scope=scope)
+        AuditEvent.record(
+            actor or created_by,
+            "token.create",
+            token,
+            scopes=scopes,
+            agent_patterns=token.agent_patterns,
+            expires_at=expires_at.isoformat() if expires_at else None,
+        )
         return token, plain
 
     @classmethod
-    def authenticate(cls, plain: str) -> "IngestToken | None":
-        """The live token with this value, or None (unknown or revoked)."""
-        token = cls.objects.filter(token_hash=hash_token(plain), revoked_at__isnull=True).first()
+    def authenticate(cls, plain: str, address: str | None = None) -> "IngestToken | None":
+        """The live token with this value, or None (unknown, revoked or expired)."""
+        token = (
+            cls.objects.filter(token_hash=hash_token(plain), revoked_at__isnull=True)
+            .exclude(expires_at__lte=timezone.now())
+            .first()
+        )
         if token is not None:
-            token.touch()
+            token.touch(address)
         return token
+
+    @classmethod
+    def from_authorization(cls, header: str, address: str | None = None) -> "IngestToken | None":
+        """The live token of an ``Authorization`` header: ``Bearer <token>``, or basic auth
+        with the token as the password (what promtool and some Grafana set-ups can send)."""
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                credentials = base64.b64decode(credentials.strip()).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+        elif scheme.lower() != "bearer":
+            return None
+        credentials = credentials.strip()
+        return cls.authenticate(credentials, address) if credentials else None
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
 
     @property
-    def can_write(self) -> bool:
-        return self.scope == self.Scope.WRITE
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
-    def touch(self) -> None:
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def get_scopes_display(self) -> str:
+        return ", ".join(self.scopes)
+
+    def may_push_for(self, agent_id: str) -> bool:
+        """Whether its agent-id patterns (none: any) allow pushing under ``agent_id``."""
+        return not self.agent_patterns or any(
+            fnmatchcase(agent_id, pattern) for pattern in self.agent_patterns
+        )
+
+    def check_push_for(self, agent_ids) -> None:
+        """PermissionDenied (the API's 403) unless it may push under every one of ``agent_ids``."""
+        refused = sorted({agent_id for agent_id in agent_ids if not self.may_push_for(agent_id)})
+        if refused:
+            shown = ", ".join(repr(agent_id) for agent_id in refused[:10])
+            raise PermissionDenied(f"this token may not push for agent id(s) {shown}")
+
+    def touch(self, address: str | None = None) -> None:
         now = timezone.now()
         stale = self.last_used is None or (
             (now - self.last_used).total_seconds() > LAST_USED_RESOLUTION_SECONDS
         )
-        if stale:
-            self.last_used = now
-            IngestToken.objects.filter(pk=self.pk).update(last_used=now)
+        if stale or (address and address != self.last_used_address):
+            self.last_used, self.last_used_address = now, address or self.last_used_address
+            IngestToken.objects.filter(pk=self.pk).update(
+                last_used=now, last_used_address=self.last_used_address
+            )
 
     def revoke(self, actor=None) -> bool:
         """Stop the token working; False if it already was revoked."""

@@ -6,11 +6,15 @@
 
 import uuid
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 
+from accounts.models import AuditEvent
+from api.auth import check_push_for, ingest_or_manage_scope, ingest_scope
 from ingestion.api import ERRORS, decode_json
+from ingestion.models import IngestToken
 from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
 from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
 from ingestion.storage import store_metrics
@@ -68,6 +72,7 @@ def instance_or_404(ref: str) -> Instance:
 
 @router.post(
     "/instances",
+    auth=ingest_or_manage_scope,
     response={200: dict, 201: dict, **ERRORS},
     summary="Register an instance",
     description="201 with the new instance; 200 when `agentId` names one already registered.",
@@ -77,7 +82,9 @@ def create_instance(request, payload: InstanceIn):
     fields = payload.dict(exclude={"agentId"}, exclude_none=True)
     if payload.agentId is None:
         pk = uuid.uuid4()
+        check_push_for(request, [str(pk)])
         return Status(201, Instance.register(str(pk), id=pk, **fields).to_api())
+    check_push_for(request, [payload.agentId])
     known = Instance.objects.filter(agent_id=payload.agentId).exists()
     return Status(200 if known else 201, Instance.register(payload.agentId, **fields).to_api())
 
@@ -97,17 +104,26 @@ def get_instance(request, ref: str):
 
 @router.put(
     "/instances/{ref}",
+    auth=ingest_or_manage_scope,
     response={200: dict, **ERRORS},
     summary="Update an instance",
-    description="`lastHealthCheck` records contact at that moment (a future one counts as now).",
+    description=(
+        "`lastHealthCheck` records contact at that moment (a future one counts as now). An "
+        "ingest token updates its own agents' instances; setting `status` needs manage."
+    ),
     openapi_extra=response_links(200, **INSTANCE_LINKS),
 )
 def update_instance(request, ref: str, payload: InstanceUpdate):
     instance = instance_or_404(ref)
+    check_push_for(request, [instance.agent_id])
+    if payload.status is not None and not request.auth.has_scope(IngestToken.Scope.MANAGE):
+        raise PermissionDenied("setting an instance's status needs the manage scope")
     fields = payload.dict(exclude={"lastHealthCheck"}, exclude_none=True)
     if payload.lastHealthCheck is not None:
         fields["last_seen"] = min(payload.lastHealthCheck, timezone.now())
     instance.update(**fields)
+    if payload.status is not None:
+        AuditEvent.record(request.auth.name, "instance.status", instance, status=payload.status)
     return instance.to_api()
 
 
@@ -117,12 +133,15 @@ def update_instance(request, ref: str, payload: InstanceUpdate):
     summary="Delete an instance with its series, samples and alerts",
 )
 def delete_instance(request, ref: str):
-    instance_or_404(ref).delete()
+    instance = instance_or_404(ref)
+    AuditEvent.record(request.auth.name, "instance.delete", instance)
+    instance.delete()
     return Status(204, None)
 
 
 @router.post(
     "/metrics",
+    auth=ingest_scope,
     response={201: dict, **ERRORS},
     summary="Store a metric, or an array of metrics",
     description=(
@@ -140,7 +159,10 @@ def delete_instance(request, ref: str):
 )
 def create_metrics(request):
     payload = decode_json(request.body)
-    samples = store_metrics(parse_seed_metrics(payload))
+    metrics = parse_seed_metrics(payload)
+    refs = {metric.instance_ref for metric in metrics}
+    check_push_for(request, [Instance.agent_id_named_by(ref) for ref in refs])
+    samples = store_metrics(metrics)
     return Status(201, samples[0].to_api() if isinstance(payload, dict) else api_list(samples))
 
 

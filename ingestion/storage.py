@@ -82,10 +82,10 @@ def store_metrics(metrics: list[ParsedMetric]) -> list[store.Sample]:
     its instance. Returns the stored samples in the order given.
     """
     with transaction.atomic():
-        agent_ids = {}
-        for ref in {metric.instance_ref for metric in metrics}:
-            known = Instance.find(ref)
-            agent_ids[ref] = known.agent_id if known else ref
+        agent_ids = {
+            ref: Instance.agent_id_named_by(ref)
+            for ref in {metric.instance_ref for metric in metrics}
+        }
         samples_of = defaultdict(list)
         for metric in metrics:
             samples_of[agent_ids[metric.instance_ref]].append(metric.sample)

@@ -1,29 +1,49 @@
 """The Admins' ingest tokens page (list, create — the token is shown once —, revoke), and
 ``/federate`` for Prometheus servers that scrape Vigil."""
 
-import base64
-import binascii
-from functools import wraps
-
 from django import forms
 from django.contrib.auth.decorators import login_not_required
 from django.db import DataError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.permissions import Role, has_role, role_required
+from accounts.permissions import Role, role_required
+from api.auth import may_read
 from ingestion import federation
 from ingestion.exposition import CONTENT_TYPE, TextExposition
-from ingestion.models import IngestToken
+from ingestion.models import IngestToken, default_scopes
 from instances import store
 
 
-class TokenForm(forms.ModelForm):
-    class Meta:
-        model = IngestToken
-        fields = ["name", "scope"]
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(
+        choices=IngestToken.Scope.choices,
+        initial=default_scopes,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    agent_patterns = forms.CharField(
+        label="Agent ids",
+        required=False,
+        max_length=2000,
+        help_text="Comma-separated patterns (web-*) it may push for; empty: any.",
+    )
+    expires_at = forms.DateTimeField(label="Expires", required=False)
+
+    def clean_agent_patterns(self) -> list[str]:
+        text = self.cleaned_data["agent_patterns"]
+        patterns = [pattern.strip() for pattern in text.split(",") if pattern.strip()]
+        if any(len(pattern) > 200 for pattern in patterns):
+            raise forms.ValidationError("each pattern is at most 200 characters")
+        return patterns
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("must lie in the future")
+        return expires_at
 
 
 def _page(request, form, created=None, plain="", status=200):
@@ -41,7 +61,11 @@ def token_list(request):
     if not form.is_valid():
         return _page(request, form, status=400)
     token, plain = IngestToken.issue(
-        form.cleaned_data["name"], form.cleaned_data["scope"], created_by=request.user
+        form.cleaned_data["name"],
+        form.cleaned_data["scopes"],
+        created_by=request.user,
+        agent_patterns=form.cleaned_data["agent_patterns"],
+        expires_at=form.cleaned_data["expires_at"],
     )
     return _page(request, TokenForm(), created=token, plain=plain, status=201)
 
@@ -62,7 +86,8 @@ def federate(request):
     """The latest value of every series matching a ``match[]`` selector, in the text format.
 
     For a Prometheus scraping Vigil (``honor_labels: true`` keeps the ``instance`` label, the
-    agent id): authenticated by an API token (``Authorization: Bearer``) or a Viewer's session.
+    agent id): authenticated by an API token with the read scope (``Authorization: Bearer``, or
+    basic auth's password) or a Viewer's session.
     """
     if not may_read(request):
         response = _text("Send Authorization: Bearer <token>, or log in.\n", 401)
@@ -83,67 +108,5 @@ def federate(request):
     return HttpResponse(page, content_type=CONTENT_TYPE)
 
 
-def may_read(request) -> bool:
-    """A Viewer's session, or any live API token (a read needs no write scope)."""
-    return has_role(request.user, Role.VIEWER) or _token_of(request) is not None
-
-
-def _token_of(request) -> IngestToken | None:
-    """The live token of ``Authorization: Bearer``, or of basic auth's password: clients that
-    only speak basic auth (promtool, some Grafana set-ups) send the token as the password."""
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            credentials = base64.b64decode(credentials.strip()).decode().partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-    elif scheme.lower() != "bearer":
-        return None
-    return IngestToken.authenticate(credentials.strip())
-
-
 def _text(message: str, status: int) -> HttpResponse:
     return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-
-
-def may_write(request) -> bool:
-    """A live API token with write scope. A session is not enough: these endpoints take JSON
-    from other programs and are not protected against cross-site requests."""
-    token = _token_of(request)
-    return token is not None and token.can_write
-
-
-def readers_and_writers(view):
-    """For the Alertmanager API: reads as ``readers_only``, changes for ``may_write``."""
-
-    @login_not_required
-    @wraps(view)
-    def checked(request, *args, **kwargs):
-        allowed = may_read if request.method in ("GET", "HEAD") else may_write
-        if not allowed(request):
-            status = 403 if may_read(request) else 401
-            return JsonResponse(
-                "send a token with write scope, or log in", status=status, safe=False
-            )
-        return view(request, *args, **kwargs)
-
-    return checked
-
-
-def readers_only(view):
-    """For the Prometheus query API: a 401 in its JSON error shape unless ``may_read``."""
-
-    @login_not_required
-    @wraps(view)
-    def checked(request, *args, **kwargs):
-        if not may_read(request):
-            response = JsonResponse(
-                {"status": "error", "errorType": "unauthorized",
-                 "error": "send Authorization: Bearer <token>, or log in"},
-                status=401,
-            )  # fmt: skip
-            response["WWW-Authenticate"] = 'Bearer realm="vigil"'
-            return response
-        return view(request, *args, **kwargs)
-
-    return checked

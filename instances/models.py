@@ -88,6 +88,12 @@ class Instance(models.Model):
         return found or cls.objects.filter(agent_id=ref).first()
 
     @classmethod
+    def agent_id_named_by(cls, ref: str) -> str:
+        """The agent id of the instance ``ref`` names, or ``ref`` itself (a new agent id)."""
+        known = cls.find(ref)
+        return known.agent_id if known else ref
+
+    @classmethod
     def find_or_register(cls, ref: str) -> "Instance":
         """The instance ``ref`` names, or a new one registered with ``ref`` as its agent id."""
         return cls.find(ref) or cls.register(ref)

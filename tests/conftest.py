@@ -91,13 +91,13 @@ def eager_celery():
 
 @pytest.fixture
 def token(db) -> str:
-    """A write-scoped ingest token's plain value."""
-    return IngestToken.issue("test agent")[1]
+    """The plain value of a token with every scope (ingest, read, manage)."""
+    return IngestToken.issue("test agent", IngestToken.Scope.values)[1]
 
 
 @pytest.fixture
 def read_token(db) -> str:
-    return IngestToken.issue("dashboard reader", IngestToken.Scope.READ)[1]
+    return IngestToken.issue("dashboard reader", [IngestToken.Scope.READ])[1]
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_token_creation_in_admin_and_revocation_are_recorded(client, user_with_r
     boss = user_with_role(Role.ADMIN, "boss")
     client.force_login(boss)
 
-    client.post(reverse("admin:ingestion_ingesttoken_add"), {"name": "web-1", "scope": "write"})
+    client.post(reverse("admin:ingestion_ingesttoken_add"), {"name": "web-1", "scopes": "ingest,read"})
     token = IngestToken.objects.get(name="web-1")
     client.post(
         reverse("admin:ingestion_ingesttoken_changelist"),

@@ -237,7 +237,7 @@ def endpoints(target_user, token):
         (
             "post",
             reverse("ingestion:tokens"),
-            {"name": "x", "scope": "read"},
+            {"name": "x", "scopes": ["read"]},
             {},
             {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 201},
         ),

@@ -8,7 +8,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 
-from config.api import api
+from api.api import api
 from ingestion.models import IngestToken
 
 # The fuzzing phase generates this many requests per operation (Hypothesis's max_examples; an
@@ -51,7 +51,7 @@ CHECKS = [not_a_server_error, not_rate_limited]
 @pytest.fixture
 def fuzz_token(transactional_db, settings) -> str:
     settings.INGEST_RATE_LIMIT_PER_MINUTE = 1_000_000_000
-    return IngestToken.issue("fuzzer")[1]
+    return IngestToken.issue("fuzzer", IngestToken.Scope.values)[1]
 
 
 @pytest.fixture

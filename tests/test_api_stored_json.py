@@ -212,7 +212,7 @@ def test_a_stored_value_the_api_cannot_write_is_written_as_a_string_and_logged(
 ):
     Instance.objects.create(agent_id="deep", name="deep", metadata=nested(300))
     Instance.objects.create(agent_id="fine", name="fine", metadata={"cpu_count": 8})
-    with caplog.at_level(logging.ERROR, logger="config.api"):
+    with caplog.at_level(logging.ERROR, logger="api.api"):
         response = api.get("/api/v1/instances")
     assert response.status_code == 200
     by_agent = {item["agentId"]: item["metadata"] for item in response.json()["items"]}

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.http import JsonResponse
 
-from ingestion.metrics import INGEST_ERRORS
+from api.metrics import count_refusal
 
 API_PREFIX = "/api/v1/"
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
@@ -20,7 +20,7 @@ class ApiRequestGuard:
             refusal = self.refusal(request)
             if refusal is not None:
                 status, reason, message = refusal
-                INGEST_ERRORS.labels(reason).inc()
+                count_refusal(request, reason)
                 return JsonResponse({"error": message, "details": []}, status=status)
         return self.get_response(request)
 

@@ -3,7 +3,7 @@
 import logging
 
 import orjson
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
@@ -11,11 +11,11 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import BaseRenderer
 
 from alerts.api import router as alerts_router
+from api.auth import ScopeByMethod
+from api.metrics import count_refusal
 from dashboard.api import router as analytics_router
 from ingestion.api import router as ingestion_router
-from ingestion.auth import BearerToken
 from ingestion.errors import ApiError
-from ingestion.metrics import INGEST_ERRORS
 from ingestion.rest import router as rest_router
 from instances.json_values import writable_json
 
@@ -49,8 +49,12 @@ class ORJSONRenderer(BaseRenderer):
 api = NinjaAPI(
     title="Vigil API",
     version="1",
-    description="Ingest and query monitoring data. Send `Authorization: Bearer <token>`.",
-    auth=BearerToken(),
+    description=(
+        "Ingest and query monitoring data. Send `Authorization: Bearer <token>`; the token's "
+        "scopes say what it may do: `ingest` pushes samples and alerts for its agent ids, "
+        "`read` reads, `manage` changes and deletes."
+    ),
+    auth=ScopeByMethod(),
     renderer=ORJSONRenderer(),
     urls_namespace="api",
     docs_url="/docs",
@@ -58,7 +62,7 @@ api = NinjaAPI(
 
 
 def _error_response(request, error: ApiError):
-    INGEST_ERRORS.labels(error.reason).inc()
+    count_refusal(request, error.reason)
     response = api.create_response(request, error.body(), status=error.status)
     for header, value in error.headers.items():
         response[header] = value
@@ -98,6 +102,11 @@ def ninja_refusal(request, error: HttpError):
 @api.exception_handler(AuthenticationError)
 def authentication_error(request, error):
     return _error_response(request, ApiError(401, "missing or invalid bearer token"))
+
+
+@api.exception_handler(PermissionDenied)
+def not_allowed(request, error):
+    return _error_response(request, ApiError(403, str(error) or "this token may not do that"))
 
 
 @api.exception_handler(Http404)
