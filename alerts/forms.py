@@ -9,7 +9,9 @@ from datetime import timedelta
 
 from django import forms
 from django.db import models
+from django.template import TemplateSyntaxError
 
+from alerts import message_templates
 from alerts.models import Alert, AlertRule, NotificationChannel, validate_http_url
 
 DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -172,13 +174,23 @@ class ChannelForm(forms.ModelForm):
         help_text="Which alerts reach this channel, by severity.",
     )
 
+    message_template = forms.CharField(
+        label="Message template",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="Optional: the words of each notice as a Django template, with alert "
+        "(alert_type, severity, message, labels, value, fired_at, rule.name …), instance "
+        "(name, agent_id, type, region) and message (kind, title, text, url, ack_url) in "
+        "context. Empty: {{ message.text }}. Agents' words are escaped for the channel.",
+    )
+
     kind_of_form = None  # the kind a per-transport subclass edits
     secret_label = "Secret"
     secret_help = "Webhook HMAC key, or PagerDuty routing key."
 
     class Meta:
         model = NotificationChannel
-        fields = ["name", "kind", "target", "secret", "severities", "enabled"]
+        fields = ["name", "kind", "target", "secret", "severities", "message_template", "enabled"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, label_suffix="", **kwargs)
@@ -203,6 +215,16 @@ class ChannelForm(forms.ModelForm):
     def clean_secret(self) -> str:
         return self.cleaned_data["secret"] or self.instance.secret
 
+    def clean_message_template(self) -> str:
+        source = self.cleaned_data["message_template"]
+        kind = self.kind_of_form or self.data.get("kind") or self.instance.kind
+        if source.strip() and kind:
+            try:
+                message_templates.check_syntax(source, kind)
+            except TemplateSyntaxError as error:
+                raise forms.ValidationError(f"This template does not parse: {error}") from error
+        return source
+
     def clean_severities(self) -> list[str]:
         """The kind's default routing is stored as [] (follow the default), anything else as
         chosen, worst first."""
@@ -217,7 +239,7 @@ class EmailChannelForm(ChannelForm):
     kind_of_form = NotificationChannel.Kind.EMAIL
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "target", "severities", "enabled"]
+        fields = ["name", "target", "severities", "message_template", "enabled"]
         labels = {"target": "Addresses"}
         help_texts = {"target": "Comma-separated; sent through EMAIL_URL's mail server."}
 
@@ -265,7 +287,7 @@ class WebhookUrlForm(ChannelForm):
     target = HttpUrlField(label="Webhook URL")
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "target", "severities", "enabled"]
+        fields = ["name", "target", "severities", "message_template", "enabled"]
 
 
 class SlackChannelForm(WebhookUrlForm):
@@ -319,7 +341,15 @@ class TelegramChannelForm(ConfigFieldsForm):
     secret_help = "From @BotFather; the bot must be a member of the chat."
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "secret", "chat_id", "target", "severities", "enabled"]
+        fields = [
+            "name",
+            "secret",
+            "chat_id",
+            "target",
+            "severities",
+            "message_template",
+            "enabled",
+        ]
 
 
 class NtfyChannelForm(ConfigFieldsForm):
@@ -340,7 +370,7 @@ class NtfyChannelForm(ConfigFieldsForm):
     secret_help = "Optional: a token of a user allowed to publish to the topic (tk_…)."
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "topic", "target", "secret", "severities", "enabled"]
+        fields = ["name", "topic", "target", "secret", "severities", "message_template", "enabled"]
 
 
 class OpsgenieChannelForm(ChannelForm):
@@ -355,7 +385,7 @@ class OpsgenieChannelForm(ChannelForm):
     secret_help = "The key of an API integration of the Opsgenie team."
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "secret", "target", "severities", "enabled"]
+        fields = ["name", "secret", "target", "severities", "message_template", "enabled"]
 
 
 class PagerDutyChannelForm(ChannelForm):
@@ -370,7 +400,7 @@ class PagerDutyChannelForm(ChannelForm):
     secret_help = "The Events API v2 integration key of the PagerDuty service."
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "secret", "target", "severities", "enabled"]
+        fields = ["name", "secret", "target", "severities", "message_template", "enabled"]
 
 
 class WebhookChannelForm(ChannelForm):
@@ -381,7 +411,7 @@ class WebhookChannelForm(ChannelForm):
     secret_help = "Optional: signs each body as X-Vigil-Signature: sha256=<HMAC-SHA256>."
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "target", "secret", "severities", "enabled"]
+        fields = ["name", "target", "secret", "severities", "message_template", "enabled"]
 
 
 # The form the Channels page shows for each kind of channel.

@@ -175,6 +175,10 @@ class NotificationChannel(models.Model):
         blank=True,
         help_text="Severities this channel receives; empty means the default for its kind.",
     )
+    message_template = models.TextField(
+        blank=True,
+        help_text="The words of each notice, as a Django template; empty: the kind's default.",
+    )
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -882,13 +886,16 @@ class Notification(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} to {self.channel.name}: {self.status} (attempt {self.attempt})"
 
-    def record_sent(self, response_code: int | None) -> None:
+    def record_sent(self, response_code: int | None, problem: str = "") -> None:
+        """Delivered; ``problem`` says what went wrong on the way (a message template that
+        failed and gave way to the default)."""
         self.status, self.response_code, self.sent_at = (
             self.Status.SENT,
             response_code,
             timezone.now(),
         )
-        self.save(update_fields=["status", "response_code", "sent_at"])
+        self.error = problem[:2000]
+        self.save(update_fields=["status", "response_code", "sent_at", "error"])
 
     def record_failure(self, error: str, response_code: int | None, final: bool) -> None:
         self.status = self.Status.GAVE_UP if final else self.Status.FAILED

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from alerts import evaluation, metrics, notifications
+from alerts import evaluation, message_templates, metrics, notifications
 from alerts.models import Alert, Notification, NotificationChannel
 from alerts.transports import TransportError, transport_for
 
@@ -58,13 +58,17 @@ def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind:
     note = Notification.objects.create(
         dispatch=dispatch_id, alert=alert, channel=channel, kind=kind, attempt=attempt
     )
+    message, problem = message_templates.templated(
+        channel, alert, notifications.message_for(alert, kind)
+    )
     try:
-        delivery = transport_for(channel).notify(notifications.message_for(alert, kind))
+        delivery = transport_for(channel).notify(message)
     except TransportError as error:
         final = error.permanent or attempt > self.max_retries
-        note.record_failure(error.message, error.response_code, final)
+        failure = f"{error.message}; {problem}" if problem else error.message
+        note.record_failure(failure, error.response_code, final)
         metrics.count_notification_failure(channel.kind)
         if error.permanent:
             return
         raise
-    note.record_sent(delivery.response_code)
+    note.record_sent(delivery.response_code, problem)

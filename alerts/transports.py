@@ -66,6 +66,9 @@ class Message:
     ack_url: str = ""
     runbook_url: str = ""
     timestamp: str = ""
+    # The text is already in its transport's markup (a channel template rendered it, escaping
+    # what agents wrote); otherwise it is plain and the transport escapes it.
+    text_is_markup: bool = False
 
     @property
     def is_resolved(self) -> bool:
@@ -92,9 +95,23 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+MARKUP_ESCAPES = {"text": str, "html": html.escape, "mrkdwn": slack_escape}
+
+# A notice's words by default: what the alert says (its message, or how it recovered).
+DEFAULT_TEMPLATE = "{{ message.text }}"
+
+
 class Transport:
+    # How the receiver reads the text: plain, HTML (Telegram) or Slack's mrkdwn.
+    markup = "text"
+    default_template = DEFAULT_TEMPLATE
+
     def __init__(self, channel):
         self.channel = channel
+
+    def body(self, message: Message) -> str:
+        """The notice's text in this transport's markup."""
+        return message.text if message.text_is_markup else MARKUP_ESCAPES[self.markup](message.text)
 
     def notify(self, message: Message) -> Delivery:
         """Deliver ``message``; return what the receiver answered."""
@@ -107,7 +124,7 @@ class Email(Transport):
         try:
             accepted = send_mail(
                 subject=one_line(message.title),
-                message="\n\n".join(message.lines()),
+                message="\n\n".join([self.body(message), *message.lines()[1:]]),
                 from_email=None,
                 recipient_list=[address for address in recipients if address],
             )
@@ -177,7 +194,9 @@ class Webhook(HttpTransport):
     """
 
     def payload(self, message: Message) -> dict:
-        return {"version": 1, **asdict(message)}
+        fields = asdict(message)
+        del fields["text_is_markup"]
+        return {"version": 1, **fields}
 
     def headers(self, body: bytes) -> dict:
         if not self.channel.secret:
@@ -189,13 +208,15 @@ class Webhook(HttpTransport):
 class Slack(HttpTransport):
     """Slack incoming webhook: ``text`` (the fallback) and Block Kit ``blocks``."""
 
+    markup = "mrkdwn"
+
     def payload(self, message: Message) -> dict:
         buttons = [{"type": "button", "text": _plain("Open alert"), "url": message.url}]
         if message.ack_url:
             buttons.append(
                 {"type": "button", "text": _plain("Acknowledge"), "url": message.ack_url}
             )
-        text = slack_escape(message.text)
+        text = self.body(message)
         return {
             "text": f"{slack_escape(message.title)}: {text}",
             "blocks": [
@@ -359,6 +380,7 @@ class Telegram(HttpTransport):
     """Telegram Bot API ``sendMessage`` to one chat, as HTML (agent text escaped)."""
 
     default_url = "https://api.telegram.org"
+    markup = "html"
     MAX_CHARS = 4096
 
     def url(self, message: Message) -> str:
@@ -371,7 +393,7 @@ class Telegram(HttpTransport):
         links = " · ".join(
             f'<a href="{html.escape(url)}">{label}</a>' for label, url in _link_list(message)
         )
-        text = f"<b>{html.escape(message.title)}</b>\n{html.escape(message.text)}"
+        text = f"<b>{html.escape(message.title)}</b>\n{self.body(message)}"
         room = self.MAX_CHARS - len(links) - 2
         return {
             "chat_id": self.channel.config.get("chat_id"),

@@ -19,6 +19,7 @@ urlpatterns = [
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
     path("channels/", views.channels_page, name="channels"),
     path("channels/new/<str:kind>/", views.channel_create, name="channel_create"),
+    path("channels/preview/<str:kind>/", views.channel_preview, name="channel_preview"),
     path("channels/<int:pk>/", views.channel_edit, name="channel_edit"),
     path("channels/<int:pk>/test", views.channel_test, name="channel_test"),
     path("channels/<int:pk>/delete", views.channel_delete, name="channel_delete"),

@@ -32,7 +32,7 @@ from django_htmx.http import push_url
 from accounts.auditing import record_deleted, record_saved
 from accounts.models import AuditEvent
 from accounts.permissions import Role, role_required
-from alerts import links, notifications
+from alerts import links, message_templates, notifications
 from alerts.forms import CHANNEL_FORMS, AlertRuleForm
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel
 from dashboard import (
@@ -395,10 +395,20 @@ def _channel_form(request, channel: NotificationChannel):
     test); shown again with its errors (400) when refused."""
     created, form_class = channel.pk is None, CHANNEL_FORMS[channel.kind]
     form = form_class(request.POST or None, instance=channel)
+    form.fields["message_template"].widget.attrs.update(
+        {
+            "hx-post": reverse("dashboard:channel_preview", args=[channel.kind]),
+            "hx-trigger": "input changed delay:400ms",
+            "hx-target": "#template-preview",
+            "aria-controls": "template-preview",
+        }
+    )
     if request.method != "POST" or not form.is_valid():
+        template = form["message_template"].value() or ""
         context = {
             "form": form,
             "channel": channel,
+            **_preview_context(channel.kind, template),
             "deliveries": channel.notifications.select_related("alert")[:CHANNEL_DELIVERIES_SHOWN]
             if channel.pk
             else [],
@@ -410,6 +420,28 @@ def _channel_form(request, channel: NotificationChannel):
         record_saved(request.user, channel, form, created=created, request=request)
     messages.success(request, f"Channel {channel.name} {'created' if created else 'saved'}.")
     return redirect("dashboard:channel_edit", channel.pk)
+
+
+def _preview_context(kind: str, template: str) -> dict:
+    """A firing and a resolved notice of a sample alert by ``template`` on a ``kind`` channel,
+    and why the template gave way to the default if it did."""
+    channel = NotificationChannel(kind=kind, name="preview", message_template=template)
+    previews = message_templates.preview(channel)
+    return {
+        "previews": previews,
+        "problem": next((notice.problem for notice in previews if notice.problem), ""),
+        "markup": message_templates.markup_name(kind),
+    }
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def channel_preview(request, kind):
+    """The template preview of the channel form, for the template being typed."""
+    if kind not in CHANNEL_FORMS:
+        raise Http404("no such kind of channel")
+    context = _preview_context(kind, request.POST.get("message_template", ""))
+    return render(request, "dashboard/partials/channel_preview.html", context)
 
 
 @require_POST
