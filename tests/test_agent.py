@@ -1,4 +1,4 @@
-"""The host agent (ingestion/agent.py): collection, the spool, delivery, retries and replay.
+"""The host agent (agent/): collection, the spool, delivery, retries and replay.
 
 The server is a real HTTP receiver on 127.0.0.1 that answers what a test tells it to; an
 unreachable server is a port nothing listens on. Nothing of the agent is mocked.
@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ingestion.agent import (
+from agent.host_agent import (
     Agent,
     Client,
     Collector,
@@ -137,6 +137,12 @@ def make_agent(url: str, spool_path: Path, interval: float = 2.0, **retry) -> Ag
     )
 
 
+def environment_without_vigil(**extra: str) -> dict:
+    """The environment of a monitored host: no Vigil checkout on the path, no agent token."""
+    drop = {"PYTHONPATH", "VIGIL_AGENT_TOKEN", "VIGIL_AGENT_CONFIG"}
+    return {key: value for key, value in os.environ.items() if key not in drop} | extra
+
+
 def info_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
 
@@ -198,7 +204,7 @@ def test_default_agent_id_is_stable_and_does_not_leak_the_machine_id():
 
 
 def test_agent_module_imports_no_django():
-    code = "import sys, ingestion.agent; sys.exit('django' in sys.modules)"
+    code = "import sys, agent.host_agent; sys.exit('django' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -402,7 +408,7 @@ def test_spooled_batch_the_server_rejects_is_dropped_and_replay_goes_on(receiver
 def run_agent(
     url: str, spool_path: Path, *args: str, token: str = "secret-token"
 ) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "ingestion.agent", "--url", url, "--token", token]
+    command = [sys.executable, "-m", "agent", "--url", url, "--token", token]
     command += ["--spool", str(spool_path), "--agent-id", "cli-host", "--interval", "4", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
@@ -428,46 +434,26 @@ def test_once_spools_offline_then_replays_when_the_server_is_back(
     assert len(Spool(spool_path)) == 0
 
 
-def test_the_agent_file_copied_onto_a_host_runs_alone_with_a_token_file(receiver, tmp_path):
-    host = tmp_path / "host"
-    host.mkdir()
-    shutil.copy(ROOT / "ingestion" / "agent.py", host / "agent.py")
-    (host / "vigil-agent.token").write_text("vgl_from_the_file\n")
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+def test_help_says_how_to_install_and_run_it(tmp_path):
+    shutil.copytree(ROOT / "agent", tmp_path / "agent")
 
     done = subprocess.run(
-        [sys.executable, "agent.py", "--url", receiver.url, "--token-file", "vigil-agent.token"]
-        + ["--spool", "spool.jsonl", "--once"],
-        cwd=host,
-        env=environment,
+        [sys.executable, "-m", "agent", "--help"],
+        cwd=tmp_path,
+        env=environment_without_vigil(),
         capture_output=True,
         text=True,
-        timeout=60,
-    )
-
-    assert done.returncode == 0, done.stderr
-    assert "registration failed" not in done.stderr
-    assert {r["headers"]["Authorization"] for r in receiver.requests} == {
-        "Bearer vgl_from_the_file"
-    }
-    assert receiver.batches
-
-
-def test_help_says_how_to_install_and_run_it(tmp_path):
-    shutil.copy(ROOT / "ingestion" / "agent.py", tmp_path / "agent.py")
-
-    done = subprocess.run(
-        [sys.executable, "agent.py", "--help"], cwd=tmp_path, capture_output=True, text=True
     )
 
     assert done.returncode == 0
-    assert "apt install python3-psutil" in done.stdout
-    assert "--token-file" in done.stdout
-    assert "PRODUCT.md" not in done.stdout and "usage: agent.py" in done.stdout
+    assert "apt install python3-psutil" in done.stdout and "install.sh" in done.stdout
+    assert "--token-file" in done.stdout and "--config" in done.stdout
+    assert "VIGIL_AGENT_TOKEN" in done.stdout
+    assert "PRODUCT.md" not in done.stdout and "usage: python3 -m agent" in done.stdout
 
 
 def test_sigterm_stops_the_agent_between_cycles(receiver, tmp_path):
-    command = [sys.executable, "-m", "ingestion.agent", "--url", receiver.url, "--token", "t"]
+    command = [sys.executable, "-m", "agent", "--url", receiver.url, "--token", "t"]
     command += ["--spool", str(tmp_path / "spool.jsonl"), "--interval", "60"]
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:

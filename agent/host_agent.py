@@ -1,17 +1,28 @@
 """Vigil host agent: measures this host (CPU, memory, swap, disks, load, network, uptime) and
 sends the samples to Vigil every interval.
 
-This one file is the whole agent: copy it onto a host with Python 3.11+ and psutil (Debian and
-Ubuntu: apt install python3-psutil; elsewhere: pip install psutil) and run
-python3 agent.py --url https://vigil.example.com --token-file /etc/vigil-agent.token
-with a token from Vigil's Tokens page. While Vigil cannot be reached, batches wait in a spool
-file and are sent later, in order, with their original timestamps.
+It needs Python 3.11+ and psutil (Debian and Ubuntu: apt install python3-psutil; elsewhere:
+pip install psutil). agent/install.sh installs it with a systemd unit; by hand, copy the agent/
+folder onto the host and run, from the folder holding it,
+python3 -m agent --config /etc/vigil-agent/agent.toml
+with a TOML file such as
+
+url = "https://vigil.example.com"
+token_file = "/etc/vigil-agent/token"   # a token from Vigil's Tokens page
+# interval = 30, agent_id, name, type, region, spool, spool_max_batches, insecure = false
+
+Every key is also an option (--url, --token-file, ...), which wins over the file. The token can
+come from a file (token_file), from the environment (VIGIL_AGENT_TOKEN) or, visible to every
+user in ps, from --token. Plain http:// is refused except to this host itself (loopback) unless
+--insecure. While Vigil cannot be reached, batches wait in a spool file (mode 0600) and are sent
+later, in order, with their original timestamps.
 """
 
 import argparse
 import enum
 import hashlib
 import http.client
+import ipaddress
 import json
 import logging
 import math
@@ -21,7 +32,9 @@ import signal
 import socket
 import threading
 import time
+import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -34,6 +47,11 @@ MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 SKIPPED_FILESYSTEMS = {"squashfs", "iso9660", "udf"}  # read-only images: always "full"
 DROPPED_STATUSES = {400, 413, 415, 422}  # the batch itself is bad; resending cannot help
 RETRIED_STATUSES = {408, 425, 429}  # plus every 5xx
+TOKEN_ENVIRONMENT_VARIABLE = "VIGIL_AGENT_TOKEN"
+CONFIG_ENVIRONMENT_VARIABLE = "VIGIL_AGENT_CONFIG"
+# The spool holds the host's measurements and its directory may be shared: owner-only.
+SPOOL_FILE_MODE = 0o600
+SPOOL_DIRECTORY_MODE = 0o700
 
 log = logging.getLogger("vigil.agent")
 
@@ -211,8 +229,8 @@ class Spool:
 
     def append(self, batch: SpooledBatch) -> None:
         """Add ``batch`` as the newest entry, fsynced to disk."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab+") as spool:
+        self._make_directory()
+        with open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, "ab+") as spool:
             end = spool.seek(0, os.SEEK_END)
             if end:
                 # After a crash mid-write the file may end in a torn line: start a fresh one.
@@ -231,13 +249,23 @@ class Spool:
             dropped = len(batches) - self.max_batches
             log.warning("spool is full (%d batches): dropping the oldest %d", len(batches), dropped)
             batches = batches[dropped:]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_directory()
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("wb") as spool:
+        with open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "wb") as spool:
             spool.writelines(encode_line(batch) for batch in batches)
             spool.flush()
             os.fsync(spool.fileno())
         os.replace(temporary, self.path)
+
+    def _make_directory(self) -> None:
+        self.path.parent.mkdir(mode=SPOOL_DIRECTORY_MODE, parents=True, exist_ok=True)
+
+
+def open_private(path: Path, flags: int, mode: str):
+    """Open ``path`` as a file only its owner may read (made so if it was wider)."""
+    descriptor = os.open(path, flags, SPOOL_FILE_MODE)
+    os.fchmod(descriptor, SPOOL_FILE_MODE)
+    return open(descriptor, mode)
 
 
 def encode_line(batch: SpooledBatch) -> bytes:
@@ -359,7 +387,7 @@ class Agent:
             log.info("cycle: batch dropped, the server rejected it%s", after)
             return Outcome.DROPPED
         if not failure.retryable:
-            log.error("fix the agent's --url or --token: %s; batches wait in the spool", failure)
+            log.error("fix the agent's url or token: %s; batches wait in the spool", failure)
         if done:
             self.spool.replace(queue[done:])
         else:
@@ -419,33 +447,135 @@ class Agent:
             stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
+# The settings a config file may hold, with their types and defaults (None: worked out later).
+SETTINGS = {
+    "url": (str, None),
+    "token_file": (Path, None),
+    "interval": (float, 30.0),
+    "agent_id": (str, None),
+    "name": (str, None),
+    "type": (str, "host"),
+    "region": (str, ""),
+    "spool": (Path, None),
+    "spool_max_batches": (int, 10_000),
+    "insecure": (bool, False),
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, then the config file's keys for those not given, then the defaults; the
+    token from --token, --token-file, VIGIL_AGENT_TOKEN or the file's token_file, in that order."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python3 -m agent",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--url", required=True, help="Vigil's base URL, e.g. https://vigil.example")
-    token = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get(CONFIG_ENVIRONMENT_VARIABLE),
+        help=f"a TOML file of these settings (default: ${CONFIG_ENVIRONMENT_VARIABLE})",
+    )
+    parser.add_argument("--url", help="Vigil's base URL, e.g. https://vigil.example")
+    token = parser.add_mutually_exclusive_group()
     token.add_argument(
         "--token-file", type=Path, help="a file holding an ingest token (keeps it out of ps)"
     )
-    token.add_argument("--token", help="an ingest token with write scope")
-    parser.add_argument("--interval", type=float, default=30.0, help="seconds between batches")
-    parser.add_argument("--agent-id", default=None, help="default: a hash of the machine id")
-    parser.add_argument("--name", default=None, help="default: the hostname")
-    parser.add_argument("--type", default="host", help="instance type shown in Vigil")
-    parser.add_argument("--region", default="")
-    parser.add_argument("--spool", type=Path, default=None, help=f"default: {default_spool_path()}")
-    parser.add_argument("--spool-max-batches", type=int, default=10_000)
-    parser.add_argument("--once", action="store_true", help="run one cycle and exit")
+    token.add_argument(
+        "--token", help=f"an ingest token (visible in ps: prefer ${TOKEN_ENVIRONMENT_VARIABLE})"
+    )
+    parser.add_argument("--interval", type=float, help="seconds between batches (default: 30)")
+    parser.add_argument("--agent-id", help="default: a hash of the machine id")
+    parser.add_argument("--name", help="default: the hostname")
+    parser.add_argument("--type", help="instance type shown in Vigil (default: host)")
+    parser.add_argument("--region")
+    parser.add_argument("--spool", type=Path, help=f"default: {default_spool_path()}")
+    parser.add_argument("--spool-max-batches", type=int, help="default: 10000")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain http:// to another host (the token then crosses the network in clear)",
+    )
+    parser.add_argument("--once", action="store_true", default=False, help="run one cycle, exit")
     args = parser.parse_args(argv)
-    if not args.url.startswith(("http://", "https://")):
-        parser.error("--url must start with http:// or https://")
-    if args.token_file is not None:
-        try:
-            args.token = args.token_file.read_text().strip()
-        except OSError as error:
-            parser.error(f"--token-file: {error}")
+    token_file_given = "token_file" in vars(args)
+    try:
+        settings = read_config(args.config) if args.config else {}
+        for key, (kind, default) in SETTINGS.items():
+            if key not in vars(args):
+                setattr(args, key, kind(settings[key]) if key in settings else default)
+        args.token = getattr(args, "token", None) or read_token(args.token_file, token_file_given)
+        check_url(args.url, args.insecure)
+    except ConfigError as error:
+        parser.error(str(error))
     return args
+
+
+def read_config(path: Path) -> dict:
+    """The settings of a TOML config file; unknown keys are refused (a typo must not pass)."""
+    try:
+        with open(path, "rb") as config:
+            settings = tomllib.load(config)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"--config {path}: {error}") from None
+    unknown = sorted(set(settings) - set(SETTINGS) - {"token"})
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown settings {', '.join(unknown)}")
+    if "token" in settings:
+        raise ConfigError(f"--config {path}: put the token in a file and name it in token_file")
+    for key, value in settings.items():
+        kind = SETTINGS[key][0]
+        expected = (int, float) if kind is float else str if kind is Path else kind
+        if not isinstance(value, expected) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"--config {path}: {key} must be a {kind.__name__.lower()}")
+    return settings
+
+
+def read_token(token_file: Path | None, token_file_given: bool) -> str:
+    """The token from --token-file, else VIGIL_AGENT_TOKEN, else the config's token_file."""
+    environment_token = os.environ.get(TOKEN_ENVIRONMENT_VARIABLE, "").strip()
+    if environment_token and not token_file_given:
+        return environment_token
+    if token_file is None:
+        raise ConfigError(
+            f"no token: give --token-file, set ${TOKEN_ENVIRONMENT_VARIABLE}, "
+            "or name a token_file in the config file"
+        )
+    try:
+        token = Path(token_file).read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"token file: {error}") from None
+    if not token:
+        raise ConfigError(f"token file {token_file} is empty")
+    return token
+
+
+def check_url(url: str | None, insecure: bool) -> None:
+    """Refuse a URL that is not http(s), and plain http to anything but this host itself."""
+    if not url:
+        raise ConfigError("no url: give --url or url in the config file")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("the url must start with http:// or https:// and name a host")
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing plain http:// to {parts.hostname}: the token would cross the network "
+            "in clear; use https:// (or --insecure on a network you trust)"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,7 +604,3 @@ def main(argv: list[str] | None = None) -> int:
     agent.run_forever(stop)
     log.info("stopped")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from agent.host_agent import main
+
+raise SystemExit(main())
