@@ -235,11 +235,38 @@ class ChannelForm(forms.ModelForm):
         return [] if set(chosen) == set(default) else chosen
 
 
-class EmailChannelForm(ChannelForm):
+class ConfigFieldsForm(ChannelForm):
+    """A channel form with options kept in the channel's ``config``: ``config_fields`` names
+    the form fields stored there."""
+
+    config_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.config_fields:
+            if name in self.instance.config:
+                self.initial[name] = self.instance.config[name]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        options = {name: cleaned[name] for name in self.config_fields if name in cleaned}
+        self.instance.config = {**self.instance.config, **options}
+        return cleaned
+
+
+class EmailChannelForm(ConfigFieldsForm):
     kind_of_form = NotificationChannel.Kind.EMAIL
+    config_fields = ("info_digest",)
+    info_digest = forms.BooleanField(
+        label="Daily digest of info alerts",
+        required=False,
+        initial=True,
+        help_text="One mail a day listing the info alerts of the past day, only when there are "
+        "some (sent at INFO_DIGEST_HOUR, UTC).",
+    )
 
     class Meta(ChannelForm.Meta):
-        fields = ["name", "target", "severities", "message_template", "enabled"]
+        fields = ["name", "target", "severities", "info_digest", "message_template", "enabled"]
         labels = {"target": "Addresses"}
         help_texts = {"target": "Comma-separated; sent through EMAIL_URL's mail server."}
 
@@ -260,25 +287,6 @@ class HttpUrlField(forms.URLField):
 
     def __init__(self, **kwargs):
         super().__init__(max_length=1000, assume_scheme="https", **kwargs)
-
-
-class ConfigFieldsForm(ChannelForm):
-    """A channel form with options kept in the channel's ``config``: ``config_fields`` names
-    the form fields stored there."""
-
-    config_fields: tuple[str, ...] = ()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in self.config_fields:
-            if name in self.instance.config:
-                self.initial[name] = self.instance.config[name]
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        options = {name: cleaned[name] for name in self.config_fields if name in cleaned}
-        self.instance.config = {**self.instance.config, **options}
-        return cleaned
 
 
 class WebhookUrlForm(ChannelForm):

@@ -216,6 +216,11 @@ class NotificationChannel(models.Model):
         return urlsplit(self.target).netloc or self.target
 
     @property
+    def takes_info_digest(self) -> bool:
+        """An e-mail channel gets the daily info digest unless its ``info_digest`` is off."""
+        return self.kind == self.Kind.EMAIL and self.config.get("info_digest", True) is not False
+
+    @property
     def routed_severities(self) -> list[str]:
         return self.severities or self.DEFAULT_SEVERITIES[self.kind]
 
@@ -853,6 +858,8 @@ class Notification(models.Model):
         REPEAT = "repeat"
         RESOLVED = "resolved"
         TEST = "test"
+        # The daily mail of info alerts (alerts/digest.py), to an e-mail channel.
+        DIGEST = "digest"
 
     class Status(models.TextChoices):
         SENDING = "sending"

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from alerts import evaluation, message_templates, metrics, notifications
+from alerts import digest, evaluation, message_templates, metrics, notifications
 from alerts.models import Alert, Notification, NotificationChannel
 from alerts.transports import TransportError, transport_for
 
@@ -10,6 +10,12 @@ from alerts.transports import TransportError, transport_for
 def evaluate_rules() -> None:
     """Evaluate every enabled rule once (skipped if another evaluator is already running)."""
     evaluation.evaluate_rules()
+
+
+@shared_task(name="alerts.send_info_digest", ignore_result=True)
+def send_info_digest() -> int:
+    """Mail the daily digest of info alerts, if there were any."""
+    return digest.send_info_digest()
 
 
 @shared_task(name="alerts.notify_alert", ignore_result=True)

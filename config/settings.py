@@ -5,6 +5,7 @@ from pathlib import Path
 
 import environ
 import plotly
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -346,6 +347,12 @@ PAGERDUTY_EVENTS_URL = env.str(
 VIGIL_BASE_URL = env.str(
     "VIGIL_BASE_URL", default=f"http://127.0.0.1:{env.int('VIGIL_PORT', default=8000)}"
 ).rstrip("/")
+# The daily e-mail of info alerts (alerts/digest.py) goes out at this hour, UTC.
+INFO_DIGEST_HOUR = env.int("INFO_DIGEST_HOUR", default=8)
+CELERY_BEAT_SCHEDULE["info-digest"] = {
+    "task": "alerts.send_info_digest",
+    "schedule": crontab(minute=0, hour=INFO_DIGEST_HOUR),
+}
 CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
     "task": "alerts.evaluate_rules",
     "schedule": ALERT_EVALUATION_INTERVAL_SECONDS,
