@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from moto.server import ThreadedMotoServer
 
@@ -240,3 +241,12 @@ def test_the_backups_page_shows_a_failed_upload(bucket, client, user_with_role, 
     page = client.get("/backups/").content.decode()
 
     assert "Upload failed" in page and "NoSuchBucket" in page
+
+
+def test_backup_now_names_the_off_site_copy(bucket, capsys):
+    call_command("backup_now")
+
+    backup = Backup.objects.get()
+    output = capsys.readouterr().out.splitlines()
+    assert f"off-site copy: {backup.offsite_key}" in output
+    assert output[-1] == backup.path

@@ -14,4 +14,8 @@ class Command(BaseCommand):
         if not backup.is_good:
             raise CommandError(f"backup failed: {backup.error}")
         self.stdout.write(f"{backup.size} bytes, sha256 {backup.sha256}")
+        if backup.offsite_status == Backup.Offsite.UPLOADED:
+            self.stdout.write(f"off-site copy: {backup.offsite_key}")
+        elif backup.offsite_status == Backup.Offsite.FAILED:
+            self.stderr.write(f"off-site copy failed: {backup.offsite_error}")
         self.stdout.write(backup.path)
