@@ -2,15 +2,19 @@
 on loopback by the test), the series inventory stays in PostgreSQL, and every read answers as
 the postgres engine does for the same samples."""
 
+import threading
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from config.monitoring import readiness_failures
 from instances import store
 from instances.models import Instance, Series
 from instances.samples import PostgresEngine, samples_engine
-from tests.prometheus_services import needs_victoriametrics, victoriametrics
+from tests.prometheus_services import needs_victoriametrics, victoriametrics, wait_until
 
 pytestmark = [needs_victoriametrics, pytest.mark.django_db(transaction=True)]
 
@@ -161,3 +165,81 @@ def test_deleting_an_instance_deletes_its_series_in_victoriametrics(api, victori
         f"{PROMETHEUS_API}/query", {"query": "cpu_usage", "time": str(NOW.timestamp())}
     ).json()
     assert [row["metric"]["instance"] for row in body["data"]["result"]] == ["web-2"]
+
+
+class SustainedIngest(threading.Thread):
+    """Posts batches of one series to a live Vigil, back to back, until stopped; keeps the
+    samples of every batch answered 202 and the status of every answer."""
+
+    BATCH = 50
+
+    def __init__(self, url: str, token: str):
+        super().__init__(daemon=True)
+        self.url, self.token = url, token
+        self.acknowledged: list[tuple[int, float]] = []
+        self.statuses: list[int] = []
+        self.refused = threading.Event()
+        self.stopping = threading.Event()
+        self.base_ms = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+
+    def acknowledged_batches(self) -> int:
+        return len(self.acknowledged) // self.BATCH
+
+    def run(self) -> None:
+        counter = 0
+        while not self.stopping.is_set():
+            samples = [
+                (self.base_ms + 10 * (counter + i), float(counter + i)) for i in range(self.BATCH)
+            ]
+            counter += self.BATCH
+            body = orjson.dumps({
+                "instance": {"agent_id": "fault-1"},
+                "samples": [
+                    {"name": "requests_total", "value": value, "ts": ts} for ts, value in samples
+                ],
+            })  # fmt: skip
+            request = urllib.request.Request(
+                f"{self.url}/api/v1/ingest",
+                body,
+                {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            self.statuses.append(status)
+            if status == 202:
+                self.acknowledged.extend(samples)
+            else:
+                self.refused.set()
+
+
+def test_restart_under_sustained_ingest_loses_nothing_acknowledged(
+    live_server, token, victoria, settings
+):
+    settings.INGEST_RATE_LIMIT_PER_MINUTE = 1_000_000
+    sender = SustainedIngest(live_server.url, token)
+    sender.start()
+    try:
+        wait_until(lambda: sender.acknowledged_batches() >= 5, 60, what="batches before")
+        victoria.stop()
+        wait_until(sender.refused.is_set, 60, what="a batch refused while it is down")
+        victoria.start()
+        restarted_at = sender.acknowledged_batches()
+        wait_until(
+            lambda: sender.acknowledged_batches() >= restarted_at + 5, 60, what="batches after"
+        )
+    finally:
+        sender.stopping.set()
+        sender.join(timeout=120)
+    assert set(sender.statuses) == {202, 503}, sorted(set(sender.statuses))
+    victoria.flush()
+
+    series = Series.objects.get(instance__agent_id="fault-1", name="requests_total")
+    stored = samples_engine().sample_arrays(
+        [series.pk], sender.base_ms, sender.base_ms + 10**9, limit=10**7
+    )
+    kept = dict(zip(stored.ts_ms.tolist(), stored.value.tolist(), strict=True))
+    missing = [sample for sample in sender.acknowledged if kept.get(sample[0]) != sample[1]]
+    assert not missing, f"{len(missing)} acknowledged samples lost, e.g. {missing[:3]}"
