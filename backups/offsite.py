@@ -30,11 +30,11 @@ logger = logging.getLogger(__name__)
 
 ENCRYPTED_SUFFIX = ".age"
 PRIVATE_FILE_MODE = 0o600
+# What the storage or its client raises when a request fails.
+STORAGE_ERRORS = (Boto3Error, BotoCoreError, ClientError)
 # Errors of storage, of the local disk and of keys that make one upload fail.
 UPLOAD_ERRORS = (
-    Boto3Error,
-    BotoCoreError,
-    ClientError,
+    *STORAGE_ERRORS,
     OSError,
     pyrage.EncryptError,
     pyrage.RecipientError,
@@ -148,12 +148,28 @@ def download(key: str, identity_file: Path, archive: Path) -> None:
         descriptor = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with open(descriptor, "wb") as writer, open(encrypted, "rb") as reader:
             pyrage.decrypt_io(reader, writer, identities(identity_file))
-    except (Boto3Error, BotoCoreError, ClientError) as error:
+    except STORAGE_ERRORS as error:
         raise OffsiteError(f"cannot download {key}: {error}") from None
     except (pyrage.DecryptError, pyrage.IdentityError) as error:
         raise OffsiteError(f"cannot decrypt {key} with {identity_file}: {error}") from None
     finally:
         encrypted.unlink(missing_ok=True)
+
+
+def remote_copies(client=None) -> list[dict]:
+    """The off-site copies under BACKUP_S3_PREFIX, oldest first, as S3 listing entries
+    (``Key``, ``Size``, ``LastModified``)."""
+    client = client or storage_client()
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.BACKUP_S3_BUCKET, Prefix=settings.BACKUP_S3_PREFIX
+    )
+    copies = [
+        entry
+        for page in pages
+        for entry in page.get("Contents", [])
+        if entry["Key"].endswith(ENCRYPTED_SUFFIX)
+    ]
+    return sorted(copies, key=lambda entry: entry["LastModified"])
 
 
 def prune(now=None) -> int:
@@ -162,14 +178,7 @@ def prune(now=None) -> int:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=settings.BACKUP_OFFSITE_RETENTION_DAYS)
     client = storage_client()
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.BACKUP_S3_BUCKET, Prefix=settings.BACKUP_S3_PREFIX
-    )
-    copies = sorted(
-        (entry for page in pages for entry in page.get("Contents", [])),
-        key=lambda entry: entry["LastModified"],
-    )
-    copies = [entry for entry in copies if entry["Key"].endswith(ENCRYPTED_SUFFIX)]
+    copies = remote_copies(client)
     expired = [entry["Key"] for entry in copies[:-1] if entry["LastModified"] < cutoff]
     for key in expired:
         client.delete_object(Bucket=settings.BACKUP_S3_BUCKET, Key=key)

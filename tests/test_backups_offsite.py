@@ -250,3 +250,15 @@ def test_backup_now_names_the_off_site_copy(bucket, capsys):
     output = capsys.readouterr().out.splitlines()
     assert f"off-site copy: {backup.offsite_key}" in output
     assert output[-1] == backup.path
+
+
+def test_restore_lists_the_remote_copies_newest_last(bucket, capsys):
+    first = dumps.run_backup()
+    Backup.objects.update(started_at=timezone.now() - timedelta(hours=2))
+    second = dumps.run_backup()
+
+    call_command("restore", list_remote=True)
+
+    lines = capsys.readouterr().out.splitlines()
+    keys = [line.split()[0] for line in lines if line.startswith("site-a/")]
+    assert keys == [offsite.object_key(first), offsite.object_key(second)]

@@ -22,6 +22,11 @@ class Command(BaseCommand):
             metavar="KEY",
             help="the object key of an off-site copy in BACKUP_S3_BUCKET",
         )
+        source.add_argument(
+            "--list-remote",
+            action="store_true",
+            help="list the off-site copies (key, size, upload time), newest last, and exit",
+        )
         parser.add_argument(
             "--identity",
             type=Path,
@@ -31,7 +36,12 @@ class Command(BaseCommand):
             "--force", action="store_true", help="replace what the database holds now"
         )
 
-    def handle(self, *args, archive, from_remote, identity, force, **options):
+    def handle(self, *args, archive, from_remote, list_remote, identity, force, **options):
+        if not settings.BACKUP_S3_BUCKET and (from_remote or list_remote):
+            raise CommandError("off-site copies need BACKUP_S3_BUCKET")
+        if list_remote:
+            self.list_remote()
+            return
         try:
             if from_remote:
                 self.restore_remote(from_remote, identity, force)
@@ -42,12 +52,19 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         self.stdout.write(f"restored {archive}")
 
+    def list_remote(self) -> None:
+        try:
+            copies = offsite.remote_copies()
+        except offsite.STORAGE_ERRORS as error:
+            raise CommandError(f"cannot list {settings.BACKUP_S3_BUCKET}: {error}") from None
+        for entry in copies:
+            uploaded = entry["LastModified"].strftime("%Y-%m-%d %H:%M UTC")
+            self.stdout.write(f"{entry['Key']}  {entry['Size']} bytes  {uploaded}")
+
     def restore_remote(self, key: str, identity: Path | None, force: bool) -> None:
         identity = identity or settings.BACKUP_AGE_IDENTITY_FILE
         if not identity:
             raise CommandError("--from-remote needs --identity or BACKUP_AGE_IDENTITY_FILE")
-        if not settings.BACKUP_S3_BUCKET:
-            raise CommandError("--from-remote needs BACKUP_S3_BUCKET")
         # A private directory: the decrypted archive holds every secret of the database.
         with tempfile.TemporaryDirectory(prefix="vigil-restore-") as directory:
             archive = Path(directory) / Path(key).name.removesuffix(offsite.ENCRYPTED_SUFFIX)
