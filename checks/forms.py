@@ -31,6 +31,30 @@ TARGETS = {
 PROBE_SCHEDULE = ["interval_seconds", "timeout_seconds", "retries", "jitter_seconds"]
 HEARTBEAT_SCHEDULE = ["period_seconds", "grace_seconds", "cron", "time_zone"]
 COMMON = ["name", "group"]
+LABELS = {
+    "url": "URL",
+    "http_method": "Method",
+    "http_headers": "Headers (JSON)",
+    "http_body": "Body",
+    "json_path": "JSON path",
+    "json_expected": "JSON value expected",
+    "ignore_tls_errors": "Ignore TLS errors",
+    "dns_record_type": "Record type",
+    "dns_expected": "Value expected",
+    "dns_resolver": "Resolver",
+    "certificate_warning_days": "Certificate warning, days left",
+    "certificate_critical_days": "Certificate critical, days left",
+    "interval_seconds": "Interval (s)",
+    "timeout_seconds": "Timeout (s)",
+    "jitter_seconds": "Jitter (s)",
+    "period_seconds": "Period (s)",
+    "grace_seconds": "Grace (s)",
+    "cron": "Cron expression",
+}
+WIDGETS = {
+    "http_headers": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    "http_body": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+}
 
 
 def _form_field(field: models.Field, **kwargs) -> forms.Field | None:
@@ -73,6 +97,8 @@ def check_form(kind: str) -> type[CheckForm]:
         form=CheckForm,
         fields=COMMON + TARGETS[kind] + schedule_of(kind),
         formfield_callback=_form_field,
+        labels=LABELS,
+        widgets=WIDGETS,
     )
     form.kind = kind
     return form

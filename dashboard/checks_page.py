@@ -121,7 +121,13 @@ def response_time_figure(check: Check) -> str:
     buckets = history.response_times([check], CHART_WINDOW, CHART_BUCKETS, end)[check.pk]
     title = "Run time" if check.is_heartbeat else "Response time"
     return figures.metric_figure(
-        title, "seconds", [(series, buckets)], end - CHART_WINDOW, end, names={series.pk: title}
+        title,
+        "seconds",
+        [(series, buckets)],
+        end - CHART_WINDOW,
+        end,
+        names={series.pk: title},
+        mode="lines+markers" if check.is_heartbeat else "lines",
     )
 
 

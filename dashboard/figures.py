@@ -68,8 +68,11 @@ def metric_figure(
     end: datetime,
     value: str = "avg",
     names: dict[int, str] | None = None,
+    mode: str = "lines",
 ) -> str:
-    """One chart of a metric: a line per series (label set), ``value`` of each bucket.
+    """One chart of a metric: a line per series (label set), ``value`` of each bucket;
+    ``mode`` ``lines+markers`` marks each point too (for sparse series, such as a daily job's
+    run times, whose lone points a line alone does not show).
 
     Each trace carries its series id in ``meta``, so live points find their line; ``names``
     overrides a trace's legend name (by series id).
@@ -81,7 +84,7 @@ def metric_figure(
             go.Scatter(
                 x=[plot_time(bucket.ts) for bucket in buckets],
                 y=[getattr(bucket, value) for bucket in buckets],
-                mode="lines",
+                mode=mode,
                 line={"width": 1.6},
                 name=(names or {}).get(series.pk) or labels_text(series.labels) or name,
                 meta=series.pk,

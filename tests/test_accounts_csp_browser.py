@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.permissions import Role, set_role
+from checks.models import Check, CheckGroup
 from instances.models import Instance
 from tests.test_dashboard_browser import asgi_server, browser, needs_chromium  # noqa: F401
 
@@ -37,6 +38,9 @@ def admin_page(browser, asgi_server):  # noqa: F811
 
 def test_the_pages_satisfy_the_content_security_policy(admin_page):
     instance = Instance.objects.create(agent_id="web-1", name="Web 1")
+    check = Check(name="Site", kind=Check.Kind.HTTP, url="https://shop.example/health")
+    check.save()
+    CheckGroup.objects.create(name="Public", slug="public", status_page=True)
     pages = [
         "/",
         f"/instances/{instance.pk}/",
@@ -47,6 +51,10 @@ def test_the_pages_satisfy_the_content_security_policy(admin_page):
         "/dashboards/import/",
         "/rules/",
         "/rules/new/",
+        "/checks/",
+        f"/checks/{check.pk}/",
+        "/checks/new/http/",
+        "/status/public/",
         "/channels/",
         "/channels/new/webhook/",
         "/accounts/users/",
