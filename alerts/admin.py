@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from accounts.auditing import AuditedAdmin
+from alerts import lifecycle, tasks
 from alerts.forms import RULE_FIELDSETS, ChannelForm
 from alerts.models import (
     Alert,
@@ -59,12 +60,15 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.action(description="Acknowledge the selected alerts")
     def acknowledge(self, request, queryset):
         for alert in queryset.exclude(status=Alert.Status.RESOLVED):
-            alert.acknowledge(request.user, note="Acknowledged in admin.")
+            try:
+                lifecycle.acknowledge(alert, request.user, note="Acknowledged in admin.")
+            except lifecycle.Refused:
+                continue  # resolved since the list was shown
 
     @admin.action(description="Resolve the selected alerts")
     def resolve(self, request, queryset):
         for alert in queryset.exclude(status=Alert.Status.RESOLVED):
-            alert.resolve(request.user, note="Resolved in admin.")
+            lifecycle.resolve(alert, request.user, note="Resolved in admin.")
 
 
 @admin.register(RecordingRule)
@@ -124,7 +128,7 @@ class SilenceAdmin(AuditedAdmin, admin.ModelAdmin):
     @admin.action(description="End the selected silences now")
     def expire(self, request, queryset):
         for silence in queryset.filter(ends_at__gt=timezone.now()):
-            silence.end(request.user)
+            lifecycle.expire(silence, request.user)
 
 
 @admin.register(NotificationChannel)
@@ -141,7 +145,7 @@ class NotificationChannelAdmin(AuditedAdmin, admin.ModelAdmin):
     @admin.action(description="Send a test notification")
     def send_test(self, request, queryset):
         for channel in queryset:
-            channel.send_test()
+            tasks.dispatch_test(channel)
         self.message_user(
             request,
             f"Test notifications queued for {queryset.count()} channel(s); "

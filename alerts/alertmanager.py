@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import AuditEvent
-from alerts import evaluation
+from alerts import lifecycle
 from alerts.models import Alert, Silence, fingerprint, labels_match, parse_severity
 from instances.models import Instance
 
@@ -109,7 +109,7 @@ def receive_alert(raw: dict, silences: list, now: datetime, known: dict) -> None
     )
     if ends_at is not None and ends_at <= now:
         if alert is not None:
-            evaluation.recover(alert, now, note="Prometheus resolved it.")
+            lifecycle.recover(alert, now, note="Prometheus resolved it.")
         return
     if alert is not None:
         return
@@ -128,7 +128,7 @@ def receive_alert(raw: dict, silences: list, now: datetime, known: dict) -> None
         created_at=starts_at,
         fired_at=now,
     )
-    evaluation.open_episode(alert, silences, now)
+    lifecycle.open_episode(alert, silences, now)
 
 
 @csrf_exempt
@@ -313,8 +313,7 @@ def silence(request: HttpRequest, silence_id: str) -> HttpResponse:
         return _json(f"silence {silence_id} not found", 404)
     now = timezone.now()
     if request.method == "DELETE":
-        Silence.objects.filter(pk=found.pk).update(ends_at=min(found.ends_at, now))
-        AuditEvent.record(_actor(request), "silence.expire", found, request=request)
+        lifecycle.expire(found, _actor(request), request=request)
         return _json("")
     return _json(_silence_json(found, now))
 

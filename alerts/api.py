@@ -4,12 +4,13 @@ their own agent ids), a token with the manage scope acknowledges, resolves or de
 import uuid
 from typing import Literal
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import Http404
 from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
 
 from accounts.models import AuditEvent
+from alerts import lifecycle
 from alerts.models import Alert, parse_severity
 from api.auth import check_push_for, ingest_or_manage_scope
 from instances.formats import InstanceRef, ListLimit, StoredText, api_list, response_links
@@ -38,7 +39,11 @@ class AlertUpdate(Schema):
 
 
 # What a PUT of each status does to an alert.
-TRANSITIONS = {"active": Alert.reopen, "acknowledged": Alert.acknowledge, "resolved": Alert.resolve}
+TRANSITIONS = {
+    "active": lifecycle.reopen,
+    "acknowledged": lifecycle.acknowledge,
+    "resolved": lifecycle.resolve,
+}
 
 
 def alert_or_404(alert_id: str) -> Alert:
@@ -106,12 +111,9 @@ def list_alerts(
 def update_alert(request, alert_id: str, payload: AlertUpdate):
     alert = alert_or_404(alert_id)
     try:
-        with transaction.atomic():
-            TRANSITIONS[payload.status](alert, note=payload.note, token_name=request.auth.name)
-    except IntegrityError:
-        # Reopening a rule's past episode while a newer one of the same problem is open.
-        message = "a newer episode of this alert is open; act on that one"
-        return Status(409, {"error": message, "details": []})
+        TRANSITIONS[payload.status](alert, note=payload.note, token_name=request.auth.name)
+    except lifecycle.Refused as refusal:
+        return Status(409, {"error": f"cannot mark it {payload.status}: {refusal}", "details": []})
     return alert.to_api()
 
 

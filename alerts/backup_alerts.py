@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from alerts import evaluation
+from alerts import lifecycle
 from alerts.models import Alert, Silence, fingerprint
 from backups import signals
 from instances.models import VIGIL_AGENT_ID, Instance
@@ -40,12 +40,10 @@ def raise_problem(
             alert = _open_alerts(instance, alert_type).first()
             if alert is not None:
                 if (alert.message, alert.severity) != (message, severity):
-                    worse = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[alert.severity]
-                    alert.message, alert.severity = message, severity
-                    alert.save(update_fields=["message", "severity"])
-                    alert.publish_change()
-                    if worse and not alert.silenced:
-                        alert.notify("firing")
+                    silences = list(Silence.objects.active(now))
+                    lifecycle.update_firing(
+                        alert, silences, now, message=message, severity=severity
+                    )
                 return alert
             alert = Alert(
                 instance=instance,
@@ -56,7 +54,7 @@ def raise_problem(
                 created_at=now,
                 fired_at=now,
             )
-            evaluation.open_episode(alert, list(Silence.objects.active(now)), now)
+            lifecycle.open_episode(alert, list(Silence.objects.active(now)), now)
             return alert
     except IntegrityError:
         # Someone else opened the episode at the same moment: it is open, which is the point.
@@ -73,7 +71,7 @@ def resolve_problem(alert_type: str, note: str, instance: Instance | None = None
     with transaction.atomic():
         alerts = list(_open_alerts(instance, alert_type))
         for alert in alerts:
-            evaluation.recover(alert, now, note=note)
+            lifecycle.recover(alert, now, note=note)
     return len(alerts)
 
 

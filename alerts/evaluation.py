@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from alerts import metrics, recording
+from alerts import lifecycle, metrics, recording
 from alerts.models import (
     Alert,
     AlertRule,
@@ -68,6 +69,12 @@ class Observation:
 
     value: float | None
     labels: dict
+
+
+@shared_task(name="alerts.evaluate_rules", ignore_result=True)
+def evaluate_rules_task() -> None:
+    """Celery beat's entry: one run (skipped if another evaluator is already running)."""
+    evaluate_rules()
 
 
 def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
@@ -120,9 +127,9 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
                 summary.failed_rules += 1
         resolve_orphans(now, summary)
         watch_instances(instances.values(), silences, now, summary)
-        mark_silenced(silences)
+        lifecycle.mark_silenced(silences)
         derive_instance_statuses(now)
-        send_repeats(silences, now)
+        lifecycle.send_repeats(silences, now)
         summary.seconds = time.perf_counter() - started
         metrics.observe_evaluation(summary.seconds)
         return summary
@@ -174,8 +181,6 @@ class Breaches:
     """PendingBreach changes of one rule, and its open alerts' new values, written in bulk at
     the end of its transaction: a rule firing on a hundred instances is a few statements per
     run, not a hundred."""
-
-    ALERT_FIELDS = ["severity", "value", "message", "labels", "keep_firing_since"]
 
     def __init__(self):
         self.created, self.updated, self.deleted = [], [], []
@@ -348,29 +353,26 @@ def step(
         if alert is not None and rule.keep_firing_for and keeps_firing(alert, rule, now):
             return
         if alert is not None:
-            alert.value = observation.value  # what it recovered at (None: no data)
-            recover(alert, now)
+            # With the value it recovered at (None: no data).
+            lifecycle.recover(alert, now, value=observation.value)
             summary.resolved += 1
         return
     message = rule.describe(observation.value, severity, observation.labels)
     if alert is not None:
-        escalated = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[alert.severity]
-        changed_severity = severity != alert.severity
-        before = [getattr(alert, field) for field in breaches.ALERT_FIELDS]
-        alert.severity, alert.value, alert.message = severity, observation.value, message
-        alert.labels = observation.labels or alert.labels
-        alert.keep_firing_since = None
-        if escalated and not covered(silences, alert):
-            alert.last_notified_at = now
-            alert.save(update_fields=[*breaches.ALERT_FIELDS, "last_notified_at"])
-        elif changed_severity:
-            alert.save(update_fields=breaches.ALERT_FIELDS)
-        elif before != [getattr(alert, field) for field in breaches.ALERT_FIELDS]:
+        changes = {
+            "severity": severity,
+            "value": observation.value,
+            "message": message,
+            "labels": observation.labels or alert.labels,
+            "keep_firing_since": None,
+        }
+        if severity != alert.severity:
+            lifecycle.update_firing(alert, silences, now, **changes)
+        elif any(getattr(alert, field) != value for field, value in changes.items()):
+            # Same severity, new value: no transition, written in bulk with the others.
+            for field, value in changes.items():
+                setattr(alert, field, value)
             breaches.alerts.append(alert)
-        if changed_severity:
-            alert.publish_change()
-        if escalated:
-            alert.notify("firing")
         return
     if breach is None:
         breach = PendingBreach(
@@ -398,7 +400,7 @@ def step(
     else:
         breaches.deleted.append(breach.pk)
     breach.severity, breach.value, breach.labels = severity, observation.value, observation.labels
-    fire(rule, instance, breach, message, silences, now)
+    lifecycle.fire(rule, instance, breach, message, silences, now)
     summary.fired += 1
 
 
@@ -411,49 +413,6 @@ def keeps_firing(alert: Alert, rule, now: datetime) -> bool:
     return now - alert.keep_firing_since < rule.keep_firing_for
 
 
-def fire(rule, instance, breach, message: str, silences: list, now: datetime) -> Alert:
-    """Open a new episode: the rule has breached on the instance for its ``for``."""
-    alert = Alert(
-        instance=instance,
-        rule=rule,
-        source=Alert.Source.RULE,
-        alert_type=rule.name,
-        severity=breach.severity,
-        message=message,
-        fingerprint=breach.fingerprint or rule_fingerprint(rule.pk, instance.pk),
-        labels=breach.labels,
-        value=breach.value,
-        created_at=now,
-        pending_since=breach.since,
-        fired_at=now,
-    )
-    open_episode(alert, silences, now)
-    return alert
-
-
-def open_episode(alert: Alert, silences: list, now: datetime) -> None:
-    alert.silenced = covered(silences, alert)
-    if not alert.silenced:
-        alert.last_notified_at = now
-    alert.save()
-    alert.publish_change()
-    if not alert.silenced:
-        alert.notify("firing")
-
-
-def recover(alert: Alert, now: datetime, note: str = "") -> None:
-    """The condition is over: resolve the episode and send the resolution notice."""
-    alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
-    alert.note = note or alert.note
-    alert.save(update_fields=["status", "resolved_at", "note", "value"])
-    alert.publish_change()
-    alert.notify("resolved")
-
-
-def covered(silences: list, alert: Alert) -> bool:
-    return any(silence.covers(alert) for silence in silences)
-
-
 def resolve_orphans(now: datetime, summary) -> None:
     """Open alerts of deleted or disabled rules can never recover by evaluation: resolve them."""
     with transaction.atomic():
@@ -463,7 +422,7 @@ def resolve_orphans(now: datetime, summary) -> None:
             resolved_at__isnull=True,
         )
         for alert in orphans:
-            recover(alert, now, note="Its rule was disabled or deleted.")
+            lifecycle.recover(alert, now, note="Its rule was disabled or deleted.")
             summary.resolved += 1
 
 
@@ -494,26 +453,11 @@ def watch_instances(instances, silences: list, now: datetime, summary) -> None:
                     created_at=now,
                     fired_at=now,
                 )
-                open_episode(alert, silences, now)
+                lifecycle.open_episode(alert, silences, now)
                 summary.fired += 1
             elif not silent and alert is not None:
-                recover(alert, now)
+                lifecycle.recover(alert, now)
                 summary.resolved += 1
-
-
-def mark_silenced(silences: list) -> None:
-    """Keep each open alert's ``silenced`` mark in step with the active silences."""
-    changed = []
-    for alert in Alert.objects.filter(resolved_at__isnull=True).only(
-        "pk", "instance_id", "rule_id", "alert_type", "severity", "labels", "silenced", "status"
-    ):
-        if covered(silences, alert) != alert.silenced:
-            alert.silenced = not alert.silenced
-            changed.append(alert)
-    if changed:
-        Alert.objects.bulk_update(changed, ["silenced"])
-        for alert in changed:
-            alert.publish_change()
 
 
 def derive_instance_statuses(now: datetime) -> int:
@@ -541,22 +485,3 @@ def derive_instance_statuses(now: datetime) -> int:
         for instance_id in changed:
             publish_instance_updated(instance_id, 0)
     return len(changed)
-
-
-def send_repeats(silences: list, now: datetime) -> None:
-    """Notify again unacknowledged, unsilenced alerts not notified for the repeat interval (and
-    first-notify API alerts and alerts whose silence has ended)."""
-    cutoff = now - timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
-    with transaction.atomic():
-        due = Alert.objects.select_for_update(skip_locked=True).filter(
-            Q(last_notified_at__isnull=True) | Q(last_notified_at__lte=cutoff),
-            status=Alert.Status.ACTIVE,
-            resolved_at__isnull=True,
-        )
-        for alert in due:
-            if covered(silences, alert):
-                continue
-            kind = "firing" if alert.last_notified_at is None else "repeat"
-            alert.last_notified_at = now
-            alert.save(update_fields=["last_notified_at"])
-            alert.notify(kind)

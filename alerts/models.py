@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -15,6 +15,8 @@ from instances import humanize
 from instances.formats import iso8601
 from instances.models import Instance
 from instances.store import WINDOW_AGGREGATES
+from query.engine import parse
+from query.values import QueryError
 
 # The seed API's severities, taken as Vigil's.
 SEED_SEVERITIES = {"low": "info", "medium": "warning", "high": "error"}
@@ -227,12 +229,6 @@ class NotificationChannel(models.Model):
     def routes(self, severity: str) -> bool:
         return severity in self.routed_severities
 
-    def send_test(self) -> None:
-        """Queue a test notification; its attempts show in the notification log."""
-        from alerts import notifications
-
-        notifications.dispatch_test(self)
-
 
 class AlertRuleQuerySet(models.QuerySet):
     def with_firing(self) -> "AlertRuleQuerySet":
@@ -369,9 +365,6 @@ class AlertRule(models.Model):
         return f"{self.metric}{{{matchers}}}"
 
     def clean_promql(self) -> None:
-        from query.engine import parse
-        from query.values import QueryError
-
         try:
             parse(self.expr)
         except QueryError as error:
@@ -500,9 +493,6 @@ class RecordingRule(models.Model):
         return self.record
 
     def clean(self) -> None:
-        from query.engine import parse
-        from query.values import QueryError
-
         try:
             parse(self.expr)
         except QueryError as error:
@@ -636,94 +626,8 @@ class Alert(models.Model):
         started = iso8601(self.fired_at or self.created_at)
         return hashlib.sha256(f"{self.fingerprint}\x00{started}".encode()).hexdigest()[:32]
 
-    def acknowledge(self, user=None, note: str = "", token_name: str = "") -> None:
-        """Someone is on it; acknowledging again keeps the first acknowledgement's time."""
-        self.status = self.Status.ACKNOWLEDGED
-        self.acknowledged_at = self.acknowledged_at or timezone.now()
-        self.acknowledged_by = user or self.acknowledged_by
-        self.resolved_at = None
-        self._record("acknowledge", user, note, token_name)
-
-    def resolve(self, user=None, note: str = "", token_name: str = "") -> None:
-        """The problem is over; resolving again keeps the first resolution's time."""
-        newly = self.resolved_at is None
-        self.status = self.Status.RESOLVED
-        self.resolved_at = self.resolved_at or timezone.now()
-        self._record("resolve", user, note, token_name)
-        if newly:
-            self.notify("resolved")
-
-    def reopen(self, user=None, note: str = "", token_name: str = "") -> None:
-        """Active again, as if never acknowledged or resolved."""
-        self.status = self.Status.ACTIVE
-        self.acknowledged_at = self.acknowledged_by = self.resolved_at = None
-        self._record("reopen", user, note, token_name)
-
-    def silence(self, user, duration: timedelta, comment: str = "") -> "Silence":
-        """Silence this problem (its rule, instance and labels) from now for ``duration``.
-
-        The alert keeps showing, marked: its ``silenced`` mark, and that of every other open
-        alert the silence covers, is refreshed at once, which also tells open dashboards.
-        """
-        now = timezone.now()
-        with transaction.atomic():
-            silence = Silence.objects.create(
-                rule=self.rule,
-                instance=self.instance,
-                matchers=[
-                    {"label": key, "op": "=", "value": str(value)}
-                    for key, value in sorted(self.labels.items())
-                ],
-                starts_at=now,
-                ends_at=now + duration,
-                created_by=user,
-                comment=comment or f"Silenced from the alert {self.alert_type}.",
-            )
-            AuditEvent.record(
-                user, "silence.create", silence, alert=str(self.pk), ends_at=silence.ends_at
-            )
-            self.refresh_silenced()
-        return silence
-
-    def unsilence(self, user) -> int:
-        """End now every active silence covering this alert; returns how many."""
-        with transaction.atomic():
-            ended = self.covering_silences()
-            for silence in ended:
-                silence.end(user, alert=self)
-            self.refresh_silenced()
-        return len(ended)
-
     def covering_silences(self) -> list["Silence"]:
         return [silence for silence in Silence.objects.active() if silence.covers(self)]
-
-    def refresh_silenced(self) -> None:
-        """Bring the open alerts' ``silenced`` marks in step with the active silences now,
-        rather than at the next evaluation."""
-        from alerts.evaluation import mark_silenced
-
-        mark_silenced(list(Silence.objects.active()))
-        self.refresh_from_db(fields=["silenced"])
-
-    def _record(self, action: str, user, note: str, token_name: str) -> None:
-        """Save the change, leave its trace (no user and no token: Vigil itself), tell listeners."""
-        self.note = note or self.note
-        self.acted_by_token = token_name
-        self.save()
-        AuditEvent.record(user or token_name or None, f"alert.{action}", self, note=note)
-        self.publish_change()
-
-    def publish_change(self) -> None:
-        """Tell open dashboards, once the change is committed."""
-        from alerts import events
-
-        events.publish_alert_changed(self)
-
-    def notify(self, kind: str) -> None:
-        """Send ``kind`` (firing, repeat, resolved) to the routed channels, after commit."""
-        from alerts import notifications
-
-        notifications.dispatch(self, kind)
 
     def wants_notification(self, now=None) -> bool:
         """Firing and repeat notices go out only while nobody has acknowledged it and no
@@ -841,13 +745,6 @@ class Silence(models.Model):
             and (not self.severity or self.severity == alert.severity)
             and labels_match({**alert.labels, "alertname": alert.alert_type}, self.matchers)
         )
-
-    def end(self, user, alert: Alert | None = None) -> None:
-        """Un-silence now, recorded in the audit log (with the alert it was ended from)."""
-        self.ends_at = min(self.ends_at, timezone.now())
-        self.save(update_fields=["ends_at"])
-        details = {"alert": str(alert.pk)} if alert is not None else {}
-        AuditEvent.record(user, "silence.end", self, **details)
 
 
 class Notification(models.Model):

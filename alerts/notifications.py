@@ -1,4 +1,5 @@
-"""Who gets told what about an alert; the sending itself is alerts/tasks.py's deliver.
+"""Who gets told what about an alert, and in what words; the sending itself is
+alerts/tasks.py's deliver.
 
 Firing and repeat notices go to the channels the alert's severity routes to, only while the
 alert is unacknowledged and unsilenced. A resolved notice goes to every channel that was told
@@ -6,10 +7,8 @@ the alert fired. Each (alert, channel, notice) gets a dispatch id derived from w
 it, so a task that runs twice delivers once.
 """
 
-import logging
 import uuid
 
-from django.db import transaction
 from django.utils import timezone
 
 from alerts import links, metrics
@@ -17,22 +16,7 @@ from alerts.models import Alert, Notification
 from alerts.transports import Message, TransportError, transport_for
 from instances.formats import iso8601
 
-logger = logging.getLogger(__name__)
-
 DISPATCH_NAMESPACE = uuid.UUID("8f5e2c1a-4b7d-4e0f-9a63-0c2d5b1e7a44")
-
-
-def dispatch(alert: Alert, kind: str) -> None:
-    """Queue ``kind`` notices for ``alert`` once the current transaction commits."""
-    alert_id = str(alert.pk)
-    transaction.on_commit(lambda: _enqueue("notify_alert", alert_id, kind))
-
-
-def dispatch_test(channel) -> None:
-    dispatch_id = str(uuid.uuid4())
-    transaction.on_commit(
-        lambda: _enqueue("deliver", dispatch_id, channel.pk, None, Notification.Kind.TEST)
-    )
 
 
 def send_test_now(channel) -> tuple[Notification, str]:
@@ -49,17 +33,6 @@ def send_test_now(channel) -> tuple[Notification, str]:
         return note, error.answer
     note.record_sent(delivery.response_code)
     return note, delivery.answer
-
-
-def _enqueue(task_name: str, *args) -> None:
-    from alerts import tasks
-
-    try:
-        getattr(tasks, task_name).delay(*args)
-    except Exception:
-        # The alert change is committed; a broker outage must not turn it into an error page.
-        # Repeats (and the evaluator) notify again later.
-        logger.exception("could not queue %s%r", task_name, args)
 
 
 def plan(alert: Alert, kind: str) -> list[tuple[str, int]]:

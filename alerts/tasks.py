@@ -1,15 +1,45 @@
+"""Delivering notifications, in Celery: which channels hear of an alert's change, and one
+attempt per channel at a time, retried with backoff.
+
+The alert evaluation task is in alerts/evaluation.py: evaluation changes alerts through
+alerts/lifecycle.py, which queues these tasks.
+"""
+
+import logging
+import uuid
+
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
-from alerts import digest, evaluation, message_templates, metrics, notifications
+from alerts import digest, message_templates, metrics, notifications
 from alerts.models import Alert, Notification, NotificationChannel
 from alerts.transports import TransportError, transport_for
 
+logger = logging.getLogger(__name__)
 
-@shared_task(name="alerts.evaluate_rules", ignore_result=True)
-def evaluate_rules() -> None:
-    """Evaluate every enabled rule once (skipped if another evaluator is already running)."""
-    evaluation.evaluate_rules()
+
+def dispatch(alert: Alert, kind: str) -> None:
+    """Queue ``kind`` notices for ``alert`` once the current transaction commits."""
+    alert_id = str(alert.pk)
+    transaction.on_commit(lambda: _enqueue(notify_alert, alert_id, kind))
+
+
+def dispatch_test(channel: NotificationChannel) -> None:
+    """Queue a test notification; its attempts show in the notification log."""
+    dispatch_id = str(uuid.uuid4())
+    transaction.on_commit(
+        lambda: _enqueue(deliver, dispatch_id, channel.pk, None, Notification.Kind.TEST)
+    )
+
+
+def _enqueue(task, *args) -> None:
+    try:
+        task.delay(*args)
+    except Exception:
+        # The alert change is committed; a broker outage must not turn it into an error page.
+        # Repeats (and the evaluator) notify again later.
+        logger.exception("could not queue %s%r", task.name, args)
 
 
 @shared_task(name="alerts.send_info_digest", ignore_result=True)

@@ -3,7 +3,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from accounts.permissions import Role, role_required
-from alerts import links
+from alerts import lifecycle, links
 from alerts.models import Alert
 
 
@@ -25,7 +25,11 @@ def acknowledge_link(request, token):
     if not alert.is_open or alert.episode != signed.episode:
         return _refuse(request, 410, "This alert has resolved since the link was sent.", alert)
     if alert.status == Alert.Status.ACTIVE:
-        alert.acknowledge(request.user, note="Acknowledged from a notification link.")
+        try:
+            note = "Acknowledged from a notification link."
+            lifecycle.acknowledge(alert, request.user, note=note)
+        except lifecycle.Refused:
+            return _refuse(request, 410, "This alert has resolved since the link was sent.", alert)
     return redirect(alert.get_absolute_url())
 
 

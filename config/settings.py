@@ -135,6 +135,9 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
+# Task modules autodiscovery (each app's tasks.py) does not find: alert evaluation's task lives
+# beside evaluation, which alerts/tasks.py (delivery, queued by evaluation) must not import.
+CELERY_IMPORTS = ["alerts.evaluation"]
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

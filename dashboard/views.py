@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.http import (
     Http404,
@@ -32,7 +32,7 @@ from django_htmx.http import push_url
 from accounts.auditing import record_deleted, record_saved
 from accounts.models import AuditEvent
 from accounts.permissions import Role, role_required
-from alerts import links, message_templates, notifications
+from alerts import lifecycle, links, message_templates, notifications
 from alerts.forms import CHANNEL_FORMS, AlertRuleForm
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel
 from dashboard import (
@@ -162,15 +162,20 @@ def _alert_changed(request, alert):
 
 
 def _alert_conflict(request, pk):
-    """Answer an action that would reopen a past episode while a newer one of the same problem
-    is open (one open episode per problem): 409, with the alert as it stands, the reason and a
-    link to the open episode."""
+    """Answer an action the alert's state forbids now (it resolved since the page was shown):
+    409, with the alert as it stands, the reason and, when the problem is back, a link to its
+    open episode."""
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
-    context = {
-        "problem": "A newer episode of this alert is open: act on that one.",
-        "newer": Alert.objects.filter(fingerprint=alert.fingerprint, resolved_at__isnull=True)
+    newer = (
+        Alert.objects.filter(fingerprint=alert.fingerprint, resolved_at__isnull=True)
         .exclude(pk=alert.pk)
-        .first(),
+        .first()
+    )
+    context = {
+        "problem": "A newer episode of this alert is open: act on that one."
+        if newer is not None
+        else "This alert has resolved since the page was shown.",
+        "newer": newer,
     }
     if request.htmx:
         layout = request.POST.get("layout")
@@ -186,10 +191,8 @@ def _alert_conflict(request, pk):
 def alert_acknowledge(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
     try:
-        with transaction.atomic():
-            alert.acknowledge(request.user, note=request.POST.get("note", "").strip())
-    except IntegrityError:
-        # Acknowledging a resolved episode reopens it, which the newer open one forbids.
+        lifecycle.acknowledge(alert, request.user, note=request.POST.get("note", "").strip())
+    except lifecycle.Refused:
         return _alert_conflict(request, pk)
     return _alert_changed(request, alert)
 
@@ -198,7 +201,7 @@ def alert_acknowledge(request, pk):
 @role_required(Role.OPERATOR)
 def alert_resolve(request, pk):
     alert = get_object_or_404(Alert.objects.select_related("instance"), pk=pk)
-    alert.resolve(request.user, note=request.POST.get("note", "").strip())
+    lifecycle.resolve(alert, request.user, note=request.POST.get("note", "").strip())
     return _alert_changed(request, alert)
 
 
@@ -210,7 +213,7 @@ def alert_silence(request, pk):
     duration = alert_page.SILENCE_DURATIONS.get(
         request.POST.get("duration"), alert_page.SILENCE_DURATIONS[alert_page.DEFAULT_SILENCE]
     )
-    alert.silence(request.user, duration, request.POST.get("comment", "").strip())
+    lifecycle.silence(alert, request.user, duration, request.POST.get("comment", "").strip())
     return _alert_changed(request, alert)
 
 
@@ -219,7 +222,7 @@ def alert_silence(request, pk):
 def alert_unsilence(request, pk):
     """End the silences covering the alert now."""
     alert = get_object_or_404(Alert.objects.select_related("instance", "rule"), pk=pk)
-    alert.unsilence(request.user)
+    lifecycle.unsilence(alert, request.user)
     return _alert_changed(request, alert)
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.permissions import Role
-from alerts import links
+from alerts import lifecycle, links, tasks
 from alerts.models import Alert, AlertRule, NotificationChannel
 from instances.models import Instance
 
@@ -44,7 +44,7 @@ def alert(settings):
         fired_at=timezone.now() - timedelta(minutes=1),
         last_notified_at=timezone.now(),
     )
-    alert.notify("firing")
+    tasks.dispatch(alert, "firing")
     return alert
 
 
@@ -118,7 +118,7 @@ def test_a_link_for_another_action_or_alert_is_refused(client, alice, alert):
 
 def test_a_link_replayed_after_resolution_is_refused(client, alice, alert):
     path = link_in_mail()
-    alert.resolve(note="recovered")
+    lifecycle.resolve(alert, note="recovered")
     client.force_login(alice)
     response = client.get(path)
     assert response.status_code == 410
@@ -127,8 +127,8 @@ def test_a_link_replayed_after_resolution_is_refused(client, alice, alert):
 
 def test_a_link_of_a_previous_episode_is_refused_even_if_reopened(client, alice, alert):
     path = link_in_mail()
-    alert.resolve()
-    alert.reopen()
+    lifecycle.resolve(alert)
+    lifecycle.reopen(alert)
     Alert.objects.filter(pk=alert.pk).update(fired_at=timezone.now())
     client.force_login(alice)
     assert client.get(path).status_code == 410

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from accounts.models import AuditEvent
+from alerts import lifecycle
 from alerts.models import Alert, AlertRule, Silence
 from instances.models import Instance
 
@@ -22,9 +23,9 @@ def events(action):
 
 
 def test_acknowledge_resolve_and_reopen_are_audited_with_actor_and_note(alert, admin_user):
-    alert.acknowledge(admin_user, note="on it")
-    alert.resolve(admin_user, note="fixed")
-    alert.reopen(token_name="agent token")
+    lifecycle.acknowledge(alert, admin_user, note="on it")
+    lifecycle.resolve(alert, admin_user, note="fixed")
+    lifecycle.reopen(alert, token_name="agent token")
     (ack,) = events("alert.acknowledge")
     assert (ack.actor, ack.target_id, ack.details) == (admin_user, str(alert.pk), {"note": "on it"})
     assert events("alert.resolve")[0].details == {"note": "fixed"}
@@ -33,7 +34,7 @@ def test_acknowledge_resolve_and_reopen_are_audited_with_actor_and_note(alert, a
 
 
 def test_an_automatic_resolution_is_audited_as_vigil_itself(alert):
-    alert.resolve()
+    lifecycle.resolve(alert)
     (event,) = events("alert.resolve")
     assert (event.actor, event.actor_display) == (None, "system")
 
@@ -58,10 +59,10 @@ def test_silence_deletion_in_admin_is_audited(admin_client, alert, admin_user):
 
 
 def test_silencing_and_unsilencing_an_alert_are_audited_and_mark_it(alert, admin_user):
-    silence = alert.silence(admin_user, timedelta(hours=1), "kernel upgrade")
+    silence = lifecycle.silence(alert, admin_user, timedelta(hours=1), "kernel upgrade")
     marked = Alert.objects.get(pk=alert.pk).silenced
 
-    assert alert.unsilence(admin_user) == 1
+    assert lifecycle.unsilence(alert, admin_user) == 1
 
     (created,) = events("silence.create")
     assert (created.actor, created.target_id) == (admin_user, str(silence.pk))
@@ -78,7 +79,7 @@ def test_silencing_and_unsilencing_an_alert_are_audited_and_mark_it(alert, admin
 
 
 def test_ending_silences_in_admin_is_audited(admin_client, alert, admin_user):
-    silence = alert.silence(admin_user, timedelta(hours=1), "maintenance")
+    silence = lifecycle.silence(alert, admin_user, timedelta(hours=1), "maintenance")
     admin_client.post(
         "/admin/alerts/silence/",
         {"action": "expire", "_selected_action": [silence.pk], "index": 0},

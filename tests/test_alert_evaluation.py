@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from alerts import lifecycle
 from alerts.evaluation import evaluate_rules
 from alerts.events import ALERTS_GROUP
 from alerts.models import Alert, AlertRule, PendingBreach, Silence
@@ -348,7 +349,7 @@ def test_an_alert_change_is_announced_on_the_alerts_group(api, cpu_rule):
             "instance_id": str(alert.instance_id),
             "status": "active",
         }
-        alert.acknowledge(note="on it")
+        lifecycle.acknowledge(alert, note="on it")
         assert async_to_sync(layer.receive)(channel)["status"] == "acknowledged"
     finally:
         async_to_sync(layer.group_discard)(ALERTS_GROUP, channel)

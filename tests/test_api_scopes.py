@@ -221,7 +221,7 @@ def test_api_deletes_and_state_changes_are_audited_with_the_tokens_name(client):
 
     events = AuditEvent.objects.filter(actor_label="ops console").order_by("pk")
     assert [event.action for event in events] == [
-        "instance.status", "alert.delete", "silence.expire", "instance.delete",
+        "instance.status", "alert.delete", "silence.end", "instance.delete",
     ]  # fmt: skip
 
 

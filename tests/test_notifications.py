@@ -11,6 +11,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from alerts import lifecycle, tasks
 from alerts.evaluation import evaluate_rules
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel, Silence
 from config.celery import app as celery_app
@@ -122,7 +123,7 @@ def fire(severity="critical", agent_id="web-1", name="") -> Alert:
         fired_at=T0 + timedelta(minutes=2),
         last_notified_at=timezone.now(),
     )
-    alert.notify("firing")
+    tasks.dispatch(alert, "firing")
     return alert
 
 
@@ -205,7 +206,7 @@ def test_pagerduty_triggers_then_resolves_one_incident_per_fingerprint(receiver,
     assert trigger["payload"]["summary"] and len(trigger["payload"]["summary"]) <= 1024
     assert {link["href"] for link in trigger["links"]} >= {f"{BASE_URL}/alerts/{alert.pk}/"}
 
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
     resolve = receiver.json()
     assert resolve == {
         "routing_key": "R0UT1NGKEY0123456789012345678901",
@@ -308,10 +309,10 @@ def test_a_delivered_dispatch_is_not_sent_twice(receiver):
 def test_acknowledged_alerts_send_nothing_more(receiver, settings):
     channel("webhook", receiver.url())
     alert = fire()
-    alert.acknowledge(note="on it")
+    lifecycle.acknowledge(alert, note="on it")
     settings.ALERT_REPEAT_INTERVAL_SECONDS = 0
     evaluate_rules()
-    alert.notify("firing")
+    tasks.dispatch(alert, "firing")
     assert len(receiver.requests) == 1
 
 
@@ -368,7 +369,7 @@ def test_an_alert_never_notified_resolves_quietly(receiver):
         instance=Instance.register("web-1"), ends_at=timezone.now() + timedelta(hours=1)
     )
     alert = fire()
-    alert.resolve()
+    lifecycle.resolve(alert)
     assert receiver.requests == []
 
 
@@ -399,7 +400,7 @@ def test_an_agent_alert_is_notified_by_the_next_evaluation(receiver, api):
 
 def test_send_test_delivers_a_test_notice_and_logs_it(receiver):
     webhook = channel("webhook", receiver.url(), secret="k")
-    webhook.send_test()
+    tasks.dispatch_test(webhook)
     assert receiver.json()["kind"] == "test"
     note = Notification.objects.get()
     assert (note.kind, note.status, note.alert, note.channel) == ("test", "sent", None, webhook)

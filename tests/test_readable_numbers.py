@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.permissions import Role
+from alerts import lifecycle
 from alerts.evaluation import evaluate_rules
 from alerts.models import Alert, AlertRule
 from config.templatetags.vigil_format import moment
@@ -134,6 +135,6 @@ def test_a_resolved_notice_of_a_manual_resolution_names_who_did_it(
     channel("webhook", receiver.url())
     alert = fire()
 
-    alert.resolve(user_with_role(Role.OPERATOR, "olga"), note="Rebooted the box.")
+    lifecycle.resolve(alert, user_with_role(Role.OPERATOR, "olga"), note="Rebooted the box.")
 
     assert receiver.json()["text"].startswith("Resolved by olga: Rebooted the box. It lasted ")

@@ -1,0 +1,263 @@
+"""Every change of an alert's state, in one place (PRODUCT.md section 7).
+
+    open ──▶ active ◀──unacknowledge── acknowledged
+               │  ──acknowledge──▶        │
+               ├──resolve / recover──▶ resolved ◀──┘
+               ◀──────────reopen──────────┘
+
+A rule's breach is pending (a PendingBreach row, no alert) until it has lasted the rule's
+``for``; ``fire`` then opens the episode. Silences do not change an alert's state: ``silence``
+and ``expire`` change what covers it, and its ``silenced`` mark follows.
+
+Each transition locks the alert's row and decides from the row as it is now, not from the
+caller's copy, which may be stale: acknowledging an alert that evaluation has just resolved is
+refused instead of reopening it. Each saves only the fields it changes, and leaves its audit
+event, tells open dashboards and queues its notifications here, all after commit. Evaluation,
+the APIs and the views only choose which transition to apply.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from alerts import events, tasks
+from alerts.models import Alert, PendingBreach, Silence, rule_fingerprint
+
+
+class Refused(Exception):
+    """The transition does not apply to the alert as it is now."""
+
+
+def covered(silences: list[Silence], alert: Alert) -> bool:
+    return any(silence.covers(alert) for silence in silences)
+
+
+def _lock(alert: Alert) -> None:
+    """Lock the alert's row until the transaction ends and read it as it is now."""
+    Alert.objects.select_for_update().filter(pk=alert.pk).values_list("pk").get()
+    alert.refresh_from_db()
+
+
+def _save(alert: Alert, fields: list[str]) -> None:
+    alert.save(update_fields=fields)
+    events.publish_alert_changed(alert)
+
+
+def _audit(alert: Alert, action: str, actor, token_name: str, note: str) -> None:
+    """No user and no token: Vigil itself did it."""
+    AuditEvent.record(actor or token_name or None, f"alert.{action}", alert, note=note)
+
+
+def open_episode(alert: Alert, silences: list[Silence], now: datetime) -> Alert:
+    """Open a new episode (``alert`` not saved yet): it fires, notifying unless silenced."""
+    alert.silenced = covered(silences, alert)
+    if not alert.silenced:
+        alert.last_notified_at = now
+    alert.save()
+    events.publish_alert_changed(alert)
+    if not alert.silenced:
+        tasks.dispatch(alert, "firing")
+    return alert
+
+
+def fire(rule, instance, breach: PendingBreach, message: str, silences: list, now) -> Alert:
+    """Pending → firing: the rule has breached on the instance for its ``for``."""
+    alert = Alert(
+        instance=instance,
+        rule=rule,
+        source=Alert.Source.RULE,
+        alert_type=rule.name,
+        severity=breach.severity,
+        message=message,
+        fingerprint=breach.fingerprint or rule_fingerprint(rule.pk, instance.pk),
+        labels=breach.labels,
+        value=breach.value,
+        created_at=now,
+        pending_since=breach.since,
+        fired_at=now,
+    )
+    return open_episode(alert, silences, now)
+
+
+def update_firing(alert: Alert, silences: list[Silence], now: datetime, **changes) -> bool:
+    """An open episode goes on with new details (severity, message, value, ...); a worse
+    severity notifies again unless acknowledged or silenced. False when it is resolved."""
+    with transaction.atomic():
+        _lock(alert)
+        if not alert.is_open:
+            return False
+        severity = changes.get("severity", alert.severity)
+        escalated = Alert.SEVERITY_RANK[severity] > Alert.SEVERITY_RANK[alert.severity]
+        for field, value in changes.items():
+            setattr(alert, field, value)
+        fields = list(changes)
+        notify = escalated and alert.status == Alert.Status.ACTIVE and not covered(silences, alert)
+        if notify:
+            alert.last_notified_at = now
+            fields.append("last_notified_at")
+        _save(alert, fields)
+        if notify:
+            tasks.dispatch(alert, "firing")
+    return True
+
+
+def acknowledge(alert: Alert, actor=None, note: str = "", token_name: str = "") -> None:
+    """Someone is on it: no more repeats. Acknowledging again keeps the first time."""
+    with transaction.atomic():
+        _lock(alert)
+        if not alert.is_open:
+            raise Refused("it is resolved; reopen it first")
+        alert.status = Alert.Status.ACKNOWLEDGED
+        alert.acknowledged_at = alert.acknowledged_at or timezone.now()
+        alert.acknowledged_by = actor or alert.acknowledged_by
+        alert.note, alert.acted_by_token = note or alert.note, token_name
+        _save(alert, ["status", "acknowledged_at", "acknowledged_by", "note", "acted_by_token"])
+        _audit(alert, "acknowledge", actor, token_name, note)
+
+
+def unacknowledge(alert: Alert, actor=None, note: str = "", token_name: str = "") -> None:
+    """Nobody is on it after all: it is active again and repeats resume."""
+    with transaction.atomic():
+        _lock(alert)
+        if alert.status != Alert.Status.ACKNOWLEDGED:
+            raise Refused(f"it is {alert.status}, not acknowledged")
+        _make_active(alert, note, token_name)
+        _audit(alert, "unacknowledge", actor, token_name, note)
+
+
+def reopen(alert: Alert, actor=None, note: str = "", token_name: str = "") -> None:
+    """Active again, as if never acknowledged or resolved (an active alert stays as it is)."""
+    with transaction.atomic():
+        _lock(alert)
+        if alert.status == Alert.Status.ACTIVE:
+            return
+        try:
+            with transaction.atomic():
+                _make_active(alert, note, token_name)
+        except IntegrityError:
+            raise Refused("a newer episode of this alert is open; act on that one") from None
+        _audit(alert, "reopen", actor, token_name, note)
+
+
+def _make_active(alert: Alert, note: str, token_name: str) -> None:
+    alert.status = Alert.Status.ACTIVE
+    alert.acknowledged_at = alert.acknowledged_by = alert.resolved_at = None
+    alert.note, alert.acted_by_token = note or alert.note, token_name
+    _save(
+        alert,
+        ["status", "acknowledged_at", "acknowledged_by", "resolved_at", "note", "acted_by_token"],
+    )
+
+
+def resolve(alert: Alert, actor=None, note: str = "", token_name: str = "") -> bool:
+    """Someone (or, with no actor and no token, Vigil itself) ends the episode; False when it
+    already was."""
+    with transaction.atomic():
+        if not _close(alert, timezone.now(), note, token_name, {}):
+            return False
+        _audit(alert, "resolve", actor, token_name, note)
+    return True
+
+
+def recover(alert: Alert, now: datetime, note: str = "", **changes) -> bool:
+    """The condition is over (a rule recovered, the source said so): the episode ends, with
+    ``changes`` (say, the value it recovered at); False when it already had."""
+    with transaction.atomic():
+        return _close(alert, now, note, "", changes)
+
+
+def _close(alert: Alert, now: datetime, note: str, token_name: str, changes: dict) -> bool:
+    _lock(alert)
+    if not alert.is_open:
+        return False
+    for field, value in changes.items():
+        setattr(alert, field, value)
+    alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
+    alert.note, alert.acted_by_token = note or alert.note, token_name
+    _save(alert, ["status", "resolved_at", "note", "acted_by_token", *changes])
+    tasks.dispatch(alert, "resolved")
+    return True
+
+
+def silence(alert: Alert, user, duration: timedelta, comment: str = "") -> Silence:
+    """Silence this problem (its rule, instance and labels) from now for ``duration``; the
+    alert keeps showing, marked, as does every other open alert the silence covers."""
+    now = timezone.now()
+    with transaction.atomic():
+        created = Silence.objects.create(
+            rule=alert.rule,
+            instance=alert.instance,
+            matchers=[
+                {"label": key, "op": "=", "value": str(value)}
+                for key, value in sorted(alert.labels.items())
+            ],
+            starts_at=now,
+            ends_at=now + duration,
+            created_by=user,
+            comment=comment or f"Silenced from the alert {alert.alert_type}.",
+        )
+        AuditEvent.record(
+            user, "silence.create", created, alert=str(alert.pk), ends_at=created.ends_at
+        )
+        mark_silenced(list(Silence.objects.active(now)))
+    alert.refresh_from_db(fields=["silenced"])
+    return created
+
+
+def expire(silence: Silence, actor, alert: Alert | None = None, request=None) -> None:
+    """End a silence now, audited (with the alert it was ended from); the alerts it covered
+    lose their mark at once and notify again at the next repeat."""
+    with transaction.atomic():
+        silence.ends_at = min(silence.ends_at, timezone.now())
+        silence.save(update_fields=["ends_at"])
+        details = {"alert": str(alert.pk)} if alert is not None else {}
+        AuditEvent.record(actor, "silence.end", silence, request=request, **details)
+        mark_silenced(list(Silence.objects.active()))
+
+
+def unsilence(alert: Alert, user) -> int:
+    """Expire every active silence covering this alert; returns how many."""
+    with transaction.atomic():
+        ended = alert.covering_silences()
+        for covering in ended:
+            expire(covering, user, alert=alert)
+    alert.refresh_from_db(fields=["silenced"])
+    return len(ended)
+
+
+def mark_silenced(silences: list[Silence]) -> None:
+    """Keep each open alert's ``silenced`` mark in step with the active silences."""
+    changed = []
+    for alert in Alert.objects.filter(resolved_at__isnull=True).only(
+        "pk", "instance_id", "rule_id", "alert_type", "severity", "labels", "silenced", "status"
+    ):
+        if covered(silences, alert) != alert.silenced:
+            alert.silenced = not alert.silenced
+            changed.append(alert)
+    if changed:
+        Alert.objects.bulk_update(changed, ["silenced"])
+        for alert in changed:
+            events.publish_alert_changed(alert)
+
+
+def send_repeats(silences: list[Silence], now: datetime) -> None:
+    """Notify again unacknowledged, unsilenced alerts not notified for the repeat interval (and
+    first-notify alerts whose silence has ended)."""
+    cutoff = now - timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
+    with transaction.atomic():
+        due = Alert.objects.select_for_update(skip_locked=True).filter(
+            Q(last_notified_at__isnull=True) | Q(last_notified_at__lte=cutoff),
+            status=Alert.Status.ACTIVE,
+            resolved_at__isnull=True,
+        )
+        for alert in due:
+            if covered(silences, alert):
+                continue
+            kind = "firing" if alert.last_notified_at is None else "repeat"
+            alert.last_notified_at = now
+            alert.save(update_fields=["last_notified_at"])
+            tasks.dispatch(alert, kind)
