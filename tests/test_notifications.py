@@ -436,7 +436,7 @@ def test_failures_are_counted_for_the_metrics_endpoint(receiver):
 def test_teams_gets_an_adaptive_card_through_its_workflow_webhook(receiver):
     channel("teams", receiver.url("/workflows/abc/triggers/manual/paths/invoke?sig=x"))
     alert = fire()
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
 
     assert [r["path"] for r in receiver.requests] == [
         "/workflows/abc/triggers/manual/paths/invoke?sig=x"
@@ -463,7 +463,7 @@ def test_teams_gets_an_adaptive_card_through_its_workflow_webhook(receiver):
 def test_discord_gets_an_embed_that_pings_nobody(receiver):
     channel("discord", receiver.url("/api/webhooks/123/tok"))
     alert = fire()
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
 
     firing, resolved = receiver.json(0), receiver.json(1)
     assert receiver.requests[0]["path"] == "/api/webhooks/123/tok"
@@ -480,7 +480,7 @@ def test_discord_gets_an_embed_that_pings_nobody(receiver):
 def test_telegram_sends_html_to_the_chat_through_the_bot_api(receiver):
     channel("telegram", receiver.url(""), secret="123456:ABC-token", config={"chat_id": "-100777"})
     alert = fire()
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
 
     assert [r["path"] for r in receiver.requests] == ["/bot123456:ABC-token/sendMessage"] * 2
     firing, resolved = receiver.json(0), receiver.json(1)
@@ -503,7 +503,7 @@ def test_a_telegram_failure_does_not_store_the_bot_token(receiver):
 def test_ntfy_publishes_json_to_the_topic_with_the_access_token(receiver):
     channel("ntfy", receiver.url(""), secret="tk_secret", config={"topic": "ops-alerts"})
     alert = fire()
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
 
     assert [r["path"] for r in receiver.requests] == ["/", "/"]
     assert receiver.requests[0]["headers"]["Authorization"] == "Bearer tk_secret"
@@ -519,7 +519,7 @@ def test_ntfy_publishes_json_to_the_topic_with_the_access_token(receiver):
 def test_opsgenie_creates_then_closes_one_alert_per_fingerprint(receiver):
     channel("opsgenie", receiver.url(""), secret="genie-key-0001")
     alert = fire()
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
 
     create, close = receiver.requests
     assert create["path"] == "/v2/alerts"
