@@ -142,8 +142,9 @@ def templated(
     return replace(message, text=rendered.text, text_is_markup=True), rendered.problem
 
 
-def sample_alert() -> Alert:
-    """An alert to preview templates with, never saved: a critical CPU alert on web-1."""
+def sample_alert(resolved: bool = False) -> Alert:
+    """An alert to preview templates with, never saved: a critical CPU alert on web-1, firing
+    or resolved just now."""
     now = timezone.now()
     instance = Instance(agent_id="web-1", name="web-1", type="web", region="eu-west")
     rule = AlertRule(name="CPU usage high", metric="cpu_usage", runbook_url="")
@@ -160,6 +161,8 @@ def sample_alert() -> Alert:
         pending_since=now - timedelta(minutes=4),
         fired_at=now - timedelta(minutes=2),
         created_at=now - timedelta(minutes=4),
+        status=Alert.Status.RESOLVED if resolved else Alert.Status.ACTIVE,
+        resolved_at=now if resolved else None,
     )
 
 
@@ -190,9 +193,6 @@ def preview(channel: NotificationChannel) -> list[Preview]:
             url="https://vigil.example.com/alerts/preview/",
             ack_url="https://vigil.example.com/alerts/ack/preview/" if kind == "firing" else "",
         )
-        if kind == "resolved":
-            alert.resolved_at = timezone.now()
-            alert.status = Alert.Status.RESOLVED
-        rendered = render(channel, alert, message)
+        rendered = render(channel, sample_alert(resolved=kind == "resolved"), message)
         previews.append(Preview(kind, title, rendered.text, rendered.problem))
     return previews

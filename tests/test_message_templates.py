@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.permissions import Role
+from alerts import lifecycle
 from alerts.models import Notification, NotificationChannel
 from tests.test_notifications import channel, fire, receiver  # noqa: F401
 
@@ -51,7 +52,7 @@ def test_a_telegram_template_writes_html_with_the_alerts_words_escaped(receiver)
 def test_an_email_template_is_plain_text_and_also_speaks_of_recovery():
     channel("email", "ops@example.com", message_template="{{ instance.name }} / " + KIND_TEMPLATE)
     alert = fire()
-    alert.resolve(note="fixed")
+    lifecycle.resolve(alert, note="fixed")
 
     firing, resolved = mail.outbox
     assert firing.body.startswith("Web web-1 / cpu_usage avg over 1m is 97 (> 90)\n")
