@@ -62,7 +62,7 @@ api = NinjaAPI(
 
 
 def _error_response(request, error: ApiError):
-    count_refusal(request, error.reason)
+    count_refusal(request.method, request.path_info, error.reason)
     response = api.create_response(request, error.body(), status=error.status)
     for header, value in error.headers.items():
         response[header] = value

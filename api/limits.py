@@ -1,3 +1,8 @@
+"""Limits that hold before any work is done: a body too large is refused while it streams in
+(``BodySizeLimit``, around the whole ASGI application), and API writes of the wrong size or
+content type are refused before authentication or parsing (``ApiRequestGuard``)."""
+
+import orjson
 from django.conf import settings
 from django.http import JsonResponse
 
@@ -20,7 +25,7 @@ class ApiRequestGuard:
             refusal = self.refusal(request)
             if refusal is not None:
                 status, reason, message = refusal
-                count_refusal(request, reason)
+                count_refusal(request.method, request.path_info, reason)
                 return JsonResponse({"error": message, "details": []}, status=status)
         return self.get_response(request)
 
@@ -39,3 +44,70 @@ class ApiRequestGuard:
         if request.content_type != expected:
             return 415, "unsupported_media_type", f"Content-Type must be {expected}"
         return None
+
+
+class BodyTooLarge(Exception):
+    """The body streaming in passed the limit."""
+
+
+class BodySizeLimit:
+    """ASGI wrapper: an HTTP request whose body is larger than ``INGEST_MAX_BODY_BYTES`` is
+    answered 413 as soon as that is known, before Django reads (and spools to disk) the body,
+    authenticates or parses anything.
+
+    A declared ``Content-Length`` over the limit is refused before a byte of the body is read;
+    a chunked body (no length) is counted as it arrives and refused once it passes the limit.
+    The server then closes the connection rather than read the rest.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = settings.INGEST_MAX_BODY_BYTES
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            message = f"body of {declared} bytes; at most {limit} accepted"
+            return await _refuse(scope, send, message)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except BodyTooLarge:
+            await _refuse(scope, send, f"body larger than {limit} bytes")
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _refuse(scope, send, message: str) -> None:
+    count_refusal(scope["method"], scope["path"], "too_large")
+    body = orjson.dumps({"error": message, "details": []})
+    await send({
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})

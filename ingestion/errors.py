@@ -27,7 +27,10 @@ class ApiError(Exception):
 
 
 class BatchInvalid(ApiError):
-    """One or more items of a batch are bad; nothing of the batch is stored."""
+    """One or more items of a batch are bad; nothing of the batch is stored. ``details`` may
+    list only the first of ``count`` bad items."""
 
-    def __init__(self, details: list[dict]):
-        super().__init__(400, f"{len(details)} invalid item(s); nothing was stored", details)
+    def __init__(self, details: list[dict], count: int | None = None):
+        count = len(details) if count is None else count
+        listed = "" if count == len(details) else f" (the first {len(details)} listed)"
+        super().__init__(400, f"{count} invalid item(s){listed}; nothing was stored", details)

@@ -59,17 +59,23 @@ class ParsedBatch:
 
 
 class Problems:
-    """Collects item errors; raises them all together."""
+    """Collects item errors; raises them all together, listing the first ``MAX_LISTED`` (a
+    request of a million bad items must not answer a million details)."""
+
+    MAX_LISTED = 100
 
     def __init__(self):
         self.items: list[dict] = []
+        self.count = 0
 
     def add(self, index: int | None, field: str, message: str) -> None:
-        self.items.append({"index": index, "field": field, "message": message})
+        self.count += 1
+        if len(self.items) < self.MAX_LISTED:
+            self.items.append({"index": index, "field": field, "message": message})
 
     def raise_if_any(self) -> None:
-        if self.items:
-            raise BatchInvalid(self.items)
+        if self.count:
+            raise BatchInvalid(self.items, self.count)
 
 
 class TimeWindow:
@@ -314,6 +320,11 @@ def _parse_native_samples(raw_samples: list, window: TimeWindow, problems: Probl
             good_names.add(sample.name)
         samples.append(sample)
     return samples
+
+
+def check_series_count(count: int) -> None:
+    if count > settings.INGEST_MAX_SERIES:
+        raise ApiError(413, f"{count} series; at most {settings.INGEST_MAX_SERIES} per request")
 
 
 def check_sample_count(count: int) -> None:

@@ -20,6 +20,7 @@ from ingestion.parsers import (
     Problems,
     TimeWindow,
     check_sample_count,
+    check_series_count,
     parse_agent_id,
     parse_labels,
     parse_metric_name,
@@ -82,6 +83,7 @@ class RemoteWrite:
 
         Within a series, timestamps must increase; each must lie in the batch's TimeWindow.
         """
+        check_series_count(len(request.timeseries))
         check_sample_count(sum(len(series.samples) for series in request.timeseries))
         problems, window = Problems(), TimeWindow()
         samples_of, markers_of = defaultdict(list), defaultdict(list)
