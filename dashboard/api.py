@@ -1,14 +1,18 @@
-"""The seed-compatible REST API's analytics (PRODUCT.md 5.2): the dashboard's summary and
-per-metric aggregates over a time range."""
+"""The dashboard's part of the REST API: the seed-compatible analytics (PRODUCT.md 5.2), the
+dashboard's summary and per-metric aggregates over a time range; and annotations, the deploy
+markers (and other moments) time charts draw, posted with a manage-scoped token."""
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from django.db.models import Count, Q
 from django.utils import timezone
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.errors import ValidationError
 
 from alerts.models import Alert
+from api.auth import manage_scope
+from dashboard.models import Annotation
 from instances import store
 from instances.formats import MAX_LIST_LIMIT, ApiMoment, api_list, iso8601
 from instances.models import Instance
@@ -87,3 +91,59 @@ def analytics(request, query: Query[AnalyticsQuery]):
         start, end, Instance.ids_named_by(query.instanceId), names
     )
     return {"startDate": iso8601(start), "endDate": iso8601(end), **api_list(aggregates)}
+
+
+class AnnotationIn(Schema):
+    text: str = Field(min_length=1, max_length=10_000)
+    tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
+        default_factory=list, max_length=20
+    )
+    # Default: now.
+    time: ApiMoment | None = None
+    # A span's end; none for a moment.
+    timeEnd: ApiMoment | None = None
+
+
+class AnnotationsQuery(Schema):
+    startDate: ApiMoment | None = None
+    endDate: ApiMoment | None = None
+    tag: list[str] = Field(default_factory=list)
+
+
+@router.post(
+    "/annotations",
+    response={201: dict},
+    auth=manage_scope,
+    tags=["annotations"],
+    summary="Mark a moment (a deploy, say) on the time charts",
+)
+def create_annotation(request, payload: AnnotationIn):
+    """Dashboards whose annotation tags share one of ``tags`` draw it (those without annotation
+    tags draw every annotation)."""
+    time = payload.time or timezone.now()
+    if payload.timeEnd is not None and payload.timeEnd < time:
+        raise ValidationError([{"loc": ("body", "payload", "timeEnd"), "msg": "before time"}])
+    annotation = Annotation.objects.create(
+        time=time,
+        time_end=payload.timeEnd,
+        text=payload.text,
+        tags=list(dict.fromkeys(payload.tags)),
+        posted_by=request.auth.name,
+    )
+    return 201, annotation.to_dict()
+
+
+@router.get(
+    "/annotations",
+    response={200: dict},
+    tags=["annotations"],
+    summary="Annotations over a time range (default the last 24 hours), by tag",
+)
+def list_annotations(request, query: Query[AnnotationsQuery]):
+    end = query.endDate or timezone.now()
+    start = query.startDate or end - DEFAULT_WINDOW
+    found = Annotation.objects.filter(time__gte=start, time__lte=end)
+    if query.tag:
+        found = found.filter(tags__overlap=query.tag)
+    items = [annotation.to_dict() for annotation in found[:MAX_LIST_LIMIT]]
+    return {"items": items, "count": len(items)}

@@ -13,6 +13,11 @@ VARIABLE_KINDS = {"query", "custom"}
 
 class DashboardForm(forms.ModelForm):
     tags = forms.CharField(required=False, help_text="Separated by commas.")
+    annotation_tags = forms.CharField(
+        required=False,
+        help_text="The posted annotations (deploys, say) its time charts mark: those with any of "
+        "these tags, separated by commas; blank marks them all.",
+    )
     variables = forms.JSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
@@ -24,15 +29,19 @@ class DashboardForm(forms.ModelForm):
 
     class Meta:
         model = Dashboard
-        fields = ["title", "tags", "time_range", "refresh", "variables"]
+        fields = ["title", "tags", "time_range", "refresh", "variables", "annotation_tags"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk and not self.is_bound:
             self.initial["tags"] = ", ".join(self.instance.tags)
+            self.initial["annotation_tags"] = ", ".join(self.instance.annotation_tags)
 
     def clean_tags(self) -> list[str]:
-        return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
+        return _tag_list(self.cleaned_data["tags"])
+
+    def clean_annotation_tags(self) -> list[str]:
+        return _tag_list(self.cleaned_data["annotation_tags"])
 
     def clean_variables(self) -> list[dict]:
         found = self.cleaned_data["variables"] or []
@@ -44,6 +53,10 @@ class DashboardForm(forms.ModelForm):
             if variable.get("kind") not in VARIABLE_KINDS:
                 raise ValidationError('A variable\'s kind is "query" or "custom".')
         return found
+
+
+def _tag_list(text: str) -> list[str]:
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
 
 
 class PanelForm(forms.ModelForm):

@@ -54,6 +54,8 @@ class Dashboard(models.Model):
     # [{"name", "kind": "query" | "custom", "query", "options", "multi", "include_all"}]:
     # see dashboard/variables.py.
     variables = models.JSONField(default=list, blank=True)
+    # The posted annotations its time charts mark: those with any of these tags (none: all).
+    annotation_tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -94,6 +96,7 @@ class Dashboard(models.Model):
             "time_range": self.time_range,
             "refresh": self.refresh,
             "variables": self.variables,
+            "annotation_tags": list(self.annotation_tags),
             "panels": [panel.to_dict() for panel in self.panels.all()],
         }
 
@@ -152,6 +155,7 @@ class Dashboard(models.Model):
             wanted.time_range,
             wanted.refresh,
             wanted.variables,
+            wanted.annotation_tags,
             wanted_panels,
         ) == (
             mine["title"],
@@ -159,6 +163,7 @@ class Dashboard(models.Model):
             mine["time_range"],
             mine["refresh"],
             mine["variables"],
+            mine["annotation_tags"],
             mine["panels"],
         )
 
@@ -177,6 +182,7 @@ class Dashboard(models.Model):
         self.time_range = data.get("time_range", self.time_range)
         self.refresh = data.get("refresh", self.refresh)
         self.variables = data.get("variables", self.variables)
+        self.annotation_tags = list(data.get("annotation_tags", self.annotation_tags))
 
     def _replace_panels(self, panels: list[dict]) -> None:
         self.panels.all().delete()
@@ -307,3 +313,33 @@ class DashboardVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dashboard} v{self.version}"
+
+
+class Annotation(models.Model):
+    """A moment (or span) worth marking on time charts, posted through the API: a deploy, a
+    config change. Tags let each dashboard mark only its own (``Dashboard.annotation_tags``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    time = models.DateTimeField(db_index=True)
+    # The end of a span; None for a moment.
+    time_end = models.DateTimeField(null=True, blank=True)
+    text = models.TextField()
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    # The API token that posted it, by name (the token may be revoked since).
+    posted_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["time"]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M} {self.text[:50]}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": str(self.id),
+            "time": self.time.isoformat(),
+            "timeEnd": self.time_end.isoformat() if self.time_end else None,
+            "text": self.text,
+            "tags": list(self.tags),
+        }

@@ -15,7 +15,7 @@ import orjson
 import plotly.graph_objects as go
 from markdown_it import MarkdownIt
 
-from dashboard import figures, query_charts, variables
+from dashboard import annotations, figures, query_charts, variables
 from dashboard.models import Panel
 from dashboard.timerange import TimeRange
 from instances import humanize
@@ -85,7 +85,12 @@ def content(panel: Panel, time_range: TimeRange, chosen: list[variables.Variable
         return PanelContent(panel)
     if panel.type == Panel.Type.TIMESERIES:
         figure = query_charts.figure(
-            result, time_range, names, unit=panel.unit, y_range=(panel.min, panel.max)
+            result,
+            time_range,
+            names,
+            unit=panel.unit,
+            y_range=(panel.min, panel.max),
+            marks=_marks(panel, time_range, result),
         )
         return PanelContent(panel, figure=figure)
     latest = _latest(panel, result, names)
@@ -121,6 +126,17 @@ def _evaluate(
         sum(result.total for result in results),
     )
     return combined, names
+
+
+def _marks(
+    panel: Panel, time_range: TimeRange, result: query_charts.RangeResult
+) -> list[annotations.Mark]:
+    """The alert episodes of the instances the panel's series name (of every instance when
+    none does, as for a sum over the fleet) and the annotations its dashboard's tags pick."""
+    agent_ids = {labels["instance"] for labels in result.labels if "instance" in labels}
+    episodes = annotations.alert_episodes(time_range.start, time_range.end, agent_ids or None)
+    posted = annotations.posted(time_range.start, time_range.end, panel.dashboard.annotation_tags)
+    return sorted([*episodes, *posted], key=lambda mark: mark.start)
 
 
 def _series_names(query: dict, expr: str, result: query_charts.RangeResult) -> list[str]:

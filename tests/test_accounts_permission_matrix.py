@@ -293,6 +293,8 @@ def endpoints(target_user, token):
         ("get", "/api/v1/analytics/dashboard", {}, {}, NO_SESSION_API),
         ("put", f"/api/v1/alerts/{alert.pk}", {"status": "resolved"}, {}, NO_SESSION_API),
         ("post", "/api/v1/ingest", {"samples": []}, {}, NO_SESSION_API),
+        ("get", "/api/v1/annotations", {}, {}, NO_SESSION_API),
+        ("post", "/api/v1/annotations", {"text": "deploy"}, {}, NO_SESSION_API),
     ]
     # The Prometheus and Alertmanager APIs: a Viewer's session reads; changes need a token.
     session_reads = {None: 401, "none": 401, Role.VIEWER: 200, Role.OPERATOR: 200, Role.ADMIN: 200}
@@ -367,6 +369,7 @@ ADMIN_SOCKET_EXPECTED = {
 def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_with_role, role):
     instance = Instance.objects.create(agent_id="web-1", name="Web One")
     check = Check.objects.create(name="Nightly", kind=Check.Kind.HEARTBEAT)
+    board = board_with({"type": "text", "text": "hi"})
     cookie = None
     if role is not None:
         cookie = session_cookie_of(client, user_with_role(None if role == "none" else role, "me"))
@@ -374,7 +377,12 @@ def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_wi
     async def handshakes():
         results = {}
         paths = ["/ws/overview/", f"/ws/instances/{instance.pk}/", "/ws/backups/"]
-        for path in [*paths, "/ws/checks/", f"/ws/checks/{check.pk}/"]:
+        for path in [
+            *paths,
+            "/ws/checks/",
+            f"/ws/checks/{check.pk}/",
+            f"/ws/dashboards/{board.pk}/",
+        ]:
             communicator = socket(path, cookie)
             results[path] = await communicator.connect()
             await communicator.disconnect()
@@ -386,6 +394,7 @@ def test_each_role_gets_exactly_the_expected_websocket_handshake(client, user_wi
         "/ws/backups/": ADMIN_SOCKET_EXPECTED[role],
         "/ws/checks/": SOCKET_EXPECTED[role],
         f"/ws/checks/{check.pk}/": SOCKET_EXPECTED[role],
+        f"/ws/dashboards/{board.pk}/": SOCKET_EXPECTED[role],
     }
 
 
