@@ -1383,3 +1383,52 @@ def series_named(
     whose labels satisfy ``matchers``."""
     clauses, params = _named_series_filter(name, matchers, instance_ids)
     return _series_rows(" AND ".join(clauses), params)
+
+
+# --- copying the samples to another engine ---------------------------------------------------
+
+COPY_PROGRESS_TABLE = "samples_copy_progress"
+
+
+def series_ids_after(last_series_id: int, count: int) -> list[int]:
+    """The next ``count`` series ids after ``last_series_id``, in order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {SERIES_TABLE} WHERE id > %s ORDER BY id LIMIT %s",
+            [last_series_id, count],
+        )
+        return [series_id for (series_id,) in cursor.fetchall()]
+
+
+def sample_time_bounds() -> tuple[int, int] | None:
+    """The oldest and newest sample times (ms), or None when there are no samples."""
+    with connection.cursor() as cursor:
+        bounds = f"{epoch_us('min(ts)')} / 1000, {epoch_us('max(ts)')} / 1000"
+        cursor.execute(f"SELECT {bounds} FROM {SAMPLES_TABLE}")
+        first, last = cursor.fetchone()
+    return None if first is None else (first, last)
+
+
+def copy_progress(target: str) -> tuple[int, int]:
+    """(last series id copied, samples copied) to ``target``; (0, 0) before the first run."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT last_series_id, copied FROM {COPY_PROGRESS_TABLE} WHERE target = %s", [target]
+        )
+        row = cursor.fetchone()
+    return row if row else (0, 0)
+
+
+def save_copy_progress(target: str, last_series_id: int, copied: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {COPY_PROGRESS_TABLE} (target, last_series_id, copied) "
+            "VALUES (%s, %s, %s) ON CONFLICT (target) DO UPDATE SET "
+            "last_series_id = EXCLUDED.last_series_id, copied = EXCLUDED.copied, updated = now()",
+            [target, last_series_id, copied],
+        )
+
+
+def forget_copy_progress(target: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {COPY_PROGRESS_TABLE} WHERE target = %s", [target])

@@ -141,20 +141,29 @@ class VictoriaMetricsEngine:
         ``-dedup.minScrapeInterval`` keeps one per timestamp)."""
         if not rows:
             return 0
-        by_series: dict[int, tuple[list[int], list[bytes]]] = defaultdict(lambda: ([], []))
+        by_series: dict[int, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
         for series_id, ts, value in rows:
             stamps, values = by_series[series_id]
             stamps.append(_millis(ts))
-            values.append(_json_number(value))
-        labels = self.promql_labels(by_series)
-        lines = [
-            b'{"metric":%b,"values":[%b],"timestamps":%b}'
-            % (orjson.dumps(labels[series_id]), b",".join(values), orjson.dumps(stamps))
-            for series_id, (stamps, values) in by_series.items()
-        ]
-        self._request("POST", f"{self.write_url}/api/v1/import", body=b"\n".join(lines) + b"\n")
+            values.append(value)
+        self.import_series(by_series)
         store.note_newest(rows)
         return len(rows)
+
+    def import_series(self, samples: dict[int, tuple[Sequence[int], Sequence[float]]]) -> None:
+        """Send each series' ``(timestamps in ms, values)`` in one ``/api/v1/import`` request;
+        returns once VictoriaMetrics took them all."""
+        labels = self.promql_labels(samples)
+        lines = [
+            b'{"metric":%b,"values":[%b],"timestamps":%b}'
+            % (
+                orjson.dumps(labels[series_id]),
+                b",".join(map(_json_number, values)),
+                orjson.dumps(list(stamps)),
+            )
+            for series_id, (stamps, values) in samples.items()
+        ]
+        self._request("POST", f"{self.write_url}/api/v1/import", body=b"\n".join(lines) + b"\n")
 
     def write_staleness_markers(self, instance_id, markers) -> int:
         # JSON import has no staleness markers: VictoriaMetrics ends a series by its own rule
