@@ -27,9 +27,10 @@ class BackupAdmin(admin.ModelAdmin):
         "age",
         "verification",
         "verified_at",
+        "offsite_status",
         "download",
     ]
-    list_filter = ["status", "kind", "verification"]
+    list_filter = ["status", "kind", "verification", "offsite_status"]
     readonly_fields = [f.name for f in Backup._meta.fields]
 
     def has_add_permission(self, request):

@@ -232,6 +232,12 @@ def test_install_sh_installs_a_working_agent_with_its_config_token_and_unit(
     assert f"WorkingDirectory={places['VIGIL_AGENT_PREFIX']}" in unit
     assert f"User={user}" in unit and f"ReadWritePaths={state_dir}" in unit
     assert "vgl_installed" not in unit
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", places["VIGIL_AGENT_UNIT_DIR"] / "vigil-agent.service"],
+        capture_output=True,
+        text=True,
+    )
+    assert verified.returncode == 0, verified.stderr
 
     ran = run_installed_agent(
         places["VIGIL_AGENT_PREFIX"], "--config", str(config_dir / "agent.toml"), "--once"
