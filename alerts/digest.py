@@ -68,9 +68,13 @@ def send_info_digest(now: datetime | None = None) -> int:
         note = Notification.objects.create(
             dispatch=uuid.uuid4(), alert=None, channel=channel, kind=Notification.Kind.DIGEST
         )
-        recipients = [address.strip() for address in channel.target.split(",") if address.strip()]
         try:
-            send_mail(subject=subject, message=body, from_email=None, recipient_list=recipients)
+            send_mail(
+                subject=subject,
+                message=body,
+                from_email=None,
+                recipient_list=channel.email_addresses,
+            )
         except (smtplib.SMTPException, OSError) as error:
             note.record_failure(f"mail server: {error}", None, final=True)
             metrics.count_notification_failure(channel.kind)

@@ -218,6 +218,11 @@ class NotificationChannel(models.Model):
         return urlsplit(self.target).netloc or self.target
 
     @property
+    def email_addresses(self) -> list[str]:
+        """An e-mail channel's recipients, from its comma-separated target."""
+        return [address.strip() for address in self.target.split(",") if address.strip()]
+
+    @property
     def takes_info_digest(self) -> bool:
         """An e-mail channel gets the daily info digest unless its ``info_digest`` is off."""
         return self.kind == self.Kind.EMAIL and self.config.get("info_digest", True) is not False

@@ -120,13 +120,12 @@ class Transport:
 
 class Email(Transport):
     def notify(self, message: Message) -> Delivery:
-        recipients = [address.strip() for address in self.channel.target.split(",")]
         try:
             accepted = send_mail(
                 subject=one_line(message.title),
                 message="\n\n".join([self.body(message), *message.lines()[1:]]),
                 from_email=None,
-                recipient_list=[address for address in recipients if address],
+                recipient_list=self.channel.email_addresses,
             )
         except smtplib.SMTPRecipientsRefused as error:
             raise TransportError(f"recipients refused: {error}", permanent=True) from error
