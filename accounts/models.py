@@ -38,7 +38,7 @@ class AuditEvent(models.Model):
 
     ``actor`` is a user, a plain label (a token's name, a command) or None for Vigil itself.
     ``action`` is ``<thing>.<verb>``: ``login``, ``login.failed``, ``logout``, ``role.change``,
-    ``token.create``, ``token.revoke``, ``token.change``, ``alert.acknowledge``,
+    ``token.create``, ``token.revoke``, ``token.change``, ``token.delete``, ``alert.acknowledge``,
     ``alert.resolve``, ``silence.create``, ``silence.end``, ``silence.delete``, ``rule.change``,
     ``channel.change`` … ``target`` is a model instance (its type, id and name are kept, so the
     event outlives it), a plain label, or None. ``details`` must be JSON-serialisable.

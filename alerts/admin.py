@@ -139,7 +139,7 @@ class NotificationChannelAdmin(AuditedAdmin, admin.ModelAdmin):
     fields = ChannelForm.Meta.fields
     list_display = ["name", "kind", "destination", "enabled"]
     list_filter = ["kind", "enabled"]
-    search_fields = ["name", "target"]
+    search_fields = ["name"]  # targets are encrypted, so not searchable
     actions = ["send_test"]
 
     @admin.action(description="Send a test notification")

@@ -191,6 +191,7 @@ class ChannelForm(forms.ModelForm):
     class Meta:
         model = NotificationChannel
         fields = ["name", "kind", "target", "secret", "severities", "message_template", "enabled"]
+        widgets = {"target": forms.TextInput}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, label_suffix="", **kwargs)

@@ -1,8 +1,9 @@
 """Signed one-click links in notifications.
 
 A link binds the alert, the action and the episode (fingerprint + when it fired), so it cannot
-be turned against another alert, and it dies when its episode resolves. Following it still
-needs a logged-in user: the signature proves where the link came from, not who clicked it.
+be turned against another alert, and it dies when its episode resolves or after
+ACK_LINK_MAX_AGE_HOURS. Following it still needs a logged-in user: the signature proves where
+the link came from, not who clicked it.
 """
 
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ def sign(alert, action: str = ACKNOWLEDGE) -> str:
 
 
 def unsign(token: str) -> SignedAction:
-    """The action a token carries; raises signing.BadSignature if it was not made here."""
-    data = signing.loads(token, salt=SALT)
+    """The action a token carries; raises signing.BadSignature if it was not made here, and
+    signing.SignatureExpired if it is older than ACK_LINK_MAX_AGE_HOURS."""
+    data = signing.loads(token, salt=SALT, max_age=settings.ACK_LINK_MAX_AGE_HOURS * 3600)
     try:
         return SignedAction(str(data["a"]), str(data["x"]), str(data["e"]))
     except (KeyError, TypeError) as error:

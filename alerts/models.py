@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from config.encryption import EncryptedJSONField, EncryptedTextField
 from instances import humanize
 from instances.formats import iso8601
 from instances.models import Instance
@@ -106,6 +107,17 @@ def validate_http_url(value: str) -> None:
     URLValidator(schemes=["http", "https"])(value)
 
 
+def _strings_in(value) -> list[str]:
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _strings_in(item)]
+    return []
+
+
 class NotificationChannel(models.Model):
     """Where notifications go: a mailbox, a chat room, a pager or any webhook receiver."""
 
@@ -155,19 +167,19 @@ class NotificationChannel(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    target = models.CharField(
-        max_length=1000,
+    # A chat webhook's URL is its credential: target, secret and config are encrypted in the
+    # database (config/encryption.py), for every kind alike.
+    target = EncryptedTextField(
         blank=True,
         help_text="Webhook URL, or comma-separated email addresses. PagerDuty, Opsgenie, "
         "Telegram, ntfy: optional API URL (default: the provider's).",
     )
-    secret = models.CharField(
-        max_length=200,
+    secret = EncryptedTextField(
         blank=True,
         help_text="Webhook HMAC key, PagerDuty routing key, Opsgenie API key, Telegram bot "
         "token or ntfy access token.",
     )
-    config = models.JSONField(
+    config = EncryptedJSONField(
         default=dict,
         blank=True,
         help_text="Options of the kind: Telegram chat_id, ntfy topic, email info_digest.",
@@ -216,6 +228,22 @@ class NotificationChannel(models.Model):
         if not self.target:
             return self.PROVIDER_DEFAULT_URLS.get(self.kind, "")
         return urlsplit(self.target).netloc or self.target
+
+    def redact(self, text: str) -> str:
+        """``text`` with this channel's secrets (a webhook URL's path and query, its secret, its
+        options' values) replaced by ``[redacted]``; a URL keeps its host, to say where it went."""
+        secrets = [self.secret, *_strings_in(self.config)]
+        if self.kind != self.Kind.EMAIL and self.target:
+            url = urlsplit(self.target)
+            hidden = url.path + (f"?{url.query}" if url.query else "")
+            text = text.replace(self.target, f"{url.scheme}://{url.hostname}/[redacted]")
+            secrets += [hidden, url.path, url.query, url.password or "", url.username or ""]
+        # Longest first, so a secret that contains another is replaced whole; very short
+        # values ("/", "on") would only garble the text.
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            if len(secret) >= 6:
+                text = text.replace(secret, "[redacted]")
+        return text
 
     @property
     def email_addresses(self) -> list[str]:

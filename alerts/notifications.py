@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from alerts import links, metrics
 from alerts.models import Alert, Notification
-from alerts.transports import Message, TransportError, transport_for
+from alerts.transports import Delivery, Message, TransportError, transport_for
 from instances.formats import iso8601
 
 DISPATCH_NAMESPACE = uuid.UUID("8f5e2c1a-4b7d-4e0f-9a63-0c2d5b1e7a44")
@@ -26,13 +26,31 @@ def send_test_now(channel) -> tuple[Notification, str]:
         dispatch=uuid.uuid4(), alert=None, channel=channel, kind=Notification.Kind.TEST
     )
     try:
-        delivery = transport_for(channel).notify(message_for(None, Notification.Kind.TEST))
+        delivery = send(channel, message_for(None, Notification.Kind.TEST))
     except TransportError as error:
         note.record_failure(error.message, error.response_code, final=True)
         metrics.count_notification_failure(channel.kind)
         return note, error.answer
     note.record_sent(delivery.response_code)
     return note, delivery.answer
+
+
+def send(channel, message: Message) -> Delivery:
+    """Deliver ``message`` through ``channel``'s transport.
+
+    A failure is raised again with the channel's secrets redacted from its text and without
+    the original exception attached, so neither the worker's log (Celery logs what a task
+    raises) nor Notification.error ever holds a webhook URL or a token, whichever transport
+    put it there."""
+    try:
+        return transport_for(channel).notify(message)
+    except TransportError as error:
+        raise TransportError(
+            channel.redact(error.message),
+            permanent=error.permanent,
+            response_code=error.response_code,
+            answer=channel.redact(error.answer),
+        ) from None
 
 
 def plan(alert: Alert, kind: str) -> list[tuple[str, int]]:

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from alerts import digest, message_templates, metrics, notifications
 from alerts.models import Alert, Notification, NotificationChannel
-from alerts.transports import TransportError, transport_for
+from alerts.transports import TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind:
         channel, alert, notifications.message_for(alert, kind)
     )
     try:
-        delivery = transport_for(channel).notify(message)
+        delivery = notifications.send(channel, message)
     except TransportError as error:
         final = error.permanent or attempt > self.max_retries
         failure = f"{error.message}; {problem}" if problem else error.message

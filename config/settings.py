@@ -10,6 +10,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded, socialauth
+from config.local_secrets import local_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -17,9 +18,19 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-# The insecure fallback only serves development; `check --deploy` flags it in production.
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-vigil-development-only-key-change-me")
+# Unset, a key generated for this checkout (var/secret-key, 0600): enough for one machine; every
+# host of a scaled-out install needs the same SECRET_KEY. A publicly known key (Django's
+# "django-insecure-" ones, such as Vigil's former built-in one) is refused outside DEBUG.
+SECRET_KEY = env.str("SECRET_KEY", default="") or local_secret("secret-key")
+if not DEBUG and SECRET_KEY.startswith("django-insecure"):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a publicly known development key: set a long random value, or unset it "
+        "to use one generated for this machine."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+# Notification channels' secrets and MFA secrets are encrypted in the database with keys derived
+# from this (config/encryption.py); changing it makes the stored ones unreadable.
+SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="") or SECRET_KEY
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -119,8 +130,13 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "vigil",
-        # Fail fast when Redis is down: ingest carries on without it, /readyz reports it.
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": {
+            # Fail fast when Redis is down: ingest carries on without it, /readyz reports it.
+            "socket_connect_timeout": 1,
+            "socket_timeout": 1,
+            # JSON, not pickle: whoever can write to Redis must not run code in Vigil.
+            "serializer": "config.cache.JsonSerializer",
+        },
     }
 }
 
@@ -153,7 +169,10 @@ CELERY_BEAT_SCHEDULE = {
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("PASSWORD_MIN_LENGTH", default=12)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -176,12 +195,21 @@ DEFAULT_ROLE = env.str("DEFAULT_ROLE", default="viewer")
 # Social and OpenID Connect login: GITHUB_*, GOOGLE_*, GITLAB_*, OIDC_<N>_* (config/socialauth.py).
 SOCIALACCOUNT_PROVIDERS = socialauth.providers_from_env(env.ENVIRON)
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
-# People from a configured identity provider get an account (with DEFAULT_ROLE) on first login.
-SOCIALACCOUNT_ALLOW_SIGNUPS = env.bool("SOCIALACCOUNT_ALLOW_SIGNUPS", default=True)
+# People from a configured identity provider get an account (with DEFAULT_ROLE) on first login
+# only when allowed, and then only with an e-mail address in one of these domains (empty: any).
+SOCIALACCOUNT_ALLOW_SIGNUPS = env.bool("SOCIALACCOUNT_ALLOW_SIGNUPS", default=False)
+SOCIALACCOUNT_ALLOWED_EMAIL_DOMAINS = [
+    domain.lower().lstrip("@")
+    for domain in env.list("SOCIALACCOUNT_ALLOWED_EMAIL_DOMAINS", default=[])
+]
 SOCIALACCOUNT_AUTO_SIGNUP = True
 # Never attach a provider login to an existing local account by email alone.
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_STORE_TOKENS = False
+# A session lasts this long after the last request (sliding), then asks to log in again.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+SESSION_SAVE_EVERY_REQUEST = True
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Vigil"
 MFA_REQUIRED_FOR_ADMINS = env.bool("MFA_REQUIRED_FOR_ADMINS", default=False)
@@ -358,6 +386,8 @@ CELERY_BEAT_SCHEDULE["info-digest"] = {
     "task": "alerts.send_info_digest",
     "schedule": crontab(minute=0, hour=INFO_DIGEST_HOUR),
 }
+# The one-click Acknowledge link in a notification works this long after it was sent.
+ACK_LINK_MAX_AGE_HOURS = env.int("ACK_LINK_MAX_AGE_HOURS", default=24)
 CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
     "task": "alerts.evaluate_rules",
     "schedule": ALERT_EVALUATION_INTERVAL_SECONDS,

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from accounts.auditing import AuditedAdmin
 from accounts.models import AuditEvent
 from ingestion.models import IngestToken, ScrapeTarget
 
@@ -37,6 +38,15 @@ class IngestTokenAdmin(admin.ModelAdmin):
             request, f"Token for {token.name}: {plain} — copy it now, it is not shown again."
         )
 
+    def delete_model(self, request, obj):
+        AuditEvent.record(request.user, "token.delete", obj, request=request)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset:
+            AuditEvent.record(request.user, "token.delete", token, request=request)
+        super().delete_queryset(request, queryset)
+
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
         revoked = sum(token.revoke(actor=request.user) for token in queryset)
@@ -44,7 +54,7 @@ class IngestTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScrapeTarget)
-class ScrapeTargetAdmin(admin.ModelAdmin):
+class ScrapeTargetAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = [
         "url", "instance", "interval_seconds", "enabled", "last_scrape_at", "last_up",
         "last_duration",

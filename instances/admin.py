@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from accounts.auditing import AuditedAdmin
 from instances.models import Instance, Series
 
 
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["name", "agent_id", "status", "type", "region", "last_seen", "created"]
     list_filter = ["status", "type", "region"]
     search_fields = ["name", "agent_id", "endpoint"]

@@ -29,6 +29,7 @@ ERIN = {
 
 @pytest.fixture
 def corp_sso(settings, monkeypatch):
+    settings.SOCIALACCOUNT_ALLOW_SIGNUPS = True
     with OidcProvider("vigil", "s3cret-value", [CALLBACK], ERIN) as provider:
         # Vigil's server-side calls to the provider trust its certificate, as they would a CA's.
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", provider.ca_file)
@@ -78,6 +79,34 @@ def test_a_person_logs_in_through_openid_connect_and_lands_as_a_viewer(client, c
     assert {"/.well-known/openid-configuration", "/authorize", "/token", "/userinfo"} <= set(
         corp_sso.requests
     )
+
+
+def sign_in_through(client, provider):
+    """Press the provider's button, log in there, and follow its callback back into Vigil."""
+    start = client.post(login_buttons(client)["Corp SSO"])
+    at_provider = requests.get(start["Location"], allow_redirects=False, timeout=10)
+    callback = at_provider.headers["Location"]
+    return client.get(callback.removeprefix("http://testserver"), follow=True)
+
+
+def test_by_default_a_newcomer_from_a_provider_gets_no_account(client, corp_sso, settings):
+    settings.SOCIALACCOUNT_ALLOW_SIGNUPS = False
+
+    landed = sign_in_through(client, corp_sso)
+
+    assert "Sign Up Closed" in landed.text
+    assert "_auth_user_id" not in client.session
+    assert not get_user_model().objects.filter(username="erin").exists()
+
+
+def test_sign_ups_are_limited_to_the_allowed_email_domains(client, corp_sso, settings):
+    settings.SOCIALACCOUNT_ALLOWED_EMAIL_DOMAINS = ["other.example"]
+    sign_in_through(client, corp_sso)
+    assert not get_user_model().objects.filter(username="erin").exists()
+
+    settings.SOCIALACCOUNT_ALLOWED_EMAIL_DOMAINS = ["corp.example"]
+    sign_in_through(client, corp_sso)
+    assert client.session["_auth_user_id"] == str(get_user_model().objects.get(username="erin").pk)
 
 
 def test_the_provider_publishes_its_signing_keys(corp_sso):

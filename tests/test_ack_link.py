@@ -9,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AuditEvent
 from accounts.permissions import Role
 from alerts import lifecycle, links, tasks
 from alerts.models import Alert, AlertRule, NotificationChannel
@@ -75,7 +76,11 @@ def test_the_mailed_link_acknowledges_after_login_and_goes_to_the_alert(client, 
 
     after_login = log_in(client, path)
     assert after_login["Location"] == path
-    response = client.get(path)
+    confirmation = client.get(path)
+    assert confirmation.status_code == 200
+    assert "Acknowledge this alert?" in confirmation.text
+    assert Alert.objects.get().status == "active"
+    response = client.post(path)
     assert response.status_code == 302
     assert response["Location"] == f"/alerts/{alert.pk}/"
     stored = Alert.objects.get()
@@ -86,9 +91,9 @@ def test_the_mailed_link_acknowledges_after_login_and_goes_to_the_alert(client, 
 def test_following_the_link_again_keeps_the_first_acknowledgement(client, alice, alert):
     path = link_in_mail()
     client.force_login(alice)
-    client.get(path)
+    client.post(path)
     first = Alert.objects.get().acknowledged_at
-    assert client.get(path).status_code == 302
+    assert client.post(path).status_code == 302
     assert Alert.objects.get().acknowledged_at == first
 
 
@@ -103,7 +108,7 @@ def test_following_the_link_again_keeps_the_first_acknowledgement(client, alice,
 def test_a_tampered_link_is_refused(client, alice, alert, tamper):
     client.force_login(alice)
     token = link_in_mail().rstrip("/").rsplit("/", 1)[1]
-    response = client.get(reverse("alerts:acknowledge_link", args=[tamper(token)]))
+    response = client.post(reverse("alerts:acknowledge_link", args=[tamper(token)]))
     assert response.status_code == 400
     assert Alert.objects.get().status == "active"
 
@@ -111,7 +116,7 @@ def test_a_tampered_link_is_refused(client, alice, alert, tamper):
 def test_a_link_for_another_action_or_alert_is_refused(client, alice, alert):
     client.force_login(alice)
     token = links.sign(alert, action="resolve")
-    response = client.get(reverse("alerts:acknowledge_link", args=[token]))
+    response = client.post(reverse("alerts:acknowledge_link", args=[token]))
     assert response.status_code == 400
     assert Alert.objects.get().status == "active"
 
@@ -120,7 +125,7 @@ def test_a_link_replayed_after_resolution_is_refused(client, alice, alert):
     path = link_in_mail()
     lifecycle.resolve(alert, note="recovered")
     client.force_login(alice)
-    response = client.get(path)
+    response = client.post(path)
     assert response.status_code == 410
     assert Alert.objects.get().status == "resolved"
 
@@ -131,12 +136,34 @@ def test_a_link_of_a_previous_episode_is_refused_even_if_reopened(client, alice,
     lifecycle.reopen(alert)
     Alert.objects.filter(pk=alert.pk).update(fired_at=timezone.now())
     client.force_login(alice)
-    assert client.get(path).status_code == 410
+    assert client.post(path).status_code == 410
     assert Alert.objects.get().status == "active"
 
 
 def test_a_viewer_following_the_link_is_refused(client, user_with_role, alert):
     path = link_in_mail()
     client.force_login(user_with_role(Role.VIEWER, "victor"))
-    assert client.get(path).status_code == 403
+    assert client.post(path).status_code == 403
+    assert Alert.objects.get().status == "active"
+
+
+def test_fetching_the_link_changes_nothing_however_often(client, alice, alert):
+    """Mail scanners and link previews fetch links with GET: only the confirmation's POST acts."""
+    path = link_in_mail()
+    client.force_login(alice)
+    for _ in range(3):
+        page = client.get(path)
+        assert page.status_code == 200
+    assert 'method="post"' in page.text
+    assert Alert.objects.get().status == "active"
+    assert not AuditEvent.objects.filter(action="alert.acknowledge").exists()
+
+
+def test_a_link_older_than_its_max_age_is_refused(client, alice, alert, settings):
+    path = link_in_mail()
+    client.force_login(alice)
+    settings.ACK_LINK_MAX_AGE_HOURS = 0
+    response = client.post(path)
+    assert response.status_code == 410
+    assert "expired" in response.text
     assert Alert.objects.get().status == "active"
