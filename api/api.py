@@ -3,12 +3,14 @@
 import logging
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import BaseRenderer
+from psycopg.errors import QueryCanceled
 
 from alerts.api import router as alerts_router
 from api.auth import ScopeByMethod
@@ -129,6 +131,8 @@ def unstorable_value(request, error):
 @api.exception_handler(OperationalError)
 @api.exception_handler(InterfaceError)
 def storage_unavailable(request, error):
+    if isinstance(error.__cause__, QueryCanceled):
+        return statement_timeout(request, error)
     # The client only learns to retry; the operator needs the reason (e.g. too many clients).
     logger.warning("%s %s answered 503: %s", request.method, request.path, error)
     return _error_response(
@@ -136,6 +140,24 @@ def storage_unavailable(request, error):
         ApiError(
             503,
             "storage unavailable, retry later",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+        ),
+    )
+
+
+def statement_timeout(request, error):
+    """A statement ran past the web's statement timeout: a read asked for too much (422, a
+    retry cannot help); a write may have waited on a lock (503, retry later)."""
+    limit = settings.DATABASE_STATEMENT_TIMEOUT["web"]
+    logger.warning("%s %s hit the statement timeout: %s", request.method, request.path, error)
+    if request.method in ("GET", "HEAD"):
+        message = f"the query ran longer than {limit} s; ask for a shorter range or fewer series"
+        return _error_response(request, ApiError(422, message, reason="too_expensive"))
+    return _error_response(
+        request,
+        ApiError(
+            503,
+            f"storage busy: the write waited longer than {limit} s, retry later",
             headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
         ),
     )

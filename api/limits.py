@@ -2,11 +2,17 @@
 (``BodySizeLimit``, around the whole ASGI application), and API writes of the wrong size or
 content type are refused before authentication or parsing (``ApiRequestGuard``)."""
 
+import logging
+
 import orjson
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import OperationalError
+from django.http import HttpResponse, JsonResponse
+from psycopg.errors import QueryCanceled
 
 from api.metrics import count_refusal
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/"
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
@@ -111,3 +117,31 @@ async def _refuse(scope, send, message: str) -> None:
         ],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
+
+
+class StatementTimeoutAnswer:
+    """A statement that ran past the statement timeout outside the django-ninja API (which
+    answers it itself) is a 503, not a 500: in the Prometheus API's own error shape under
+    ``/prometheus/`` (its ``timeout`` error), as plain text elsewhere."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not (
+            isinstance(exception, OperationalError)
+            and isinstance(exception.__cause__, QueryCanceled)
+        ):
+            return None
+        limit = settings.DATABASE_STATEMENT_TIMEOUT["web"]
+        logger.warning(
+            "%s %s hit the statement timeout: %s", request.method, request.path, exception
+        )
+        message = f"the query ran longer than {limit} s; ask for a shorter range or fewer series"
+        if request.path_info.startswith("/prometheus/"):
+            body = {"status": "error", "errorType": "timeout", "error": message}
+            return JsonResponse(body, status=503)
+        return HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")

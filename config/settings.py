@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.monitoring.RequestMetricsMiddleware",
     "api.limits.ApiRequestGuard",
+    "api.limits.StatementTimeoutAnswer",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -121,6 +122,29 @@ if env.bool("DATABASE_POOL", default="config.asgi" in sys.modules):
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+# Longest one SQL statement may run, in seconds (0: no limit), by the role of the process: a web
+# request answers 422 (a read) or 503 (a write) rather than hold a connection; Celery's tasks
+# get longer; commands (migrate, backups, restore) are not limited.
+DATABASE_STATEMENT_TIMEOUT = {
+    "web": env.int("DATABASE_STATEMENT_TIMEOUT_WEB", default=30),
+    "worker": env.int("DATABASE_STATEMENT_TIMEOUT_WORKER", default=300),
+}
+if "config.asgi" in sys.modules:
+    PROCESS_ROLE = "web"
+elif Path(sys.argv[0]).name == "celery":
+    PROCESS_ROLE = "worker"
+else:
+    PROCESS_ROLE = "command"
+if DATABASE_STATEMENT_TIMEOUT.get(PROCESS_ROLE):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(
+        part
+        for part in (
+            _options.get("options", ""),
+            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT[PROCESS_ROLE] * 1000}",
+        )
+        if part
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="") or embedded.redis_url()
