@@ -533,6 +533,9 @@ def read_config(path: Path) -> dict:
         expected = (int, float) if kind is float else str if kind is Path else kind
         if not isinstance(value, expected) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"--config {path}: {key} must be a {kind.__name__.lower()}")
+        if kind is Path:
+            # Relative to the file, not to wherever the agent happens to be started.
+            settings[key] = Path(path).parent / value
     return settings
 
 

@@ -69,7 +69,7 @@ def test_the_token_can_come_from_the_environment_instead_of_the_command_line(
     assert receiver.batches
 
 
-def test_a_config_file_gives_every_setting_and_options_win_over_it(
+def test_a_config_file_gives_every_setting_its_paths_relative_to_it_and_options_win_over_it(
     receiver,  # noqa: F811
     agent_copy,
 ):
@@ -84,7 +84,13 @@ def test_a_config_file_gives_every_setting_and_options_win_over_it(
     )
 
     done = run_installed_agent(
-        agent_copy, "--config", "agent.toml", "--name", "From the option", "--once"
+        agent_copy.parent,
+        "--config",
+        "host/agent.toml",
+        "--name",
+        "From the option",
+        "--once",
+        PYTHONPATH=str(agent_copy),
     )
 
     assert done.returncode == 0, done.stderr
