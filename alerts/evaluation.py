@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
-from alerts import lifecycle, metrics, recording
+from alerts import instance_status, lifecycle, metrics, recording
 from alerts.models import (
     Alert,
     AlertRule,
@@ -41,8 +41,7 @@ from alerts.models import (
     rule_fingerprint,
 )
 from instances import store
-from instances.events import publish_instance_updated
-from instances.models import VIGIL_AGENT_ID, Instance
+from instances.models import Instance
 from instances.samples import samples_engine
 from query.engine import evaluate
 from query.values import QueryError, Vector, without_name
@@ -128,7 +127,7 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         resolve_orphans(now, summary)
         watch_instances(instances.values(), silences, now, summary)
         lifecycle.mark_silenced(silences)
-        derive_instance_statuses(now)
+        instance_status.derive_statuses(now)
         lifecycle.send_repeats(silences, now)
         summary.seconds = time.perf_counter() - started
         metrics.observe_evaluation(summary.seconds)
@@ -458,30 +457,3 @@ def watch_instances(instances, silences: list, now: datetime, summary) -> None:
             elif not silent and alert is not None:
                 lifecycle.recover(alert, now)
                 summary.resolved += 1
-
-
-def derive_instance_statuses(now: datetime) -> int:
-    """Every instance's status, in one place: `unknown` when silent for 3 intervals, else from
-    its worst open alert (critical → unhealthy, error or warning → warning, none → healthy).
-    The instance standing for Vigil has no agent to be silent: its alerts alone say."""
-    cutoff = now - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
-    open_alerts = Alert.objects.filter(instance=OuterRef("pk"), resolved_at__isnull=True)
-    silent = (Q(last_seen__isnull=True) | Q(last_seen__lt=cutoff)) & ~Q(agent_id=VIGIL_AGENT_ID)
-    status = Case(
-        When(silent, then=Value("unknown")),
-        When(
-            Exists(open_alerts.filter(severity=Alert.Severity.CRITICAL)),
-            then=Value("unhealthy"),
-        ),
-        When(
-            Exists(open_alerts.filter(severity__in=[Alert.Severity.ERROR, Alert.Severity.WARNING])),
-            then=Value("warning"),
-        ),
-        default=Value("healthy"),
-    )
-    changed = list(Instance.objects.exclude(status=status).values_list("pk", flat=True))
-    if changed:
-        Instance.objects.filter(pk__in=changed).update(status=status)
-        for instance_id in changed:
-            publish_instance_updated(instance_id, 0)
-    return len(changed)

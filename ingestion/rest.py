@@ -12,6 +12,7 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 
 from accounts.models import AuditEvent
+from alerts.instance_status import derive_statuses
 from api.auth import check_push_for, ingest_or_manage_scope, ingest_scope
 from ingestion.api import ERRORS, decode_json
 from ingestion.models import IngestToken
@@ -50,7 +51,11 @@ class InstanceIn(InstanceFields):
 
 
 class InstanceUpdate(InstanceFields):
-    status: Instance.Status | None = None
+    status: Instance.Status | None = Field(
+        None,
+        description="What the agent says of itself, kept as `reportedStatus`; `status` is "
+        "derived from contact and open alerts.",
+    )
     lastHealthCheck: ApiMoment | None = None
 
 
@@ -118,10 +123,14 @@ def update_instance(request, ref: str, payload: InstanceUpdate):
     check_push_for(request, [instance.agent_id])
     if payload.status is not None and not request.auth.has_scope(IngestToken.Scope.MANAGE):
         raise PermissionDenied("setting an instance's status needs the manage scope")
-    fields = payload.dict(exclude={"lastHealthCheck"}, exclude_none=True)
+    fields = payload.dict(exclude={"lastHealthCheck", "status"}, exclude_none=True)
     if payload.lastHealthCheck is not None:
         fields["last_seen"] = min(payload.lastHealthCheck, timezone.now())
+    # The agent's word is kept, not taken: the status is derived from contact and alerts.
+    fields["reported_status"] = payload.status
     instance.update(**fields)
+    derive_statuses(instance_ids=[instance.pk])
+    instance.refresh_from_db(fields=["status"])
     if payload.status is not None:
         AuditEvent.record(request.auth.name, "instance.status", instance, status=payload.status)
     return instance.to_api()

@@ -6,6 +6,7 @@ from functools import partial
 
 from django.db import transaction
 
+from alerts.instance_status import derive_statuses
 from ingestion import node_exporter
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_BATCHES, INGEST_SAMPLES
@@ -61,6 +62,8 @@ def store_batch(
                 [(store.SeriesKey(s.name, s.labels, s.unit), s.ts) for s in staleness_markers],
             )
         instance.mark_seen()
+        # The batch's own announcement below tells dashboards of a status change too.
+        derive_statuses(instance_ids=[instance.pk], announce=False)
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
     INGEST_BATCHES.inc()
     INGEST_SAMPLES.inc(len(samples))

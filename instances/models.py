@@ -1,5 +1,4 @@
 import uuid
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -29,8 +28,11 @@ class Instance(models.Model):
     region = models.CharField(max_length=100, blank=True)
     endpoint = models.CharField(max_length=500, blank=True)
     metadata = models.JSONField(default=dict, blank=True, decoder=StoredJsonDecoder)
-    # Cached because the overview filters on it; alert evaluation is the one path that derives it.
+    # Derived from freshness and open alerts by its one writer, alerts/instance_status.py;
+    # stored because the overview filters on it.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNKNOWN)
+    # What the agent last said of itself (the REST PUT's status): shown, never the status.
+    reported_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -129,31 +131,14 @@ class Instance(models.Model):
             "endpoint": self.endpoint,
             "metadata": self.metadata,
             "status": self.status,
+            "reportedStatus": self.reported_status or None,
             "lastHealthCheck": iso8601(self.last_seen),
         }
 
     def mark_seen(self) -> None:
-        """Record contact now; an instance that was silent (`unknown`) is `healthy` again.
-
-        Alert evaluation derives `warning` and `unhealthy`; this only ends the silence.
-        """
+        """Record contact now (the status follows: alerts/instance_status.py)."""
         self.last_seen = timezone.now()
-        fields = ["last_seen"]
-        if self.status == self.Status.UNKNOWN:
-            self.status = self.Status.HEALTHY
-            fields.append("status")
-        self.save(update_fields=fields)
-
-    @classmethod
-    def mark_silent(cls) -> int:
-        """The dead man's switch: instances with no data for 3 intervals become `unknown`."""
-        cutoff = timezone.now() - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
-        return (
-            cls.objects.exclude(status=cls.Status.UNKNOWN)
-            .exclude(agent_id=VIGIL_AGENT_ID)  # no agent reports for Vigil itself
-            .filter(models.Q(last_seen__lt=cutoff) | models.Q(last_seen__isnull=True))
-            .update(status=cls.Status.UNKNOWN)
-        )
+        self.save(update_fields=["last_seen"])
 
 
 class Series(models.Model):

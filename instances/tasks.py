@@ -1,7 +1,7 @@
 from celery import shared_task
 
+from alerts.instance_status import derive_statuses
 from instances import store
-from instances.models import Instance
 from instances.retention import apply_retention as apply_retention_now
 from instances.rollups import record_lag
 from instances.rollups import refresh_rollups as refresh_rollups_now
@@ -35,5 +35,6 @@ def refresh_rollups() -> int:
 
 @shared_task(name="instances.mark_silent_instances", ignore_result=True)
 def mark_silent_instances() -> int:
-    """Flag instances that stopped reporting as `unknown`."""
-    return Instance.mark_silent()
+    """The dead man's switch between evaluation runs: instances that stopped reporting become
+    `unknown` (their statuses derived again); returns how many changed."""
+    return derive_statuses()

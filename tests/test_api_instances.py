@@ -24,6 +24,7 @@ INSTANCE_FIELDS = {
     "endpoint",
     "metadata",
     "status",
+    "reportedStatus",
     "lastHealthCheck",
 }
 
@@ -53,6 +54,7 @@ def test_the_seed_registration_answers_201_with_the_instance(api):
         "agentId": str(instance.pk),
         **SEED_INSTANCE,
         "status": "unknown",
+        "reportedStatus": None,
         "lastHealthCheck": None,
     }
 
@@ -102,7 +104,7 @@ def test_the_list_filters_by_status_and_limit(api):
     for agent_id in ("a", "b", "c"):
         register(api, agentId=agent_id)
     for agent_id in ("a", "b"):
-        api.put(f"/api/v1/instances/{agent_id}", SEED_HEALTH_UPDATE)
+        api.put(f"/api/v1/instances/{agent_id}", {"lastHealthCheck": datetime.now(UTC).isoformat()})
     everything = api.get("/api/v1/instances").json()
     healthy = api.get("/api/v1/instances", {"status": "healthy"}).json()
     one = api.get("/api/v1/instances", {"limit": 1}).json()
@@ -124,13 +126,19 @@ def test_a_bad_list_filter_is_400_naming_it(api, params, field):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_seed_health_update_sets_status_and_last_health_check(api):
+def test_the_seed_health_update_records_the_reported_status_and_last_health_check(api):
     created = register(api)
     response = api.put(f"/api/v1/instances/{created['id']}", SEED_HEALTH_UPDATE)
     assert response.status_code == 200
-    assert response.json() == {**created, **SEED_HEALTH_UPDATE}
+    # Its last contact is months ago: silent, whatever it says of itself.
+    assert response.json() == {
+        **created,
+        "status": "unknown",
+        "reportedStatus": "healthy",
+        "lastHealthCheck": SEED_HEALTH_UPDATE["lastHealthCheck"],
+    }
     instance = Instance.objects.get()
-    assert instance.status == "healthy"
+    assert (instance.status, instance.reported_status) == ("unknown", "healthy")
     assert instance.last_seen == datetime(2026, 1, 17, 20, tzinfo=UTC)
 
 

@@ -5,6 +5,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from alerts import lifecycle
+from alerts.evaluation import evaluate_rules
+from alerts.instance_status import derive_statuses
+from alerts.models import Alert
 from instances.events import INSTANCES_GROUP, instance_group
 from instances.models import Instance
 from instances.tasks import mark_silent_instances
@@ -68,9 +72,6 @@ def test_a_rejected_batch_announces_nothing(api):
 
 @pytest.mark.django_db(transaction=True)
 def test_vigils_own_instance_is_never_silent_its_alerts_alone_give_its_status():
-    from alerts.evaluation import evaluate_rules
-    from alerts.models import Alert
-
     vigil = Instance.vigil()
     mark_silent_instances.delay().get()
     evaluate_rules()
@@ -79,3 +80,71 @@ def test_vigils_own_instance_is_never_silent_its_alerts_alone_give_its_status():
     Alert.objects.create(instance=vigil, alert_type="backup_failed", severity="critical")
     evaluate_rules()
     assert Instance.objects.get(pk=vigil.pk).status == Instance.Status.UNHEALTHY
+
+
+def open_critical(instance) -> Alert:
+    alert = Alert(
+        instance=instance,
+        source=Alert.Source.SYSTEM,
+        alert_type="disk_full",
+        severity=Alert.Severity.CRITICAL,
+    )
+    return lifecycle.open_episode(alert, [], timezone.now())
+
+
+def go_silent(instance_id, settings) -> None:
+    silent_since = timezone.now() - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS + 1)
+    Instance.objects.filter(pk=instance_id).update(last_seen=silent_since)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_instance_reporting_again_with_a_critical_alert_open_is_unhealthy(api, settings):
+    instance_id = post_sample(api)
+    alert = open_critical(Instance.objects.get(pk=instance_id))
+    go_silent(instance_id, settings)
+    mark_silent_instances.delay().get()
+    assert Instance.objects.get(pk=instance_id).status == "unknown"
+
+    post_sample(api)
+    assert Instance.objects.get(pk=instance_id).status == "unhealthy"  # never "healthy"
+
+    lifecycle.recover(alert, timezone.now())
+    evaluate_rules()
+    assert Instance.objects.get(pk=instance_id).status == "healthy"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rest_put_status_is_recorded_as_reported_never_as_the_status(api, settings):
+    instance_id = post_sample(api)
+    open_critical(Instance.objects.get(pk=instance_id))
+    derive_statuses()
+
+    response = api.put(f"/api/v1/instances/{instance_id}", {"status": "healthy"})
+
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["reportedStatus"]) == (
+        "unhealthy",
+        "healthy",
+    )
+    go_silent(instance_id, settings)
+    now = timezone.now().isoformat()
+    body = api.put(f"/api/v1/instances/{instance_id}", {"lastHealthCheck": now}).json()
+    assert (body["status"], body["reportedStatus"]) == ("unhealthy", "healthy")
+    instance = Instance.objects.get(pk=instance_id)
+    assert (instance.status, instance.reported_status) == ("unhealthy", "healthy")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_status_change_is_announced_once_committed(settings):
+    instance = Instance.register("web-1")
+    instance.mark_seen()
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(instance_group(instance.pk), channel)
+
+    assert derive_statuses(instance_ids=[instance.pk]) == 1
+    assert derive_statuses(instance_ids=[instance.pk]) == 0
+
+    event = async_to_sync(layer.receive)(channel)
+    assert event == {"type": "instance.updated", "instance_id": str(instance.pk), "samples": 0}
+    assert Instance.objects.get(pk=instance.pk).status == "healthy"

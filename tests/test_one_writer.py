@@ -1,5 +1,5 @@
-"""One writer each: only alerts/lifecycle.py changes an alert's state (migrations and tests
-aside)."""
+"""One writer each: only alerts/lifecycle.py changes an alert's state, and only
+alerts/instance_status.py writes an instance's status (migrations and tests aside)."""
 
 import ast
 from pathlib import Path
@@ -54,4 +54,29 @@ def test_only_the_lifecycle_changes_an_alerts_state():
         for node in bulk_writes(tree, "Alert"):
             if any(field in ast.unparse(node) for field in state_fields):
                 writers.append(f"{relative}:{node.lineno}")
+    assert writers == []
+
+
+def test_only_the_status_writer_writes_an_instances_status():
+    writers = []
+    for relative, tree in source_files():
+        if relative == Path("alerts/instance_status.py"):
+            continue
+        in_instance_model = relative == Path("instances/models.py")
+        for node, target in attribute_writes(tree):
+            receiver = ast.unparse(target.value).lower()
+            if target.attr == "status" and (
+                "instance" in receiver or (in_instance_model and receiver == "self")
+            ):
+                writers.append(f"{relative}:{node.lineno}")
+        for node in ast.walk(tree):
+            # update(status=...) on instances, and fields handed to Instance.update or
+            # register, whose keys are field names.
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                keywords = {keyword.arg for keyword in node.keywords}
+                called_on = ast.unparse(node.func.value)
+                if node.func.attr in {"update", "bulk_update", "register", "create"} and (
+                    "status" in keywords and "nstance" in called_on
+                ):
+                    writers.append(f"{relative}:{node.lineno}")
     assert writers == []

@@ -1,0 +1,59 @@
+"""The one writer of an instance's status (PRODUCT.md sections 4 and 7).
+
+An instance's status is derived, never set: ``unknown`` while it is silent (no data for 3 agent
+intervals), else from its worst open alert (critical → ``unhealthy``, error or warning →
+``warning``, none → ``healthy``). Ingest, the dead man's switch, each evaluation run and the REST
+PUT all call ``derive_statuses``; what an agent says of itself through the REST PUT is kept
+apart, as ``Instance.reported_status``. The instance standing for Vigil has no agent to be
+silent: its alerts alone say.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.utils import timezone
+
+from alerts.models import Alert
+from instances.events import publish_instance_updated
+from instances.models import VIGIL_AGENT_ID, Instance
+
+
+def derived_status(now: datetime) -> Case:
+    """The status each instance should have at ``now``, as an SQL expression."""
+    cutoff = now - timedelta(seconds=3 * settings.AGENT_INTERVAL_SECONDS)
+    open_alerts = Alert.objects.filter(instance=OuterRef("pk"), resolved_at__isnull=True)
+    silent = (Q(last_seen__isnull=True) | Q(last_seen__lt=cutoff)) & ~Q(agent_id=VIGIL_AGENT_ID)
+    return Case(
+        When(silent, then=Value(Instance.Status.UNKNOWN)),
+        When(
+            Exists(open_alerts.filter(severity=Alert.Severity.CRITICAL)),
+            then=Value(Instance.Status.UNHEALTHY),
+        ),
+        When(
+            Exists(open_alerts.filter(severity__in=[Alert.Severity.ERROR, Alert.Severity.WARNING])),
+            then=Value(Instance.Status.WARNING),
+        ),
+        default=Value(Instance.Status.HEALTHY),
+    )
+
+
+def derive_statuses(
+    now: datetime | None = None, instance_ids: Iterable | None = None, announce: bool = True
+) -> int:
+    """Bring the statuses of ``instance_ids`` (None: every instance) in step with their
+    freshness and open alerts; returns how many changed. Open dashboards hear of each change
+    once committed, unless the caller announces the instance itself (``announce`` False)."""
+    status = derived_status(now or timezone.now())
+    instances = Instance.objects.all()
+    if instance_ids is not None:
+        instances = instances.filter(pk__in=list(instance_ids))
+    changed = list(instances.exclude(status=status).values_list("pk", flat=True))
+    if changed:
+        Instance.objects.filter(pk__in=changed).update(status=status)
+        for instance_id in changed if announce else ():
+            transaction.on_commit(partial(publish_instance_updated, instance_id, 0))
+    return len(changed)
