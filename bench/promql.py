@@ -276,6 +276,7 @@ def main() -> None:
     from django.db import connection
 
     from ingestion.models import IngestToken
+    from instances.rollups import refresh_rollups
 
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     end_s = int(end.timestamp())
@@ -289,8 +290,12 @@ def main() -> None:
     extra_rows = write_to_vigil(dsn, built.instances, recent)
     week_series = stored_series("bench_metric_0", "bench-25", 0, end_s)
     fill_latest_samples(dsn)
+    # The rollups as the beat task keeps them: long *_over_time windows read their buckets.
+    started = time.perf_counter()
+    refresh_rollups(now=end)
+    log(f"rollups refreshed in {time.perf_counter() - started:.1f} s")
     with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("ANALYZE samples, instances_series")
+        db.execute("ANALYZE samples, instances_series, samples_1m, samples_5m, samples_1h")
     log(f"{extra_rows:,} more samples in Vigil; backfilling Prometheus")
 
     queries = [

@@ -84,7 +84,7 @@ def run_module(name: str, dsn: str, redis_url: str) -> dict:
             env=env,
             capture_output=True,
             text=True,
-            timeout=420,
+            timeout=900,
         )
         lines = done.stdout.strip().splitlines()
         result = json.loads(lines[-1]) if done.returncode == 0 and lines else None
