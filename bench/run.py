@@ -23,6 +23,7 @@ from bench.common import database_dsn, database_url
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
     "ingest",
+    "engines",
     "queries",
     "alert_evaluation",
     "fanout",
