@@ -266,6 +266,8 @@ def prune(now=None) -> int:
             if backup.path:
                 _remove(backup.path)
                 _remove(backup.partial_path)
+                # Left behind when the process died while uploading the off-site copy.
+                _remove(f"{backup.path}{offsite.ENCRYPTED_SUFFIX}")
             backup.delete()
             deleted += 1
     return deleted

@@ -262,3 +262,16 @@ def test_restore_lists_the_remote_copies_newest_last(bucket, capsys):
     lines = capsys.readouterr().out.splitlines()
     keys = [line.split()[0] for line in lines if line.startswith("site-a/")]
     assert keys == [offsite.object_key(first), offsite.object_key(second)]
+
+
+def test_local_retention_also_deletes_an_encrypted_copy_left_by_a_dead_upload(settings):
+    settings.BACKUP_S3_BUCKET = ""
+    old = dumps.run_backup()
+    leftover = Path(f"{old.path}{offsite.ENCRYPTED_SUFFIX}")
+    leftover.write_bytes(b"age-encryption.org/v1\n")  # a worker killed mid-encryption
+    Backup.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(days=31))
+    dumps.run_backup()
+
+    assert dumps.prune() == 1
+
+    assert not leftover.exists() and not Path(old.path).exists()
