@@ -15,6 +15,7 @@ from psycopg.errors import QueryCanceled
 from alerts.api import router as alerts_router
 from api.auth import ScopeByMethod
 from api.metrics import count_refusal
+from checks.api import router as checks_router
 from dashboard.api import router as analytics_router
 from ingestion.api import router as ingestion_router
 from ingestion.errors import ApiError
@@ -167,3 +168,4 @@ api.add_router("/", ingestion_router)
 api.add_router("/", rest_router)
 api.add_router("/", alerts_router)
 api.add_router("/", analytics_router)
+api.add_router("/", checks_router)

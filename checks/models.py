@@ -253,6 +253,36 @@ class Check(models.Model):
             return f"/ping/{self.pk}"
         return self.host
 
+    def to_api(self) -> dict:
+        """The check as the API shows it: its settings under the names it is made with, and
+        its status."""
+        settings = {name: getattr(self, name) for name in API_SETTINGS}
+        return {
+            "id": str(self.pk),
+            "kind": self.kind,
+            **settings,
+            "group": self.group.slug if self.group_id else None,
+            "target": self.target,
+            "created": self.created.isoformat(),
+            **self.status_api(),
+        }
+
+    def status_api(self) -> dict:
+        """Where the check stands: its state and what its last probe or ping found."""
+
+        def moment(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "state": self.state,
+            "last_run_at": moment(self.last_run_at),
+            "last_duration": self.last_duration,
+            "last_reason": self.last_reason,
+            "last_ping_at": moment(self.last_ping_at),
+            "certificate_expires_at": moment(self.certificate_expires_at),
+            "badge_url": f"/badge/{self.badge_key}.svg",
+        }
+
     def clean(self) -> None:
         errors = {}
         if self.kind == self.Kind.HTTP:
@@ -572,6 +602,39 @@ class Ping(models.Model):
         return f"{self.kind} ping of {self.heartbeat_id} at {self.created:%Y-%m-%d %H:%M:%S}"
 
 
+# The settings the API shows (and takes) under their own names.
+API_SETTINGS = [
+    "name",
+    "slug",
+    "paused",
+    "url",
+    "host",
+    "port",
+    "http_method",
+    "http_headers",
+    "http_body",
+    "expected_statuses",
+    "keyword",
+    "keyword_absent",
+    "json_path",
+    "json_expected",
+    "follow_redirects",
+    "max_redirects",
+    "ignore_tls_errors",
+    "dns_record_type",
+    "dns_expected",
+    "dns_resolver",
+    "interval_seconds",
+    "timeout_seconds",
+    "retries",
+    "jitter_seconds",
+    "certificate_warning_days",
+    "certificate_critical_days",
+    "period_seconds",
+    "grace_seconds",
+    "cron",
+    "time_zone",
+]
 # What a probe's result changes on its check.
 PROBE_FIELDS = [
     "last_run_at",

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from alerts.models import Alert, Silence
+from checks.models import Check
 from ingestion.models import IngestToken
 from ingestion.prompb import WriteRequest
 from instances.models import Instance
@@ -68,6 +69,8 @@ class World:
             ends_at=timezone.now() + timedelta(hours=1),
             comment="known",
         )
+        self.check = Check(name="Nightly", kind=Check.Kind.HEARTBEAT)
+        self.check.save()
 
 
 # (method, path with {instance} {metric} {alert} {silence}, body, content type, headers,
@@ -105,6 +108,13 @@ ENDPOINTS = [
     ("post", "/alertmanager/api/v2/silences", am_silence(), None, {}, {MANAGE}, 200, 403),
     ("delete", "/alertmanager/api/v2/silence/{silence}", None, None, {}, {MANAGE}, 200, 403),
     ("get", "/alertmanager/api/v2/status", None, None, {}, {READ}, 200, 403),
+    ("post", "/api/v1/checks", {"kind": "heartbeat", "name": "Weekly"}, None, {}, {MANAGE}, 201,
+     403),
+    ("get", "/api/v1/checks", None, None, {}, {READ}, 200, 403),
+    ("get", "/api/v1/checks/{check}", None, None, {}, {READ}, 200, 403),
+    ("get", "/api/v1/checks/{check}/status", None, None, {}, {READ}, 200, 403),
+    ("patch", "/api/v1/checks/{check}", {"paused": True}, None, {}, {MANAGE}, 200, 403),
+    ("delete", "/api/v1/checks/{check}", None, None, {}, {MANAGE}, 204, 403),
 ]  # fmt: skip
 
 
@@ -123,7 +133,7 @@ def test_each_scope_gets_exactly_the_expected_status(
     world = World(client)
     url = path.format(
         instance=world.instance.pk, metric=world.metric_id, alert=world.alert.pk,
-        silence=world.silence.pk,
+        silence=world.silence.pk, check=world.check.pk,
     )  # fmt: skip
     headers = dict(headers)
     if scope != NONE:
