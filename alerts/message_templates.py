@@ -20,7 +20,7 @@ from django.template import Context, Engine
 from django.utils import timezone
 
 from alerts.models import Alert, AlertRule, NotificationChannel
-from alerts.transports import TRANSPORTS, Message, transport_for
+from alerts.transports import MARKUP_ESCAPES, TRANSPORTS, Message, transport_for
 from instances.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ MARKUP_NAMES = {
     "text": "plain text",
     "html": "HTML, with what agents wrote escaped",
     "mrkdwn": "Slack mrkdwn, with what agents wrote escaped",
+    "markdown": "Markdown, with what agents wrote escaped",
 }
 
 ENGINES = {
@@ -39,6 +40,8 @@ ENGINES = {
     "html": Engine(autoescape=True, libraries={}),
     # Slack's escapes are &amp; &lt; &gt;: HTML's, less the quotes Slack would show as entities.
     "mrkdwn": Engine(autoescape=True, libraries={}),
+    # Markdown has no autoescape: the values are escaped before the template sees them.
+    "markdown": Engine(autoescape=False, libraries={}),
 }
 
 
@@ -121,7 +124,24 @@ def alert_context(alert: Alert | None) -> dict:
     }
 
 
+def _escaped(value, escape):
+    """``value`` with every string in it escaped, but links (keys ending in ``url``): Vigil
+    made those, and an escaped link no longer leads anywhere."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {
+            key: item if str(key).endswith("url") else _escaped(item, escape)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_escaped(item, escape) for item in value]
+    return value
+
+
 def _render(source: str, markup: str, context: dict) -> str:
+    if markup == "markdown":
+        context = _escaped(context, MARKUP_ESCAPES[markup])
     engine = ENGINES[markup]
     # A Context escapes unless told otherwise, whatever its engine says.
     text = engine.from_string(source).render(Context(context, autoescape=engine.autoescape))

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import smtplib
 import urllib.error
 import urllib.request
@@ -95,7 +96,22 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-MARKUP_ESCAPES = {"text": str, "html": html.escape, "mrkdwn": slack_escape}
+# Markdown that turns words into links or formatting (Discord): a backslash shows it as written.
+MARKDOWN_SPECIALS = re.compile(r"([\\*_~`|\[\]()<>])")
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` shown as written in Discord's markdown: ``[your bank](https://…)`` in an agent's
+    words stays text, not a masked link."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+MARKUP_ESCAPES = {
+    "text": str,
+    "html": html.escape,
+    "mrkdwn": slack_escape,
+    "markdown": markdown_escape,
+}
 
 # A notice's words by default: what the alert says (its message, or how it recovered).
 DEFAULT_TEMPLATE = "{{ message.text }}"
@@ -360,9 +376,11 @@ class Discord(HttpTransport):
     """Discord webhook: one embed, coloured by severity; ``allowed_mentions`` empty so an
     agent's ``@everyone`` pings nobody."""
 
+    markup = "markdown"
+
     def payload(self, message: Message) -> dict:
         links = " · ".join(f"[{label}]({url})" for label, url in _link_list(message)[1:])
-        description = message.text[:3900] + (f"\n\n{links}" if links else "")
+        description = self.body(message)[:3900] + (f"\n\n{links}" if links else "")
         embed = {
             "title": one_line(message.title)[:256],
             "description": description,

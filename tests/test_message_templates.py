@@ -49,6 +49,22 @@ def test_a_telegram_template_writes_html_with_the_alerts_words_escaped(receiver)
     assert f'<i>{alert.alert_type}</i> "cpu_usage avg over 1m is 97 (&gt; 90)"' in text
 
 
+def test_a_discord_template_keeps_its_markdown_and_escapes_the_alerts_words(receiver):  # noqa: F811
+    channel(
+        "discord",
+        receiver.url(),
+        message_template="**{{ instance.name }}** [runbook]({{ alert.rule.runbook_url }}) "
+        "{{ alert.message }}",
+    )
+    fire()
+
+    description = receiver.json()["embeds"][0]["description"]
+    assert description.startswith(
+        r"**Web web-1** [runbook](https://runbooks.example/cpu) cpu\_usage avg over 1m is 97 "
+        r"\(\> 90\)"
+    )
+
+
 def test_an_email_template_is_plain_text_and_also_speaks_of_recovery():
     channel("email", "ops@example.com", message_template="{{ instance.name }} / " + KIND_TEMPLATE)
     alert = fire()

@@ -470,7 +470,8 @@ def test_discord_gets_an_embed_that_pings_nobody(receiver):
     assert firing["allowed_mentions"] == {"parse": []}
     (embed,) = firing["embeds"]
     assert embed["title"] == f"[FIRING] [CRITICAL] {alert.alert_type} on Web web-1"
-    assert embed["description"].startswith(alert.message)
+    # Discord shows "\_" and "\(" as "_" and "(": the rule's words arrive as written.
+    assert embed["description"].startswith(r"cpu\_usage avg over 1m is 97 \(\> 90\)")
     assert embed["url"] == f"{BASE_URL}/alerts/{alert.pk}/"
     assert isinstance(embed["color"], int) and embed["timestamp"]
     assert resolved["embeds"][0]["title"].startswith("[RESOLVED]")
@@ -588,3 +589,22 @@ def test_a_channel_stored_with_a_non_http_target_sends_nothing_there(target):
 
     note = Notification.objects.get(alert=alert)
     assert note.status == "gave_up" and "only http(s) URLs" in note.error
+
+
+def test_discord_shows_agent_text_as_written_instead_of_linking(receiver, api):
+    channel("discord", receiver.url("/api/webhooks/123/tok"))
+    body = {
+        "instanceId": "web-9",
+        "alertType": "disk",
+        "severity": "high",
+        "message": "[Reset your password](https://evil.example) **now** @everyone",
+    }
+    api.post("/api/v1/alerts", body)
+    evaluate_rules()
+
+    sent = receiver.json()
+    description = sent["embeds"][0]["description"]
+    assert description.startswith(
+        r"\[Reset your password\]\(https://evil.example\) \*\*now\*\* @everyone"
+    )
+    assert sent["allowed_mentions"] == {"parse": []}
