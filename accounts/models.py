@@ -119,3 +119,16 @@ def client_ip(request) -> str | None:
     except ValueError:
         return None
     return address
+
+
+class Profile(models.Model):
+    """A user's own settings. ``time_zone`` (an IANA name) is the one pages and charts show
+    times in; blank follows the browser's."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.time_zone or 'browser time zone'})"

@@ -10,4 +10,5 @@ urlpatterns = [
     path("users/<int:pk>/mfa-reset", views.user_mfa_reset, name="user_mfa_reset"),
     path("users/<int:pk>/invite", views.user_invite, name="user_invite"),
     path("audit/", views.audit_log, name="audit"),
+    path("profile/", views.profile, name="profile"),
 ]

@@ -5,14 +5,15 @@ from datetime import datetime, time
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts import users
+from accounts import time_zones, users
 from accounts.forms import AddUserForm
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Profile
 from accounts.permissions import Role, role_required, set_role, user_role
 
 User = get_user_model()
@@ -176,3 +177,20 @@ def audit_log(request):
     if request.htmx:
         return render(request, "account/partials/audit_table.html", context)
     return render(request, "account/audit.html", context)
+
+
+@login_required
+def profile(request):
+    """The user's own settings: the time zone pages and charts show times in."""
+    profile, _ = Profile.objects.get_or_create(user=request.user)
+    if request.method == "POST":
+        chosen = request.POST.get("time_zone", "")
+        if chosen and time_zones.zone_of(chosen) is None:
+            messages.error(request, f"{chosen} is not a time zone.")
+            return redirect("accounts:profile")
+        profile.time_zone = chosen
+        profile.save(update_fields=["time_zone"])
+        messages.success(request, f"Times are shown in {chosen or 'your browser’s time zone'}.")
+        return redirect("accounts:profile")
+    context = {"profile": profile, "time_zones": time_zones.names()}
+    return render(request, "account/profile.html", context)

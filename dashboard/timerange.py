@@ -16,7 +16,8 @@ RANGES = {
 }
 DEFAULT_RANGE = "1h"
 CUSTOM = "custom"
-# What <input type="datetime-local"> sends; the page says the times are UTC.
+# What <input type="datetime-local"> sends: a wall time in the user's time zone (the one active
+# for the request, accounts/time_zones.py).
 INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 # Auto-refresh choices: "live" follows the websocket, the others reload the charts over HTTP.
 REFRESH_CHOICES = {"live": None, "30s": 30, "1m": 60, "5m": 300, "off": None}
@@ -55,11 +56,11 @@ class TimeRange:
 
     @property
     def start_input(self) -> str:
-        return self.start.astimezone(UTC).strftime(INPUT_FORMAT)
+        return timezone.localtime(self.start).strftime(INPUT_FORMAT)
 
     @property
     def end_input(self) -> str:
-        return self.end.astimezone(UTC).strftime(INPUT_FORMAT)
+        return timezone.localtime(self.end).strftime(INPUT_FORMAT)
 
     def as_query(self) -> str:
         if self.is_relative:
@@ -69,9 +70,10 @@ class TimeRange:
 
 def _parse_input(text: str | None) -> datetime | None:
     try:
-        return datetime.strptime(text or "", INPUT_FORMAT).replace(tzinfo=UTC)
+        wall = datetime.strptime(text or "", INPUT_FORMAT)
     except ValueError:
         return None
+    return timezone.make_aware(wall).astimezone(UTC)
 
 
 def refresh_choice(query) -> str:

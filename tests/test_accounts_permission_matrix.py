@@ -31,6 +31,8 @@ OPERATORS_HTMX = {**OPERATORS, None: LOGIN_HTMX, Role.OPERATOR: 200, Role.ADMIN:
 DJANGO_ADMIN = {role: LOGIN for role in ROLES} | {Role.ADMIN: 200}
 LOGGED_IN = {role: 200 for role in ROLES} | {None: LOGIN}
 EVERYONE = {role: 200 for role in ROLES}
+# A saved form goes back to its page (logged out: to the login page).
+LOGGED_IN_POST = {role: 302 for role in ROLES} | {None: LOGIN}
 # The API authenticates with bearer tokens only: a session is not enough.
 NO_SESSION_API = {role: 401 for role in ROLES}
 
@@ -278,6 +280,8 @@ def endpoints(target_user, token):
         ("get", reverse("account_change_password"), {}, {}, LOGGED_IN),
         ("get", reverse("mfa_index"), {}, {}, LOGGED_IN),
         ("get", reverse("socialaccount_connections"), {}, {}, LOGGED_IN),
+        ("get", "/accounts/profile/", {}, {}, LOGGED_IN),
+        ("post", "/accounts/profile/", {"time_zone": "Europe/Paris"}, {}, LOGGED_IN_POST),
         ("get", reverse("admin:index"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:ingestion_ingesttoken_changelist"), {}, {}, DJANGO_ADMIN),
         ("get", reverse("admin:accounts_auditevent_changelist"), {}, {}, DJANGO_ADMIN),

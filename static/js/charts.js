@@ -12,6 +12,52 @@
   var PALETTE_LIGHT = ["#2f7fd1", "#8a4fd8", "#1d9a52", "#c98a12", "#d23f3f", "#17a2b8", "#e0682b", "#5b6478"];
   var PALETTE_DARK = ["#5ea3ec", "#b28af0", "#37c171", "#e3a832", "#f06262", "#3fc6dc", "#f08a50", "#97a1b4"];
 
+  // Figures carry UTC times ("YYYY-MM-DD HH:MM:SS"); plotly has no time zones, so each is
+  // rewritten as the wall time of the zone the page shows times in (meta vigil-time-zone).
+  var zoneMeta = document.querySelector("meta[name=vigil-time-zone]");
+  var ZONE = (zoneMeta && zoneMeta.getAttribute("content")) || "UTC";
+  var wallTimes = {};
+  var wallFormat = null;
+  try {
+    wallFormat = new Intl.DateTimeFormat("en-CA", {
+      timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    });
+  } catch (error) {
+    wallFormat = null; // an unknown zone: times stay UTC
+  }
+
+  function wallTime(utc) {
+    if (wallFormat === null || ZONE === "UTC" || typeof utc !== "string") return utc;
+    var known = wallTimes[utc];
+    if (known !== undefined) return known;
+    var date = new Date(utc.replace(" ", "T") + "Z");
+    if (isNaN(date.getTime())) return utc;
+    var parts = {};
+    wallFormat.formatToParts(date).forEach(function (part) { parts[part.type] = part.value; });
+    var text = parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" + parts.second;
+    wallTimes[utc] = text;
+    return text;
+  }
+
+  function inZone(figure) {
+    (figure.data || []).forEach(function (trace) {
+      if (trace.type === "indicator" || !Array.isArray(trace.x)) return;
+      if (typeof trace.x[0] === "string") trace.x = trace.x.map(wallTime);
+    });
+    var layout = figure.layout || {};
+    if (layout.xaxis && layout.xaxis.type === "date" && Array.isArray(layout.xaxis.range)) {
+      layout.xaxis.range = layout.xaxis.range.map(wallTime);
+    }
+    (layout.shapes || []).forEach(function (shape) {
+      if (shape.xref === "x") { shape.x0 = wallTime(shape.x0); shape.x1 = wallTime(shape.x1); }
+    });
+    (layout.annotations || []).forEach(function (label) {
+      if (label.xref === "x") label.x = wallTime(label.x);
+    });
+    return figure;
+  }
+
   // The theme's colours are light-dark() pairs: let the browser resolve them on a probe.
   var probe = null;
   function cssVar(name) {
@@ -56,7 +102,7 @@
   }
 
   function draw(element) {
-    var figure = JSON.parse(element.getAttribute("data-figure"));
+    var figure = inZone(JSON.parse(element.getAttribute("data-figure")));
     element.setAttribute("data-plotted", "");
     Plotly.newPlot(element, figure.data, merge(figure.layout || {}, themeLayout()), CONFIG).then(function () {
       element.dispatchEvent(new CustomEvent("vigil:chartdrawn", { bubbles: true }));
@@ -87,8 +133,10 @@
       element.data.forEach(function (trace, index) {
         var fresh = points[String(trace.meta)];
         if (!fresh) return;
+        fresh = fresh.map(function (point) { return [wallTime(point[0]), point[1]]; });
         var last = trace.x.length ? trace.x[trace.x.length - 1] : "";
-        // Times are fixed-format UTC strings: a string comparison orders them.
+        // Times are fixed-format wall times: a string comparison orders them (and the range
+        // below is plain arithmetic on them, as if they were UTC).
         fresh = fresh.filter(function (point) { return point[0] > last; });
         if (!fresh.length) return;
         update.x.push(fresh.map(function (point) { return point[0]; }));
@@ -123,7 +171,7 @@
       var indices = [];
       var newest = null;
       element.data.forEach(function (trace, index) {
-        var point = fresh[trace.name];
+        var point = fresh[trace.name] && [wallTime(fresh[trace.name][0]), fresh[trace.name][1]];
         var last = trace.x.length ? trace.x[trace.x.length - 1] : "";
         if (!point || point[0] <= last) return;
         update.x.push([point[0]]);

@@ -57,3 +57,18 @@
     });
   }
 })();
+
+// The browser's time zone, for the server to show times in when the profile names none
+// (accounts/time_zones.py reads the cookie). Kept in step on every page.
+(function () {
+  "use strict";
+  var zone = "";
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch (error) {
+    return;
+  }
+  if (zone && document.cookie.indexOf("vigil_tz=" + encodeURIComponent(zone)) < 0) {
+    document.cookie = "vigil_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+  }
+})();
