@@ -4,14 +4,17 @@ Each runs as a subprocess on a free 127.0.0.1 port with its own config and data 
 tmp_path, and is stopped when the test ends.
 """
 
+import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -182,3 +185,58 @@ def victoriametrics(tmp_path: Path):
     finally:
         if server.process.poll() is None:
             server.stop()
+
+
+CLUSTER_PATH = re.compile(r"^/(insert|select|delete)/0/prometheus(/.*)$")
+
+
+@contextmanager
+def cluster_layout(single_node_url: str):
+    """A stand-in for a VictoriaMetrics cluster's URL layout in front of a single node: it
+    answers ``/insert/0/prometheus/…`` (vminsert), ``/select/0/prometheus/…`` (vmselect),
+    ``/delete/0/prometheus/…`` (vmselect's deletes) and ``/health`` by passing the rest of the
+    path on, and 404 to anything else. Yields (its URL, the (role, path) pairs it passed on)."""
+    passed: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            path, _, query = self.path.partition("?")
+            match = CLUSTER_PATH.match(path)
+            if path == "/health":
+                role, rest = "health", path
+            elif match:
+                role, rest = match.groups()
+            else:
+                self.send_error(404)
+                return
+            passed.append((role, rest))
+            length = int(self.headers.get("Content-Length") or 0)
+            request = urllib.request.Request(
+                f"{single_node_url}{rest}" + (f"?{query}" if query else ""),
+                data=self.rfile.read(length) if self.command == "POST" else None,
+                headers={"Content-Type": self.headers.get("Content-Type", "")},
+                method=self.command,
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status, body = response.status, response.read()
+            except urllib.error.HTTPError as error:
+                status, body = error.code, error.read()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", passed
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,7 +17,12 @@ from instances import store
 from instances.models import Instance, Series
 from instances.samples import PostgresEngine, samples_engine
 from query.engine import evaluate
-from tests.prometheus_services import needs_victoriametrics, victoriametrics, wait_until
+from tests.prometheus_services import (
+    cluster_layout,
+    needs_victoriametrics,
+    victoriametrics,
+    wait_until,
+)
 
 pytestmark = [needs_victoriametrics, pytest.mark.django_db(transaction=True)]
 
@@ -300,3 +305,33 @@ def test_migrate_samples_moves_a_million_samples_and_answers_stay_equal(victoria
     settings.METRICS_ENGINE = "victoriametrics"
     assert samples_engine().count_samples() == 1_000_000
     assert answers() == before
+
+
+def test_cluster_url_layout_reaches_vminsert_and_vmselect(api, settings, tmp_path):
+    """VM_WRITE_URL and VM_QUERY_URL as a cluster's vminsert and vmselect prefixes."""
+    with victoriametrics(tmp_path) as server, cluster_layout(server.url) as (url, passed):
+        settings.METRICS_ENGINE = "victoriametrics"
+        settings.VM_WRITE_URL = f"{url}/insert/0/prometheus"
+        settings.VM_QUERY_URL = f"{url}/select/0/prometheus"
+        for agent in ("web-1", "web-2"):
+            response = api.post("/api/v1/ingest", cpu_batch(agent, [(NOW, 7.0)]))
+            assert response.status_code == 202, response.content
+        server.flush()
+        body = api.get(
+            f"{PROMETHEUS_API}/query", {"query": "sum(cpu_usage)", "time": str(NOW.timestamp())}
+        ).json()
+        assert body["data"]["result"][0]["value"][1] == "14"
+        series = Series.objects.get(instance__agent_id="web-1")
+        assert samples_engine().series_points(series.pk, NOW, NOW + timedelta(seconds=1), 1)
+        Instance.objects.get(agent_id="web-1").delete()
+        assert not any(failure.startswith("victoriametrics:") for failure in readiness_failures())
+
+    assert {role for role, _ in passed} == {"insert", "select", "delete", "health"}
+    assert {path for role, path in passed if role == "insert"} == {"/api/v1/import"}
+    assert {path for role, path in passed if role == "select"} == {
+        "/api/v1/query",
+        "/api/v1/export",
+    }
+    assert {path for role, path in passed if role == "delete"} == {
+        "/api/v1/admin/tsdb/delete_series"
+    }
