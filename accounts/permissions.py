@@ -12,9 +12,12 @@ they are in, and superusers hold every role.
         required_role = Role.VIEWER
 """
 
+import logging
 from functools import wraps
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,9 +27,13 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models, transaction
 from django.http import HttpResponse
 
-# Websocket close codes: the 4000 range mirrors HTTP 401 and 403.
+logger = logging.getLogger(__name__)
+
+# Websocket close codes: the 4000 range mirrors HTTP 401 and 403. The page reconnects after
+# ACCESS_CHANGED (its user still may watch, but sees other controls now), not after 4401/4403.
 UNAUTHENTICATED_CLOSE_CODE = 4401
 FORBIDDEN_CLOSE_CODE = 4403
+ACCESS_CHANGED_CLOSE_CODE = 4000
 
 
 class Role(models.TextChoices):
@@ -125,6 +132,8 @@ def role_changed(
     audited (unless ``audited`` is False).
     """
     sync_staff(user, after)
+    if before != after:
+        announce_access_change(user.pk)
     # has_perm caches per user object; the next check must see the new groups.
     for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache", "_admin_role_cache"):
         user.__dict__.pop(cache, None)
@@ -181,10 +190,35 @@ async def scope_has_role(scope, role: Role) -> bool:
     return await database_sync_to_async(has_role)(scope.get("user"), role)
 
 
+def user_group(user_id) -> str:
+    """The channel-layer group of every open websocket of one user."""
+    return f"vigil.user.{user_id}"
+
+
+def announce_access_change(user_id, ended_session: str = "") -> None:
+    """Tell the user's open websockets, once the current transaction commits, to check again
+    whether they may stay open: after a logout (``ended_session``), a role change or a
+    deactivation. A socket otherwise keeps what its handshake allowed for as long as it lives."""
+    event = {"type": "access.changed", "ended_session": ended_session or ""}
+
+    def send() -> None:
+        try:
+            async_to_sync(get_channel_layer().group_send)(user_group(user_id), event)
+        except Exception:
+            # The change itself is done; without Redis there are no live sockets to tell.
+            logger.warning("open websockets of user %s not told of an access change", user_id)
+
+    transaction.on_commit(send)
+
+
 class RoleRequiredConsumer:
-    """Mixin for Channels consumers: the handshake is refused unless the user holds the role.
+    """Mixin for Channels consumers: the handshake is refused unless the user holds the role,
+    and the socket is closed when the user loses it later.
 
     Anonymous sockets are closed with 4401, users without the role with 4403, before accept.
+    Each socket joins its user's group (``user_group``); on ``announce_access_change`` it
+    closes with 4401 when its session ended or the user was deactivated, 4403 when the role is
+    gone, and ACCESS_CHANGED when the user may now do more or less on the page (``can_operate``).
     """
 
     required_role: Role = Role.VIEWER
@@ -197,4 +231,31 @@ class RoleRequiredConsumer:
         if not await scope_has_role(self.scope, self.required_role):
             await self.close(code=FORBIDDEN_CLOSE_CODE)
             return
+        self.access_group = user_group(user.pk)
+        await self.channel_layer.group_add(self.access_group, self.channel_name)
         await super().websocket_connect(message)
+
+    async def websocket_disconnect(self, message):
+        if getattr(self, "access_group", None):
+            await self.channel_layer.group_discard(self.access_group, self.channel_name)
+        await super().websocket_disconnect(message)
+
+    async def access_changed(self, event):
+        code = await database_sync_to_async(self.close_code_now)(event["ended_session"])
+        if code is not None:
+            await self.close(code=code)
+
+    def close_code_now(self, ended_session: str) -> int | None:
+        """Why this socket must close now that its user's access changed, or None."""
+        session = self.scope.get("session")
+        if ended_session and session is not None and session.session_key == ended_session:
+            return UNAUTHENTICATED_CLOSE_CODE
+        user = get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).first()
+        if user is None:
+            return UNAUTHENTICATED_CLOSE_CODE
+        if not has_role(user, self.required_role):
+            return FORBIDDEN_CLOSE_CODE
+        can_operate = getattr(self, "can_operate", None)
+        if can_operate is not None and has_role(user, Role.OPERATOR) != can_operate:
+            return ACCESS_CHANGED_CLOSE_CODE
+        return None

@@ -8,7 +8,13 @@ from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 
 from accounts.models import AuditEvent
-from accounts.permissions import default_role, set_role, sync_roles, user_role
+from accounts.permissions import (
+    announce_access_change,
+    default_role,
+    set_role,
+    sync_roles,
+    user_role,
+)
 
 
 def connect(sender_app) -> None:
@@ -18,10 +24,20 @@ def connect(sender_app) -> None:
         sender=get_user_model(),
         dispatch_uid="accounts.default_role",
     )
+    post_save.connect(
+        close_sockets_of_deactivated_user,
+        sender=get_user_model(),
+        dispatch_uid="accounts.close_sockets_of_deactivated_user",
+    )
 
 
 def recreate_roles(sender, **kwargs):
     sync_roles()
+
+
+def close_sockets_of_deactivated_user(sender, instance, created, raw=False, **kwargs):
+    if not created and not raw and not instance.is_active:
+        announce_access_change(instance.pk)
 
 
 def give_new_user_the_default_role(sender, instance, created, raw=False, **kwargs):
@@ -57,3 +73,5 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
 def audit_logout(sender, request, user, **kwargs):
     if user is not None:
         AuditEvent.record(user, "logout", user, request=request)
+        # The session's live pages close with it (Django flushes it right after this signal).
+        announce_access_change(user.pk, ended_session=request.session.session_key)

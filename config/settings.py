@@ -419,7 +419,10 @@ CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
     # A run still queued when the next is due is dropped, not stacked up.
     "options": {"expires": ALERT_EVALUATION_INTERVAL_SECONDS},
 }
-# Scrape targets (ingestion.ScrapeTarget): due ones are looked for every 5 s.
+# Scrape targets (ingestion.ScrapeTarget) are set by Admins inside their own network, so loopback
+# and private addresses are allowed unless this is off; link-local ones never are.
+SCRAPE_ALLOW_PRIVATE = env.bool("SCRAPE_ALLOW_PRIVATE", default=True)
+# Scrape targets: due ones are looked for every 5 s.
 CELERY_BEAT_SCHEDULE["scrape-targets"] = {
     "task": "ingestion.scrape_targets",
     "schedule": 5.0,

@@ -156,9 +156,20 @@ def run(query: ExploreQuery) -> ExploreResult:
     return ExploreResult(result, legends, figure, query_charts.duration(query.step_ms()))
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a spreadsheet shows it rather than runs it: label values come from agents,
+    and ``=HYPERLINK(...)`` in one must not become a live formula in whoever opens the CSV."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_rows(result: query_charts.RangeResult) -> Iterator[list[str]]:
     """Header (time, the result's label names, value), then a row per series and step with a
-    value."""
+    value; label values are made spreadsheet-safe (the numbers Vigil formats itself stay
+    numbers, negative ones included)."""
     names = sorted({name for labels in result.labels for name in labels})
     if METRIC_NAME in names:
         names.remove(METRIC_NAME)
@@ -166,7 +177,7 @@ def csv_rows(result: query_charts.RangeResult) -> Iterator[list[str]]:
     yield ["time_utc", *names, "value"]
     times = result.plot_times()
     for labels, values, present in zip(result.labels, result.values, result.present, strict=True):
-        label_columns = [labels.get(name, "") for name in names]
+        label_columns = [spreadsheet_safe(labels.get(name, "")) for name in names]
         for step in present.nonzero()[0]:
             yield [times[step], *label_columns, format_value(float(values[step]))]
 

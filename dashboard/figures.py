@@ -35,6 +35,14 @@ def value_format(unit: str) -> tuple[dict, str]:
     return axis, "%{y:,.4~r}" + (f" {unit}" if unit else "")
 
 
+def plotly_text(text: str) -> str:
+    """``text`` as plotly shows it literally. Plotly reads <a href>, <b>, <br> and entities in
+    trace names, titles and labels; names come from agents (instance names, label values), so
+    one named ``<a href="https://evil.example">`` must not become a link on an Operator's
+    chart."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def plot_time(moment: datetime) -> str:
     """A moment as plotly.js reads it on a date axis: UTC, no offset."""
     return moment.astimezone(UTC).strftime(PLOT_TIME_FORMAT)
@@ -86,7 +94,9 @@ def metric_figure(
                 y=[getattr(bucket, value) for bucket in buckets],
                 mode=mode,
                 line={"width": 1.6},
-                name=(names or {}).get(series.pk) or labels_text(series.labels) or name,
+                name=plotly_text(
+                    (names or {}).get(series.pk) or labels_text(series.labels) or name
+                ),
                 meta=series.pk,
                 hovertemplate=hover_value + "<extra>%{fullData.name}</extra>",
             )
@@ -165,6 +175,7 @@ def alert_figure(
 
 def _line(series_id, name: str, buckets, hover_value: str, line: dict) -> go.Scatter:
     # The name is in the hover text itself, so a trace can share a legend entry.
+    name = plotly_text(name)
     label = name.replace("%", "%%").replace("{", "(").replace("}", ")")
     return go.Scatter(
         x=[plot_time(bucket.ts) for bucket in buckets],

@@ -173,7 +173,8 @@ def live_points(
             _series_names(query, expr, result), result.values, result.present, strict=True
         ):
             if present[-1] and np.isfinite(values[-1]):
-                points[name] = [when, float(values[-1])]
+                # Keyed as the chart's trace is named (plotly-escaped), so the point finds it.
+                points[figures.plotly_text(name)] = [when, float(values[-1])]
     return points
 
 
@@ -251,7 +252,10 @@ def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownVa
                 mode="gauge+number",
                 value=value,
                 number={"valueformat": number_format, "suffix": suffix},
-                title={"text": shown.name if len(rows) > 1 else "", "font": {"size": 11}},
+                title={
+                    "text": figures.plotly_text(shown.name) if len(rows) > 1 else "",
+                    "font": {"size": 11},
+                },
                 domain={
                     "x": _cell(column, columns),
                     # Line 0 at the top.
@@ -293,7 +297,7 @@ def _bars(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValu
         go.Bar(
             orientation="h",
             x=rows,
-            y=[shown.name for shown in latest],
+            y=[figures.plotly_text(shown.name) for shown in latest],
             text=[shown.text for shown in latest],
             textposition="auto",
             marker={"color": [_colour(panel, value) for value in rows]},

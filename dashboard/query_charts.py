@@ -188,7 +188,7 @@ def figure(
             "y": np.where(present & np.isfinite(values), values, None).tolist(),
             "mode": "lines",
             "line": {"width": 1.6},
-            "name": name,
+            "name": figures.plotly_text(name),
             "hovertemplate": hover,
         }
         for name, values, present in zip(names, result.values, result.present, strict=True)

@@ -25,7 +25,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
@@ -356,8 +356,9 @@ def explore_csv(request):
         (writer.writerow(row) for row in explore.csv_rows(result)),
         content_type="text/csv; charset=utf-8",
     )
-    filename = f"vigil-explore-{query.time_range.key}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"vigil-explore-{query.time_range.key}.csv"
+    )
     return response
 
 
@@ -707,7 +708,9 @@ def dashboard_export(request, pk):
     response = HttpResponse(
         orjson.dumps(board.to_dict(), option=orjson.OPT_INDENT_2), content_type="application/json"
     )
-    response["Content-Disposition"] = f'attachment; filename="{board.slug or "dashboard"}.json"'
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{board.slug or 'dashboard'}.json"
+    )
     return response
 
 

@@ -3,6 +3,10 @@
 Each run claims the due targets (ScrapeTarget.claim_due), fetches their pages concurrently in a
 bounded thread pool (HTTP only, with a timeout), then parses and stores each page through the one
 ingest path, with ``up`` and ``scrape_duration_seconds`` per target, as Prometheus records them.
+
+A target's address is vetted first (instances/outbound.py: never link-local, loopback and
+private ones only with SCRAPE_ALLOW_PRIVATE), and redirects are not followed: a redirect is a
+failed scrape, so a target cannot send the scraper on to an address it would have refused.
 """
 
 import logging
@@ -11,7 +15,9 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection
 
 from ingestion.errors import ApiError
@@ -19,6 +25,7 @@ from ingestion.exposition import TextExposition
 from ingestion.models import ScrapeTarget
 from ingestion.parsers import ParsedSample, TimeWindow
 from ingestion.storage import store_batch
+from instances.outbound import TargetBlocked, resolve_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +36,14 @@ SCRAPE_TIMEOUT_SECONDS = 10.0
 # Pages larger than this fail the scrape.
 MAX_PAGE_BYTES = 32 * 1024 * 1024
 ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
 
 
 @dataclass(frozen=True)
@@ -68,9 +83,23 @@ def fetch(target: ScrapeTarget) -> Page:
     request = urllib.request.Request(
         target.url, headers={"Accept": ACCEPT, "User-Agent": "Vigil-scraper"}
     )
+    parts = urlsplit(target.url)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        resolve_allowed(
+            parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+            allow_private=settings.SCRAPE_ALLOW_PRIVATE,
+            private_setting="SCRAPE_ALLOW_PRIVATE",
+        )
+        with _OPENER.open(request, timeout=timeout) as response:
             body = response.read(MAX_PAGE_BYTES + 1)
+    except TargetBlocked as error:
+        return Page(None, time.perf_counter() - started, f"target refused: {error}")
+    except urllib.error.HTTPError as error:
+        reason = f"HTTP {error.code}"
+        if 300 <= error.code < 400:
+            reason += f", a redirect to {error.headers.get('Location')} (not followed)"
+        return Page(None, time.perf_counter() - started, f"fetch failed: {reason}")
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         return Page(None, time.perf_counter() - started, f"fetch failed: {reason}")

@@ -142,3 +142,66 @@ def test_a_scrape_the_storage_cannot_take_is_tried_again_not_held_against_the_ta
     target.refresh_from_db()
     assert (target.last_up, target.last_error) == (True, "")
     assert latest("host-1")[("up", (("target", url),))] == 1.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redirect_is_not_followed_to_where_it_points():
+    """A target answering with a redirect (to a metadata service, an internal page) is a failed
+    scrape: the scraper never asks the address it was sent to."""
+    elsewhere = PageServer(200, body=b"secret_metric 1\n")
+    redirecting = PageServer(302, location=f"http://127.0.0.1:{elsewhere.port}/internal")
+    try:
+        target = target_for(f"http://127.0.0.1:{redirecting.port}/metrics")
+        scrape_targets.delay()
+    finally:
+        redirecting.close()
+        elsewhere.close()
+
+    target.refresh_from_db()
+    assert target.last_up is False
+    assert "redirect" in target.last_error and "not followed" in target.last_error
+    assert redirecting.paths == ["/metrics"]
+    assert elsewhere.paths == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_link_local_target_is_never_scraped():
+    target = target_for("http://169.254.169.254/latest/meta-data/")
+
+    scrape_targets.delay()
+
+    target.refresh_from_db()
+    assert target.last_up is False
+    assert "169.254.169.254 is link-local" in target.last_error
+
+
+class PageServer:
+    """An HTTP server on 127.0.0.1 answering every GET with ``status`` (and a Location when
+    given); it records the paths asked for."""
+
+    def __init__(self, status: int, body: bytes = b"", location: str = ""):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                paths.append(self.path)
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
