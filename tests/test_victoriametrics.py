@@ -2,6 +2,8 @@
 on loopback by the test), the series inventory stays in PostgreSQL, and every read answers as
 the postgres engine does for the same samples."""
 
+import csv
+import io
 import threading
 import urllib.error
 import urllib.request
@@ -11,7 +13,11 @@ from io import StringIO
 import orjson
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
+from accounts.permissions import Role
+from alerts.evaluation import evaluate_rules
+from alerts.models import Alert, AlertRule
 from config.monitoring import readiness_failures
 from instances import store
 from instances.models import Instance, Series
@@ -335,3 +341,39 @@ def test_cluster_url_layout_reaches_vminsert_and_vmselect(api, settings, tmp_pat
     assert {path for role, path in passed if role == "delete"} == {
         "/api/v1/admin/tsdb/delete_series"
     }
+
+
+def test_threshold_and_promql_rules_fire_on_victoriametrics(api, victoria):
+    AlertRule.objects.all().delete()
+    AlertRule.objects.create(
+        name="CPU hot", metric="cpu_usage", aggregation="avg", window=timedelta(minutes=1),
+        comparator=">", critical_threshold=90, for_duration=timedelta(0),
+    )  # fmt: skip
+    AlertRule.objects.create(
+        name="CPU hot (PromQL)", expr="avg_over_time(cpu_usage[1m]) > 90", for_duration=timedelta(0)
+    )
+    now = timezone.now().replace(microsecond=0)
+    values = [(now - timedelta(seconds=seconds), 95.0) for seconds in range(50, -1, -10)]
+    assert api.post("/api/v1/ingest", cpu_batch("web-1", values)).status_code == 202
+    victoria.flush()
+
+    evaluate_rules(now=now)
+    firing = Alert.objects.filter(resolved_at__isnull=True, instance__agent_id="web-1")
+    assert sorted(firing.values_list("rule__name", flat=True)) == ["CPU hot", "CPU hot (PromQL)"]
+
+
+def test_explore_csv_reads_victoriametrics(api, client, user_with_role, victoria):
+    now = timezone.now().replace(second=0, microsecond=0)
+    values = [(now - timedelta(minutes=minutes), float(minutes)) for minutes in range(5, -1, -1)]
+    assert api.post("/api/v1/ingest", cpu_batch("web-1", values, core="0")).status_code == 202
+    victoria.flush()
+    client.force_login(user_with_role(Role.VIEWER, "viewer"))
+
+    response = client.get(
+        "/explore/data.csv", {"promql": "cpu_usage * 10", "range": "5m", "step": "1m"}
+    )
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["time_utc", "core", "instance", "value"]
+    assert [float(row[-1]) for row in rows[1:]][-1] == 0.0
+    assert {row[2] for row in rows[1:]} == {"web-1"}
