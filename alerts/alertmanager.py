@@ -29,6 +29,9 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # amtool's filters: name="value", name!="value", name=~"re", name!~"re".
 FILTER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
 MAX_ALERTS_PER_POST = 1000
+# Expired silences stay listed this long, as Alertmanager keeps them (its data.retention):
+# the list does not grow with every silence ever made.
+EXPIRED_SILENCES_LISTED = timedelta(hours=120)
 
 
 class BadRequest(ValueError):
@@ -254,7 +257,7 @@ def silences(request: HttpRequest) -> HttpResponse:
             matchers = _parse_filters(request.GET.getlist("filter"))
             return _json([
                 _silence_json(silence, now)
-                for silence in Silence.objects.all()
+                for silence in Silence.objects.filter(ends_at__gte=now - EXPIRED_SILENCES_LISTED)
                 if all(m in silence.matchers for m in matchers)
             ])  # fmt: skip
         body = _body(request)

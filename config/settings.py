@@ -315,6 +315,8 @@ ACCOUNT_RATE_LIMITS = {
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 INGEST_MAX_SAMPLES = env.int("INGEST_MAX_SAMPLES", default=10_000)
+# The longest range /api/v1/analytics aggregates; a longer one is cut to its last days.
+ANALYTICS_MAX_RANGE_DAYS = env.int("ANALYTICS_MAX_RANGE_DAYS", default=31)
 # Series per remote write request, checked before any of them is looked at.
 INGEST_MAX_SERIES = env.int("INGEST_MAX_SERIES", default=10_000)
 INGEST_MAX_FUTURE_SECONDS = env.int("INGEST_MAX_FUTURE_SECONDS", default=600)

@@ -5,6 +5,7 @@ markers (and other moments) time charts draw, posted with a manage-scoped token.
 from datetime import datetime, timedelta
 from typing import Annotated
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
@@ -34,14 +35,16 @@ class AnalyticsQuery(Schema):
     metricName: str | None = None
 
     def window(self) -> tuple[datetime, datetime]:
-        """``[start, end)``: by default the 24 hours up to ``endDate``, which defaults to now."""
+        """``[start, end)``: by default the 24 hours up to ``endDate``, which defaults to now;
+        a longer range than ``ANALYTICS_MAX_RANGE_DAYS`` is cut to that many days up to its
+        end (the answer's ``startDate`` says so)."""
         end = self.endDate or timezone.now()
         start = self.startDate or end - DEFAULT_WINDOW
         if start >= end:
             raise ValidationError(
                 [{"loc": ("query", "startDate"), "msg": "must be before endDate"}]
             )
-        return start, end
+        return max(start, end - timedelta(days=settings.ANALYTICS_MAX_RANGE_DAYS)), end
 
 
 def summary(now: datetime) -> dict:

@@ -108,10 +108,13 @@ class InstanceConsumer(LiveConsumer):
         if not isinstance(instance_id, uuid.UUID):
             instance_id = uuid.UUID(str(instance_id))
         query = QueryDict(self.scope.get("query_string", b"").decode())
+        now = datetime.now(UTC)
         try:
             since = datetime.fromtimestamp(int(query.get("since", "")), UTC)
         except (ValueError, OverflowError, OSError):
-            since = datetime.now(UTC)
+            since = now
+        # However old (or new) a reconnecting page's ``since``, it catches up on so much only.
+        since = min(max(since, now - instance_page.LIVE_CATCH_UP), now)
         self.view = instance_page.LiveView(instance_id, since, self.can_operate)
         return [instance_group(instance_id), ALERTS_GROUP]
 

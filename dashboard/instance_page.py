@@ -5,7 +5,7 @@ The page, its HTMX partial, the polling fallback and the live consumer build the
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import groupby
 
 import orjson
@@ -21,6 +21,9 @@ from query.values import QueryError
 CHART_POINTS = 300
 INSTANCE_ALERTS = 20
 LIVE_POINTS_LIMIT = 5000
+# The most a live socket catches up on when it (re)connects with an old ``since``: a page left
+# open overnight, or a hand-made ``since=0``, must not pull hours of samples per series.
+LIVE_CATCH_UP = timedelta(minutes=10)
 
 
 # Units that say a series counts up (the name's ``_total`` suffix says it too).
