@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.utils.html import strip_tags
 
 # How much of a receiver's answer is kept to show (the Channels page's "send test").
 ANSWER_SHOWN_CHARS = 500
@@ -406,15 +407,28 @@ class Telegram(HttpTransport):
     def shown_url(self, message: Message) -> str:
         return f"{self.base_url()}/bot…/sendMessage"
 
+    def fitted_body(self, message: Message, room: int) -> str:
+        """The body in at most ``room`` characters. Markup cut anywhere could leave a tag or an
+        entity open, which Telegram refuses: a body too long is cut as plain words, escaped."""
+        body = self.body(message)
+        if len(body) <= room:
+            return body
+        words = html.unescape(strip_tags(body)) if message.text_is_markup else message.text
+        cut = words[: room - 1]
+        while len(escaped := html.escape(cut)) > room - 1:
+            # Escaping lengthens some characters: shrink by the ratio, at least by one.
+            cut = cut[: min(len(cut) - 1, len(cut) * (room - 1) // len(escaped))]
+        return html.escape(cut) + "…"
+
     def payload(self, message: Message) -> dict:
         links = " · ".join(
             f'<a href="{html.escape(url)}">{label}</a>' for label, url in _link_list(message)
         )
-        text = f"<b>{html.escape(message.title)}</b>\n{self.body(message)}"
-        room = self.MAX_CHARS - len(links) - 2
+        title = f"<b>{html.escape(one_line(message.title)[:256])}</b>"
+        room = self.MAX_CHARS - len(title) - len(links) - 3
         return {
             "chat_id": self.channel.config.get("chat_id"),
-            "text": f"{text[:room]}\n\n{links}",
+            "text": f"{title}\n{self.fitted_body(message, room)}\n\n{links}",
             "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True},
         }

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import re
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -608,3 +609,21 @@ def test_discord_shows_agent_text_as_written_instead_of_linking(receiver, api):
         r"\[Reset your password\]\(https://evil.example\) \*\*now\*\* @everyone"
     )
     assert sent["allowed_mentions"] == {"parse": []}
+
+
+def test_a_telegram_notice_too_long_is_cut_where_its_html_stays_whole(receiver, api):
+    channel("telegram", receiver.url(""), secret="1:tok", config={"chat_id": "7"})
+    body = {
+        "instanceId": "web-9",
+        "alertType": "noisy",
+        "severity": "high",
+        "message": "<&>" * 3000,
+    }
+    api.post("/api/v1/alerts", body)
+    evaluate_rules()
+
+    text = receiver.json()["text"]
+    assert len(text) <= 4096
+    body_line = text.split("\n")[1]
+    assert body_line.endswith("…") and body_line.startswith("&lt;&amp;&gt;&lt;")
+    assert re.fullmatch(r"(&lt;|&amp;|&gt;)+…", body_line)
