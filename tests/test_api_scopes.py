@@ -245,3 +245,69 @@ def test_an_expired_or_revoked_token_is_refused(client):
     IngestToken.objects.filter(pk=token.pk).update(expires_at=None)
     token.revoke()
     assert client.get("/api/v1/instances", headers=auth).status_code == 401
+
+
+# Operations an agent's ingest scope reaches; every other one takes the API's default (GET
+# needs read, anything else manage), so an endpoint added later is covered without listing it.
+INGEST_ONLY = {("post", "/api/v1/ingest"), ("post", "/api/v1/write"), ("post", "/api/v1/metrics")}
+INGEST_OR_MANAGE = {
+    ("post", "/api/v1/instances"), ("put", "/api/v1/instances/{ref}"), ("post", "/api/v1/alerts"),
+}  # fmt: skip
+
+
+def scopes_for(method: str, path: str) -> set[str]:
+    if (method, path) in INGEST_ONLY:
+        return {INGEST}
+    if (method, path) in INGEST_OR_MANAGE:
+        return {INGEST, MANAGE}
+    return {READ} if method in ("get", "head") else {MANAGE}
+
+
+def operations(client) -> list[tuple[str, str, dict]]:
+    schema = client.get("/api/v1/openapi.json").json()
+    return [
+        (method, path, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def concrete(path: str, operation: dict) -> str:
+    """The path with each parameter filled in with a value of its type (naming nothing)."""
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path":
+            kind = parameter.get("schema", {}).get("type")
+            value = "1" if kind == "integer" else "00000000-0000-4000-8000-000000000000"
+            path = path.replace(f"{{{parameter['name']}}}", value)
+    return path
+
+
+def test_every_operation_in_the_schema_needs_exactly_its_scope(client):
+    tokens = {scope: IngestToken.issue(scope, [scope])[1] for scope in (INGEST, READ, MANAGE)}
+    found = {}
+    for method, path, operation in operations(client):
+        url = concrete(path, operation)
+        for scope in (INGEST, READ, MANAGE, NONE):
+            headers = {} if scope == NONE else {"Authorization": f"Bearer {tokens[scope]}"}
+            content_type = next(iter(operation.get("requestBody", {}).get("content", {})), None)
+            body = {
+                "data": b"{}",
+                # What the operation takes: a wrong type is refused before authentication.
+                "content_type": content_type or "application/json",
+            }
+            if method == "get":
+                body = {}
+            response = getattr(client, method)(url, headers=headers, **body)
+            found[(method, path, scope)] = response.status_code
+
+    expected = {}
+    for (method, path, scope), status in found.items():
+        if scope == NONE:
+            expected[(method, path, scope)] = 401
+        elif scope in scopes_for(method, path):
+            # Allowed past authentication: whatever the made-up id or empty body earns.
+            expected[(method, path, scope)] = status if status not in (401, 403) else "not 401/403"
+        else:
+            expected[(method, path, scope)] = 403
+    assert found == expected
+    assert len({(method, path) for method, path, _ in found}) >= 20
