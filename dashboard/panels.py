@@ -195,11 +195,14 @@ def _latest(panel: Panel, result: query_charts.RangeResult, names: list[str]) ->
 
 
 def _sparkline(result: query_charts.RangeResult) -> str:
-    """The first series over the range, small and without axes, under the stat's number."""
-    values = np.where(result.present[0] & np.isfinite(result.values[0]), result.values[0], None)
+    """The first series from its first value to the range's end, small and without axes, under
+    the stat's number (a series younger than the range fills the width, not a sliver of it)."""
+    shown = result.present[0] & np.isfinite(result.values[0])
+    first = int(np.argmax(shown)) if shown.any() else 0
+    values = np.where(shown, result.values[0], None)[first:]
     trace = {
         "type": "scatter",
-        "x": result.plot_times(),
+        "x": result.plot_times()[first:],
         "y": values.tolist(),
         "mode": "lines",
         "line": {"width": 1.5},
@@ -300,6 +303,8 @@ def _bars(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValu
             y=[figures.plotly_text(shown.name) for shown in latest],
             text=[shown.text for shown in latest],
             textposition="auto",
+            # Level, inside a long bar or beside a short one (plotly would turn it on its side).
+            textangle=0,
             marker={"color": [_colour(panel, value) for value in rows]},
             hoverinfo="skip",
         )

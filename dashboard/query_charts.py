@@ -197,7 +197,9 @@ def figure(
     if None not in y_range:
         yaxis["range"] = list(y_range)
     elif y_range != (None, None):
-        # One end given: the axis still fits the data, and reaches that end.
+        # One end given: the axis fits the data (not a percentage's whole 0-100), and reaches
+        # that end.
+        yaxis.pop("range", None)
         yaxis["autorangeoptions"] = {"include": [end for end in y_range if end is not None]}
     showlegend = always_legend or len(names) > 1
     layout = figures.time_chart_layout(time_range.start, time_range.end, yaxis, showlegend)

@@ -437,6 +437,8 @@ API_PERFORMANCE = {
             ],
             (8, 8, 4, 4),
             unit="s",
+            min=0,
+            max=1,
             thresholds=[{"value": 0.5, "color": "orange"}, {"value": 1, "color": "red"}],
         ),
     ],
