@@ -29,7 +29,15 @@ class DashboardForm(forms.ModelForm):
 
     class Meta:
         model = Dashboard
-        fields = ["title", "tags", "time_range", "refresh", "variables", "annotation_tags"]
+        fields = [
+            "title",
+            "folder",
+            "tags",
+            "time_range",
+            "refresh",
+            "variables",
+            "annotation_tags",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

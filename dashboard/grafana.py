@@ -3,8 +3,8 @@
 Taken: timeseries, graph, stat, singlestat, gauge, bargauge, table and text panels (rows are
 flattened: a collapsed row's panels come out too), their Prometheus targets' ``expr`` and
 ``legendFormat``, ``fieldConfig.defaults`` (unit, decimals, min, max, thresholds), the grid
-position, the time range and refresh, and ``templating.list`` query (``label_values``) and custom
-variables. Everything else is named in the list ``convert`` returns, never silently dropped.
+position, the time range and refresh, the folder (the export API's ``meta.folderTitle``), and
+``templating.list`` query (``label_values``) and custom variables. Everything else is named in the list ``convert`` returns, never silently dropped.
 """
 
 import re
@@ -64,8 +64,12 @@ def convert(document: dict) -> tuple[dict, list[str]]:
     if refresh not in REFRESH_SECONDS:
         left_out.append(f"Refresh every {refresh}: the dashboard does not refresh by itself.")
         refresh = "off"
+    meta = document.get("meta", {}) if isinstance(document.get("meta"), dict) else {}
+    # Grafana's export API names the folder beside the dashboard; "General" is no folder.
+    folder = str(meta.get("folderTitle") or "")
     definition = {
         "title": str(grafana.get("title") or "Imported dashboard"),
+        "folder": "" if folder == "General" else folder[:100],
         "tags": [str(tag) for tag in grafana.get("tags", [])],
         "time_range": time_from,
         "refresh": refresh,

@@ -44,6 +44,8 @@ class Dashboard(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, blank=True)
+    # The group it is listed under ("" lists it with no folder, first).
+    folder = models.CharField(max_length=100, blank=True)
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     time_range = models.CharField(
         max_length=8, choices=[(key, key) for key in RANGES], default=DEFAULT_RANGE
@@ -92,6 +94,7 @@ class Dashboard(models.Model):
         """The whole definition, as exported and as kept by each version."""
         return {
             "title": self.title,
+            "folder": self.folder,
             "tags": list(self.tags),
             "time_range": self.time_range,
             "refresh": self.refresh,
@@ -151,6 +154,7 @@ class Dashboard(models.Model):
         mine = self.to_dict()
         return (
             wanted.title,
+            wanted.folder,
             wanted.tags,
             wanted.time_range,
             wanted.refresh,
@@ -159,6 +163,7 @@ class Dashboard(models.Model):
             wanted_panels,
         ) == (
             mine["title"],
+            mine["folder"],
             mine["tags"],
             mine["time_range"],
             mine["refresh"],
@@ -178,6 +183,7 @@ class Dashboard(models.Model):
 
     def _apply(self, data: dict) -> None:
         self.title = data.get("title", self.title)
+        self.folder = str(data.get("folder", self.folder))[:100]
         self.tags = list(data.get("tags", self.tags))
         self.time_range = data.get("time_range", self.time_range)
         self.refresh = data.get("refresh", self.refresh)

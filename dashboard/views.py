@@ -480,9 +480,10 @@ def channel_delete(request, pk):
 
 @role_required(Role.VIEWER)
 def dashboards_page(request):
-    """Every dashboard, the user's starred ones first; searchable by title, filtered by tag or
-    to the starred ones."""
+    """Every dashboard, the user's starred ones first, then by folder; searchable by title,
+    filtered by folder, by tag or to the starred ones."""
     search, tag = request.GET.get("q", "").strip(), request.GET.get("tag", "").strip()
+    folder = request.GET.get("folder", "").strip()
     starred_only = request.GET.get("starred") == "1"
     mine = DashboardStar.objects.filter(user=request.user, dashboard=OuterRef("pk"))
     boards = Dashboard.objects.annotate(panel_count=Count("panels"), starred=Exists(mine))
@@ -490,12 +491,19 @@ def dashboards_page(request):
         boards = boards.filter(title__icontains=search)
     if tag:
         boards = boards.filter(tags__contains=[tag])
+    if folder:
+        boards = boards.filter(folder=folder)
     if starred_only:
         boards = boards.filter(starred=True)
     context = {
-        "dashboards": boards.order_by("-starred", "title"),
+        "dashboards": boards.order_by("-starred", "folder", "title"),
         "search": search,
         "tag": tag,
+        "folder": folder,
+        "all_folders": Dashboard.objects.exclude(folder="")
+        .order_by("folder")
+        .values_list("folder", flat=True)
+        .distinct(),
         "starred_only": starred_only,
         "all_tags": sorted(
             {name for tags in Dashboard.objects.values_list("tags", flat=True) for name in tags}
