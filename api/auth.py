@@ -13,7 +13,8 @@ operation of the API takes the default: reads (GET, HEAD) need ``read``, anythin
 An ingest operation also checks the agent ids it pushes for with
 ``request.auth.check_push_for(agent_ids)`` (403 outside the token's patterns). Views outside
 django-ninja (the Prometheus and Alertmanager APIs) are wrapped by ``readers_only`` and
-``readers_and_managers`` in the URL configuration.
+``readers_and_managers`` in the URL configuration; a token's requests there count against
+its rate limit too.
 """
 
 import logging
@@ -111,12 +112,28 @@ def token_of(request: HttpRequest) -> IngestToken | None:
     )
 
 
-def may_read(request: HttpRequest) -> bool:
-    """A Viewer's session, or a live token with the read scope."""
+def may_read(request: HttpRequest, token: IngestToken | None = None) -> bool:
+    """A Viewer's session, or a live token with the read scope (``token``, else the one the
+    request sends)."""
     if has_role(request.user, Role.VIEWER):
         return True
-    token = token_of(request)
+    token = token or token_of(request)
     return token is not None and token.has_scope(Scope.READ)
+
+
+def over_rate_limit(token: IngestToken | None) -> JsonResponse | None:
+    """For views outside django-ninja: the 429 (with ``Retry-After``) of a token past its
+    rate limit, else None."""
+    if token is None:
+        return None
+    try:
+        enforce_rate_limit(token)
+    except ApiError as error:
+        response = JsonResponse(error.body(), status=error.status)
+        for header, value in error.headers.items():
+            response[header] = value
+        return response
+    return None
 
 
 def readers_and_managers(view):
@@ -130,9 +147,7 @@ def readers_and_managers(view):
     def checked(request, *args, **kwargs):
         request.auth = token_of(request)
         if request.method in ("GET", "HEAD"):
-            allowed = has_role(request.user, Role.VIEWER) or (
-                request.auth is not None and request.auth.has_scope(Scope.READ)
-            )
+            allowed = may_read(request, request.auth)
         else:
             allowed = request.auth is not None and request.auth.has_scope(Scope.MANAGE)
         if not allowed:
@@ -140,7 +155,7 @@ def readers_and_managers(view):
             return JsonResponse(
                 "send a token with the manage scope, or log in", status=status, safe=False
             )
-        return view(request, *args, **kwargs)
+        return over_rate_limit(request.auth) or view(request, *args, **kwargs)
 
     return checked
 
@@ -151,7 +166,8 @@ def readers_only(view):
     @login_not_required
     @wraps(view)
     def checked(request, *args, **kwargs):
-        if not may_read(request):
+        token = token_of(request)
+        if not may_read(request, token):
             response = JsonResponse(
                 {"status": "error", "errorType": "unauthorized",
                  "error": "send Authorization: Bearer <token> with the read scope, or log in"},
@@ -159,6 +175,6 @@ def readers_only(view):
             )  # fmt: skip
             response["WWW-Authenticate"] = 'Bearer realm="vigil"'
             return response
-        return view(request, *args, **kwargs)
+        return over_rate_limit(token) or view(request, *args, **kwargs)
 
     return checked

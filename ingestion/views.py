@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import Role, role_required
-from api.auth import may_read
+from api.auth import may_read, over_rate_limit, token_of
 from ingestion import federation
 from ingestion.exposition import CONTENT_TYPE, TextExposition
 from ingestion.models import IngestToken, default_scopes
@@ -89,10 +89,14 @@ def federate(request):
     agent id): authenticated by an API token with the read scope (``Authorization: Bearer``, or
     basic auth's password) or a Viewer's session.
     """
-    if not may_read(request):
+    token = token_of(request)
+    if not may_read(request, token):
         response = _text("Send Authorization: Bearer <token>, or log in.\n", 401)
         response["WWW-Authenticate"] = 'Bearer realm="vigil"'
         return response
+    refusal = over_rate_limit(token)
+    if refusal is not None:
+        return refusal
     raw = request.GET.getlist("match[]")
     if not raw or len(raw) > federation.MAX_SELECTORS:
         return _text(f"give 1 to {federation.MAX_SELECTORS} match[] selectors\n", 400)

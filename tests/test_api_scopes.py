@@ -311,3 +311,17 @@ def test_every_operation_in_the_schema_needs_exactly_its_scope(client):
             expected[(method, path, scope)] = 403
     assert found == expected
     assert len({(method, path) for method, path, _ in found}) >= 20
+
+
+@pytest.mark.parametrize(
+    "path", ["/prometheus/api/v1/labels", "/federate?match[]=cpu", "/alertmanager/api/v2/alerts"]
+)
+def test_a_tokens_rate_limit_holds_outside_the_ninja_api_too(client, settings, path):
+    settings.INGEST_RATE_LIMIT_PER_MINUTE = 2
+    auth = {"Authorization": f"Bearer {IngestToken.issue('reader', [READ])[1]}"}
+
+    statuses = [client.get(path, headers=auth).status_code for _ in range(3)]
+
+    assert statuses[:2] == [200, 200]
+    assert statuses[2] == 429
+    assert client.get(path, headers=auth)["Retry-After"]
