@@ -169,7 +169,7 @@ class ChecksConsumer(LiveConsumer):
     render = staticmethod(checks_page.live_list_fragment)
 
     def groups_to_join(self):
-        self.view = self.can_operate
+        self.view = checks_page.ListView(can_operate=self.can_operate)
         return [CHECKS_GROUP]
 
     def feed_key(self):

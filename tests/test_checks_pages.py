@@ -243,3 +243,32 @@ def test_a_probe_result_reaches_the_list_and_the_check_page_live(
     assert 'id="checks-summary"' in listed
     assert '<span class="badge check-down">down</span>' in shown
     assert "HTTP 503" in shown and 'id="check-incidents"' in shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_the_list_socket_knows_the_table_it_sends_only_the_changed_rows(
+    client, user_with_role, http_target
+):
+    cookie = session_cookie_of(client, user_with_role(Role.VIEWER, "watcher"))
+    shop = site(http_target, name="Shop")
+    billing = site(http_target, path="/status/503", name="Billing", retries=0)
+
+    async def scenario():
+        listing = socket("/ws/checks/", cookie)
+        assert (await listing.connect())[0]
+        pushes = []
+        for check in (shop, shop, billing):
+            await sync_to_async(probe)(check)
+            pushes.append(await listing.receive_from(timeout=5))
+        await listing.disconnect()
+        return pushes
+
+    first, again, state_changed = async_to_sync(scenario)()
+    assert 'id="checks-list"' in first and "Billing" in first
+    # The second probe of Shop changes its row's last result, not the counts: its row alone.
+    assert again.lstrip().startswith(f'<tr id="check-{shop.pk}" class="check-row check-up"')
+    assert 'hx-swap-oob="true"' in again
+    assert 'id="checks-list"' not in again and 'id="checks-summary"' not in again
+    assert f'id="check-{billing.pk}"' not in again
+    # Billing going down changes the counts: the counts and the table whole.
+    assert 'id="checks-summary"' in state_changed and 'id="checks-list"' in state_changed
