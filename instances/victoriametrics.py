@@ -12,12 +12,14 @@ the base of the Prometheus API, so ``http://vm:8428`` (single-node) and
 
 import logging
 import math
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import cramjam
 import numpy as np
 import orjson
 import urllib3
@@ -52,6 +54,42 @@ class VictoriaMetricsRefused(Exception):
         except orjson.JSONDecodeError:
             self.answer = {"error": body.decode(errors="replace").strip()}
         super().__init__(f"VictoriaMetrics answered {status}: {self.answer.get('error', '')}")
+
+
+# Prometheus's staleness marker: a NaN with its own bit pattern, "this series ended here".
+STALENESS_MARKER = struct.unpack("<d", bytes.fromhex("020000000000f07f"))[0]
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def remote_write_request(series: Sequence[tuple[dict, Sequence[tuple[float, int]]]]) -> bytes:
+    """A Prometheus remote write ``WriteRequest`` (protobuf) of ``(labels, [(value, ms)])``:
+    TimeSeries = 1 (Label = 1 {name = 1, value = 2}, Sample = 2 {double value = 1, int64
+    timestamp = 2})."""
+    body = bytearray()
+    for labels, samples in series:
+        message = b"".join(
+            _field(1, _field(1, name.encode()) + _field(2, value.encode()))
+            for name, value in sorted(labels.items())
+        )
+        for value, ms in samples:
+            message += _field(2, b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(ms))
+        body += _field(1, message)
+    return bytes(body)
 
 
 def _millis(ts: datetime) -> int:
@@ -165,10 +203,34 @@ class VictoriaMetricsEngine:
         ]
         self._request("POST", f"{self.write_url}/api/v1/import", body=b"\n".join(lines) + b"\n")
 
-    def write_staleness_markers(self, instance_id, markers) -> int:
-        # JSON import has no staleness markers: VictoriaMetrics ends a series by its own rule
-        # (no sample for a while); kept in PostgreSQL like the postgres engine keeps them.
-        return store.write_staleness_markers(instance_id, markers)
+    def write_staleness_markers(
+        self, instance_id, markers: Sequence[tuple[store.SeriesKey, datetime]]
+    ) -> int:
+        """Send Prometheus's staleness markers for these series of ``instance_id`` (JSON import
+        has no NaN, so through remote write); a marker for a series never stored is dropped.
+        Returns how many were sent."""
+        names = sorted({key.name for key, _ in markers})
+        known = {
+            (row.name, store.labels_key(row.labels)): row.promql_labels
+            for row in store.series_of([instance_id], names)
+        }
+        series = [
+            (known[(key.name, key.labels_key)], [(STALENESS_MARKER, _millis(ts))])
+            for key, ts in markers
+            if (key.name, key.labels_key) in known
+        ]
+        if series:
+            self._request(
+                "POST",
+                f"{self.write_url}/api/v1/write",
+                body=bytes(cramjam.snappy.compress_raw(remote_write_request(series))),
+                headers={
+                    "Content-Encoding": "snappy",
+                    "Content-Type": "application/x-protobuf",
+                    "X-Prometheus-Remote-Write-Version": "0.1.0",
+                },
+            )
+        return len(series)
 
     _LABELS: dict[int, dict] = {}
     LABELS_CACHE_SERIES = 1_000_000
@@ -192,10 +254,13 @@ class VictoriaMetricsEngine:
         start_ms: int,
         end_ms: int,
         limit: int | None = None,
+        markers: bool = False,
     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """The samples of ``series`` with ``start_ms <= ts <= end_ms``, by series id, in time
-        order; store.TooManySamples past ``limit``. Selectors name each (metric, instance) once;
-        the exported series are told apart by their whole label set."""
+        order; store.TooManySamples past ``limit``. Staleness markers (exported as null) come
+        as NaN with ``markers``, else are left out, as the postgres engine reads them.
+        Selectors name each (metric, instance) once; the exported series are told apart by
+        their whole label set."""
         if not series:
             return {}
         by_labels = {store.labels_key(row.promql_labels): row.series_id for row in series}
@@ -226,13 +291,15 @@ class VictoriaMetricsEngine:
             value = np.array(values, dtype=np.float64)
             order = np.argsort(ts, kind="stable")
             keep = (ts[order] >= start_ms) & (ts[order] <= end_ms)
+            if not markers:
+                keep &= ~np.isnan(value[order])
             arrays[series_id] = (ts[order][keep], value[order][keep])
         return arrays
 
     def sample_arrays(
         self, series_ids: Sequence[int], start_ms: int, end_ms: int, limit: int
     ) -> store.SampleArrays:
-        arrays = self._export(store.series_by_id(series_ids), start_ms, end_ms, limit)
+        arrays = self._export(store.series_by_id(series_ids), start_ms, end_ms, limit, markers=True)
         ids = sorted(arrays)
         if not ids:
             empty = np.empty(0, dtype=np.int64)

@@ -7,6 +7,7 @@ from django.db import connection
 
 from config.celery import app as celery_app
 from ingestion.models import IngestToken
+from tests.prometheus_services import needs_victoriametrics, victoriametrics
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -154,3 +155,16 @@ def http_target():
     target = HttpTarget()
     yield target
     target.stop()
+
+
+@pytest.fixture(params=["postgres", pytest.param("victoriametrics", marks=needs_victoriametrics)])
+def each_samples_engine(request, settings, tmp_path):
+    """Each samples engine in turn, as (name, the VictoriaMetrics started for its run or None):
+    a test taking it runs once per engine."""
+    if request.param == "postgres":
+        yield request.param, None
+        return
+    with victoriametrics(tmp_path) as server:
+        settings.METRICS_ENGINE = "victoriametrics"
+        settings.VM_WRITE_URL = settings.VM_QUERY_URL = server.url
+        yield request.param, server

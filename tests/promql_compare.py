@@ -16,6 +16,24 @@ SCRAPE_SECONDS = 2
 
 RELATIVE_TOLERANCE = 1e-9
 
+# VictoriaMetrics' documented departures from Prometheus (its "MetricsQL" differences), by name;
+# the README lists them. Tests name the queries that may differ on that engine, and why.
+NO_EXTRAPOLATION = (
+    "rate, increase, delta: no extrapolation to the window's edges, and the sample just before "
+    "the window counts"
+)
+SAMPLE_BEFORE_WINDOW = "changes, resets: the sample just before the window counts"
+KEEPS_METRIC_NAME = (
+    "*_over_time (but sum, count, stddev, stdvar), predict_linear, round, ceil, floor and clamp* "
+    "keep the metric name"
+)
+NAN_LEFT_OUT = "series whose value is NaN (histogram_quantile over empty buckets) are left out"
+ATAN2_DROPS_NAME = "atan2 drops the metric name, as the other arithmetic operators do"
+WINDOW_START_INCLUDED = "a sample exactly at a range window's start is inside the window"
+TIMESTAMP_PAST_MARKER = (
+    "timestamp() reads the newest sample in the lookback even past a staleness marker"
+)
+
 
 def unix(ms: int) -> str:
     return f"{ms / 1000:.3f}"

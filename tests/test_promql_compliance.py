@@ -18,10 +18,20 @@ from tests.prometheus_services import (
     PROMETHEUS,
     needs_node_exporter,
     needs_prometheus,
-    needs_victoriametrics,
-    victoriametrics,
 )
-from tests.promql_compare import differences, feeding_vigil, get_json, results, same_value, unix
+from tests.promql_compare import (
+    ATAN2_DROPS_NAME,
+    KEEPS_METRIC_NAME,
+    NAN_LEFT_OUT,
+    NO_EXTRAPOLATION,
+    SAMPLE_BEFORE_WINDOW,
+    differences,
+    feeding_vigil,
+    get_json,
+    results,
+    same_value,
+    unix,
+)
 
 pytestmark = [needs_prometheus, needs_node_exporter, pytest.mark.django_db(transaction=True)]
 
@@ -165,19 +175,7 @@ QUERIES = [
 ]
 
 
-# VictoriaMetrics' documented departures from Prometheus (its "MetricsQL" differences), by name;
-# the README lists them. A query here may differ on that engine, for that reason only.
-NO_EXTRAPOLATION = (
-    "rate, increase, delta: no extrapolation to the window's edges, and the sample just before "
-    "the window counts"
-)
-SAMPLE_BEFORE_WINDOW = "changes, resets: the sample just before the window counts"
-KEEPS_METRIC_NAME = (
-    "*_over_time (but sum, count, stddev, stdvar), predict_linear, round, ceil, floor and clamp* "
-    "keep the metric name"
-)
-NAN_LEFT_OUT = "series whose value is NaN (histogram_quantile over empty buckets) are left out"
-ATAN2_DROPS_NAME = "atan2 drops the metric name, as the other arithmetic operators do"
+# A query here may differ on VictoriaMetrics, for the named reason only.
 VICTORIAMETRICS_DIFFERENCES = {
     "rate(node_context_switches_total[30s] offset 10s)": NO_EXTRAPOLATION,
     "avg_over_time(rate(node_context_switches_total[20s])[40s:5s])": NO_EXTRAPOLATION,
@@ -241,21 +239,9 @@ def compare(vigil_url, prometheus_url, token, query, end_ms) -> list[str]:
     return problems
 
 
-@pytest.fixture(params=["postgres", pytest.param("victoriametrics", marks=needs_victoriametrics)])
-def samples_engine_name(request, settings, tmp_path):
-    """Each samples engine in turn; VictoriaMetrics is started for its run."""
-    if request.param == "postgres":
-        yield request.param, None
-        return
-    with victoriametrics(tmp_path) as server:
-        settings.METRICS_ENGINE = "victoriametrics"
-        settings.VM_WRITE_URL = settings.VM_QUERY_URL = server.url
-        yield request.param, server
-
-
 @pytest.fixture
-def prometheus_feeding_vigil(samples_engine_name, live_server, token, tmp_path):
-    _, victoria = samples_engine_name
+def prometheus_feeding_vigil(each_samples_engine, live_server, token, tmp_path):
+    _, victoria = each_samples_engine
     with feeding_vigil(tmp_path, live_server.url, token, GATHER_SECONDS) as fed:
         if victoria is not None:
             victoria.flush()
@@ -263,9 +249,9 @@ def prometheus_feeding_vigil(samples_engine_name, live_server, token, tmp_path):
 
 
 def test_queries_and_promtool_give_prometheus_results(
-    samples_engine_name, prometheus_feeding_vigil, live_server, token
+    each_samples_engine, prometheus_feeding_vigil, live_server, token
 ):
-    engine, _ = samples_engine_name
+    engine, _ = each_samples_engine
     prometheus_url, end_ms = prometheus_feeding_vigil
     assert len(QUERIES) >= 80
     assert set(VICTORIAMETRICS_DIFFERENCES) <= set(QUERIES)
