@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from accounts.auditing import AuditedAdmin
 from accounts.models import AuditEvent
-from accounts.permissions import role_changed, user_role
+from accounts.permissions import require_recent_login, role_changed, user_role
 
 User = get_user_model()
 
@@ -45,6 +45,11 @@ class VigilUserAdmin(AuditedAdmin, UserAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":
+            require_recent_login(request)  # roles and passwords are changed here
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         """Only a superuser makes superusers or hands out single permissions: an Admin's

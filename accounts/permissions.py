@@ -14,7 +14,10 @@ they are in, and superusers hold every role.
 
 import logging
 from functools import wraps
+from urllib.parse import urlencode, urlsplit
 
+from allauth.account.decorators import reauthentication_required
+from allauth.core.exceptions import ReauthenticationRequired
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -26,6 +29,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import models, transaction
 from django.http import HttpResponse
+from django.urls import reverse
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +192,33 @@ def role_required(role: Role):
 async def scope_has_role(scope, role: Role) -> bool:
     """``has_role`` for a Channels scope (its ``user`` comes from the session middleware)."""
     return await database_sync_to_async(has_role)(scope.get("user"), role)
+
+
+def require_recent_login(request) -> None:
+    """Raise allauth's ReauthenticationRequired unless the user confirmed their password (or
+    second factor) in the last few minutes; allauth's middleware then asks for it and comes
+    back. For what would hand over the keys if a session were stolen: creating API tokens,
+    changing roles, downloading backups."""
+    reauthentication_required(lambda request: None)(request)
+
+
+def recent_login_required(view):
+    """View decorator of ``require_recent_login``. An HTMX request is sent to the password page
+    as a whole page (HX-Redirect), then back to the page it came from."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            require_recent_login(request)
+        except ReauthenticationRequired:
+            if not getattr(request, "htmx", False):
+                raise
+            page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
+            confirm = f"{reverse('account_reauthenticate')}?{urlencode({'next': page})}"
+            return HttpResponse(headers={"HX-Redirect": confirm})
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def user_group(user_id) -> str:

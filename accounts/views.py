@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts import time_zones, users
 from accounts.forms import AddUserForm
 from accounts.models import AuditEvent, Profile
-from accounts.permissions import Role, role_required, set_role, user_role
+from accounts.permissions import Role, recent_login_required, role_required, set_role, user_role
 
 User = get_user_model()
 AUDIT_PAGE_SIZE = 100
@@ -124,6 +124,7 @@ def user_invite(request, pk):
 
 @require_POST
 @role_required(Role.ADMIN)
+@recent_login_required
 def user_role_change(request, pk):
     user = get_object_or_404(User.objects.prefetch_related("groups"), pk=pk)
     value = request.POST.get("role", "")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.models import AuditEvent
-from accounts.permissions import Role, has_role, role_required
+from accounts.permissions import Role, has_role, require_recent_login, role_required
 from backups import page, tasks
 from backups.models import Backup
 
@@ -48,9 +48,11 @@ def download(request, pk):
 
 
 def download_response(request, backup: Backup) -> FileResponse:
-    """The archive as an attachment: for Admins only, and only from BACKUP_DIR."""
+    """The archive as an attachment: for Admins who confirmed their password just now, and
+    only from BACKUP_DIR."""
     if not has_role(request.user, Role.ADMIN):
         raise PermissionDenied
+    require_recent_login(request)
     archive = Path(backup.path)
     if not backup.is_good or not archive.is_file():
         raise Http404("no archive for this backup")

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from accounts.auditing import AuditedAdmin
 from accounts.models import AuditEvent
+from accounts.permissions import require_recent_login
 from ingestion.models import IngestToken, ScrapeTarget
 
 
@@ -20,6 +21,11 @@ class IngestTokenAdmin(admin.ModelAdmin):
         "prefix", "created", "created_by", "last_used", "last_used_address", "revoked_at"
     ]  # fmt: skip
     actions = ["revoke"]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if request.method == "POST":
+            require_recent_login(request)
+        return super().add_view(request, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.permissions import Role, role_required
+from accounts.permissions import Role, require_recent_login, role_required
 from api.auth import may_read, over_rate_limit, token_of
 from ingestion import federation
 from ingestion.exposition import CONTENT_TYPE, TextExposition
@@ -57,6 +57,7 @@ def token_list(request):
     """Every token, newest first; POST creates one and shows its value this once."""
     if request.method != "POST":
         return _page(request, TokenForm())
+    require_recent_login(request)
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _page(request, form, status=400)

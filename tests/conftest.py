@@ -168,3 +168,16 @@ def each_samples_engine(request, settings, tmp_path):
         settings.METRICS_ENGINE = "victoriametrics"
         settings.VM_WRITE_URL = settings.VM_QUERY_URL = server.url
         yield request.param, server
+
+
+@pytest.fixture
+def confirm_password():
+    """Confirm a logged-in client's password, as allauth asks for before what would hand over
+    the keys to a stolen session (tokens, roles, backup downloads)."""
+    from django.urls import reverse
+
+    def confirm(client, password="correct horse battery staple"):
+        response = client.post(reverse("account_reauthenticate"), {"password": password})
+        assert response.status_code == 302, response.content.decode()[:2000]
+
+    return confirm

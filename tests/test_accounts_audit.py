@@ -41,11 +41,16 @@ def test_a_logout_is_recorded(client, user_with_role):
     assert AuditEvent.objects.filter(action="logout", actor__username="vera").exists()
 
 
-def test_token_creation_in_admin_and_revocation_are_recorded(client, user_with_role):
+def test_token_creation_in_admin_and_revocation_are_recorded(
+    client, user_with_role, confirm_password
+):
     boss = user_with_role(Role.ADMIN, "boss")
     client.force_login(boss)
+    confirm_password(client)
 
-    client.post(reverse("admin:ingestion_ingesttoken_add"), {"name": "web-1", "scopes": "ingest,read"})
+    client.post(
+        reverse("admin:ingestion_ingesttoken_add"), {"name": "web-1", "scopes": "ingest,read"}
+    )
     token = IngestToken.objects.get(name="web-1")
     client.post(
         reverse("admin:ingestion_ingesttoken_changelist"),

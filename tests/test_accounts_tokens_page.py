@@ -16,9 +16,10 @@ TOKENS_URL = reverse("ingestion:tokens")
 
 
 @pytest.fixture
-def boss(client, user_with_role):
+def boss(client, user_with_role, confirm_password):
     user = user_with_role(Role.ADMIN, "boss")
     client.force_login(user)
+    confirm_password(client)
     return user
 
 

@@ -10,8 +10,9 @@ USERS_URL = reverse("accounts:users")
 
 
 @pytest.fixture
-def admin_client(client, user_with_role):
+def admin_client(client, user_with_role, confirm_password):
     client.force_login(user_with_role(Role.ADMIN, "boss"))
+    confirm_password(client)
     return client
 
 
@@ -70,9 +71,10 @@ def test_a_plain_post_redirects_back_to_the_list(admin_client, user_with_role):
     assert user_role(olga) is None
 
 
-def test_an_admin_cannot_change_their_own_role(client, user_with_role):
+def test_an_admin_cannot_change_their_own_role(client, user_with_role, confirm_password):
     boss = user_with_role(Role.ADMIN, "boss")
     client.force_login(boss)
+    confirm_password(client)
 
     response = client.post(
         reverse("accounts:user_role", args=[boss.pk]),

@@ -18,9 +18,10 @@ def boss(user_with_role):
 
 
 @pytest.fixture
-def admin(boss) -> Client:
+def admin(boss, confirm_password) -> Client:
     client = Client()
     client.force_login(boss)
+    confirm_password(client)
     return client
 
 

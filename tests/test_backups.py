@@ -396,9 +396,12 @@ def test_the_default_schedules_are_installed_once_and_edits_are_kept():
     assert PeriodicTask.objects.filter(task__startswith="backups.").count() == 4
 
 
-def test_the_admin_lists_backups_and_lets_admins_download_them(client, user_with_role):
+def test_the_admin_lists_backups_and_lets_admins_download_them(
+    client, user_with_role, confirm_password
+):
     backup = dumps.run_backup()
     client.force_login(user_with_role(Role.ADMIN))
+    confirm_password(client)
 
     page = client.get("/admin/backups/backup/")
 

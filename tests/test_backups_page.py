@@ -27,8 +27,9 @@ def backup_dir(settings, tmp_path) -> Path:
 
 
 @pytest.fixture
-def admin_client(client, user_with_role):
+def admin_client(client, user_with_role, confirm_password):
     client.force_login(user_with_role(Role.ADMIN, "ada"))
+    confirm_password(client)
     return client
 
 
