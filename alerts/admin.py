@@ -7,6 +7,7 @@ from alerts.forms import RULE_FIELDSETS, ChannelForm
 from alerts.models import (
     Alert,
     AlertRule,
+    InhibitRule,
     Notification,
     NotificationChannel,
     PendingBreach,
@@ -35,11 +36,12 @@ class AlertAdmin(admin.ModelAdmin):
         "severity",
         "status",
         "silenced",
+        "inhibited",
         "source",
         "fired_at",
         "resolved_at",
     ]
-    list_filter = ["status", "severity", "source", "silenced", "rule"]
+    list_filter = ["status", "severity", "source", "silenced", "inhibited", "rule"]
     search_fields = ["alert_type", "message", "instance__name", "instance__agent_id"]
     list_select_related = ["instance"]
     readonly_fields = [
@@ -48,12 +50,20 @@ class AlertAdmin(admin.ModelAdmin):
         "pending_since",
         "fired_at",
         "last_notified_at",
+        # State changes go through the lifecycle: the actions below, not the form.
+        "status",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at",
         "silenced",
+        "inhibited",
+        "occurrences",
+        "last_seen_at",
         "labels",
         "value",
         "acted_by_token",
     ]
-    raw_id_fields = ["instance", "acknowledged_by", "rule"]
+    raw_id_fields = ["instance", "rule"]
     inlines = [NotificationInline]
     actions = ["acknowledge", "resolve"]
 
@@ -110,6 +120,12 @@ class PendingBreachAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(InhibitRule)
+class InhibitRuleAdmin(AuditedAdmin, admin.ModelAdmin):
+    list_display = ["name", "source_matchers", "target_matchers", "equal", "enabled"]
+    list_filter = ["enabled"]
 
 
 @admin.register(Silence)

@@ -164,22 +164,13 @@ def _parse_filters(filters: list[str]) -> list[dict]:
     return matchers
 
 
-def _labels_of(alert: Alert) -> dict:
-    return {
-        "instance": alert.instance.agent_id,
-        "severity": alert.severity,
-        **alert.labels,
-        "alertname": alert.alert_type,
-    }
-
-
 def list_alerts(filters: list[str]) -> list[dict]:
     matchers = _parse_filters(filters)
     now = timezone.now()
     silences = list(Silence.objects.active(now))
     found = []
     for alert in Alert.objects.filter(resolved_at__isnull=True).select_related("instance"):
-        labels = _labels_of(alert)
+        labels = alert.match_labels()
         if not labels_match(labels, matchers):
             continue
         silenced_by = [str(s.pk) for s in silences if s.covers(alert)]
@@ -193,7 +184,7 @@ def list_alerts(filters: list[str]) -> list[dict]:
             "generatorURL": alert.get_absolute_url(),
             "receivers": [{"name": "vigil"}],
             "status": {
-                "state": "suppressed" if silenced_by else "active",
+                "state": "suppressed" if silenced_by or alert.inhibited else "active",
                 "silencedBy": silenced_by,
                 "inhibitedBy": [],
             },

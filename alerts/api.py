@@ -4,14 +4,16 @@ their own agent ids), a token with the manage scope acknowledges, resolves or de
 import uuid
 from typing import Literal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils import timezone
 from ninja import Field, Router, Schema, Status
+from ninja.errors import HttpError
 from pydantic import field_validator
 
 from accounts.models import AuditEvent
 from alerts import lifecycle
-from alerts.models import Alert, parse_severity
+from alerts.models import Alert, Silence, agent_fingerprint, parse_severity
 from api.auth import check_push_for, ingest_or_manage_scope
 from instances.formats import InstanceRef, ListLimit, StoredText, api_list, response_links
 from instances.models import Instance
@@ -26,6 +28,9 @@ class AlertIn(Schema):
         "warning", description="info, warning, error, critical (or the seed's low, medium, high)"
     )
     message: StoredText = Field("", max_length=10_000)
+    status: Literal["active", "firing", "resolved"] = Field(
+        "active", description="`resolved`: the problem is over, resolve its open alert."
+    )
 
     @field_validator("severity")
     @classmethod
@@ -60,9 +65,13 @@ ITS_INSTANCE = {"ref": "$response.body#/instanceId"}
 @router.post(
     "/alerts",
     auth=ingest_or_manage_scope,
-    response={201: dict},
+    response={200: dict, 201: dict, 404: dict},
     summary="Raise an alert",
+    description="201 with a new alert; 200 with the open one when this instance already has "
+    "an open alert of this type and severity (its `occurrences` and `lastSeenAt` go up, nobody "
+    'is notified again). `"status": "resolved"` resolves that open alert (404 when none is).',
     openapi_extra=response_links(
+        200,
         201,
         UpdateAlert=("alerts_api_update_alert", ALERT_ID),
         DeleteAlert=("alerts_api_delete_alert", ALERT_ID),
@@ -78,15 +87,43 @@ ITS_INSTANCE = {"ref": "$response.body#/instanceId"}
 )
 def create_alert(request, payload: AlertIn):
     check_push_for(request, [Instance.agent_id_named_by(payload.instanceId)])
-    with transaction.atomic():
-        alert = Alert.objects.create(
-            instance=Instance.find_or_register(payload.instanceId),
+    instance = Instance.find_or_register(payload.instanceId)
+    key = agent_fingerprint(instance.pk, payload.alertType, payload.severity)
+    now = timezone.now()
+    if payload.status == "resolved":
+        return _resolve_reported(key, now)
+    for _ in range(2):
+        ongoing = Alert.objects.filter(fingerprint=key, resolved_at__isnull=True).first()
+        if ongoing is not None and lifecycle.repeat(ongoing, now, payload.message):
+            return Status(200, ongoing.to_api())
+        alert = Alert(
+            instance=instance,
             alert_type=payload.alertType,
             severity=payload.severity,
             message=payload.message,
             source=Alert.Source.API,
+            fingerprint=key,
+            created_at=now,
+            fired_at=now,
+            last_seen_at=now,
         )
-    return Status(201, alert.to_api())
+        try:
+            with transaction.atomic():
+                lifecycle.open_episode(alert, list(Silence.objects.active(now)), now)
+        except IntegrityError:
+            continue  # the same report, posted at the same moment, opened it: go on with it
+        return Status(201, alert.to_api())
+    raise HttpError(503, "the alert changed while being reported; post it again")
+
+
+def _resolve_reported(key: str, now):
+    """The agent says its problem is over: the open episode resolves (200 with it); 404 when
+    none is open."""
+    alert = Alert.objects.filter(fingerprint=key, resolved_at__isnull=True).first()
+    if alert is None:
+        raise Http404("no open alert of this type and severity on this instance")
+    lifecycle.recover(alert, now, note="The agent reported it resolved.")
+    return Status(200, alert.to_api())
 
 
 @router.get("/alerts", response={200: dict}, summary="List alerts, newest first")

@@ -12,8 +12,10 @@ fingerprint); recovery resolves it, and a later breach opens a new episode. Each
 commit in one transaction, so a crash loses at most the rule being evaluated, which the next run
 redoes. One run at a time: a PostgreSQL advisory lock makes a second evaluator skip its run.
 
-After the rules: "instance down" alerts for instances silent for 3 agent intervals, the
-``silenced`` marks, every instance's status from its worst open alert, and repeat notices.
+Before the rules, "instance down" alerts for instances silent for 3 agent intervals (so that
+the alerts they inhibit open muted); after them, the ``silenced`` and ``inhibited`` marks,
+every instance's status (alerts/instance_status.py) and repeat notices. Every change of an
+alert's state goes through alerts/lifecycle.py.
 """
 
 import json
@@ -99,6 +101,8 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
             pending[breach.rule_id][(breach.instance_id, breach.fingerprint)] = breach
         # Recording rules first, so alerting rules may read what they record at this time.
         recording.record(now)
+        # Instances down before the rules, so that their rules' alerts open already muted.
+        watch_instances(instances.values(), silences, now, summary)
         shared = {}
         for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
             summary.rules += 1
@@ -125,8 +129,8 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
                 logger.error("alert rule %s (%s) failed to evaluate: %s", rule.pk, rule.name, error)
                 summary.failed_rules += 1
         resolve_orphans(now, summary)
-        watch_instances(instances.values(), silences, now, summary)
         lifecycle.mark_silenced(silences)
+        lifecycle.mark_inhibited()
         instance_status.derive_statuses(now)
         lifecycle.send_repeats(silences, now)
         summary.seconds = time.perf_counter() - started

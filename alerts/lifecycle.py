@@ -5,6 +5,9 @@
                ├──resolve / recover──▶ resolved ◀──┘
                ◀──────────reopen──────────┘
 
+An open episode reported again by its source (``repeat``) or gone worse (``update_firing``)
+stays the same episode: one fingerprint, one open episode.
+
 A rule's breach is pending (a PendingBreach row, no alert) until it has lasted the rule's
 ``for``; ``fire`` then opens the episode. Silences do not change an alert's state: ``silence``
 and ``expire`` change what covers it, and its ``silenced`` mark follows.
@@ -25,7 +28,14 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from alerts import events, tasks
-from alerts.models import Alert, PendingBreach, Silence, rule_fingerprint
+from alerts.models import (
+    Alert,
+    InhibitRule,
+    PendingBreach,
+    Silence,
+    labels_match,
+    rule_fingerprint,
+)
 
 
 class Refused(Exception):
@@ -53,15 +63,54 @@ def _audit(alert: Alert, action: str, actor, token_name: str, note: str) -> None
 
 
 def open_episode(alert: Alert, silences: list[Silence], now: datetime) -> Alert:
-    """Open a new episode (``alert`` not saved yet): it fires, notifying unless silenced."""
+    """Open a new episode (``alert`` not saved yet): it fires, notifying unless silenced or
+    inhibited (then it notifies when that ends, through ``send_repeats``)."""
     alert.silenced = covered(silences, alert)
-    if not alert.silenced:
+    alert.inhibited = inhibited_on_opening(alert)
+    muted = alert.silenced or alert.inhibited
+    if not muted:
         alert.last_notified_at = now
     alert.save()
     events.publish_alert_changed(alert)
-    if not alert.silenced:
+    if not muted:
         tasks.dispatch(alert, "firing")
     return alert
+
+
+def inhibited_on_opening(alert: Alert) -> bool:
+    """Whether an open alert inhibits ``alert`` as it opens (read from the rules' likely
+    sources only: opening is one alert among many when a whole fleet goes down)."""
+    labels = alert.match_labels()
+    for rule in InhibitRule.objects.filter(enabled=True):
+        if not labels_match(labels, rule.target_matchers):
+            continue
+        sources = [(source, source.match_labels()) for source in rule.source_candidates()]
+        if alert.pk in rule.inhibited([(alert, labels), *sources]):
+            return True
+    return False
+
+
+def inhibited_among(alerts: list[Alert]) -> set:
+    """The pks of the open ``alerts`` the enabled inhibition rules mute, one by another."""
+    labelled = [(alert, alert.match_labels()) for alert in alerts]
+    inhibited = set()
+    for rule in InhibitRule.objects.filter(enabled=True):
+        inhibited |= rule.inhibited(labelled)
+    return inhibited
+
+
+def mark_inhibited() -> None:
+    """Keep each open alert's ``inhibited`` mark in step with the other open alerts: muted
+    while its source is open, notifying (``send_repeats``) once the source resolves."""
+    open_alerts = list(Alert.objects.filter(resolved_at__isnull=True).select_related("instance"))
+    inhibited = inhibited_among(open_alerts)
+    changed = [alert for alert in open_alerts if (alert.pk in inhibited) != alert.inhibited]
+    for alert in changed:
+        alert.inhibited = not alert.inhibited
+    if changed:
+        Alert.objects.bulk_update(changed, ["inhibited"])
+        for alert in changed:
+            events.publish_alert_changed(alert)
 
 
 def fire(rule, instance, breach: PendingBreach, message: str, silences: list, now) -> Alert:
@@ -95,13 +144,33 @@ def update_firing(alert: Alert, silences: list[Silence], now: datetime, **change
         for field, value in changes.items():
             setattr(alert, field, value)
         fields = list(changes)
-        notify = escalated and alert.status == Alert.Status.ACTIVE and not covered(silences, alert)
+        notify = (
+            escalated
+            and alert.status == Alert.Status.ACTIVE
+            and not alert.inhibited
+            and not covered(silences, alert)
+        )
         if notify:
             alert.last_notified_at = now
             fields.append("last_notified_at")
         _save(alert, fields)
         if notify:
             tasks.dispatch(alert, "firing")
+    return True
+
+
+def repeat(alert: Alert, now: datetime, message: str) -> bool:
+    """Its source reports the open episode again (an agent re-posting its alert each cycle):
+    counted and dated, with the newest message, and no new notification. False when it is
+    resolved."""
+    with transaction.atomic():
+        _lock(alert)
+        if not alert.is_open:
+            return False
+        alert.occurrences += 1
+        alert.last_seen_at = now
+        alert.message = message or alert.message
+        _save(alert, ["occurrences", "last_seen_at", "message"])
     return True
 
 
@@ -245,14 +314,15 @@ def mark_silenced(silences: list[Silence]) -> None:
 
 
 def send_repeats(silences: list[Silence], now: datetime) -> None:
-    """Notify again unacknowledged, unsilenced alerts not notified for the repeat interval (and
-    first-notify alerts whose silence has ended)."""
+    """Notify again unacknowledged, unmuted alerts not notified for the repeat interval (and
+    first-notify alerts whose silence or inhibition has ended)."""
     cutoff = now - timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
     with transaction.atomic():
         due = Alert.objects.select_for_update(skip_locked=True).filter(
             Q(last_notified_at__isnull=True) | Q(last_notified_at__lte=cutoff),
             status=Alert.Status.ACTIVE,
             resolved_at__isnull=True,
+            inhibited=False,
         )
         for alert in due:
             if covered(silences, alert):

@@ -40,6 +40,12 @@ def fingerprint(instance_id, alert_type: str) -> str:
     return hashlib.sha256(f"{instance_id}\x00{alert_type}".encode()).hexdigest()
 
 
+def agent_fingerprint(instance_id, alert_type: str, severity: str) -> str:
+    """An agent's alert (``POST /api/v1/alerts``) is one problem per instance, type and
+    severity: posting it again goes on with the open episode."""
+    return fingerprint(instance_id, f"api:{alert_type}\x00{severity}")
+
+
 def rule_fingerprint(rule_id, instance_id, labels: dict | None = None) -> str:
     """A rule's alerts on one instance are one problem, whatever the rule is renamed to; a
     PromQL rule's are one per label set of the series it returned."""
@@ -541,7 +547,7 @@ class Alert(models.Model):
 
     A rule alert is one episode: it opens when the rule fires (after pending for the rule's
     ``for``) and closes when the condition recovers. At most one episode per fingerprint is
-    open at a time (agents' API alerts are exempt: the seed API lets them repeat).
+    open at a time: an agent posting its alert again goes on with the open one.
     """
 
     class Severity(models.TextChoices):
@@ -595,6 +601,11 @@ class Alert(models.Model):
     last_notified_at = models.DateTimeField(null=True, blank=True)
     # Derived at each evaluation from the active silences; silenced alerts still show, marked.
     silenced = models.BooleanField(default=False)
+    # Derived from the inhibition rules and the other open alerts: muted like a silenced one.
+    inhibited = models.BooleanField(default=False)
+    # How many times its source reported it (an agent re-posting it each cycle), and when last.
+    occurrences = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
     # The name of the API token behind the last acknowledge or resolve, when no user was.
     acted_by_token = models.CharField(max_length=100, blank=True)
     note = models.TextField(blank=True)
@@ -605,7 +616,7 @@ class Alert(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["fingerprint"],
-                condition=models.Q(resolved_at__isnull=True) & ~models.Q(source="api"),
+                condition=models.Q(resolved_at__isnull=True),
                 name="alert_one_open_episode_per_fingerprint",
             )
         ]
@@ -614,7 +625,9 @@ class Alert(models.Model):
         return f"{self.alert_type} on {self.instance}"
 
     def save(self, *args, **kwargs) -> None:
-        if not self.fingerprint:
+        if not self.fingerprint and self.source == self.Source.API:
+            self.fingerprint = agent_fingerprint(self.instance_id, self.alert_type, self.severity)
+        elif not self.fingerprint:
             self.fingerprint = fingerprint(self.instance_id, self.alert_type)
         rank = self.SEVERITY_RANK
         if rank[self.severity] > rank.get(self.peak_severity, -1):
@@ -663,13 +676,24 @@ class Alert(models.Model):
         return [silence for silence in Silence.objects.active() if silence.covers(self)]
 
     def wants_notification(self, now=None) -> bool:
-        """Firing and repeat notices go out only while nobody has acknowledged it and no
-        silence covers it."""
+        """Firing and repeat notices go out only while nobody has acknowledged it, no silence
+        covers it and no other open alert inhibits it."""
         return (
             self.status == self.Status.ACTIVE
             and self.resolved_at is None
+            and not self.inhibited
             and not Silence.objects.active(now).covering(self)
         )
+
+    def match_labels(self) -> dict:
+        """The labels silences, inhibition rules and the Alertmanager API match: its own, with
+        its instance's agent id, its severity and its name."""
+        return {
+            "instance": self.instance.agent_id,
+            "severity": self.severity,
+            **self.labels,
+            "alertname": self.alert_type,
+        }
 
     def channels(self) -> list["NotificationChannel"]:
         """The enabled channels this alert's severity routes to (the rule's, else all)."""
@@ -680,7 +704,7 @@ class Alert(models.Model):
 
     def to_api(self) -> dict:
         """The seed API's alert object (PRODUCT.md 5.2), plus when it was acknowledged or
-        resolved and the note."""
+        resolved, the note, and how often and when last its source reported it."""
         return {
             "id": str(self.pk),
             "instanceId": str(self.instance_id),
@@ -692,6 +716,8 @@ class Alert(models.Model):
             "acknowledgedAt": iso8601(self.acknowledged_at),
             "resolvedAt": iso8601(self.resolved_at),
             "note": self.note,
+            "occurrences": self.occurrences,
+            "lastSeenAt": iso8601(self.last_seen_at or self.created_at),
         }
 
 
@@ -778,6 +804,55 @@ class Silence(models.Model):
             and (not self.severity or self.severity == alert.severity)
             and labels_match({**alert.labels, "alertname": alert.alert_type}, self.matchers)
         )
+
+
+class InhibitRule(models.Model):
+    """While an open alert matches ``source_matchers``, open alerts matching
+    ``target_matchers`` with the same values of the ``equal`` labels are inhibited: shown,
+    marked, and notifying nobody (as Alertmanager's inhibit_rules). Shipped: an instance that
+    is down mutes its other alerts."""
+
+    name = models.CharField(max_length=100, unique=True)
+    source_matchers = models.JSONField(default=list, validators=[validate_matchers])
+    target_matchers = models.JSONField(default=list, validators=[validate_matchers])
+    equal = models.JSONField(
+        default=list, blank=True, help_text='Labels source and target share, e.g. ["instance"].'
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not isinstance(self.equal, list) or not all(isinstance(n, str) for n in self.equal):
+            raise ValidationError({"equal": "Give a list of label names."})
+
+    def source_candidates(self) -> "models.QuerySet[Alert]":
+        """The open alerts that may be its sources: all of them, narrowed by name when its
+        source matchers name the alert."""
+        candidates = Alert.objects.filter(resolved_at__isnull=True).select_related("instance")
+        for matcher in self.source_matchers:
+            if (matcher["label"], matcher["op"]) == ("alertname", "="):
+                candidates = candidates.filter(alert_type=matcher["value"])
+        return candidates
+
+    def inhibited(self, labelled: list[tuple["Alert", dict]]) -> set:
+        """The pks of the alerts in ``labelled`` (each with its match labels) this rule
+        inhibits; an alert never inhibits itself."""
+        sources = {}
+        for alert, labels in labelled:
+            if labels_match(labels, self.source_matchers):
+                key = tuple(labels.get(name, "") for name in self.equal)
+                sources.setdefault(key, set()).add(alert.pk)
+        return {
+            alert.pk
+            for alert, labels in labelled
+            if labels_match(labels, self.target_matchers)
+            and sources.get(tuple(labels.get(name, "") for name in self.equal), set()) - {alert.pk}
+        }
 
 
 class Notification(models.Model):

@@ -1,8 +1,11 @@
 import uuid
 
 import pytest
+from django.core import mail
 
-from alerts.models import Alert
+from alerts import lifecycle
+from alerts.evaluation import evaluate_rules
+from alerts.models import Alert, NotificationChannel
 from instances.models import Instance
 
 # The seed's own example payloads (seeds/003_356d755bdfa6e593.txt), verbatim.
@@ -24,6 +27,8 @@ ALERT_FIELDS = {
     "acknowledgedAt",
     "resolvedAt",
     "note",
+    "occurrences",
+    "lastSeenAt",
 }
 
 
@@ -52,6 +57,8 @@ def test_the_seed_alert_registers_its_instance_and_answers_201(api):
         "acknowledgedAt": None,
         "resolvedAt": None,
         "note": "",
+        "occurrences": 1,
+        "lastSeenAt": body["createdAt"],
     }
     assert body["createdAt"].endswith("Z")
     assert alert.source == Alert.Source.API
@@ -192,12 +199,65 @@ def test_an_unknown_alert_is_404(api, alert_id):
 
 @pytest.mark.django_db(transaction=True)
 def test_alerts_of_one_problem_share_a_fingerprint(api):
-    raise_alert(api)
+    first = raise_alert(api)
+    lifecycle.resolve(Alert.objects.get(pk=first["id"]))
     raise_alert(api)
     raise_alert(api, alertType="disk_full")
+    raise_alert(api, severity="critical")
     fingerprints = list(Alert.objects.order_by("created_at").values_list("fingerprint", flat=True))
-    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+    assert fingerprints[0] == fingerprints[1]
+    assert len(set(fingerprints[1:])) == 3
     assert len(fingerprints[0]) == 64
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_posting_the_same_alert_ten_times_makes_one_episode_and_one_notification(
+    api, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    NotificationChannel.objects.create(name="ops", kind="email", target="ops@example.com")
+
+    answers = [
+        api.post("/api/v1/alerts", {**SEED_ALERT, "message": f"CPU at {85 + n}%"})
+        for n in range(10)
+    ]
+    evaluate_rules()  # repeats and first notices go out here too
+
+    assert [answer.status_code for answer in answers] == [201] + [200] * 9
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    alert = Alert.objects.get()
+    assert (alert.occurrences, alert.message, alert.status) == (10, "CPU at 94%", "active")
+    assert answers[-1].json()["occurrences"] == 10
+    assert alert.last_seen_at > alert.created_at
+    assert [message.subject for message in mail.outbox] == [
+        "[FIRING] [ERROR] high_cpu_usage on vultr-server-123"
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_agent_reporting_it_resolved_resolves_the_open_episode_and_a_new_report_opens_another(
+    api, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    NotificationChannel.objects.create(name="ops", kind="email", target="ops@example.com")
+    raised = raise_alert(api)
+
+    resolved = api.post("/api/v1/alerts", {**SEED_ALERT, "status": "resolved"})
+    again = api.post("/api/v1/alerts", {**SEED_ALERT, "status": "resolved"})
+    reopened = api.post("/api/v1/alerts", SEED_ALERT)
+
+    assert (resolved.status_code, resolved.json()["id"]) == (200, raised["id"])
+    assert (resolved.json()["status"], resolved.json()["note"]) == (
+        "resolved",
+        "The agent reported it resolved.",
+    )
+    assert again.status_code == 404
+    assert reopened.status_code == 201 and reopened.json()["id"] != raised["id"]
+    assert [message.subject.split("]")[0] for message in mail.outbox] == [
+        "[FIRING",
+        "[RESOLVED",
+        "[FIRING",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
