@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import QueryDict
 
+from accounts import time_zones
 from accounts.permissions import Role, RoleRequiredConsumer, scope_has_role
 from alerts.events import ALERTS_GROUP
 from backups import page as backups_page
@@ -42,6 +43,10 @@ class LiveConsumer(RoleRequiredConsumer, AsyncWebsocketConsumer):
 
     async def connect(self):
         self.can_operate = await scope_has_role(self.scope, Role.OPERATOR)
+        # The pushed fragments' times are in the user's zone, as the page's were.
+        self.time_zone = await database_sync_to_async(time_zones.chosen_zone)(
+            self.scope["user"], self.scope.get("cookies", {})
+        )
         self.live_groups = self.groups_to_join()
         for group in self.live_groups:
             await self.channel_layer.group_add(group, self.channel_name)

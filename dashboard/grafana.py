@@ -4,7 +4,8 @@ Taken: timeseries, graph, stat, singlestat, gauge, bargauge, table and text pane
 flattened: a collapsed row's panels come out too), their Prometheus targets' ``expr`` and
 ``legendFormat``, ``fieldConfig.defaults`` (unit, decimals, min, max, thresholds), the grid
 position, the time range and refresh, the folder (the export API's ``meta.folderTitle``), and
-``templating.list`` query (``label_values``) and custom variables. Everything else is named in the list ``convert`` returns, never silently dropped.
+``templating.list`` query (``label_values``) and custom variables. Everything else is named in
+the list ``convert`` returns, never silently dropped.
 """
 
 import re

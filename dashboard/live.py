@@ -3,9 +3,9 @@
 Each page (the overview, one instance) has a Feed in this process. Consumers forward what their
 channel groups announce to their page's feed; the feed coalesces: it waits GATHER_DELAY after the
 first event of a burst (and at least PUSH_INTERVAL after its last push), then renders once per
-distinct view among its sockets (sockets with the same filters and the same known state get the
-same HTML) and sends that HTML to each of them. A hundred sockets on the overview cost one render
-a second, not a hundred.
+distinct view among its sockets (sockets with the same filters, the same known state and the same
+time zone get the same HTML) and sends that HTML to each of them. A hundred sockets on the
+overview cost one render a second, not a hundred.
 
 A render is ``render(view, changes) -> (html, next_view)``, a plain sync function over the
 database: ``view`` is a hashable value saying what the socket shows, ``changes`` the ids the
@@ -16,8 +16,10 @@ import asyncio
 import weakref
 from collections import Counter
 from collections.abc import Callable, Hashable
+from datetime import tzinfo
 
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 PUSH_INTERVAL = 1.0
 # Wait this long after the first event of a burst, so the rest of it joins the same push.
@@ -55,11 +57,12 @@ class Feed:
         # Events from here on schedule the next push; this one renders what came before.
         self.push_task = None
         changes, self.changes = frozenset(self.changes), set()
-        by_view: dict[Hashable, list] = {}
+        by_view: dict[tuple, list] = {}
         for socket in list(self.sockets):
-            by_view.setdefault(socket.view, []).append(socket)
-        for view, sockets in by_view.items():
-            html, next_view = await database_sync_to_async(self.render)(view, changes)
+            zone = getattr(socket, "time_zone", None)
+            by_view.setdefault((socket.view, zone), []).append(socket)
+        for (view, zone), sockets in by_view.items():
+            html, next_view = await database_sync_to_async(self.render_in)(zone, view, changes)
             render_counts[self.key[0]] += 1
             for socket in sockets:
                 if socket in self.sockets:
@@ -69,6 +72,11 @@ class Feed:
                         # The browser went away mid-push (a reload, a closed tab): its
                         # disconnect takes it out of the feed; the others still get theirs.
                         self.sockets.discard(socket)
+
+    def render_in(self, zone: tzinfo | None, view: Hashable, changes: frozenset):
+        """The render, its times in ``zone`` (the sockets' users', UTC when None)."""
+        with timezone.override(zone):
+            return self.render(view, changes)
 
     def stop(self) -> None:
         if self.push_task is not None:

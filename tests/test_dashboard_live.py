@@ -2,6 +2,7 @@
 ingest API."""
 
 import asyncio
+import re
 import time
 
 import orjson
@@ -187,6 +188,29 @@ def test_instance_socket_pushes_new_chart_points_and_status(api, session_cookie)
     points = orjson.loads(html[start : html.index('"', start)].replace("&quot;", '"'))
     [values] = points.values()
     assert [value for _, value in values][-1] == 77.5
+
+
+def test_sockets_get_times_in_their_user_s_zone(api, session_cookie):
+    instance_id = ingest(api, "zoned", "Zoned", 10.0)
+
+    async def pushed(cookie):
+        communicator = socket(f"/ws/instances/{instance_id}/", cookie)
+        assert (await communicator.connect())[0]
+        return communicator
+
+    async def scenario():
+        tokyo = await pushed(session_cookie + b"; vigil_tz=Asia/Tokyo")
+        utc = await pushed(session_cookie)
+        await sync_to_async(ingest)(api, "zoned", "Zoned", 11.0)
+        htmls = [await tokyo.receive_from(timeout=5), await utc.receive_from(timeout=5)]
+        for communicator in (tokyo, utc):
+            await communicator.disconnect()
+        return htmls
+
+    tokyo, utc = async_to_sync(scenario)()
+    registered = re.compile(r"<dt>Registered</dt><dd>[\d-]+ [\d:]+ (\w+)</dd>")
+    assert registered.search(tokyo)[1] == "JST"
+    assert registered.search(utc)[1] == "UTC"
 
 
 def test_instance_socket_for_a_deleted_instance_closes(api, session_cookie):
