@@ -13,6 +13,7 @@ from ninja.renderers import BaseRenderer
 from psycopg.errors import QueryCanceled
 
 from alerts.api import router as alerts_router
+from alerts.config_api import router as alerting_config_router
 from api.auth import ScopeByMethod
 from api.metrics import count_refusal
 from checks.api import router as checks_router
@@ -169,3 +170,4 @@ api.add_router("/", rest_router)
 api.add_router("/", alerts_router)
 api.add_router("/", analytics_router)
 api.add_router("/", checks_router)
+api.add_router("/", alerting_config_router)

@@ -17,7 +17,10 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1/"
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 # Content types each write endpoint accepts; everything else under the API takes JSON.
-CONTENT_TYPES = {"/api/v1/write": "application/x-protobuf"}
+CONTENT_TYPES = {
+    "/api/v1/write": "application/x-protobuf",
+    "/api/v1/alerting/config": "application/yaml",
+}
 
 
 class ApiRequestGuard:

@@ -115,6 +115,9 @@ ENDPOINTS = [
     ("get", "/api/v1/checks/{check}/status", None, None, {}, {READ}, 200, 403),
     ("patch", "/api/v1/checks/{check}", {"paused": True}, None, {}, {MANAGE}, 200, 403),
     ("delete", "/api/v1/checks/{check}", None, None, {}, {MANAGE}, 204, 403),
+    ("get", "/api/v1/alerting/config", None, None, {}, {READ}, 200, 403),
+    ("put", "/api/v1/alerting/config", "recording_rules: []\n", "application/yaml", {}, {MANAGE},
+     200, 403),
 ]  # fmt: skip
 
 
