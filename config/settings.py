@@ -227,6 +227,10 @@ SOCIALACCOUNT_ALLOWED_EMAIL_DOMAINS = [
     domain.lower().lstrip("@")
     for domain in env.list("SOCIALACCOUNT_ALLOWED_EMAIL_DOMAINS", default=[])
 ]
+# Sign-ups through GitHub only for members of one of these organisations (empty: anyone).
+GITHUB_ALLOWED_ORGANIZATIONS = [
+    name.lower() for name in env.list("GITHUB_ALLOWED_ORGANIZATIONS", default=[])
+]
 SOCIALACCOUNT_AUTO_SIGNUP = True
 # Never attach a provider login to an existing local account by email alone.
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False

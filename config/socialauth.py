@@ -15,7 +15,10 @@ def providers_from_env(environ: Mapping[str, str]) -> dict:
     """The value of allauth's ``SOCIALACCOUNT_PROVIDERS`` for what ``environ`` configures."""
     providers = {}
     if app := _app(environ, "GITHUB"):
-        providers["github"] = {"APPS": [app], "SCOPE": ["read:user", "user:email"]}
+        scope = ["read:user", "user:email"]
+        if environ.get("GITHUB_ALLOWED_ORGANIZATIONS", "").strip():
+            scope.append("read:org")  # to see the organisations sign-ups are limited to
+        providers["github"] = {"APPS": [app], "SCOPE": scope}
     if app := _app(environ, "GOOGLE"):
         providers["google"] = {"APPS": [app], "SCOPE": ["openid", "profile", "email"]}
     if app := _app(environ, "GITLAB"):

@@ -1,11 +1,15 @@
+import json
 import re
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from allauth.socialaccount.models import SocialAccount, SocialLogin, SocialToken
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from accounts.adapters import SocialAccountAdapter
 from accounts.models import AuditEvent
 from accounts.permissions import Role, user_role
 from config.socialauth import providers_from_env
@@ -213,3 +217,68 @@ def test_oidc_providers_are_numbered_and_need_a_server_url():
     ]
     with pytest.raises(ValueError, match="OIDC_3_SERVER_URL"):
         providers_from_env({"OIDC_3_CLIENT_ID": "c"})
+
+
+class FakeGitHubApi:
+    """GitHub's REST API on 127.0.0.1, as GitHub Enterprise serves it (under /api/v3): each
+    access token belongs to someone in the given organisations."""
+
+    def __init__(self, organizations_by_token: dict[str, list[str]]):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                token = self.headers.get("Authorization", "").removeprefix("token ")
+                if not self.path.startswith("/api/v3/user/orgs") or token not in (
+                    organizations_by_token
+                ):
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps([{"login": name} for name in organizations_by_token[token]])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def github_login(token: str) -> SocialLogin:
+    """Someone back from GitHub's authorize page with ``token``, not yet a Vigil user."""
+    account = SocialAccount(provider="github", uid=token)
+    return SocialLogin(account=account, token=SocialToken(account=account, token=token))
+
+
+def test_github_sign_ups_are_limited_to_members_of_the_allowed_organizations(settings):
+    github = FakeGitHubApi({"member": ["Other", "Acme"], "outsider": ["other"]})
+    settings.SOCIALACCOUNT_ALLOW_SIGNUPS = True
+    settings.GITHUB_ALLOWED_ORGANIZATIONS = ["acme"]
+    settings.SOCIALACCOUNT_PROVIDERS = providers_from_env(
+        {
+            "GITHUB_CLIENT_ID": "gh",
+            "GITHUB_CLIENT_SECRET": "s",
+            "GITHUB_ALLOWED_ORGANIZATIONS": "acme",
+        }
+    )
+    settings.SOCIALACCOUNT_PROVIDERS["github"]["GITHUB_URL"] = github.url
+    adapter = SocialAccountAdapter()
+    try:
+        answers = {
+            token: adapter.is_open_for_signup(None, github_login(token))
+            for token in ("member", "outsider", "revoked")
+        }
+    finally:
+        github.close()
+
+    assert answers == {"member": True, "outsider": False, "revoked": False}
+    assert "read:org" in settings.SOCIALACCOUNT_PROVIDERS["github"]["SCOPE"]
