@@ -1,12 +1,12 @@
 """The whole alerting configuration as one YAML document: alert rules (threshold and PromQL),
-recording rules, notification channels and the silences not yet over.
+recording rules, notification channels, inhibition rules and the silences not yet over.
 
-Each section is a list of entries keyed by what names them (a rule's and a channel's ``name``,
-a recording rule's ``record``, a silence's rule, instance, matchers, severity and start). A key
-left out of an entry means the field's default, so an export writes only what differs from the
-defaults. Import is declarative and all or nothing: every entry is judged by the models' own
-validation (the same as the forms'), refused keys and values are named by their path, and
-nothing is stored unless everything is good. What Vigil holds and the file does not name is
+Each section is a list of entries keyed by what names them (a rule's, a channel's and an
+inhibition rule's ``name``, a recording rule's ``record``, a silence's rule, instance, matchers,
+severity and start). A key left out of an entry means the field's default, so an export writes
+only what differs from the defaults. Import is declarative and all or nothing: every entry is
+judged by the models' own validation (the same as the forms'), refused keys and values are named
+by their path, and nothing is stored unless everything is good. What Vigil holds and the file does not name is
 left as it is.
 
 Channel secrets (the secret, a webhook's URL, a chat's options) are exported as references,
@@ -31,10 +31,10 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import AuditEvent
 from alerts import message_templates
 from alerts.forms import PrometheusDurationField, format_duration
-from alerts.models import AlertRule, NotificationChannel, RecordingRule, Silence
+from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
 from instances.models import Instance
 
-SECTIONS = ("channels", "rules", "recording_rules", "silences")
+SECTIONS = ("channels", "rules", "recording_rules", "inhibit_rules", "silences")
 SECRET_REFERENCE_KEY = "env"
 # The names audit events give each kind of thing (as the pages' own events do).
 AUDIT_NAMES = {
@@ -42,6 +42,7 @@ AUDIT_NAMES = {
     "recordingrule": "recordingrule",
     "notificationchannel": "channel",
     "silence": "silence",
+    "inhibitrule": "inhibitrule",
 }
 
 
@@ -200,6 +201,12 @@ RECORDING_RULE_SETTINGS = [
     Setting("labels", "labels", read=_map_read),
     Setting("enabled", "enabled", read=_flag_read),
 ]
+INHIBIT_RULE_SETTINGS = [
+    Setting("source_matchers", "source_matchers", read=_json_read),
+    Setting("target_matchers", "target_matchers", read=_json_read),
+    Setting("equal", "equal", read=_text_list_read),
+    Setting("enabled", "enabled", read=_flag_read),
+]
 CHANNEL_SETTINGS = [
     Setting("kind", "kind", read=_text_read),
     Setting("target", "target", read=_text_read),
@@ -295,6 +302,10 @@ def export_config(include_secrets: bool = False, now: datetime | None = None) ->
             {"record": rule.record, **_written(rule, RECORDING_RULE_SETTINGS)}
             for rule in RecordingRule.objects.order_by("record")
         ],
+        "inhibit_rules": [
+            {"name": rule.name, **_written(rule, INHIBIT_RULE_SETTINGS)}
+            for rule in InhibitRule.objects.order_by("name")
+        ],
         "silences": [
             _written(silence, SILENCE_SETTINGS, {"starts_at", "ends_at"}) for silence in silences
         ],
@@ -384,7 +395,10 @@ class _Importer:
                 self.problems.add(str(key), f"unknown section (known: {', '.join(SECTIONS)})")
         self.channels()
         self.rules()
-        self.recording_rules()
+        self.simple(
+            "recording_rules", RecordingRule, "record", RECORDING_RULE_SETTINGS, "recording rule"
+        )
+        self.simple("inhibit_rules", InhibitRule, "name", INHIBIT_RULE_SETTINGS, "inhibit rule")
         self.silences()
         if self.problems.found:
             raise ConfigError(self.problems.found)
@@ -508,24 +522,25 @@ class _Importer:
                 channels.append(channel)
         return channels
 
-    def recording_rules(self) -> None:
-        allowed = {"record", *(setting.key for setting in RECORDING_RULE_SETTINGS)}
+    def simple(self, section: str, model: type[models.Model], key: str, settings, label: str):
+        """A section of things named by ``key`` with no references to others (recording
+        rules, inhibition rules)."""
+        allowed = {key, *(setting.key for setting in settings)}
         named = set()
-        for path, entry in _entries(self.document, "recording_rules", self.problems):
+        for path, entry in _entries(self.document, section, self.problems):
             _unknown_keys(entry, allowed, path, self.problems)
-            record = entry.get("record")
-            if not isinstance(record, str) or not record:
-                self.problems.add(f"{path}.record", "required")
+            name = entry.get(key)
+            if not isinstance(name, str) or not name:
+                self.problems.add(f"{path}.{key}", "required")
                 continue
-            named.add(record)
-            rule = RecordingRule.objects.filter(record=record).first()
-            before = {"record": record, **_written(rule, RECORDING_RULE_SETTINGS)} if rule else None
-            rule = rule or RecordingRule(record=record)
-            _apply(rule, entry, RECORDING_RULE_SETTINGS, path, self.problems)
-            after = {"record": record, **_written(rule, RECORDING_RULE_SETTINGS)}
-            self._save(f"recording rule {record}", rule, before, after, path)
-        stored = list(RecordingRule.objects.values_list("record", flat=True))
-        self._left("recording rule", named, stored)
+            named.add(name)
+            obj = model.objects.filter(**{key: name}).first()
+            before = {key: name, **_written(obj, settings)} if obj else None
+            obj = obj or model(**{key: name})
+            _apply(obj, entry, settings, path, self.problems)
+            after = {key: name, **_written(obj, settings)}
+            self._save(f"{label} {name}", obj, before, after, path)
+        self._left(label, named, list(model.objects.values_list(key, flat=True)))
 
     def silences(self) -> None:
         allowed = {setting.key for setting in SILENCE_SETTINGS}

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from alerts.alerting_config import ConfigError, dump, export_config, import_config
-from alerts.models import AlertRule, NotificationChannel, RecordingRule, Silence
+from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
 from ingestion.models import IngestToken
 from instances.models import Instance
 
@@ -55,6 +55,12 @@ def configured() -> None:
     RecordingRule.objects.create(
         record="job:errors:ratio", expr="sum(rate(errors[5m])) by (job)", labels={"team": "a"}
     )
+    InhibitRule.objects.create(
+        name="Critical mutes warnings",
+        source_matchers=[{"label": "severity", "op": "=", "value": "critical"}],
+        target_matchers=[{"label": "severity", "op": "=", "value": "warning"}],
+        equal=["instance", "alertname"],
+    )
     now = timezone.now().replace(microsecond=0)
     Silence.objects.create(
         rule=disk,
@@ -71,7 +77,7 @@ def named(entries: list, name: str) -> dict:
 
 
 def wipe() -> None:
-    for model in (Silence, AlertRule, RecordingRule, NotificationChannel):
+    for model in (Silence, AlertRule, RecordingRule, InhibitRule, NotificationChannel):
         model.objects.all().delete()
 
 
@@ -135,9 +141,12 @@ def test_reimporting_an_export_changes_nothing():
     report = import_config(text, actor="ci")
 
     assert report.created == [] and report.updated == [] and report.left == []
-    assert {"rule Disk full", "channel Pager", "recording rule job:errors:ratio"} <= set(
-        report.unchanged
-    )
+    assert {
+        "rule Disk full",
+        "channel Pager",
+        "recording rule job:errors:ratio",
+        "inhibit rule Critical mutes warnings",
+    } <= set(report.unchanged)
     assert len([name for name in report.unchanged if name.startswith("silence")]) == 1
     assert dump(export_config(include_secrets=True)) == before
     assert AuditEvent.objects.count() == audited
@@ -199,6 +208,13 @@ def test_one_bad_entry_stores_nothing_and_every_problem_is_named_by_its_path():
     error_rate = document["rules"].index(named(document["rules"], "Error rate"))
     broken = len(document["rules"]) - 1
     document["recording_rules"].append({"record": "new:rule", "expr": "sum(up)"})
+    document["inhibit_rules"].append(
+        {
+            "name": "Bad",
+            "source_matchers": [{"label": "a"}],
+            "target_matchers": [{"label": "a", "op": "=", "value": "b"}],
+        }
+    )
     document["silences"][0]["ends_at"] = "soon"
     document["routes"] = []
 
@@ -210,6 +226,7 @@ def test_one_bad_entry_stores_nothing_and_every_problem_is_named_by_its_path():
         "routes",
         f"rules[{error_rate}].trheshold",
         f"rules[{broken}].expr",
+        f"inhibit_rules[{len(document['inhibit_rules']) - 1}].source_matchers",
         "silences[0].ends_at",
     ]
     assert AlertRule.objects.get(name="Disk full").critical_threshold == 95
