@@ -6,8 +6,8 @@ inhibition rule's ``name``, a recording rule's ``record``, a silence's rule, ins
 severity and start). A key left out of an entry means the field's default, so an export writes
 only what differs from the defaults. Import is declarative and all or nothing: every entry is
 judged by the models' own validation (the same as the forms'), refused keys and values are named
-by their path, and nothing is stored unless everything is good. What Vigil holds and the file does not name is
-left as it is.
+by their path, and nothing is stored unless everything is good. What Vigil holds and the file
+does not name is left as it is.
 
 Channel secrets (the secret, a webhook's URL, a chat's options) are exported as references,
 ``{env: VIGIL_CHANNEL_<NAME>_<FIELD>}``, unless secrets are asked for. On import a reference takes
