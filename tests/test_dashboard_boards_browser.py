@@ -2,13 +2,17 @@
 panels load over HTMX side by side and each draws its chart. ``admin_page`` collects console
 errors, so a CSP violation fails this test too."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.sync_api import expect
 
+from accounts.permissions import Role
 from instances.models import Instance
 from tests.test_accounts_csp_browser import admin_page  # noqa: F401
 from tests.test_dashboard_boards import CPU, STEP, board_with
 from tests.test_dashboard_browser import (  # noqa: F401
+    PASSWORD,
     asgi_server,
     browser,
     ingest,
@@ -80,3 +84,32 @@ def test_a_dashboard_built_in_the_browser_keeps_its_view_and_extends_live(admin_
     )
     assert admin_page.evaluate("window.notReloaded") is True
     assert admin_page.problems == []
+
+
+def test_a_browser_in_tokyo_sees_chart_times_in_tokyo(browser, asgi_server, user_with_role):  # noqa: F811
+    web = Instance.objects.create(agent_id="web-1", name="Web 1")
+    add_samples(web, "cpu_usage", [40.0] * 41, step=STEP)
+    board = board_with({"type": "timeseries", "title": "CPU", "queries": [CPU]})
+    user_with_role(Role.VIEWER, "tokyo", PASSWORD)
+    context = browser.new_context(base_url=asgi_server, timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto("/accounts/login/")
+    page.fill("#id_login", "tokyo")
+    page.fill("#id_password", PASSWORD)
+    page.click("form[action='/accounts/login/'] button[type=submit]")
+    page.wait_for_url(f"{asgi_server}/")
+
+    page.goto(f"/dashboards/{board.pk}/")
+    chart = page.locator(".board-chart[data-plotted]")
+    expect(chart).to_have_count(1)
+
+    zone = page.locator("meta[name=vigil-time-zone]").get_attribute("content")
+    end = chart.evaluate("element => element.layout.xaxis.range[1]")
+    last = chart.evaluate("element => element.data[0].x.at(-1)")
+    context.close()
+    tokyo_now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=9)
+    assert zone == "Asia/Tokyo"
+    for shown in (end, last):
+        wall = datetime.fromisoformat(shown.replace(" ", "T")[:19])
+        assert abs(wall - tokyo_now) < timedelta(minutes=5), shown

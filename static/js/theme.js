@@ -68,7 +68,9 @@
   } catch (error) {
     return;
   }
-  if (zone && document.cookie.indexOf("vigil_tz=" + encodeURIComponent(zone)) < 0) {
-    document.cookie = "vigil_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+  // IANA names (letters, digits, "/", "_", "-", "+") are valid cookie values as they are, and
+  // the server reads the value unquoted.
+  if (/^[\w\/+-]+$/.test(zone) && document.cookie.indexOf("vigil_tz=" + zone) < 0) {
+    document.cookie = "vigil_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
   }
 })();
