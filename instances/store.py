@@ -1214,8 +1214,8 @@ def rollup_arrays(
     series_ids: Sequence[int], level: RollupLevel, start_ms: int, end_ms: int, limit: int
 ) -> RollupArrays:
     """The ``level`` buckets of ``series_ids`` starting in ``[start_ms, end_ms)``, read as
-    ``sample_arrays`` reads samples. Only buckets before ``settled_rollups_ms`` hold all their
-    samples, and not those of ``series_with_late_minutes``."""
+    ``sample_arrays`` reads samples. Only buckets ending by ``settled_rollups_ms`` hold all
+    their samples, and not those of ``series_with_late_minutes``."""
     if not len(series_ids):
         return RollupArrays(_NO_SAMPLES.series_id, _NO_SAMPLES.ts_ms, *[_NO_SAMPLES.value] * 4)
     start = EPOCH + timedelta(milliseconds=start_ms)
@@ -1230,14 +1230,15 @@ def rollup_arrays(
     return RollupArrays(ids_, _ms_of(buckets), *figures)
 
 
-def settled_rollups_ms(level: RollupLevel) -> int | None:
-    """Where the settled buckets of ``level`` end (ms): every sample before it was rolled up,
-    but those of queued late minutes. Samples up to the grace window before the watermark may
-    still arrive and be read by the next refresh. None when the rollups were never refreshed."""
+def settled_rollups_ms() -> int | None:
+    """Where the settled rollups end (ms): every sample before it was rolled up, but those of
+    queued late minutes; a bucket holds all its samples if it ends by then. Samples up to the
+    grace window before the watermark may still arrive and be read by the next refresh. None
+    when the rollups were never refreshed."""
     watermark = rollup_watermark()
     if watermark is None:
         return None
-    settled = floor_time(watermark - timedelta(seconds=settings.ROLLUP_GRACE_SECONDS), level.width)
+    settled = watermark - timedelta(seconds=settings.ROLLUP_GRACE_SECONDS)
     return (settled - EPOCH) // timedelta(milliseconds=1)
 
 

@@ -215,7 +215,7 @@ class Evaluator:
         selector = argument.vector_selector
         ends = self._effective_times(selector.at, selector.offset)
         range_ms = ms(argument.range)
-        if rollup_windows.level_for(range_ms) is None:
+        if range_ms < rollup_windows.MIN_RANGE_MS:
             return None
         since = EPOCH + timedelta(milliseconds=int(ends.min()) - range_ms)
         matched = store.match_series([matchers_of(selector)], since=since)

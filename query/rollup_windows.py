@@ -18,9 +18,11 @@ from query.values import RangeSeries
 ROLLED_UP_FUNCTIONS = frozenset(
     {"sum_over_time", "count_over_time", "avg_over_time", "min_over_time", "max_over_time"}
 )
-# A window is read from a rollup only if it spans at least this many of its buckets: shorter
-# windows gain little over their raw samples.
-MIN_BUCKETS_PER_WINDOW = 10
+# Windows shorter than ten of the finest buckets gain little over their raw samples.
+MIN_RANGE_MS = 10 * int(ROLLUP_LEVELS[0].width.total_seconds() * 1000)
+# What a plan's cost counts raw samples as: one per 15 s, a common scrape interval. Rollups are
+# read only where the plan reads at most half the rows the raw samples would be.
+ASSUMED_SAMPLE_GAP_MS = 15_000
 
 
 @dataclass
@@ -34,47 +36,68 @@ class WindowFigures:
     max: np.ndarray
 
 
-def level_for(range_ms: int) -> RollupLevel | None:
-    """The coarsest rollup whose buckets a window of ``range_ms`` spans enough of, if any."""
-    fitting = [
-        level
-        for level in ROLLUP_LEVELS
-        if level.width.total_seconds() * 1000 * MIN_BUCKETS_PER_WINDOW <= range_ms
-    ]
-    return fitting[-1] if fitting else None
+@dataclass
+class Plan:
+    """Per step, the buckets ``[rolled_from, rolled_to)`` of ``level`` read for the window
+    ``[start, end]``; the raw samples fill ``[start, rolled_from)`` and ``[rolled_to, end]``,
+    read in ``raw_spans`` (closed, merged)."""
+
+    level: RollupLevel
+    starts: np.ndarray
+    rolled_from: np.ndarray
+    rolled_to: np.ndarray
+    ends: np.ndarray
+    raw_spans: np.ndarray
+
+
+def plan(ends: np.ndarray, range_ms: int, settled_ms: int) -> Plan | None:
+    """The rollup level that reads fewest rows for the windows ending at ``ends``, using only
+    buckets before ``settled_ms``; None where no level reads half as many as the samples."""
+    starts = ends - range_ms
+    raw_rows = _covered_ms(_merged(np.column_stack([starts, ends]))) / ASSUMED_SAMPLE_GAP_MS
+    best, best_rows = None, raw_rows / 2
+    for level in ROLLUP_LEVELS:
+        width = int(level.width.total_seconds() * 1000)
+        rolled_from = -(-starts // width) * width
+        rolled_to = np.minimum(ends // width * width, settled_ms // width * width)
+        empty = rolled_from >= rolled_to
+        if empty.all():
+            continue
+        rolled_from = np.where(empty, starts, rolled_from)
+        rolled_to = np.where(empty, starts, rolled_to)
+        rolled = _merged(np.column_stack([rolled_from, rolled_to - 1])[~empty])
+        raw_spans = _merged(
+            np.concatenate(
+                [np.column_stack([starts, rolled_from - 1]), np.column_stack([rolled_to, ends])]
+            )
+        )
+        rows = _covered_ms(rolled) / width + _covered_ms(raw_spans) / ASSUMED_SAMPLE_GAP_MS
+        if rows <= best_rows:
+            best = Plan(level, starts, rolled_from, rolled_to, ends, raw_spans)
+            best_rows = rows
+    return best
 
 
 def window_figures(
     series: list[store.LabelledSeries], ends: np.ndarray, range_ms: int, limit: int
 ) -> tuple[list[WindowFigures], int] | None:
     """The figures of every window ``[end - range_ms, end]`` of ``series``, and how many rows
-    were read; None where rollups cannot answer (no level fits, nothing settled, late minutes
-    queued), and the raw samples must."""
-    level = level_for(range_ms)
-    if level is None or not series:
+    were read; None where rollups cannot answer (too short a range, nothing settled, late
+    minutes queued) or would not save reads, and the raw samples must."""
+    if range_ms < MIN_RANGE_MS or not series:
         return None
-    settled_ms = store.settled_rollups_ms(level)
+    settled_ms = store.settled_rollups_ms()
     if settled_ms is None:
         return None
-    width_ms = int(level.width.total_seconds() * 1000)
-    starts = ends - range_ms
-    # Buckets [rolled_from, rolled_to) lie wholly inside each window and are settled; the raw
-    # samples fill [start, rolled_from) and [rolled_to, end].
-    rolled_from = -(-starts // width_ms) * width_ms
-    rolled_to = np.minimum(ends // width_ms * width_ms, settled_ms)
-    empty = rolled_from >= rolled_to
-    if empty.all():
+    chosen = plan(ends, range_ms, settled_ms)
+    if chosen is None:
         return None
-    rolled_from = np.where(empty, starts, rolled_from)
-    rolled_to = np.where(empty, starts, rolled_to)
     ids = [found.series_id for found in series]
-    first_bucket, last_bucket = int(rolled_from.min()), int(rolled_to.max())
+    first_bucket, last_bucket = int(chosen.rolled_from.min()), int(chosen.rolled_to.max())
     if store.series_with_late_minutes(ids, first_bucket, last_bucket):
         return None
-    buckets = store.rollup_arrays(ids, level, first_bucket, last_bucket, limit)
-    raw = store.sample_arrays_in_spans(
-        ids, _merged_spans(starts, rolled_from, rolled_to, ends), limit - len(buckets.sum)
-    )
+    buckets = store.rollup_arrays(ids, chosen.level, first_bucket, last_bucket, limit)
+    raw = store.sample_arrays_in_spans(ids, chosen.raw_spans, limit - len(buckets.sum))
     figures = []
     for found in series:
         begin, end = np.searchsorted(buckets.series_id, [found.series_id, found.series_id + 1])
@@ -82,29 +105,22 @@ def window_figures(
         samples = RangeSeries(
             found.labels, raw.ts_ms[raw_begin:raw_end], raw.value[raw_begin:raw_end]
         )
+        columns = (buckets.sum, buckets.count, buckets.min, buckets.max)
         figures.append(
             _figures(
                 found.labels,
                 buckets.bucket_ms[begin:end],
-                [
-                    column[begin:end]
-                    for column in (buckets.sum, buckets.count, buckets.min, buckets.max)
-                ],
+                [column[begin:end] for column in columns],
                 samples,
-                (starts, rolled_from, rolled_to, ends),
+                chosen,
             )
         )
     return figures, len(buckets.sum) + len(raw.value)
 
 
-def _merged_spans(
-    starts: np.ndarray, rolled_from: np.ndarray, rolled_to: np.ndarray, ends: np.ndarray
-) -> np.ndarray:
-    """The closed ms intervals where raw samples are needed, overlaps merged: each window's
-    edges ``[start, rolled_from - 1]`` and ``[rolled_to, end]``."""
-    spans = np.concatenate(
-        [np.column_stack([starts, rolled_from - 1]), np.column_stack([rolled_to, ends])]
-    )
+def _merged(spans: np.ndarray) -> np.ndarray:
+    """Closed ms intervals (rows of first, last), the empty ones dropped and overlapping or
+    touching ones merged."""
     spans = spans[spans[:, 0] <= spans[:, 1]]
     spans = spans[np.argsort(spans[:, 0], kind="stable")]
     merged: list[list[int]] = []
@@ -116,8 +132,19 @@ def _merged_spans(
     return np.array(merged, dtype=np.int64).reshape(-1, 2)
 
 
-def _figures(labels, bucket_ms, bucket_columns, samples: RangeSeries, bounds) -> WindowFigures:
-    starts, rolled_from, rolled_to, ends = bounds
+def _covered_ms(spans: np.ndarray) -> int:
+    return int((spans[:, 1] - spans[:, 0] + 1).sum())
+
+
+def _figures(
+    labels, bucket_ms, bucket_columns, samples: RangeSeries, chosen: Plan
+) -> WindowFigures:
+    starts, rolled_from, rolled_to, ends = (
+        chosen.starts,
+        chosen.rolled_from,
+        chosen.rolled_to,
+        chosen.ends,
+    )
     sums, counts, lows, highs = bucket_columns
     in_buckets = (
         np.searchsorted(bucket_ms, rolled_from, side="left"),

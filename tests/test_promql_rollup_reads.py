@@ -152,3 +152,15 @@ def test_a_late_sample_into_rolled_up_buckets_counts_before_the_next_refresh(dis
     result = evaluate('sum_over_time(disk_busy{disk="sdb"}[2h])', at, at, 1000)
     want = expected("sum_over_time", *with_late, np.array([at]), 2 * HOURS)
     assert_same(answered(result, "sdb"), want)
+
+
+def test_windows_on_hour_edges_read_hourly_buckets(disks):
+    """Windows that are whole hours read one hourly bucket each (and the sample at their end),
+    not twelve 5-minute buckets."""
+    _, samples = disks
+    end = (NOW_MS - 2 * HOURS) // HOURS * HOURS
+    start = end - 3 * HOURS
+    result = evaluate('sum_over_time(disk_busy{disk="sda"}[1h])', start, end, HOURS, max_samples=12)
+    stamps, values = samples["sda"]
+    ends = np.arange(start, end + 1, HOURS)
+    assert_same(answered(result, "sda"), expected("sum_over_time", stamps, values, ends, HOURS))
