@@ -86,8 +86,9 @@ def readyz(request):
             "failing": [f.split(":")[0] for f in failures],
             "checks": checks,
         }
-    if warning := base_url_mismatch(request):
-        answer["warnings"] = [warning]
+    warnings = [warning for warning in [base_url_mismatch(request)] if warning]
+    if warnings := warnings + samples_engine().warnings():
+        answer["warnings"] = warnings
     return JsonResponse(answer, status=503 if failures else 200)
 
 

@@ -100,6 +100,9 @@ class SamplesEngine(Protocol):
     def unavailable(self) -> str | None:
         """Why the engine cannot take or answer samples now (None: it can), for /readyz."""
 
+    def warnings(self) -> list[str]:
+        """What works but needs a person's attention, for /readyz."""
+
 
 class PostgresEngine:
     """Samples in Vigil's own PostgreSQL tables (``instances/store.py``)."""
@@ -123,6 +126,9 @@ class PostgresEngine:
     def unavailable(self) -> str | None:
         # PostgreSQL is checked by /readyz on its own account.
         return None
+
+    def warnings(self) -> list[str]:
+        return []
 
 
 def samples_engine() -> SamplesEngine:

@@ -170,6 +170,23 @@ class VictoriaMetricsEngine:
                 return f"victoriametrics: {parts.netloc} answered {response.status}"
         return None
 
+    def warnings(self) -> list[str]:
+        """What works but needs a person's attention: without ``-dedup.minScrapeInterval`` on
+        the node that answers queries, a batch an agent sends again is counted twice."""
+        parts = urlsplit(self.query_url)
+        try:
+            response = self.http.request(
+                "GET", f"{parts.scheme}://{parts.netloc}/flags", timeout=2.0
+            )
+        except urllib3.exceptions.HTTPError:
+            return []
+        if response.status != 200 or b"-dedup.minScrapeInterval" in response.data:
+            return []
+        return [
+            f"VictoriaMetrics at {parts.netloc} runs without -dedup.minScrapeInterval: "
+            "samples sent twice (an agent's retry) are kept twice; set it to 1ms"
+        ]
+
     # --- writes ----------------------------------------------------------------------------
 
     def write_samples(self, rows: Sequence[tuple[int, datetime, float]]) -> int:

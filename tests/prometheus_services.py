@@ -134,8 +134,8 @@ class VictoriaMetrics:
     """A VictoriaMetrics single-node on a free loopback port, with its data under ``data``;
     ``stop()`` and ``start()`` again (same port, same data) for fault tests."""
 
-    def __init__(self, data: Path, log: Path):
-        self.data, self.log = data, log
+    def __init__(self, data: Path, log: Path, dedup: bool = True):
+        self.data, self.log, self.dedup = data, log, dedup
         self.address = f"127.0.0.1:{free_port()}"
         self.url = f"http://{self.address}"
         self.process: subprocess.Popen | None = None
@@ -148,7 +148,7 @@ class VictoriaMetrics:
             # As the README sets it up: any age of history, one sample per series and
             # timestamp, and samples visible to queries as soon as they are stored.
             "-retentionPeriod=100y",
-            "-dedup.minScrapeInterval=1ms",
+            *(["-dedup.minScrapeInterval=1ms"] if self.dedup else []),
             "-search.latencyOffset=0s",
             "-search.disableCache",
         ]
@@ -176,9 +176,11 @@ class VictoriaMetrics:
 
 
 @contextmanager
-def victoriametrics(tmp_path: Path):
+def victoriametrics(tmp_path: Path, dedup: bool = True):
     """A running VictoriaMetrics single-node (see VictoriaMetrics), stopped at the end."""
-    server = VictoriaMetrics(tmp_path / "victoria-metrics-data", tmp_path / "victoria-metrics.log")
+    server = VictoriaMetrics(
+        tmp_path / "victoria-metrics-data", tmp_path / "victoria-metrics.log", dedup
+    )
     server.start()
     try:
         yield server

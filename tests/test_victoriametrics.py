@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.permissions import Role
 from alerts.evaluation import evaluate_rules
 from alerts.models import Alert, AlertRule
+from config.celery import heartbeat
 from config.monitoring import readiness_failures
 from instances import store
 from instances.models import Instance, Series
@@ -377,3 +378,20 @@ def test_explore_csv_reads_victoriametrics(api, client, user_with_role, victoria
     assert rows[0] == ["time_utc", "core", "instance", "value"]
     assert [float(row[-1]) for row in rows[1:]][-1] == 0.0
     assert {row[2] for row in rows[1:]} == {"web-1"}
+
+
+def test_readyz_checks_victoriametrics_and_warns_without_dedup(client, settings, tmp_path):
+    heartbeat.delay()
+    with victoriametrics(tmp_path, dedup=False) as server:
+        settings.METRICS_ENGINE = "victoriametrics"
+        settings.VM_WRITE_URL = settings.VM_QUERY_URL = server.url
+        answer = client.get("/readyz", HTTP_HOST="127.0.0.1:8000").json()
+        assert answer["checks"] == {
+            "postgresql": "ok", "redis": "ok", "celery": "ok", "victoriametrics": "ok"
+        }  # fmt: skip
+        assert answer["status"] == "ok"
+        assert "without -dedup.minScrapeInterval" in answer["warnings"][0]
+        server.stop()
+        response = client.get("/readyz", HTTP_HOST="127.0.0.1:8000")
+        assert response.status_code == 503
+        assert response.json()["failing"] == ["victoriametrics"]
