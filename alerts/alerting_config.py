@@ -207,6 +207,11 @@ INHIBIT_RULE_SETTINGS = [
     Setting("equal", "equal", read=_text_list_read),
     Setting("enabled", "enabled", read=_flag_read),
 ]
+# Sections of things named by one key that refer to nothing else: model, key, settings, label.
+SIMPLE_SECTIONS = {
+    "recording_rules": (RecordingRule, "record", RECORDING_RULE_SETTINGS, "recording rule"),
+    "inhibit_rules": (InhibitRule, "name", INHIBIT_RULE_SETTINGS, "inhibit rule"),
+}
 CHANNEL_SETTINGS = [
     Setting("kind", "kind", read=_text_read),
     Setting("target", "target", read=_text_read),
@@ -278,37 +283,36 @@ def _rule_entry(rule: AlertRule) -> dict:
     return entry
 
 
+def entry_of(section: str, obj: models.Model, include_secrets: bool = False) -> dict:
+    """One thing as its entry in the section of the file (and in the API)."""
+    if section == "channels":
+        return _channel_entry(obj, include_secrets)
+    if section == "rules":
+        return _rule_entry(obj)
+    if section == "silences":
+        return _written(obj, SILENCE_SETTINGS, {"starts_at", "ends_at"})
+    model, key, settings, _ = SIMPLE_SECTIONS[section]
+    return {key: getattr(obj, key), **_written(obj, settings)}
+
+
 def export_config(include_secrets: bool = False, now: datetime | None = None) -> dict:
     """The alerting configuration as a document (``dump`` writes it as YAML); silences that are
     over by ``now`` are left out."""
     now = now or timezone.now()
-    silences = (
-        Silence.objects.filter(ends_at__gt=now)
+    stored = {
+        "channels": NotificationChannel.objects.order_by("name"),
+        "rules": AlertRule.objects.select_related("scope_instance")
+        .prefetch_related("channels")
+        .order_by("name"),
+        "recording_rules": RecordingRule.objects.order_by("record"),
+        "inhibit_rules": InhibitRule.objects.order_by("name"),
+        "silences": Silence.objects.filter(ends_at__gt=now)
         .select_related("rule", "instance")
-        .order_by("starts_at", "ends_at", "pk")
-    )
+        .order_by("starts_at", "ends_at", "pk"),
+    }
     return {
-        "channels": [
-            _channel_entry(channel, include_secrets)
-            for channel in NotificationChannel.objects.order_by("name")
-        ],
-        "rules": [
-            _rule_entry(rule)
-            for rule in AlertRule.objects.select_related("scope_instance")
-            .prefetch_related("channels")
-            .order_by("name")
-        ],
-        "recording_rules": [
-            {"record": rule.record, **_written(rule, RECORDING_RULE_SETTINGS)}
-            for rule in RecordingRule.objects.order_by("record")
-        ],
-        "inhibit_rules": [
-            {"name": rule.name, **_written(rule, INHIBIT_RULE_SETTINGS)}
-            for rule in InhibitRule.objects.order_by("name")
-        ],
-        "silences": [
-            _written(silence, SILENCE_SETTINGS, {"starts_at", "ends_at"}) for silence in silences
-        ],
+        section: [entry_of(section, obj, include_secrets) for obj in objects]
+        for section, objects in stored.items()
     }
 
 
@@ -382,10 +386,18 @@ def _unknown_keys(entry: dict, allowed: set[str], path: str, problems: _Problems
 
 
 class _Importer:
-    def __init__(self, document: dict, actor: str):
-        self.document, self.actor = document, actor
+    def __init__(self, document: dict, actor: str, target: models.Model | None = None):
+        """``target``: the one stored thing the document's one entry describes (the API's
+        change of a thing by its id), instead of the one its name finds."""
+        self.document, self.actor, self.target = document, actor, target
         self.problems = _Problems()
         self.report = ImportReport()
+        self.saved: models.Model | None = None
+
+    def _stored(self, model: type[models.Model], **lookup) -> models.Model | None:
+        if self.target is not None:
+            return self.target
+        return model.objects.filter(**lookup).first()
 
     def run(self) -> ImportReport:
         if not isinstance(self.document, dict):
@@ -395,10 +407,8 @@ class _Importer:
                 self.problems.add(str(key), f"unknown section (known: {', '.join(SECTIONS)})")
         self.channels()
         self.rules()
-        self.simple(
-            "recording_rules", RecordingRule, "record", RECORDING_RULE_SETTINGS, "recording rule"
-        )
-        self.simple("inhibit_rules", InhibitRule, "name", INHIBIT_RULE_SETTINGS, "inhibit rule")
+        for section in SIMPLE_SECTIONS:
+            self.simple(section)
         self.silences()
         if self.problems.found:
             raise ConfigError(self.problems.found)
@@ -418,6 +428,7 @@ class _Importer:
             self.report.unchanged.append(label)
             return False
         obj.save()
+        self.saved = obj
         created = before is None
         (self.report.created if created else self.report.updated).append(label)
         action = f"{AUDIT_NAMES[obj._meta.model_name]}.{'create' if created else 'change'}"
@@ -437,12 +448,13 @@ class _Importer:
                 self.problems.add(f"{path}.name", "required")
                 continue
             named.add(name)
-            channel = NotificationChannel.objects.filter(name=name).first()
+            channel = self._stored(NotificationChannel, name=name)
             before = _channel_entry(channel, True) if channel is not None else None
             stored = {}
             if channel is not None:
                 stored = {key: getattr(channel, key) for key in ("secret", "target", "config")}
-            channel = channel or NotificationChannel(name=name)
+            channel = channel or NotificationChannel()
+            channel.name = name
             entry = self._resolve_secrets(entry, stored, path)
             _apply(channel, entry, CHANNEL_SETTINGS, path, self.problems)
             if not isinstance(channel.config, dict):
@@ -497,9 +509,10 @@ class _Importer:
                 self.problems.add(f"{path}.name", "required")
                 continue
             named.add(name)
-            rule = AlertRule.objects.filter(name=name).first()
+            rule = self._stored(AlertRule, name=name)
             before = _rule_entry(rule) if rule is not None else None
-            rule = rule or AlertRule(name=name)
+            rule = rule or AlertRule()
+            rule.name = name
             _apply(rule, entry, RULE_SETTINGS, path, self.problems)
             channels = self._channels_named(entry.get("channels") or [], f"{path}.channels")
             after = {"name": name, **_written(rule, RULE_SETTINGS)}
@@ -522,9 +535,10 @@ class _Importer:
                 channels.append(channel)
         return channels
 
-    def simple(self, section: str, model: type[models.Model], key: str, settings, label: str):
-        """A section of things named by ``key`` with no references to others (recording
+    def simple(self, section: str) -> None:
+        """A section of things named by one key with no references to others (recording
         rules, inhibition rules)."""
+        model, key, settings, label = SIMPLE_SECTIONS[section]
         allowed = {key, *(setting.key for setting in settings)}
         named = set()
         for path, entry in _entries(self.document, section, self.problems):
@@ -534,9 +548,10 @@ class _Importer:
                 self.problems.add(f"{path}.{key}", "required")
                 continue
             named.add(name)
-            obj = model.objects.filter(**{key: name}).first()
+            obj = self._stored(model, **{key: name})
             before = {key: name, **_written(obj, settings)} if obj else None
-            obj = obj or model(**{key: name})
+            obj = obj or model()
+            setattr(obj, key, name)
             _apply(obj, entry, settings, path, self.problems)
             after = {key: name, **_written(obj, settings)}
             self._save(f"{label} {name}", obj, before, after, path)
@@ -555,13 +570,16 @@ class _Importer:
                 continue
             # A silence is known by what it covers and when it starts: one that matches is
             # the same silence, its end and comment brought up to date.
-            same = Silence.objects.filter(
-                rule=silence.rule,
-                instance=silence.instance,
-                severity=silence.severity,
-                starts_at=silence.starts_at,
-                matchers=silence.matchers,
-            ).first()
+            same = (
+                self.target
+                or Silence.objects.filter(
+                    rule=silence.rule,
+                    instance=silence.instance,
+                    severity=silence.severity,
+                    starts_at=silence.starts_at,
+                    matchers=silence.matchers,
+                ).first()
+            )
             before = None
             if same is not None:
                 before = _written(same, SILENCE_SETTINGS, {"starts_at", "ends_at"})
@@ -571,6 +589,24 @@ class _Importer:
             after = _written(silence, SILENCE_SETTINGS, {"starts_at", "ends_at"})
             label = f"silence from {after['starts_at']} until {after['ends_at']}"
             self._save(label, silence, before, after, path)
+
+
+def save_entry(
+    section: str, entry: dict, actor: str, target: models.Model | None = None
+) -> models.Model:
+    """Store one entry of ``section`` (as ``target``, else as the thing its name finds, else as
+    a new one), judged and audited as an import's; ConfigError's paths are the entry's keys."""
+    importer = _Importer({section: [entry]}, actor, target)
+    try:
+        with transaction.atomic():
+            importer.run()
+    except ConfigError as error:
+        prefix = f"{section}[0]"
+        raise ConfigError(
+            [(path.removeprefix(prefix).removeprefix(".") or "(entry)", message)
+             for path, message in error.problems]
+        ) from None  # fmt: skip
+    return importer.saved or target
 
 
 def import_config(text: str, actor: str) -> ImportReport:

@@ -1,12 +1,30 @@
-"""The alerting configuration as one YAML document over HTTP: read it with the read scope,
-replace what it describes with the manage scope (alerts/alerting_config.py does both)."""
+"""The alerting configuration over HTTP: as one YAML document (read it with the read scope,
+import it with the manage scope), and each rule, recording rule, inhibition rule, channel and
+silence on its own (list and read with the read scope; make, change and delete with the manage
+scope). An object has the keys of its entry in the file, judged as an import judges them
+(alerts/alerting_config.py): the models' own validation, a 400 naming each bad key, nothing
+stored, changes audited under the token's name."""
 
-from django.http import HttpRequest, HttpResponse
-from ninja import Router
+from typing import Literal
 
-from alerts.alerting_config import ConfigError, dump, export_config, import_config
+import orjson
+from django.db import models, transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import Router, Status
+
+from accounts.models import AuditEvent
+from alerts.alerting_config import (
+    ConfigError,
+    dump,
+    entry_of,
+    export_config,
+    import_config,
+    save_entry,
+)
+from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
 from api.auth import manage_scope, read_scope
 from ingestion.errors import ApiError
+from instances.formats import ListLimit, response_links
 
 router = Router(tags=["alerting configuration"])
 
@@ -44,3 +62,137 @@ def replace_config(request: HttpRequest):
         ]
         raise ApiError(400, "invalid alerting configuration, nothing stored", details) from None
     return report.as_dict()
+
+
+# The things of the alerting configuration, each under /api/v1/alerting/<kind>: the model and
+# the section of the YAML file whose entries are the API's objects.
+KINDS = {
+    "rules": (AlertRule, "rules"),
+    "recording-rules": (RecordingRule, "recording_rules"),
+    "inhibit-rules": (InhibitRule, "inhibit_rules"),
+    "channels": (NotificationChannel, "channels"),
+    "silences": (Silence, "silences"),
+}
+Kind = Literal["rules", "recording-rules", "inhibit-rules", "channels", "silences"]
+# The key an entry is named by, where its section has one.
+NAME_KEYS = {"recording_rules": "record", "silences": None}
+AUDIT = {"rules": "rule", "recording_rules": "recordingrule", "inhibit_rules": "inhibitrule",
+         "channels": "channel", "silences": "silence"}  # fmt: skip
+
+
+def _shown(section: str, obj: models.Model) -> dict:
+    """An object as the API shows it: its entry in the file (channel secrets as references,
+    never in clear) and its id."""
+    return {"id": obj.pk, **entry_of(section, obj)}
+
+
+def _object_or_404(kind: str, object_id: int) -> models.Model:
+    model, _ = KINDS[kind]
+    found = model.objects.filter(pk=object_id).first()
+    if found is None:
+        raise Http404(f"no {kind} {object_id}")
+    return found
+
+
+def _refused(error: ConfigError) -> ApiError:
+    details = [{"index": None, "field": path, "message": msg} for path, msg in error.problems]
+    return ApiError(400, "invalid, nothing stored", details)
+
+
+OBJECT_ID = {"kind": "$request.path.kind", "object_id": "$response.body#/id"}
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.get("/alerting/{kind}", auth=read_scope, response={200: dict}, summary="List them")
+def list_objects(request: HttpRequest, kind: Kind, limit: ListLimit = 100):
+    model, section = KINDS[kind]
+    objects = list(model.objects.order_by("pk")[:limit])
+    return {"items": [_shown(section, obj) for obj in objects], "count": len(objects)}
+
+
+@router.post(
+    "/alerting/{kind}",
+    auth=manage_scope,
+    response={201: dict},
+    summary="Make one, with the keys of its entry in the alerting configuration file",
+    openapi_extra={
+        **BODY,
+        **response_links(
+            201,
+            GetObject=("alerts_config_api_get_object", OBJECT_ID),
+            UpdateObject=("alerts_config_api_update_object", OBJECT_ID),
+            DeleteObject=("alerts_config_api_delete_object", OBJECT_ID),
+        ),
+    },
+)
+def create_object(request: HttpRequest, kind: Kind):
+    model, section = KINDS[kind]
+    entry = _body_map(request)
+    key = NAME_KEYS.get(section, "name")
+    if key is not None and model.objects.filter(**{key: str(entry.get(key))}).exists():
+        raise ApiError(400, "invalid, nothing stored", [
+            {"index": None, "field": key, "message": f"{entry.get(key)!r} is taken"}
+        ])  # fmt: skip
+    try:
+        created = save_entry(section, entry, request.auth.name)
+    except ConfigError as error:
+        raise _refused(error) from None
+    if created is None:
+        raise ApiError(400, "invalid, nothing stored", [
+            {"index": None, "field": "(entry)", "message": "the same silence exists"}
+        ])  # fmt: skip
+    return Status(201, _shown(section, created))
+
+
+@router.get(
+    "/alerting/{kind}/{object_id}", auth=read_scope, response={200: dict}, summary="Read one"
+)
+def get_object(request: HttpRequest, kind: Kind, object_id: int):
+    return _shown(KINDS[kind][1], _object_or_404(kind, object_id))
+
+
+@router.patch(
+    "/alerting/{kind}/{object_id}",
+    auth=manage_scope,
+    response={200: dict},
+    summary="Change the keys given (a channel's secrets left out stay as stored)",
+    openapi_extra=BODY,
+)
+def update_object(request: HttpRequest, kind: Kind, object_id: int):
+    section = KINDS[kind][1]
+    changes = _body_map(request)
+    with transaction.atomic():
+        obj = _object_or_404(kind, object_id)
+        entry = {**entry_of(section, obj, include_secrets=True), **changes}
+        try:
+            saved = save_entry(section, entry, request.auth.name, target=obj)
+        except ConfigError as error:
+            raise _refused(error) from None
+    return _shown(section, saved)
+
+
+@router.delete(
+    "/alerting/{kind}/{object_id}", auth=manage_scope, response={204: None}, summary="Delete one"
+)
+def delete_object(request: HttpRequest, kind: Kind, object_id: int):
+    section = KINDS[kind][1]
+    with transaction.atomic():
+        obj = _object_or_404(kind, object_id)
+        AuditEvent.record(request.auth.name, f"{AUDIT[section]}.delete", obj)
+        obj.delete()
+    return Status(204, None)
+
+
+def _body_map(request: HttpRequest) -> dict:
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body

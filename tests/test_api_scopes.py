@@ -116,6 +116,13 @@ ENDPOINTS = [
     ("patch", "/api/v1/checks/{check}", {"paused": True}, None, {}, {MANAGE}, 200, 403),
     ("delete", "/api/v1/checks/{check}", None, None, {}, {MANAGE}, 204, 403),
     ("get", "/api/v1/alerting/config", None, None, {}, {READ}, 200, 403),
+    ("get", "/api/v1/alerting/rules", None, None, {}, {READ}, 200, 403),
+    ("post", "/api/v1/alerting/recording-rules", {"record": "up:sum", "expr": "sum(up)"}, None,
+     {}, {MANAGE}, 201, 403),
+    ("get", "/api/v1/alerting/silences/{silence}", None, None, {}, {READ}, 200, 403),
+    ("patch", "/api/v1/alerting/silences/{silence}", {"comment": "longer"}, None, {}, {MANAGE},
+     200, 403),
+    ("delete", "/api/v1/alerting/silences/{silence}", None, None, {}, {MANAGE}, 204, 403),
     ("put", "/api/v1/alerting/config", "recording_rules: []\n", "application/yaml", {}, {MANAGE},
      200, 403),
 ]  # fmt: skip
