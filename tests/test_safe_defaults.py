@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.permissions import Role
 from config import embedded
 from config.celery import HEARTBEAT_KEY
+from config.local_secrets import local_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,15 @@ def test_the_publicly_known_development_key_is_refused_outside_debug():
 
     assert check.returncode != 0
     assert "SECRET_KEY is a publicly known development key" in check.stderr
+
+
+def test_without_a_secret_key_each_checkout_generates_its_own_kept_owner_only(tmp_path):
+    first = local_secret("secret-key", tmp_path)
+
+    assert len(first) >= 50
+    assert stat.S_IMODE((tmp_path / "secret-key").stat().st_mode) == 0o600
+    assert local_secret("secret-key", tmp_path) == first
+    assert local_secret("secret-key", tmp_path / "another-checkout") != first
 
 
 class PlantedPickle:
