@@ -15,7 +15,7 @@ from accounts.models import AuditEvent
 from alerts import lifecycle
 from alerts.models import Alert, Silence, agent_fingerprint, parse_severity
 from api.auth import check_push_for, ingest_or_manage_scope
-from instances.formats import InstanceRef, ListLimit, StoredText, api_list, response_links
+from api.formats import InstanceRef, ListLimit, StoredText, api_list, response_links
 from instances.models import Instance
 
 router = Router(tags=["alerts"])

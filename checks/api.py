@@ -14,10 +14,10 @@ from pydantic import ConfigDict, StringConstraints
 
 from accounts.models import AuditEvent
 from api.auth import manage_scope, read_scope
+from api.formats import ListLimit, StoredText, api_list, response_links
 from checks import history
 from checks.models import Check, CheckGroup
 from ingestion.errors import ApiError
-from instances.formats import ListLimit, StoredText, api_list, response_links
 
 router = Router(tags=["checks"])
 

@@ -13,9 +13,10 @@ from ninja.errors import ValidationError
 
 from alerts.models import Alert
 from api.auth import manage_scope
+from api.formats import MAX_LIST_LIMIT, ApiMoment, api_list
 from dashboard.models import Annotation
 from instances import store
-from instances.formats import MAX_LIST_LIMIT, ApiMoment, api_list, iso8601
+from instances.formats import iso8601
 from instances.models import Instance
 from instances.samples import samples_engine
 

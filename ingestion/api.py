@@ -4,13 +4,13 @@ import orjson
 from ninja import Router, Schema, Status
 
 from api.auth import check_push_for, ingest_scope
+from api.formats import response_links
 from ingestion import idempotency
 from ingestion.errors import ApiError
 from ingestion.parsers import parse_native_batch
 from ingestion.remote_write import RemoteWrite
 from ingestion.schemas import NATIVE_BATCH_SCHEMA, json_request_body
 from ingestion.storage import store_batch, store_batches
-from instances.formats import response_links
 
 router = Router(tags=["ingest"])
 

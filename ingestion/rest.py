@@ -14,13 +14,7 @@ from ninja import Field, Router, Schema, Status
 from accounts.models import AuditEvent
 from alerts.instance_status import derive_statuses
 from api.auth import check_push_for, ingest_or_manage_scope, ingest_scope
-from ingestion.api import ERRORS, decode_json
-from ingestion.models import IngestToken
-from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
-from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
-from ingestion.storage import store_metrics
-from instances import store
-from instances.formats import (
+from api.formats import (
     ApiMoment,
     InstanceRef,
     JsonObject,
@@ -29,6 +23,12 @@ from instances.formats import (
     api_list,
     response_links,
 )
+from ingestion.api import ERRORS, decode_json
+from ingestion.models import IngestToken
+from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
+from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
+from ingestion.storage import store_metrics
+from instances import store
 from instances.models import Instance
 from instances.samples import samples_engine
 
