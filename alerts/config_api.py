@@ -23,8 +23,8 @@ from alerts.alerting_config import (
 )
 from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
 from api.auth import manage_scope, read_scope
+from api.formats import ListLimit, response_links
 from ingestion.errors import ApiError
-from instances.formats import ListLimit, response_links
 
 router = Router(tags=["alerting configuration"])
 
