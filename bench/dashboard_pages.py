@@ -1,79 +1,42 @@
-"""Benchmark: the dashboard's pages over 500 instances with a day of 30 s samples (issue 4).
+"""Benchmark: the dashboard's pages at fleet scale (issue 20): the overview over 5,000 instances,
+the alerts page with 10,000 open alerts and the instance page of an instance with 2,000 series.
 
-Runs in the database DATABASE_URL names, which should be a scratch one (it is migrated and
-filled here, and reused by later runs when it already holds the fleet):
-
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/vigil_bench \\
-        .venv/bin/python bench/dashboard_pages.py [--instances 500] [--runs 15] [--reload]
-
-Each instance gets ``cpu_usage`` and ``memory_usage`` every 30 s over the last 24 hours (2,880
-samples per series, 2.9 million rows for 500 instances), written with binary COPY through
-instances/store.py. Each page is fetched through the Django test client as a logged-in user:
-one cold request, then ``--runs`` warm ones. Prints a table (median, p95, queries) and merges
-its figures into bench/results.json under "dashboard_pages".
+Runs as ``python -m bench.dashboard_pages`` in the scratch database ``DATABASE_URL`` names (see
+bench/common.py). Each of the fleet's instances gets ``cpu_usage`` and ``memory_usage`` every
+30 s over the overview's sparkline hour; one more instance has 2,000 series (100 names × 20
+label sets) over the instance page's default hour. Each page is fetched through the Django test
+client as a Viewer: two warm-ups, then the median of ``RUNS`` requests, taken in turn.
 """
 
-import argparse
-import json
 import os
 import random
-import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from bench.common import Figure, alternating_medians_ms, emit, log, setup_django
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-RESULTS = Path(__file__).with_name("results.json")
+INSTANCES = 5000
+OPEN_ALERTS = 10_000
+WIDE_NAMES, WIDE_LABEL_SETS = 100, 20
 METRICS = ("cpu_usage", "memory_usage")
 STEP = timedelta(seconds=30)
-SPAN = timedelta(hours=24)
-AGENT_PREFIX = "bench-dash-"
+SPAN = timedelta(minutes=70)
+RUNS = 9
 # Rows per COPY, so memory stays small.
 COPY_ROWS = 200_000
+TARGETS_MS = {"overview": 300, "alerts": 300, "instance": 500}
 
 
-def populate(instances: int) -> None:
-    """The fleet: instances, their two series, a day of samples each, and a few alerts."""
-    from alerts.models import Alert
+def store_samples(levels: dict[int, float], rng: random.Random) -> int:
+    """``SPAN`` of samples every ``STEP`` for each series of ``levels``, in time order as agents
+    deliver them (the samples table's BRIN index on ts relies on it)."""
+    from django.db import transaction
+    from django.utils import timezone
+
     from instances import store
-    from instances.models import Instance
 
-    rng = random.Random(4)
     now = timezone.now()
     steps = int(SPAN / STEP)
-    store.ensure_partitions({(now - SPAN).date(), now.date(), (now + timedelta(days=1)).date()})
-    statuses = ["healthy"] * 8 + ["warning", "unhealthy"]
-    created = Instance.objects.bulk_create(
-        Instance(
-            agent_id=f"{AGENT_PREFIX}{n:04d}",
-            name=f"bench-{n:04d}.example.net",
-            type=("web", "db", "cache", "worker")[n % 4],
-            region=("fra1", "nyc1", "sgp1")[n % 3],
-            status=statuses[n % len(statuses)],
-            last_seen=now,
-        )
-        for n in range(instances)
-    )
-    levels = {}
-    for instance in created:
-        keys = [store.SeriesKey(name, {}, "percent") for name in METRICS]
-        for series_id in store.resolve_series(instance.pk, keys).values():
-            levels[series_id] = rng.uniform(10, 80)
-    # In time order, as agents deliver them: the samples table's BRIN index on ts relies on it.
     rows = []
     for step in range(steps):
         ts = now - STEP * (steps - step)
@@ -81,56 +44,76 @@ def populate(instances: int) -> None:
             levels[series_id] = level = min(100.0, max(0.0, level + rng.gauss(0, 2)))
             rows.append((series_id, ts, level))
         if len(rows) >= COPY_ROWS or step + 1 == steps:
-            store.write_samples(rows)
+            with transaction.atomic():
+                store.write_samples(rows)
             rows = []
-    print(f"  {len(levels) * steps} samples stored", flush=True)
+    return len(levels) * steps
+
+
+def populate() -> tuple[str, int]:
+    """The fleet, its samples, the open alerts and the wide instance; returns the wide
+    instance's id and the samples stored."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from alerts.models import Alert
+    from instances import store
+    from instances.models import Instance
+
+    rng = random.Random(4)
+    now = timezone.now()
+    store.ensure_partitions({(now - SPAN).date(), now.date(), (now + timedelta(days=1)).date()})
+    statuses = ["healthy"] * 8 + ["warning", "unhealthy"]
+    fleet = Instance.objects.bulk_create(
+        Instance(
+            agent_id=f"bench-{n:05d}",
+            name=f"bench-{n:05d}.example.net",
+            type=("web", "db", "cache", "worker")[n % 4],
+            region=("fra1", "nyc1", "sgp1")[n % 3],
+            status=statuses[n % len(statuses)],
+            last_seen=now,
+        )
+        for n in range(INSTANCES)
+    )
+    levels = {}
+    for instance in fleet:
+        keys = [store.SeriesKey(name, {}, "percent") for name in METRICS]
+        for series_id in store.resolve_series(instance.pk, keys).values():
+            levels[series_id] = rng.uniform(10, 80)
+    wide = Instance.objects.create(agent_id="bench-wide", name="wide.example.net", last_seen=now)
+    keys = [
+        store.SeriesKey(f"app_metric_{name:03d}", {"shard": str(shard)}, "percent")
+        for name in range(WIDE_NAMES)
+        for shard in range(WIDE_LABEL_SETS)
+    ]
+    for series_id in store.resolve_series(wide.pk, keys).values():
+        levels[series_id] = rng.uniform(10, 80)
+    samples = store_samples(levels, rng)
     Alert.objects.bulk_create(
         Alert(
-            instance=instance,
-            alert_type="HighCpu",
-            fingerprint=f"bench-{instance.pk}",
+            instance=fleet[n % INSTANCES],
+            alert_type=f"HighCpu{n // INSTANCES}",
+            fingerprint=f"bench-{n}",
             severity=("warning", "critical")[n % 2],
             message="cpu_usage above threshold",
+            created_at=now - timedelta(seconds=n),
         )
-        for n, instance in enumerate(created[::25])
+        for n in range(OPEN_ALERTS)
     )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+    return str(wide.pk), samples
 
 
-def time_page(client: Client, url: str, runs: int) -> dict:
-    """One cold request, then ``runs`` warm ones: milliseconds and query count."""
-    cold_started = time.perf_counter()
-    response = client.get(url)
-    cold = (time.perf_counter() - cold_started) * 1000
-    assert response.status_code == 200, (url, response.status_code)
-    timings = []
-    for _ in range(runs):
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            response = client.get(url)
-            timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    return {
-        "cold_ms": round(cold, 1),
-        "median_ms": round(statistics.median(timings), 1),
-        "p95_ms": round(statistics.quantiles(timings, n=20, method="inclusive")[18], 1),
-        "queries": len(queries.captured_queries),
-        "bytes": len(response.content),
-        "runs": runs,
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--reload", action="store_true", help="drop the fleet and store it again")
-    args = parser.parse_args()
-
+def main() -> None:
+    setup_django()
+    from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
 
-    from instances.models import Instance
+    from accounts.permissions import Role, set_role
 
     setup_test_environment()  # lets the test client's "testserver" host in
     # The pages' {% static %} must not need collectstatic's manifest.
@@ -138,50 +121,63 @@ def main() -> int:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    print(f"database {connection.settings_dict['NAME']}")
-    call_command("migrate", verbosity=0)
-    fleet = Instance.objects.filter(agent_id__startswith=AGENT_PREFIX)
-    if args.reload or fleet.count() != args.instances:
-        Instance.objects.all().delete()
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE samples")
-        started = time.perf_counter()
-        print(f"storing {args.instances} instances x {len(METRICS)} series x one day at 30 s")
-        populate(args.instances)
-        print(f"stored in {time.perf_counter() - started:.1f} s")
-
-    user, _ = get_user_model().objects.get_or_create(
-        username="bench", defaults={"is_superuser": True, "is_staff": True}
-    )
+    started = time.perf_counter()
+    wide, samples = populate()
+    log(f"stored {samples} samples in {time.perf_counter() - started:.1f} s")
+    user = get_user_model().objects.create_user("bench-viewer")
+    set_role(user, Role.VIEWER)
     client = Client()
     client.force_login(user)
-    one = fleet.order_by("name").first()
     pages = {
-        "overview": "/",
-        "instance 1h": f"/instances/{one.pk}/",
-        "instance 24h": f"/instances/{one.pk}/?range=24h",
-        "alerts": "/alerts/",
+        "overview": ("/", f"Overview, {INSTANCES:,} instances"),
+        "alerts": ("/alerts/", f"Alerts page, {OPEN_ALERTS:,} open alerts"),
+        "instance": (
+            f"/instances/{wide}/",
+            f"Instance page, {WIDE_NAMES * WIDE_LABEL_SETS:,} series ({WIDE_NAMES} names)",
+        ),
     }
-    results = {name: time_page(client, url, args.runs) for name, url in pages.items()}
+    sizes, queries = {}, {}
 
-    print(f"\n{'page':<14}{'cold ms':>10}{'median ms':>11}{'p95 ms':>9}{'queries':>9}{'KiB':>8}")
-    for name, row in results.items():
-        print(
-            f"{name:<14}{row['cold_ms']:>10.1f}{row['median_ms']:>11.1f}{row['p95_ms']:>9.1f}"
-            f"{row['queries']:>9}{row['bytes'] / 1024:>8.0f}"
+    def fetch(key: str, url: str):
+        def call() -> None:
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            sizes[key], queries[key] = len(response.content), len(captured.captured_queries)
+
+        return call
+
+    load_before = os.getloadavg()[0]
+    medians = alternating_medians_ms(
+        [fetch(key, url) for key, (url, _) in pages.items()], runs=RUNS, warm=2
+    )
+    load_after = os.getloadavg()[0]
+    figures = [
+        Figure(
+            f"page_{key}_ms",
+            label,
+            round(median, 1),
+            "ms",
+            f"< {TARGETS_MS[key]} ms",
+            median < TARGETS_MS[key],
         )
-    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    merged["dashboard_pages"] = {
-        "instances": args.instances,
-        "samples_per_series": int(SPAN / STEP),
-        "series": args.instances * len(METRICS),
-        "client": "django.test.Client, logged in",
-        "pages": results,
-    }
-    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"\nwritten to {RESULTS}")
-    return 0
+        for (key, (_, label)), median in zip(pages.items(), medians, strict=True)
+    ]
+    emit(
+        figures,
+        [
+            f"{INSTANCES:,} instances × {len(METRICS)} series and one instance with "
+            f"{WIDE_NAMES * WIDE_LABEL_SETS:,} series, {SPAN.total_seconds() / 60:.0f} min at "
+            f"30 s ({samples:,} samples), {OPEN_ALERTS:,} open alerts; each page through the "
+            f"Django test client as a Viewer, median of {RUNS} after two warm-ups, taken in turn. "
+            + "; ".join(
+                f"{key}: {queries[key]} queries, {sizes[key] / 1024:.0f} KiB" for key in pages
+            )
+            + f". Load average {load_before:.1f} before the timings, {load_after:.1f} after "
+            f"({os.cpu_count()} cores)."
+        ],
+    )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

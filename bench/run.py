@@ -31,6 +31,7 @@ MODULES = [
     "promql",
     "checks",
     "dashboards",
+    "dashboard_pages",
 ]
 
 

@@ -93,7 +93,9 @@ class OverviewConsumer(LiveConsumer):
         if isinstance(message, dict) and isinstance(message.get("filters"), str):
             filters = overview.OverviewFilters.from_query(QueryDict(message["filters"]))
             # The page swapped its grid: the next push sends it whole.
-            self.view = dataclasses.replace(self.view, filters=filters, shown_ids=None)
+            self.view = dataclasses.replace(
+                self.view, filters=filters, shown_ids=None, shown_total=None
+            )
 
     async def instance_updated(self, event):
         self.feed.note(event["instance_id"])

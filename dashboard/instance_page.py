@@ -19,6 +19,9 @@ from instances.samples import samples_engine
 from query.values import QueryError
 
 CHART_POINTS = 300
+# Charts drawn with the page; the rest load as they scroll into view, so an instance with
+# thousands of series costs one query for their names until its charts are looked at.
+EAGER_CHARTS = 6
 INSTANCE_ALERTS = 20
 LIVE_POINTS_LIMIT = 5000
 # The most a live socket catches up on when it (re)connects with an old ``since``: a page left
@@ -37,32 +40,69 @@ class Chart:
     series_count: int
     figure: str  # plotly figure JSON
     problem: str = ""  # why there is no figure
+    lazy: bool = False  # drawn when it scrolls into view (its own request)
 
 
 def is_counter(name: str, unit: str) -> bool:
     return name.endswith("_total") or unit.lower() in COUNTER_UNITS
 
 
-def charts(instance: Instance, time_range: TimeRange) -> list[Chart]:
-    """A chart per metric name, a line per series: two queries whatever the series count, and
-    one engine query per counter, drawn as its per-second rate."""
+def chart_groups(instance: Instance, name: str | None = None) -> list[tuple[str, str, list]]:
+    """The instance's series grouped by metric name, as ``(name, unit, series)`` (one query)."""
     series = Series.objects.filter(instance=instance).order_by("name", "id")
+    if name is not None:
+        series = series.filter(name=name)
     groups = [(name, list(group)) for name, group in groupby(series, key=lambda one: one.name)]
-    units = {name: next((one.unit for one in group if one.unit), "") for name, group in groups}
-    gauges = [one for name, group in groups if not is_counter(name, units[name]) for one in group]
+    return [
+        (name, next((one.unit for one in group if one.unit), ""), group) for name, group in groups
+    ]
+
+
+def charts(
+    instance: Instance, time_range: TimeRange, eager: int | None = EAGER_CHARTS
+) -> list[Chart]:
+    """A chart per metric name, a line per series. The first ``eager`` (all when None) are
+    drawn: one points query for their gauges, one engine query per counter, drawn as its
+    per-second rate; the others come back ``lazy``, to be fetched with ``chart_named``."""
+    groups = chart_groups(instance)
+    drawn = groups if eager is None else groups[:eager]
+    gauges = [one for name, unit, group in drawn if not is_counter(name, unit) for one in group]
     points = samples_engine().points_of_series(
         [one.pk for one in gauges], time_range.start, time_range.end, CHART_POINTS
     )
-    result = []
-    for name, group in groups:
-        unit = units[name]
-        if is_counter(name, unit):
-            result.append(rate_chart(instance, name, unit, len(group), time_range))
-            continue
-        traces = [(one, points.get(one.pk, [])) for one in group]
-        figure = figures.metric_figure(name, unit, traces, time_range.start, time_range.end)
-        result.append(Chart(name, unit, len(group), figure))
+    result = [
+        draw_chart(instance, name, unit, group, points, time_range) for name, unit, group in drawn
+    ]
+    result += [
+        Chart(name, unit, len(group), "", lazy=True) for name, unit, group in groups[len(drawn) :]
+    ]
     return result
+
+
+def chart_named(instance: Instance, name: str, time_range: TimeRange) -> Chart | None:
+    """The chart of one metric name (None when the instance has no such series)."""
+    groups = chart_groups(instance, name)
+    if not groups:
+        return None
+    name, unit, group = groups[0]
+    points = (
+        {}
+        if is_counter(name, unit)
+        else samples_engine().points_of_series(
+            [one.pk for one in group], time_range.start, time_range.end, CHART_POINTS
+        )
+    )
+    return draw_chart(instance, name, unit, group, points, time_range)
+
+
+def draw_chart(
+    instance: Instance, name: str, unit: str, group: list, points: dict, time_range: TimeRange
+) -> Chart:
+    if is_counter(name, unit):
+        return rate_chart(instance, name, unit, len(group), time_range)
+    traces = [(one, points.get(one.pk, [])) for one in group]
+    figure = figures.metric_figure(name, unit, traces, time_range.start, time_range.end)
+    return Chart(name, unit, len(group), figure)
 
 
 def rate_chart(

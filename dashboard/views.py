@@ -25,7 +25,9 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
@@ -74,6 +76,12 @@ def instance_detail(request, pk):
     """An instance's charts over a time range, its metadata and its alerts."""
     instance = get_object_or_404(Instance, pk=pk)
     time_range = TimeRange.from_query(request.GET)
+    if "chart" in request.GET:
+        # One chart of the page, fetched as it scrolls into view.
+        chart = instance_page.chart_named(instance, request.GET["chart"], time_range)
+        if chart is None:
+            raise Http404("No such chart")
+        return render(request, "dashboard/partials/instance_chart_body.html", {"chart": chart})
     context = {
         **instance_page.side_context(instance),
         "charts": instance_page.charts(instance, time_range),
@@ -92,6 +100,20 @@ def instance_detail(request, pk):
 
 
 ALERTS_PAGE_SIZE = 100
+
+
+def alert_instance_options(selected: str) -> SafeString:
+    """The instance filter's options, built here rather than in a template loop: a fleet of
+    thousands of instances made that loop most of the alerts page's time."""
+    instances = Instance.objects.order_by("name").values_list("pk", "name")
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        (
+            (pk, mark_safe(" selected") if str(pk) == selected else "", name)
+            for pk, name in instances
+        ),
+    )
 
 
 @role_required(Role.VIEWER)
@@ -114,13 +136,20 @@ def alerts_page(request):
         alerts = (
             alerts.filter(rule_id=filters["rule"]) if filters["rule"].isdigit() else alerts.none()
         )
+    total = alerts.count()
+    pages = max(1, -(-total // ALERTS_PAGE_SIZE))
+    page_asked = request.GET.get("page", "")
+    number = min(int(page_asked), pages) if page_asked.isdigit() and int(page_asked) > 0 else 1
+    start = (number - 1) * ALERTS_PAGE_SIZE
+    shown = list(alerts[start : start + ALERTS_PAGE_SIZE])
     context = {
-        "alerts": list(alerts[:ALERTS_PAGE_SIZE]),
-        "total": alerts.count(),
+        "alerts": shown,
+        "total": total,
+        "page": {"number": number, "pages": pages, "first": start + 1, "last": start + len(shown)},
         "filters": filters,
         "statuses": Alert.Status.values,
         "severities": Alert.Severity.values,
-        "instances": Instance.objects.order_by("name").only("pk", "name"),
+        "instance_options": alert_instance_options(filters["instance"]),
         "rules": AlertRule.objects.only("pk", "name"),
         "silence_durations": alert_page.SILENCE_DURATIONS,
         "default_silence": alert_page.DEFAULT_SILENCE,

@@ -71,6 +71,15 @@
     }
   });
 
+  // A changed filter starts its list over at the first page (a form's `page` field, if any).
+  document.addEventListener("input", function (event) {
+    var form = event.target.form;
+    if (!form || event.target.name === "page") return;
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (field.name === "page" && field.type === "hidden") field.value = "1";
+    });
+  });
+
   // A filter change swaps the part over HTTP; the socket then pushes with the same filters.
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.target.closest("form");
