@@ -15,6 +15,7 @@ from checks.models import Check
 from ingestion.models import IngestToken
 from ingestion.prompb import WriteRequest
 from instances.models import Instance
+from tests.test_monitoring import metric_value
 
 pytestmark = pytest.mark.django_db
 
@@ -335,3 +336,25 @@ def test_a_tokens_rate_limit_holds_outside_the_ninja_api_too(client, settings, p
     assert statuses[:2] == [200, 200]
     assert statuses[2] == 429
     assert client.get(path, headers=auth)["Retry-After"]
+
+
+def test_refused_api_calls_count_as_api_errors_and_only_refused_pushes_as_ingest_errors(client):
+    def counts():
+        return [
+            metric_value(client, name, reason=reason)
+            for name in ("vigil_api_errors_total", "vigil_ingest_errors_total")
+            for reason in ("unauthenticated", "forbidden")
+        ]
+
+    reader = {"Authorization": f"Bearer {IngestToken.issue('reader', [READ])[1]}"}
+    before = counts()
+
+    client.get("/api/v1/instances")  # no token: a read refused
+    client.delete("/api/v1/alerts/00000000-0000-4000-8000-000000000000", headers=reader)
+    client.post("/api/v1/ingest", batch(), content_type="application/json", headers=reader)
+
+    api_unauthenticated, api_forbidden, ingest_unauthenticated, ingest_forbidden = (
+        after - earlier for after, earlier in zip(counts(), before, strict=True)
+    )
+    assert (api_unauthenticated, api_forbidden) == (1, 2)
+    assert (ingest_unauthenticated, ingest_forbidden) == (0, 1)
