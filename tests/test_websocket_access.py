@@ -25,7 +25,7 @@ def watch_then(client, user, change) -> dict:
 
     async def scenario():
         communicator = socket("/ws/overview/", cookie)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=10)
         assert connected
         await sync_to_async(change)()
         heard = await communicator.receive_output(timeout=10)
@@ -65,7 +65,7 @@ def test_a_change_that_keeps_access_leaves_the_socket_open(client, operator):
 
     async def scenario():
         communicator = socket("/ws/overview/", cookie)
-        await communicator.connect()
+        await communicator.connect(timeout=10)
         await sync_to_async(set_role)(operator, Role.OPERATOR)
         await sync_to_async(operator.save)()
         quiet = await communicator.receive_nothing(timeout=0.5)
