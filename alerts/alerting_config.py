@@ -15,6 +15,7 @@ that environment variable when it is set, else the channel's stored value, so re
 export changes nothing."""
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from instances.models import Instance
 
 SECTIONS = ("channels", "rules", "recording_rules", "inhibit_rules", "silences")
 SECRET_REFERENCE_KEY = "env"
+# Longer than any rule's window or for, and well inside what the database's intervals hold.
+MAX_DURATION = timedelta(days=3650)
 # The names audit events give each kind of thing (as the pages' own events do).
 AUDIT_NAMES = {
     "alertrule": "rule",
@@ -91,9 +94,12 @@ class Setting:
 
 def _duration_read(value) -> timedelta:
     try:
-        return PrometheusDurationField().to_python(str(value))
-    except ValidationError:
-        raise ValueError(f"{value!r} is not a duration (e.g. 90s, 5m, 1h30m)") from None
+        duration = PrometheusDurationField().to_python(str(value))
+    except (ValidationError, OverflowError):
+        duration = None
+    if duration is None or abs(duration) > MAX_DURATION:
+        raise ValueError(f"{value!r} is not a duration (e.g. 90s, 5m, 1h30m; at most 10 years)")
+    return duration
 
 
 def _moment_write(value: datetime) -> str:
@@ -117,7 +123,13 @@ def _number_read(value) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{value!r} is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 def _flag_read(value) -> bool:
@@ -418,11 +430,22 @@ class _Importer:
         self, label: str, obj: models.Model, before: dict | None, after: dict, path: str
     ) -> bool:
         """Judge ``obj`` as the models do, then store it when it changed (an earlier problem
-        rolls it back with the rest); whether it was stored."""
+        rolls it back with the rest); whether it was stored. Where a value of the entry was
+        already refused, what the models say of the entry as a whole or of that key only
+        follows from it, and is not repeated."""
+        reported = {found for found, _ in self.problems.found if found.startswith(f"{path}.")}
         try:
             obj.full_clean()
         except ValidationError as error:
-            self.problems.validation(path, error)
+            judged = _Problems()
+            judged.validation(path, error)
+            self.problems.found += [
+                (where, message)
+                for where, message in judged.found
+                if where not in reported and not (reported and where == path)
+            ]
+            return False
+        if reported:
             return False
         if before == after:
             self.report.unchanged.append(label)

@@ -286,3 +286,20 @@ def test_the_api_refuses_a_bad_configuration_with_a_400_naming_each_path(manager
     assert response.status_code == 400
     assert [detail["field"] for detail in response.json()["details"]] == ["rules[0].for"]
     assert not AlertRule.objects.filter(name="Fast").exists()
+
+
+def test_numbers_and_durations_out_of_range_are_refused_by_path():
+    body = (
+        "rules:\n  - name: Huge\n    metric: cpu\n"
+        f"    warning_threshold: {10**400}\n    critical_threshold: .inf\n"
+        "    window: 99999999999d\n    for: 20000d\n"
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        import_config(body, actor="ci")
+
+    paths = [path for path, _ in refused.value.problems]
+    assert paths == [
+        "rules[0].window", "rules[0].warning_threshold", "rules[0].critical_threshold",
+        "rules[0].for",
+    ]  # fmt: skip
