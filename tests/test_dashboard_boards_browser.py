@@ -61,6 +61,13 @@ def test_a_dashboard_built_in_the_browser_keeps_its_view_and_extends_live(admin_
     admin_page.fill("#id_title", "CPU of the host")
     admin_page.fill("#id_queries", 'cpu_usage{instance="$host"}')
     admin_page.fill("#id_legends", "{{instance}}")
+    # Leave the box (its change updates the preview), and let that preview arrive before
+    # saving: a preview cut off by the page going away would be a console error.
+    admin_page.press("#id_legends", "Tab")
+    admin_page.wait_for_function(
+        "() => { const chart = document.querySelector('#panel-preview [data-plotted]');"
+        " return chart && chart.data && chart.data[0].name === 'web-1'; }"
+    )
     admin_page.click("#panel-form button[type=submit]")
     admin_page.wait_for_selector(".board-panel-timeseries .board-chart[data-plotted]")
 
