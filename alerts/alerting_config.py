@@ -632,11 +632,22 @@ def save_entry(
     return importer.saved or target
 
 
+class _LoaderWithoutAliases(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` repeats a node without copying it, so a few hundred bytes
+    of nested aliases stand for billions of values once written out (as labels are stored)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not taken", mark)
+        return super().compose_node(parent, index)
+
+
 def import_config(text: str, actor: str) -> ImportReport:
     """Create or update what the YAML document describes, all or nothing (ConfigError names
     every problem by its path), audited under ``actor``."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_LoaderWithoutAliases)
     except yaml.YAMLError as error:
         raise ConfigError([("(top)", f"not YAML: {error}")]) from None
     with transaction.atomic():

@@ -303,3 +303,14 @@ def test_numbers_and_durations_out_of_range_are_refused_by_path():
         "rules[0].window", "rules[0].warning_threshold", "rules[0].critical_threshold",
         "rules[0].for",
     ]  # fmt: skip
+
+
+def test_yaml_aliases_are_refused_before_anything_is_expanded():
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + level)}: &{chr(98 + level)} [{', '.join([f'*{chr(97 + level)}'] * 10)}]\n"
+        for level in range(8)
+    )
+    body = laughs + "rules:\n  - name: Laughs\n    metric: cpu\n    labels: {x: *i}\n"
+
+    with pytest.raises(ConfigError, match="aliases"):
+        import_config(body, actor="ci")
