@@ -333,6 +333,8 @@ AGENT_INTERVAL_SECONDS = env.int("AGENT_INTERVAL_SECONDS", default=30)
 # stays bounded; 16 bytes a sample).
 PROMQL_TIMEOUT_SECONDS = env.float("PROMQL_TIMEOUT_SECONDS", default=30.0)
 PROMQL_MAX_SAMPLES = env.int("PROMQL_MAX_SAMPLES", default=5_000_000)
+# The most series the Prometheus API's /series lists (its ``limit`` may ask for fewer).
+PROMQL_MAX_SERIES_LISTED = env.int("PROMQL_MAX_SERIES_LISTED", default=10_000)
 
 # Where samples are kept: "postgres" (Vigil's own tables, the default) or "victoriametrics" (a
 # VictoriaMetrics at VM_WRITE_URL, queried at VM_QUERY_URL: the Prometheus API's base, e.g.

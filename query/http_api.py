@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import orjson
 import promql_parser
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -238,10 +239,24 @@ def _since(request: HttpRequest) -> datetime:
 def series(request: HttpRequest) -> HttpResponse:
     try:
         selectors = _selectors(request, required=True)
-        found = store.match_series(selectors, since=_since(request))
+        limit = _series_limit(request)
+        found = store.match_series(selectors, since=_since(request), limit=limit + 1)
     except QueryError as error:
         return error_response(error)
-    return _success([_metric(item.labels) for item in found])
+    answer = {"status": "success", "data": [_metric(item.labels) for item in found[:limit]]}
+    if len(found) > limit:
+        answer["warnings"] = ["results truncated due to limit"]
+    return _json(answer)
+
+
+def _series_limit(request: HttpRequest) -> int:
+    """``limit`` (0 or none: the most there is), never above ``PROMQL_MAX_SERIES_LISTED``: a
+    selector matching everything must not list every series there is."""
+    most = settings.PROMQL_MAX_SERIES_LISTED
+    text = _param(request, "limit") or "0"
+    if not text.isdigit():
+        raise QueryError(f'invalid parameter "limit": cannot parse "{text}" to a valid number')
+    return min(int(text) or most, most)
 
 
 @csrf_exempt

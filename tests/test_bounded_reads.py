@@ -99,3 +99,18 @@ def test_the_alertmanager_silences_list_leaves_out_silences_expired_over_five_da
 
     assert response.status_code == 200
     assert [silence["comment"] for silence in response.json()] == ["1 days ago"]
+
+
+def test_the_prometheus_series_list_stops_at_its_limit_and_says_so(api, settings):
+    settings.PROMQL_MAX_SERIES_LISTED = 5
+    samples = [{"name": "cpu", "labels": {"core": str(n)}, "value": n} for n in range(8)]
+    api.post("/api/v1/ingest", {"instance": {"agent_id": "web-1"}, "samples": samples})
+
+    everything = api.get("/prometheus/api/v1/series", {"match[]": '{__name__=~".+"}'}).json()
+    asked = api.get("/prometheus/api/v1/series", {"match[]": "cpu", "limit": "3"}).json()
+    within = api.get("/prometheus/api/v1/series", {"match[]": "cpu", "limit": "8"}).json()
+
+    assert len(everything["data"]) == 5
+    assert everything["warnings"] == ["results truncated due to limit"]
+    assert len(asked["data"]) == 3 and asked["warnings"]
+    assert len(within["data"]) == 5
