@@ -166,6 +166,8 @@ def get_object(request: HttpRequest, kind: Kind, object_id: int):
 def update_object(request: HttpRequest, kind: Kind, object_id: int):
     section = KINDS[kind][1]
     changes = _body_map(request)
+    # What a read answered may be sent back whole: its id names the object already.
+    changes.pop("id", None)
     with transaction.atomic():
         obj = _object_or_404(kind, object_id)
         entry = {**entry_of(section, obj, include_secrets=True), **changes}

@@ -111,6 +111,10 @@ def test_channel_secrets_are_taken_but_never_shown_and_kept_when_left_out(manage
     assert made.json()["secret"] == {"env": "VIGIL_CHANNEL_PAGER_SECRET"}
     channel = NotificationChannel.objects.get(pk=channel_id)
     assert channel.secret == ROUTING_KEY and channel.severities == ["critical", "error"]
+    read_back = manager.get(f"/api/v1/alerting/channels/{channel_id}").json()
+    sent_back = patch(manager, "channels", channel_id, read_back)
+    assert sent_back.status_code == 200, sent_back.content
+    assert NotificationChannel.objects.get(pk=channel_id).secret == ROUTING_KEY
     missing = post(manager, "channels", {"name": "Pager 2", "kind": "pagerduty"})
     assert missing.status_code == 400
     assert [detail["field"] for detail in missing.json()["details"]] == ["secret"]
