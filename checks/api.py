@@ -84,6 +84,14 @@ def apply_fields(check: Check, payload: CheckFields) -> list[str]:
     """Set the fields the payload gives on ``check`` and judge the whole of it (400 with
     every refused field); returns the names of the fields given."""
     given = payload.model_dump(exclude_unset=True, exclude={"kind"})
+    # An explicit null clears a field only where the check may be without it.
+    refused = [
+        {"index": None, "field": name, "message": "may not be null"}
+        for name, value in given.items()
+        if value is None and not Check._meta.get_field(name).null
+    ]
+    if refused:
+        raise ApiError(400, "invalid check", refused)
     for name, value in given.items():
         if name == "group":
             check.group = _group_named(value)

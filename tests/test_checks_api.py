@@ -122,6 +122,7 @@ def test_a_delete_takes_the_check_and_its_instance(manager):
         ({"url": "https://shop.example/", "surprise": 1}, "surprise", "Extra inputs"),
         ({"url": "https://shop.example/", "timeout_seconds": "NaN"}, "timeout_seconds", ""),
         ({"url": "https://shop.example/", "group": "nope"}, "group", "no group 'nope'"),
+        ({"url": "https://shop.example/", "keyword": None}, "keyword", "may not be null"),
         (
             {"url": "https://shop.example/", "http_headers": {"Bad Name": "x"}},
             "http_headers",
