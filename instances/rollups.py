@@ -149,6 +149,9 @@ def _refresh(now: datetime) -> RefreshReport:
             _set_watermark(end)
         report.start = report.start or start
         report.chunks.append((start, end))
+    if not report.chunks or report.chunks[-1][1] < now:
+        # A first refresh reads the stored days only: there is nothing after the last of them.
+        _set_watermark(now)
     return report
 
 
