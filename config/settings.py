@@ -437,6 +437,18 @@ CELERY_BEAT_SCHEDULE["scrape-targets"] = {
     "options": {"expires": 5.0},
 }
 
+# Vigil's own /metrics, scraped into the instance "vigil" for the shipped "Vigil" dashboard;
+# by default the web process `make run` starts on this host.
+SCRAPE_OWN_METRICS = env.bool("SCRAPE_OWN_METRICS", default=True)
+OWN_METRICS_URL = env.str(
+    "OWN_METRICS_URL", default=f"http://127.0.0.1:{env.int('VIGIL_PORT', default=8000)}/metrics"
+)
+CELERY_BEAT_SCHEDULE["scrape-own-metrics"] = {
+    "task": "ingestion.scrape_own_metrics",
+    "schedule": 15.0,
+    "options": {"expires": 15.0},
+}
+
 # Checks (PRODUCT.md section 15): probes never reach link-local addresses, and loopback or
 # private ones only when allowed. Due checks are claimed every second; a worker runs at most
 # CHECKS_CONCURRENCY probes at once.

@@ -325,7 +325,8 @@ VIGIL = {
         _panel(
             "stat",
             "Notifications failed, last hour",
-            [("sum(increase(vigil_notification_failures_total[1h]))", "")],
+            # None failed is a 0, not "no data": the counter has no series before a failure.
+            [("sum(increase(vigil_notification_failures_total[1h])) or vector(0)", "")],
             (8, 8, 4, 3),
             decimals=0,
             thresholds=[{"value": 1, "color": "red"}],

@@ -1,4 +1,5 @@
-"""Scraping Prometheus exposition endpoints (ScrapeTarget), run by Celery beat every few seconds.
+"""Scraping Prometheus exposition endpoints (ScrapeTarget), run by Celery beat every few seconds,
+and Vigil's own /metrics every 15 s.
 
 Each run claims the due targets (ScrapeTarget.claim_due), fetches their pages concurrently in a
 bounded thread pool (HTTP only, with a timeout), then parses and stores each page through the one
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -25,6 +27,7 @@ from ingestion.exposition import TextExposition
 from ingestion.models import ScrapeTarget
 from ingestion.parsers import ParsedSample, TimeWindow
 from ingestion.storage import store_batch
+from instances.models import VIGIL_AGENT_ID, Instance
 from instances.outbound import TargetBlocked, resolve_allowed
 
 logger = logging.getLogger(__name__)
@@ -76,13 +79,24 @@ def scrape_due_targets(now=None) -> int:
     return len(targets) - len(unstored)
 
 
+def scrape_own_metrics(now: datetime | None = None) -> bool:
+    """Scrape Vigil's own /metrics (OWN_METRICS_URL) into the instance that stands for Vigil,
+    which the shipped "Vigil" dashboard draws; False when SCRAPE_OWN_METRICS is off.
+
+    Over HTTP, not from this worker's registry: request and ingest counters live in the web
+    process that answered them, and only its /metrics has them.
+    """
+    if not settings.SCRAPE_OWN_METRICS:
+        return False
+    page = fetch_page(settings.OWN_METRICS_URL, SCRAPE_TIMEOUT_SECONDS)
+    Instance.vigil()
+    store_page(VIGIL_AGENT_ID, settings.OWN_METRICS_URL, page, TimeWindow(now))
+    return True
+
+
 def fetch(target: ScrapeTarget) -> Page:
     """GET the target's page (no database work here: it runs in a pool thread)."""
     started = time.perf_counter()
-    timeout = min(SCRAPE_TIMEOUT_SECONDS, target.interval_seconds)
-    request = urllib.request.Request(
-        target.url, headers={"Accept": ACCEPT, "User-Agent": "Vigil-scraper"}
-    )
     parts = urlsplit(target.url)
     try:
         resolve_allowed(
@@ -91,10 +105,18 @@ def fetch(target: ScrapeTarget) -> Page:
             allow_private=settings.SCRAPE_ALLOW_PRIVATE,
             private_setting="SCRAPE_ALLOW_PRIVATE",
         )
-        with _OPENER.open(request, timeout=timeout) as response:
-            body = response.read(MAX_PAGE_BYTES + 1)
     except TargetBlocked as error:
         return Page(None, time.perf_counter() - started, f"target refused: {error}")
+    return fetch_page(target.url, min(SCRAPE_TIMEOUT_SECONDS, target.interval_seconds))
+
+
+def fetch_page(url: str, timeout: float) -> Page:
+    """GET an exposition page whose address has been vetted (or is Vigil's own)."""
+    started = time.perf_counter()
+    request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "Vigil-scraper"})
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            body = response.read(MAX_PAGE_BYTES + 1)
     except urllib.error.HTTPError as error:
         reason = f"HTTP {error.code}"
         if 300 <= error.code < 400:
@@ -110,12 +132,20 @@ def fetch(target: ScrapeTarget) -> Page:
 
 
 def store_scrape(target: ScrapeTarget, page: Page) -> None:
-    """Store the page's samples with ``up`` and ``scrape_duration_seconds``; record the outcome.
+    """Store the page's samples on the target's instance and record the outcome."""
+    error = store_page(
+        target.instance.agent_id, target.url, page, TimeWindow(target.last_scrape_at)
+    )
+    target.record(not error, page.seconds, error)
+
+
+def store_page(agent_id: str, url: str, page: Page, window: TimeWindow) -> str:
+    """Store the page's samples with ``up`` and ``scrape_duration_seconds`` (labelled with the
+    page's ``url``) on the instance ``agent_id``; returns why the scrape failed, or "".
 
     A page that cannot be parsed or stored counts as a failed scrape (``up`` 0), as in
     Prometheus; only the two scrape samples are stored then.
     """
-    window = TimeWindow(target.last_scrape_at)
     error, samples = page.error, []
     if page.text is not None:
         try:
@@ -124,21 +154,21 @@ def store_scrape(target: ScrapeTarget, page: Page) -> None:
             error = f"not Prometheus text format: {parse_error}"
         else:
             if skipped:
-                logger.info("scrape of %s: %d samples could not be stored", target.url, skipped)
-    agent_id = {"agent_id": target.instance.agent_id}
+                logger.info("scrape of %s: %d samples could not be stored", url, skipped)
+    instance = {"agent_id": agent_id}
     if not error:
         try:
-            store_batch(agent_id, samples + scrape_samples(target, window, True, page.seconds))
+            store_batch(instance, samples + scrape_samples(url, window, True, page.seconds))
         except (ApiError, DataError) as store_error:
             error = f"samples not stored: {store_error}"
     if error:
-        store_batch(agent_id, scrape_samples(target, window, False, page.seconds))
-        logger.warning("scrape of %s failed: %s", target.url, error)
-    target.record(not error, page.seconds, error)
+        store_batch(instance, scrape_samples(url, window, False, page.seconds))
+        logger.warning("scrape of %s failed: %s", url, error)
+    return error
 
 
-def scrape_samples(target, window: TimeWindow, up: bool, seconds: float) -> list[ParsedSample]:
-    labels = {"target": target.url}
+def scrape_samples(url: str, window: TimeWindow, up: bool, seconds: float) -> list[ParsedSample]:
+    labels = {"target": url}
     return [
         ParsedSample("up", 1.0 if up else 0.0, window.now, labels, ""),
         ParsedSample("scrape_duration_seconds", seconds, window.now, labels, "seconds"),

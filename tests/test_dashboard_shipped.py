@@ -68,6 +68,18 @@ def counter(per_step: float) -> list[float]:
     return [per_step * i for i in range(41)]
 
 
+# Each "Vigil" panel's title, error and emptiness when it draws its data.
+VIGIL_PANELS_DRAWN = [
+    ("Requests answered", None, False),
+    ("Request latency", None, False),
+    ("Samples ingested", None, False),
+    ("Ingest requests refused", None, False),
+    ("Rule evaluation, average", None, False),
+    ("Rollups behind", None, False),
+    ("Notifications failed, last hour", None, False),
+]
+
+
 def panels_shown(client, board: Dashboard) -> list:
     return [
         client.get(f"/dashboards/{board.pk}/panels/{panel.pk}/", headers=HTMX).context["shown"]
@@ -143,13 +155,7 @@ def test_every_vigil_panel_draws_vigil_s_own_metrics(admin_client):
 
     shown = panels_shown(admin_client, board)
 
-    assert [(content.panel.title, content.error, content.is_empty) for content in shown] == [
-        ("Requests answered", None, False),
-        ("Request latency", None, False),
-        ("Samples ingested", None, False),
-        ("Ingest requests refused", None, False),
-        ("Rule evaluation, average", None, False),
-        ("Rollups behind", None, False),
-        ("Notifications failed, last hour", None, False),
-    ]
+    assert [
+        (content.panel.title, content.error, content.is_empty) for content in shown
+    ] == VIGIL_PANELS_DRAWN
     assert [value.text for value in shown[5].values] == ["42 s"]
