@@ -5,6 +5,12 @@ alerts; this module, connected in AlertsConfig.ready, turns them into critical a
 the usual episode path, so they notify (and resolve) like any other alert. Each kind of problem
 is one open episode at a time (one fingerprint); a repeat only updates its message.
 raise_problem and resolve_problem serve the checks' problems too (alerts/check_alerts.py).
+
+The heartbeat of Vigil's backups (checks/backup_heartbeat.py) sees the same outages as these
+alerts, so it ships with two inhibition rules that keep one outage to one notification: a
+failed backup mutes the heartbeat's alerts (the backup alert carries the error), and the
+heartbeat being down (the job failed, or never ran) mutes "no good backup for 26 hours", which
+would only say it again later. Both stay shown, marked inhibited; both are the admin's to edit.
 """
 
 import logging
@@ -14,8 +20,11 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from alerts import lifecycle
-from alerts.models import Alert, Silence, fingerprint
+from alerts.models import Alert, InhibitRule, Silence, fingerprint
 from backups import signals
+from checks import signals as check_signals
+from checks.backup_heartbeat import ensure_backup_heartbeat
+from checks.models import Check
 from instances.models import VIGIL_AGENT_ID, Instance
 
 logger = logging.getLogger(__name__)
@@ -73,6 +82,33 @@ def resolve_problem(alert_type: str, note: str, instance: Instance | None = None
         for alert in alerts:
             lifecycle.recover(alert, now, note=note)
     return len(alerts)
+
+
+def ship_backup_heartbeat() -> Check:
+    """Make the heartbeat of Vigil's backups if none watches them, with the inhibition rules
+    that keep each outage to one notification; a heartbeat already there is left as it is."""
+    with transaction.atomic():
+        check, created = ensure_backup_heartbeat()
+        if created:
+            heartbeat = {"label": "instance", "op": "=", "value": check.agent_id}
+            InhibitRule.objects.update_or_create(
+                name="A failed backup mutes the backups heartbeat",
+                defaults={
+                    "source_matchers": [{"label": "alertname", "op": "=", "value": BACKUP_FAILED}],
+                    "target_matchers": [heartbeat],
+                    "equal": [],
+                },
+            )
+            down = {"label": "alertname", "op": "=", "value": check_signals.DOWN}
+            InhibitRule.objects.update_or_create(
+                name="The backups heartbeat down mutes no good backup",
+                defaults={
+                    "source_matchers": [down, heartbeat],
+                    "target_matchers": [{"label": "alertname", "op": "=", "value": BACKUP_STALE}],
+                    "equal": [],
+                },
+            )
+    return check
 
 
 def _open_alerts(instance: Instance, alert_type: str):

@@ -121,6 +121,7 @@ def _dump(conn: psycopg.Connection, kind: str) -> Backup:
     backup.path = str(backup_dir / f"vigil-{stamp}-{backup.pk}.dump")
     backup.save(update_fields=["path"])
     progress.publish(backup, "started")
+    signals.run_started.send_robust(Backup, backup=backup)
     try:
         backup.row_counts = postgres.count_rows(conn, MAIN_TABLES)
         backup.save(update_fields=["row_counts"])
@@ -137,6 +138,7 @@ def _dump(conn: psycopg.Connection, kind: str) -> Backup:
     logger.info("backup %s written: %s (%s bytes)", backup.pk, backup.path, size)
     offsite.upload(backup)
     progress.publish(backup, "succeeded", bytes=size)
+    signals.run_ended.send_robust(Backup, backup=backup, error=None)
     signals.backup_succeeded.send_robust(
         Backup, backup=backup, message=f"Backup {backup.file_name} succeeded"
     )
@@ -207,6 +209,7 @@ def _fail(backup: Backup, error: str) -> None:
     signals.backup_failed.send_robust(
         Backup, backup=backup, message=f"Backup failed: {error}"[:1000]
     )
+    signals.run_ended.send_robust(Backup, backup=backup, error=error)
 
 
 def _describe(error: Exception) -> str:
@@ -223,7 +226,8 @@ def _size(path: str) -> int:
 
 
 def _remove(path: str) -> None:
-    with suppress(FileNotFoundError):
+    # Not a directory: BACKUP_DIR is under a file, so there is nothing to remove either.
+    with suppress(FileNotFoundError, NotADirectoryError):
         os.remove(path)
 
 

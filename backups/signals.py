@@ -19,3 +19,9 @@ backup_stale = Signal()
 # Encrypting or uploading a good backup's off-site copy failed.
 offsite_failed = Signal()
 offsite_succeeded = Signal()
+# A backup run began, and ended (``error`` None when it succeeded): what a heartbeat of the
+# backup job hears (checks/backup_heartbeat.py). A failed run's end is sent after
+# ``backup_failed`` and a good run's before ``backup_succeeded``, so the backup alert is open
+# whenever the heartbeat's is.
+run_started = Signal()
+run_ended = Signal()

@@ -66,6 +66,7 @@ class CheckFields(Schema):
     grace_seconds: Annotated[int, Field(ge=0, le=31_536_000)] | None = None
     cron: Annotated[StoredText, StringConstraints(max_length=100)] | None = None
     time_zone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    late_alerts: bool | None = None
 
 
 class CheckCreate(CheckFields):
@@ -198,8 +199,5 @@ def update_check(request, check_id: str, payload: CheckFields):
     "/checks/{check_id}", auth=manage_scope, response={204: None}, summary="Delete a check"
 )
 def delete_check(request, check_id: str):
-    check = check_or_404(check_id)
-    with transaction.atomic():
-        AuditEvent.record(request.auth.name, "check.delete", check)
-        check.delete()
+    check_or_404(check_id).delete_recorded(request.auth.name)
     return Status(204, None)

@@ -13,6 +13,9 @@ class ChecksConfig(AppConfig):
 
         REGISTRY.register(ChecksCollector())
 
+        # Backup runs ping the backups' heartbeat; its schedule follows theirs.
+        from checks import backup_heartbeat  # noqa: F401
+
         post_delete.connect(delete_check_instance, sender=Check, dispatch_uid="check-instance")
 
 

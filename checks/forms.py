@@ -3,7 +3,7 @@
 from django import forms
 from django.db import models
 
-from checks.models import Check
+from checks.models import Check, CheckGroup
 
 # The target fields of each kind; the kind itself is chosen before the form.
 TARGETS = {
@@ -29,7 +29,7 @@ TARGETS = {
     Check.Kind.HEARTBEAT: ["slug"],
 }
 PROBE_SCHEDULE = ["interval_seconds", "timeout_seconds", "retries", "jitter_seconds"]
-HEARTBEAT_SCHEDULE = ["period_seconds", "grace_seconds", "cron", "time_zone"]
+HEARTBEAT_SCHEDULE = ["period_seconds", "grace_seconds", "cron", "time_zone", "late_alerts"]
 COMMON = ["name", "group"]
 LABELS = {
     "url": "URL",
@@ -102,3 +102,12 @@ def check_form(kind: str) -> type[CheckForm]:
     )
     form.kind = kind
     return form
+
+
+class CheckGroupForm(forms.ModelForm):
+    """A group's name, its status page's slug and whether the page is shown."""
+
+    class Meta:
+        model = CheckGroup
+        fields = ["name", "slug", "status_page"]
+        labels = {"status_page": "Public status page"}

@@ -24,6 +24,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from accounts.models import AuditEvent
 from checks import history, signals
 from checks.events import publish_checks_changed
 from checks.probes import ProbeResult, resolver_address, status_matches
@@ -173,6 +174,14 @@ class Check(models.Model):
         max_length=100, blank=True, help_text="A cron expression; empty uses the period."
     )
     time_zone = models.CharField(max_length=64, default="UTC")
+    late_alerts = models.BooleanField(
+        default=True,
+        help_text="Heartbeats: a warning alert while a ping is overdue. Off, late only shows "
+        "(as in Healthchecks) and the alert comes when the grace has passed too.",
+    )
+    # Pinged by Vigil's own backup runs (checks/backup_heartbeat.py), its schedule following
+    # theirs.
+    watches_backups = models.BooleanField(default=False, editable=False)
 
     # The key of its public SVG badges (/badge/<key>.svg): not the id, which pings use.
     badge_key = models.CharField(max_length=32, unique=True, default=new_badge_key, editable=False)
@@ -233,6 +242,13 @@ class Check(models.Model):
                 self.reschedule(timezone.now())
         super().save(*args, **kwargs)
         publish_checks_changed([self.pk])
+
+    def delete_recorded(self, actor, request=None) -> None:
+        """Delete the check, audited under ``actor`` (a user, or a token's name): its instance,
+        with the samples and alerts, goes with it (ChecksConfig's post_delete), its pings too."""
+        with transaction.atomic():
+            AuditEvent.record(actor, "check.delete", self, request=request)
+            self.delete()
 
     @property
     def agent_id(self) -> str:
@@ -553,7 +569,7 @@ class Check(models.Model):
                 if was == self.State.LATE:
                     self.announce_over(signals.LATE, f"{self.name} is down, no longer late.")
                 self.announce_down(self.last_reason)
-            else:
+            elif self.late_alerts:
                 self.announce(signals.LATE, "warning", f"{self.name} is {self.last_reason}.")
 
     def heartbeat_state_at(self, now: datetime) -> tuple[str, str]:
@@ -634,6 +650,7 @@ API_SETTINGS = [
     "grace_seconds",
     "cron",
     "time_zone",
+    "late_alerts",
 ]
 # What a probe's result changes on its check.
 PROBE_FIELDS = [

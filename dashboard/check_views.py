@@ -1,18 +1,20 @@
-"""The checks pages: the list, one check's page, the form that makes or edits one, and pause
-or resume. Viewers read; Operators and Admins change (the controls are not shown to Viewers,
-and their endpoints answer them 403)."""
+"""The checks pages: the list, one check's page, the form that makes or edits one, pause or
+resume, delete; and the groups (status pages, slug pings): their list, form and delete. Viewers
+read; Operators and Admins change (the controls are not shown to Viewers, and their endpoints
+answer them 403)."""
 
 from django.contrib import messages
 from django.db import transaction
+from django.db.models import Count
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.auditing import record_saved
+from accounts.auditing import record_deleted, record_saved
 from accounts.models import AuditEvent
 from accounts.permissions import Role, has_role, role_required
-from checks.forms import check_form
-from checks.models import Check
+from checks.forms import CheckGroupForm, check_form
+from checks.models import Check, CheckGroup
 from dashboard import checks_page
 
 
@@ -91,3 +93,68 @@ def check_paused(request, pk):
         )
     context = checks_page.status_context(check, True)
     return render(request, "dashboard/partials/check_live.html", context)
+
+
+@role_required(Role.OPERATOR)
+def check_delete(request, pk):
+    """Confirm, then delete the check as the API does: its instance, samples, alerts and pings
+    go with it."""
+    check = get_object_or_404(Check, pk=pk)
+    if request.method != "POST":
+        context = {"check": check, "pings": check.pings.count()}
+        return render(request, "dashboard/check_delete.html", context)
+    check.delete_recorded(request.user, request=request)
+    messages.success(request, f"Check {check.name} deleted.")
+    return redirect("dashboard:checks")
+
+
+@role_required(Role.VIEWER)
+def check_groups(request):
+    """Every group with its status page, ping key and how many checks it holds."""
+    groups = CheckGroup.objects.annotate(checks_count=Count("checks")).order_by("name")
+    context = {"groups": groups, "can_operate": has_role(request.user, Role.OPERATOR)}
+    return render(request, "dashboard/check_groups.html", context)
+
+
+@role_required(Role.OPERATOR)
+def check_group_create(request):
+    return _check_group_form(request, CheckGroup())
+
+
+@role_required(Role.OPERATOR)
+def check_group_edit(request, pk):
+    return _check_group_form(request, get_object_or_404(CheckGroup, pk=pk))
+
+
+def _check_group_form(request, group: CheckGroup):
+    """The group form: saved and audited, then back to the groups; shown again with its
+    errors (400) when refused."""
+    created, saved_name = group._state.adding, group.name
+    context = {"created": created, "name": saved_name}
+    if request.method != "POST":
+        form = CheckGroupForm(instance=group)
+        return render(request, "dashboard/check_group_form.html", {**context, "form": form})
+    form = CheckGroupForm(request.POST, instance=group)
+    if not form.is_valid():
+        return render(
+            request, "dashboard/check_group_form.html", {**context, "form": form}, status=400
+        )
+    with transaction.atomic():
+        group = form.save()
+        record_saved(request.user, group, form, created=created, request=request)
+    messages.success(request, f"Group {group.name} {'created' if created else 'saved'}.")
+    return redirect("dashboard:check_groups")
+
+
+@role_required(Role.OPERATOR)
+def check_group_delete(request, pk):
+    """Confirm, then delete the group: its checks stay, without a group (their pings by slug
+    and its status page stop)."""
+    group = get_object_or_404(CheckGroup.objects.annotate(checks_count=Count("checks")), pk=pk)
+    if request.method != "POST":
+        return render(request, "dashboard/check_group_delete.html", {"group": group})
+    with transaction.atomic():
+        record_deleted(request.user, group, request=request)
+        group.delete()
+    messages.success(request, f"Group {group.name} deleted.")
+    return redirect("dashboard:check_groups")

@@ -28,6 +28,13 @@ urlpatterns = [
     path("checks/<uuid:pk>/", check_views.check_detail, name="check"),
     path("checks/<uuid:pk>/edit/", check_views.check_edit, name="check_edit"),
     path("checks/<uuid:pk>/paused", check_views.check_paused, name="check_paused"),
+    path("checks/<uuid:pk>/delete/", check_views.check_delete, name="check_delete"),
+    path("checks/groups/", check_views.check_groups, name="check_groups"),
+    path("checks/groups/new/", check_views.check_group_create, name="check_group_create"),
+    path("checks/groups/<int:pk>/edit/", check_views.check_group_edit, name="check_group_edit"),
+    path(
+        "checks/groups/<int:pk>/delete/", check_views.check_group_delete, name="check_group_delete"
+    ),
     path("explore/", views.explore_page, name="explore"),
     path("explore/data.csv", views.explore_csv, name="explore_csv"),
     path("explore/suggest", views.explore_suggest, name="explore_suggest"),

@@ -58,13 +58,16 @@ VIEWERS_POST = {**VIEWERS, Role.VIEWER: 302, Role.OPERATOR: 302, Role.ADMIN: 302
 
 
 def checks_endpoints(heartbeat: Check) -> list:
-    """Checks: Viewers read them, Operators and Admins make, edit, pause and resume them; a
-    group's status page is public."""
+    """Checks and their groups: Viewers read them, Operators and Admins make, edit, pause,
+    resume and delete them; a group's status page is public."""
     paused = {
         layout: Check.objects.create(name=f"Paused {layout}", kind="heartbeat")
         for layout in ("form", "htmx")
     }
+    deleted = Check.objects.create(name="Deleted", kind="heartbeat")
     group = CheckGroup.objects.create(name="Public", slug="public", status_page=True)
+    deleted_group = CheckGroup.objects.create(name="Old", slug="old")
+    group_form = {"name": "Ops", "slug": "ops", "status_page": "on"}
     heartbeat_form = {
         "name": "Job",
         "period_seconds": 3600,
@@ -81,6 +84,21 @@ def checks_endpoints(heartbeat: Check) -> list:
         ("post", f"/checks/{heartbeat.pk}/edit/", heartbeat_form, {}, OPERATORS),
         ("post", f"/checks/{paused['form'].pk}/paused", {"paused": "true"}, {}, OPERATORS),
         ("post", f"/checks/{paused['htmx'].pk}/paused", {"paused": "true"}, HTMX, OPERATORS_HTMX),
+        ("get", f"/checks/{deleted.pk}/delete/", {}, {}, OPERATORS_PAGE),
+        ("post", f"/checks/{deleted.pk}/delete/", {}, {}, OPERATORS),
+        ("get", "/checks/groups/", {}, {}, VIEWERS),
+        ("get", "/checks/groups/new/", {}, {}, OPERATORS_PAGE),
+        ("post", "/checks/groups/new/", group_form, {}, OPERATORS),
+        ("get", f"/checks/groups/{group.pk}/edit/", {}, {}, OPERATORS_PAGE),
+        (
+            "post",
+            f"/checks/groups/{group.pk}/edit/",
+            {**group_form, "slug": "public"},
+            {},
+            OPERATORS,
+        ),
+        ("get", f"/checks/groups/{deleted_group.pk}/delete/", {}, {}, OPERATORS_PAGE),
+        ("post", f"/checks/groups/{deleted_group.pk}/delete/", {}, {}, OPERATORS),
         ("get", f"/status/{group.slug}/", {}, {}, EVERYONE),
     ]
 

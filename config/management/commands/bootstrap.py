@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import AuditEvent
+from alerts.backup_alerts import ship_backup_heartbeat
 from ingestion.models import IngestToken, hash_token
 from instances import store
 
@@ -22,8 +23,8 @@ def admin_username() -> str:
 class Command(BaseCommand):
     help = (
         "Prepare a checkout to run: migrate, collect static files, make today's partitions, "
-        "create the admin account and the local agent's token, load DASHBOARDS_DIR. Safe to run "
-        "again."
+        "create the admin account, the local agent's token and the heartbeat of Vigil's "
+        "backups, load DASHBOARDS_DIR. Safe to run again."
     )
 
     def handle(self, *args, **options):
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         store.ensure_partitions_ahead()
         self.ensure_admin()
         self.ensure_agent_token()
+        ship_backup_heartbeat()
         try:
             call_command("provision_dashboards")
         except CommandError as error:
