@@ -39,7 +39,7 @@ pytestmark = [needs_prometheus, needs_node_exporter, pytest.mark.django_db(trans
 GATHER_SECONDS = 80
 RANGE_SECONDS, STEP_SECONDS = 60, 7
 # Queries whose right answer here is nothing (every other query must return something).
-EMPTY_BY_DESIGN = {"absent(up)", "absent_over_time(up[30s])"}
+EMPTY_BY_DESIGN = {"absent(up)", "absent_over_time(up[30s])", 'up{job=~""}'}
 
 CPU = "node_cpu_seconds_total"
 HTTP = "prometheus_http_requests_total"
@@ -56,6 +56,11 @@ QUERIES = [
     f'{CPU}{{mode="idle"}}',
     f'{CPU}{{mode=~"user|system", cpu="0"}}',
     '{__name__=~"node_load(1|5)"}',
+    # regexes of literal alternatives (a dashboard variable's values) compare as lists
+    'up{job=~"node|prometheus"}',
+    'up{job!~"node|"}',
+    'up{job=~""}',
+    '{__name__=~"node_load1|node_load5|node\\\\.load15"}',
     "node_load1 offset 20s",
     "node_load1 @ {at}",
     "up @ start()",

@@ -455,3 +455,92 @@ def test_deleting_an_instance_forgets_its_series_ids(web, django_capture_on_comm
     web.delete()
 
     assert web.pk not in store._SERIES_IDS
+
+
+# --- PromQL reads -------------------------------------------------------------------------------
+
+
+def ms_of(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_sample_arrays_come_by_series_then_time_whatever_order_they_were_written_in(web):
+    cpu, memory = series_id(web, "cpu_usage"), series_id(web, "memory_usage")
+    # Newest first, then late samples older than those stored, and a staleness marker between
+    # two samples: the table holds them out of time order.
+    store.write_samples([(memory, T0 + seconds(40), 4.0), (cpu, T0 + seconds(30), 3.0)])
+    store.write_samples([(cpu, T0 + seconds(10), 1.0), (memory, T0, 0.5)])
+    store.write_samples([(cpu, T0, 0.0)])
+    store.write_staleness_markers(web.pk, [(SeriesKey("cpu_usage", {}), T0 + seconds(20))])
+
+    arrays = store.sample_arrays([memory, cpu], ms_of(T0), ms_of(T0 + seconds(40)), limit=10)
+
+    ms = ms_of(T0)
+    assert arrays.series_id.tolist() == sorted([cpu] * 4 + [memory] * 2)
+    by_series = {
+        sid: list(zip(arrays.ts_ms[arrays.series_id == sid].tolist(), values, strict=True))
+        for sid in (cpu, memory)
+        for values in [arrays.value[arrays.series_id == sid].tolist()]
+    }
+    assert by_series[memory] == [(ms, 0.5), (ms + 40_000, 4.0)]
+    assert by_series[cpu][:2] == [(ms, 0.0), (ms + 10_000, 1.0)]
+    assert by_series[cpu][2][0] == ms + 20_000 and math.isnan(by_series[cpu][2][1])
+    assert by_series[cpu][3] == (ms + 30_000, 3.0)
+
+
+def test_sample_arrays_refuse_more_samples_than_the_limit(web):
+    cpu = series_id(web)
+    store.write_samples([(cpu, T0 + seconds(n), float(n)) for n in range(5)])
+
+    assert len(store.sample_arrays([cpu], ms_of(T0), ms_of(T0 + seconds(4)), limit=5).value) == 5
+    with pytest.raises(store.TooManySamples):
+        store.sample_arrays([cpu], ms_of(T0), ms_of(T0 + seconds(4)), limit=4)
+
+
+@pytest.mark.parametrize(
+    ("op", "pattern", "expected"),
+    [
+        # Literal alternatives, as a dashboard variable writes its values.
+        ("=~", "web-1|db-1", {"web-1", "db-1"}),
+        ("=~", r"web\.2|web-1", {"web.2", "web-1"}),
+        ("=~", "web.2", {"web.2", "web-2"}),  # "." is any character here
+        ("!~", "web-1|db-1", {"web.2", "web-2"}),
+        ("=~", "", set()),
+        # And regexes that are not, for comparison.
+        ("=~", r"web-\d", {"web-1", "web-2"}),
+        ("!~", "web.*", {"db-1"}),
+    ],
+)
+def test_instance_regexes_match_whole_values(op, pattern, expected):
+    for agent_id in ("web-1", "db-1", "web.2", "web-2"):
+        series_id(Instance.register(agent_id))
+    matchers = [
+        {"label": "__name__", "op": "=", "value": "cpu_usage"},
+        {"label": "instance", "op": op, "value": pattern},
+    ]
+
+    assert {series.labels["instance"] for series in store.match_series([matchers])} == expected
+
+
+@pytest.mark.parametrize(
+    ("op", "pattern", "expected"),
+    [
+        ("=~", "user|system", {"user", "system"}),
+        ("=~", "user|", {"user", ""}),  # the empty alternative matches a series without it
+        ("!~", "user|", {"system", "idle"}),
+        ("=~", r"user\|system", set()),  # an escaped bar is the character
+        ("=~", "us|er", set()),  # whole values only
+    ],
+)
+def test_label_regexes_of_literal_alternatives_match_whole_values(web, op, pattern, expected):
+    for mode in ("user", "system", "idle"):
+        series_id(web, mode=mode)
+    series_id(web)
+    matchers = [
+        {"label": "__name__", "op": "=", "value": "cpu_usage"},
+        {"label": "mode", "op": op, "value": pattern},
+    ]
+
+    found = store.match_series([matchers])
+
+    assert {series.labels.get("mode", "") for series in found} == expected
