@@ -111,3 +111,9 @@ class CheckGroupForm(forms.ModelForm):
         model = CheckGroup
         fields = ["name", "slug", "status_page"]
         labels = {"status_page": "Public status page"}
+        # The model's help text names the page as /status/<slug>/, which a form would render
+        # as a tag.
+        help_texts = {
+            "status_page": "Its checks' names and states at /status/ and its slug, without login."
+        }
+        error_messages = {"slug": {"unique": "Another group has this slug."}}

@@ -64,7 +64,7 @@ def test_a_taken_or_bad_slug_is_shown_again_with_its_error(operator):
     taken = operator.post("/checks/groups/new/", {"name": "Shop 2", "slug": "shop"})
     bad = operator.post("/checks/groups/new/", {"name": "Shop 3", "slug": "no spaces"})
 
-    assert taken.status_code == 400 and "already exists" in taken.content.decode()
+    assert taken.status_code == 400 and "Another group has this slug." in taken.content.decode()
     assert bad.status_code == 400 and "slug" in bad.content.decode().lower()
     assert CheckGroup.objects.count() == 1
 
