@@ -20,7 +20,14 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import AuditEvent
 from alerts import lifecycle
-from alerts.models import Alert, Silence, fingerprint, labels_match, parse_severity
+from alerts.models import (
+    Alert,
+    Silence,
+    fingerprint,
+    inhibiting_alerts,
+    labels_match,
+    parse_severity,
+)
 from instances.models import Instance
 
 # Alertmanager's version Vigil's answers follow (amtool reads it from /status).
@@ -29,6 +36,9 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # amtool's filters: name="value", name!="value", name=~"re", name!~"re".
 FILTER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
 MAX_ALERTS_PER_POST = 1000
+# The GET alerts flags that leave out alerts by state, as in Alertmanager (each true unless
+# given false).
+LIST_FLAGS = ("active", "silenced", "inhibited")
 # Expired silences stay listed this long, as Alertmanager keeps them (its data.retention):
 # the list does not grow with every silence ever made.
 EXPIRED_SILENCES_LISTED = timedelta(hours=120)
@@ -139,7 +149,8 @@ def receive_alert(raw: dict, silences: list, now: datetime, known: dict) -> None
 def alerts(request: HttpRequest) -> HttpResponse:
     try:
         if request.method == "GET":
-            return _json(list_alerts(request.GET.getlist("filter")))
+            shown = {state: _flag(request.GET, state) for state in LIST_FLAGS}
+            return _json(list_alerts(request.GET.getlist("filter"), **shown))
         body = _body(request)
         if not isinstance(body, list) or len(body) > MAX_ALERTS_PER_POST:
             raise BadRequest(f"the body is a list of at most {MAX_ALERTS_PER_POST} alerts")
@@ -164,16 +175,41 @@ def _parse_filters(filters: list[str]) -> list[dict]:
     return matchers
 
 
-def list_alerts(filters: list[str]) -> list[dict]:
+def _flag(query, name: str) -> bool:
+    value = query.get(name, "true").lower()
+    if value not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false")
+    return value == "true"
+
+
+def list_alerts(
+    filters: list[str], active: bool = True, silenced: bool = True, inhibited: bool = True
+) -> list[dict]:
+    """The open alerts matching ``filters``, each with what suppresses it (the silences' ids,
+    the inhibiting alerts' fingerprints); as in Alertmanager, ``active=false`` leaves out the
+    alerts nothing suppresses, ``silenced=false`` the silenced and ``inhibited=false`` the
+    inhibited ones (amtool asks for the active ones only unless told ``-s`` or ``-i``)."""
     matchers = _parse_filters(filters)
     now = timezone.now()
     silences = list(Silence.objects.active(now))
+    listed = [
+        alert
+        for alert in Alert.objects.filter(resolved_at__isnull=True).select_related("instance")
+        if labels_match(alert.match_labels(), matchers)
+    ]
+    inhibitors = inhibiting_alerts(listed)
     found = []
-    for alert in Alert.objects.filter(resolved_at__isnull=True).select_related("instance"):
+    for alert in listed:
         labels = alert.match_labels()
-        if not labels_match(labels, matchers):
-            continue
         silenced_by = [str(s.pk) for s in silences if s.covers(alert)]
+        inhibited_by = [source.fingerprint[:16] for source in inhibitors.get(alert.pk, [])]
+        suppressed = bool(silenced_by or inhibited_by)
+        if (
+            (not active and not suppressed)
+            or (not silenced and silenced_by)
+            or (not inhibited and inhibited_by)
+        ):
+            continue
         found.append({
             "labels": labels,
             "annotations": {"summary": alert.message},
@@ -184,9 +220,9 @@ def list_alerts(filters: list[str]) -> list[dict]:
             "generatorURL": alert.get_absolute_url(),
             "receivers": [{"name": "vigil"}],
             "status": {
-                "state": "suppressed" if silenced_by or alert.inhibited else "active",
+                "state": "suppressed" if suppressed else "active",
                 "silencedBy": silenced_by,
-                "inhibitedBy": [],
+                "inhibitedBy": inhibited_by,
             },
         })  # fmt: skip
     return found

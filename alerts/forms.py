@@ -1,4 +1,4 @@
-"""The forms of the Rules and Channels pages.
+"""The forms of the Rules, Inhibition and Channels pages.
 
 The alert rule form has every field of a rule, validated by the model itself (the matchers'
 validators and ``AlertRule.clean``), durations written as Prometheus writes them. Each kind of
@@ -12,7 +12,13 @@ from django.db import models
 from django.template import TemplateSyntaxError
 
 from alerts import message_templates
-from alerts.models import Alert, AlertRule, NotificationChannel, validate_http_url
+from alerts.models import (
+    Alert,
+    AlertRule,
+    InhibitRule,
+    NotificationChannel,
+    validate_http_url,
+)
 
 DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 PROMETHEUS_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -65,6 +71,63 @@ class MatchersField(forms.JSONField):
 
     def prepare_value(self, value):
         return "" if value is None else super().prepare_value(value)
+
+
+class LabelNamesField(forms.CharField):
+    """Label names written with commas between them (``instance, mount``), kept as a list."""
+
+    label_name = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value) -> list[str]:
+        names = [name.strip() for name in super().to_python(value).split(",")]
+        names = [name for name in names if name]
+        for name in names:
+            if not self.label_name.fullmatch(name):
+                raise forms.ValidationError(f"{name!r} is not a label name.")
+        return names
+
+
+class InhibitRuleForm(forms.ModelForm):
+    """An inhibition rule: the matchers of the alerts that mute, of the alerts muted, and the
+    labels both must share."""
+
+    equal = LabelNamesField(
+        required=False,
+        label="Equal labels",
+        help_text="Labels the two alerts must share, e.g. instance (empty: any source mutes "
+        "every target).",
+    )
+
+    class Meta:
+        model = InhibitRule
+        fields = ["name", "source_matchers", "target_matchers", "equal", "enabled"]
+        field_classes = {"source_matchers": MatchersField, "target_matchers": MatchersField}
+        widgets = {
+            "source_matchers": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+            "target_matchers": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        }
+        labels = {
+            "source_matchers": "Source matchers (the alerts that mute)",
+            "target_matchers": "Target matchers (the alerts muted)",
+        }
+        help_texts = {
+            "source_matchers": 'E.g. [{"label": "alertname", "op": "=", "value": '
+            '"instance_down"}]; alerts carry their labels, instance (agent id), severity and '
+            "alertname.",
+            "target_matchers": 'E.g. [{"label": "severity", "op": "!=", "value": "critical"}]; '
+            "empty: every alert.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, label_suffix="", **kwargs)
+        # No target matchers: every alert but the source itself may be muted.
+        self.fields["target_matchers"].required = False
+
+    def clean_target_matchers(self) -> list:
+        return self.cleaned_data["target_matchers"] or []
 
 
 COMPARATOR_WORDS = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below"}

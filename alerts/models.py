@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from accounts.models import AuditEvent
 from config.encryption import EncryptedJSONField, EncryptedTextField
@@ -101,6 +102,11 @@ def labels_match(labels: dict, matchers: list) -> bool:
         if op in ("=~", "!~") and (re.fullmatch(wanted, value) is None) == (op == "=~"):
             return False
     return True
+
+
+def matchers_text(matchers: list) -> str:
+    """Label matchers as Prometheus writes them: ``{alertname="instance_down",mount=~"/.*"}``."""
+    return "{" + ",".join(f'{m["label"]}{m["op"]}"{m["value"]}"' for m in matchers) + "}"
 
 
 def validate_http_url(value: str) -> None:
@@ -271,9 +277,13 @@ class NotificationChannel(models.Model):
 
 class AlertRuleQuerySet(models.QuerySet):
     def with_firing(self) -> "AlertRuleQuerySet":
-        """Each rule with ``firing``: how many of its alerts are open (acknowledged or not)."""
+        """Each rule with ``firing``: how many of its alerts are open (acknowledged or not),
+        and how many of those are ``silenced`` and ``inhibited``."""
+        open_alerts = models.Q(alerts__resolved_at__isnull=True)
         return self.annotate(
-            firing=models.Count("alerts", filter=models.Q(alerts__resolved_at__isnull=True))
+            firing=models.Count("alerts", filter=open_alerts),
+            silenced=models.Count("alerts", filter=open_alerts & models.Q(alerts__silenced=True)),
+            inhibited=models.Count("alerts", filter=open_alerts & models.Q(alerts__inhibited=True)),
         )
 
 
@@ -400,8 +410,7 @@ class AlertRule(models.Model):
         """The metric and its label matchers as a Prometheus selector: ``disk_usage{mount="/"}``."""
         if not self.label_matchers:
             return self.metric
-        matchers = ",".join(f'{m["label"]}{m["op"]}"{m["value"]}"' for m in self.label_matchers)
-        return f"{self.metric}{{{matchers}}}"
+        return f"{self.metric}{matchers_text(self.label_matchers)}"
 
     def clean_promql(self) -> None:
         try:
@@ -675,6 +684,32 @@ class Alert(models.Model):
     def covering_silences(self) -> list["Silence"]:
         return [silence for silence in Silence.objects.active() if silence.covers(self)]
 
+    @cached_property
+    def silenced_by(self) -> list["Silence"]:
+        """The active silences that mute it, for the badges naming them (``prefetch_muting``
+        fills it for a whole page at once)."""
+        return self.covering_silences() if self.silenced and self.is_open else []
+
+    @cached_property
+    def inhibited_by(self) -> list["Alert"]:
+        """The open alerts that inhibit it, for the badges naming them (``prefetch_muting``
+        fills it for a whole page at once)."""
+        if not (self.inhibited and self.is_open):
+            return []
+        return inhibiting_alerts([self]).get(self.pk, [])
+
+    def inhibits(self) -> list["Alert"]:
+        """The open alerts this one inhibits now (an instance that is down: its other alerts)."""
+        if not self.is_open:
+            return []
+        muted = list(
+            Alert.objects.filter(resolved_at__isnull=True, inhibited=True)
+            .exclude(pk=self.pk)
+            .select_related("instance")
+        )
+        inhibitors = inhibiting_alerts(muted)
+        return [alert for alert in muted if self in inhibitors.get(alert.pk, [])]
+
     def wants_notification(self, now=None) -> bool:
         """Firing and repeat notices go out only while nobody has acknowledged it, no silence
         covers it and no other open alert inhibits it."""
@@ -797,6 +832,11 @@ class Silence(models.Model):
         if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
             raise ValidationError({"ends_at": "must be after the start"})
 
+    @property
+    def selector(self) -> str:
+        """Its label matchers as Prometheus writes them ("" when it has none)."""
+        return matchers_text(self.matchers) if self.matchers else ""
+
     def covers(self, alert: Alert) -> bool:
         return (
             (self.rule_id is None or self.rule_id == alert.rule_id)
@@ -830,6 +870,14 @@ class InhibitRule(models.Model):
         if not isinstance(self.equal, list) or not all(isinstance(n, str) for n in self.equal):
             raise ValidationError({"equal": "Give a list of label names."})
 
+    @property
+    def source_selector(self) -> str:
+        return matchers_text(self.source_matchers)
+
+    @property
+    def target_selector(self) -> str:
+        return matchers_text(self.target_matchers)
+
     def source_candidates(self) -> "models.QuerySet[Alert]":
         """The open alerts that may be its sources: all of them, narrowed by name when its
         source matchers name the alert."""
@@ -842,17 +890,56 @@ class InhibitRule(models.Model):
     def inhibited(self, labelled: list[tuple["Alert", dict]]) -> set:
         """The pks of the alerts in ``labelled`` (each with its match labels) this rule
         inhibits; an alert never inhibits itself."""
-        sources = {}
-        for alert, labels in labelled:
+        return set(self.inhibitors(labelled, labelled))
+
+    def inhibitors(
+        self, targets: list[tuple["Alert", dict]], sources: list[tuple["Alert", dict]]
+    ) -> dict:
+        """For each alert of ``targets`` this rule inhibits, the alerts of ``sources`` that
+        inhibit it (both given with their match labels), keyed by the target's pk."""
+        sources_by_equal = {}
+        for alert, labels in sources:
             if labels_match(labels, self.source_matchers):
                 key = tuple(labels.get(name, "") for name in self.equal)
-                sources.setdefault(key, set()).add(alert.pk)
-        return {
-            alert.pk
-            for alert, labels in labelled
-            if labels_match(labels, self.target_matchers)
-            and sources.get(tuple(labels.get(name, "") for name in self.equal), set()) - {alert.pk}
-        }
+                sources_by_equal.setdefault(key, []).append(alert)
+        found = {}
+        for alert, labels in targets:
+            if not labels_match(labels, self.target_matchers):
+                continue
+            key = tuple(labels.get(name, "") for name in self.equal)
+            inhibiting = [other for other in sources_by_equal.get(key, []) if other.pk != alert.pk]
+            if inhibiting:
+                found[alert.pk] = inhibiting
+        return found
+
+
+def inhibiting_alerts(alerts: list[Alert]) -> dict:
+    """The open alerts that inhibit each of ``alerts`` by the enabled inhibition rules, keyed
+    by its pk (absent: nothing inhibits it); one query per rule for its likely sources."""
+    targets = [(alert, alert.match_labels()) for alert in alerts]
+    found = {}
+    for rule in InhibitRule.objects.filter(enabled=True):
+        sources = [(source, source.match_labels()) for source in rule.source_candidates()]
+        for pk, inhibiting in rule.inhibitors(targets, sources).items():
+            known = found.setdefault(pk, [])
+            known.extend(alert for alert in inhibiting if alert not in known)
+    return found
+
+
+def prefetch_muting(alerts: list[Alert]) -> None:
+    """Fill the ``silenced_by`` and ``inhibited_by`` of a page's alerts with one query for the
+    silences and one per inhibition rule, instead of some per alert."""
+    silenced = {alert.pk for alert in alerts if alert.silenced and alert.is_open}
+    silences = list(Silence.objects.active().select_related("created_by")) if silenced else []
+    inhibited = [alert for alert in alerts if alert.inhibited and alert.is_open]
+    inhibitors = inhibiting_alerts(inhibited) if inhibited else {}
+    for alert in alerts:
+        alert.silenced_by = (
+            [silence for silence in silences if silence.covers(alert)]
+            if alert.pk in silenced
+            else []
+        )
+        alert.inhibited_by = inhibitors.get(alert.pk, [])
 
 
 class Notification(models.Model):

@@ -137,11 +137,13 @@ def page_context(alert: Alert) -> dict:
 
 
 def summary_context(alert: Alert) -> dict:
-    """The alert's head panel: status, moments, actions and the silences covering it."""
+    """The alert's head panel: status, moments, actions, the silences covering it and the
+    alerts it inhibits."""
     return {
         "alert": alert,
         "moments": moments(alert),
         "silences": alert.covering_silences(),
+        "inhibits": alert.inhibits(),
         "silence_durations": SILENCE_DURATIONS,
         "default_silence": DEFAULT_SILENCE,
     }

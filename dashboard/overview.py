@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import Alert, prefetch_muting
 from instances.models import Instance
 from instances.samples import samples_engine
 
@@ -105,6 +105,8 @@ class Summary:
     by_status: dict = field(default_factory=dict)
     active_alerts: int = 0
     critical_alerts: int = 0
+    # Open alerts a silence or an inhibiting alert mutes.
+    muted_alerts: int = 0
     samples_per_second: float = 0.0
 
 
@@ -116,12 +118,14 @@ def summary() -> Summary:
     alerts = Alert.objects.exclude(status=Alert.Status.RESOLVED).aggregate(
         active=Count("pk", filter=Q(status=Alert.Status.ACTIVE)),
         critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL)),
+        muted=Count("pk", filter=Q(silenced=True) | Q(inhibited=True)),
     )
     return Summary(
         total=sum(by_status.values()),
         by_status=by_status,
         active_alerts=alerts["active"],
         critical_alerts=alerts["critical"],
+        muted_alerts=alerts["muted"],
         samples_per_second=samples_engine().samples_per_second(),
     )
 
@@ -211,7 +215,10 @@ def polyline(points: list[tuple[datetime, float]], start: datetime, end: datetim
 
 
 def recent_alerts(limit: int = RECENT_ALERTS) -> list[Alert]:
-    return list(Alert.objects.select_related("instance").order_by("-created_at")[:limit])
+    """The newest alerts, with what mutes each (silences, inhibiting alerts) for their badges."""
+    alerts = list(Alert.objects.select_related("instance").order_by("-created_at")[:limit])
+    prefetch_muting(alerts)
+    return alerts
 
 
 def recent_events(limit: int = RECENT_EVENTS) -> list[Event]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import check_views, views
+from dashboard import check_views, muting_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -17,6 +17,12 @@ urlpatterns = [
     path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
     path("rules/<int:pk>/enabled", views.rule_enabled, name="rule_enabled"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
+    path("silences/", muting_views.silences_page, name="silences"),
+    path("silences/<int:pk>/expire", muting_views.silence_expire, name="silence_expire"),
+    path("inhibitions/", muting_views.inhibitions_page, name="inhibitions"),
+    path("inhibitions/new/", muting_views.inhibition_create, name="inhibition_create"),
+    path("inhibitions/<int:pk>/edit/", muting_views.inhibition_edit, name="inhibition_edit"),
+    path("inhibitions/<int:pk>/delete", muting_views.inhibition_delete, name="inhibition_delete"),
     path("channels/", views.channels_page, name="channels"),
     path("channels/new/<str:kind>/", views.channel_create, name="channel_create"),
     path("channels/preview/<str:kind>/", views.channel_preview, name="channel_preview"),

@@ -14,7 +14,7 @@ import orjson
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import (
     Http404,
     HttpResponse,
@@ -34,7 +34,7 @@ from accounts.models import AuditEvent
 from accounts.permissions import Role, role_required
 from alerts import lifecycle, links, message_templates, notifications
 from alerts.forms import CHANNEL_FORMS, AlertRuleForm
-from alerts.models import Alert, AlertRule, Notification, NotificationChannel
+from alerts.models import Alert, AlertRule, Notification, NotificationChannel, prefetch_muting
 from dashboard import (
     alert_page,
     explore,
@@ -99,13 +99,20 @@ def instance_detail(request, pk):
 
 # Rows per alerts page: rendering a row (its times, its actions) is most of the page's time.
 ALERTS_PAGE_SIZE = 50
+# The alerts page's "Muted" filter: open alerts that notify nobody, and why.
+MUTED_FILTERS = {
+    "muted": Q(silenced=True) | Q(inhibited=True),
+    "silenced": Q(silenced=True),
+    "inhibited": Q(inhibited=True),
+}
 
 
 @role_required(Role.VIEWER)
 def alerts_page(request):
-    """Alerts newest first, filtered by status, severity, instance and rule."""
+    """Alerts newest first, filtered by status, severity, instance, rule and what mutes them."""
     filters = {
-        key: request.GET.get(key, "").strip() for key in ("status", "severity", "instance", "rule")
+        key: request.GET.get(key, "").strip()
+        for key in ("status", "severity", "instance", "rule", "muted")
     }
     alerts = Alert.objects.select_related("instance", "acknowledged_by").order_by("-created_at")
     if filters["status"] in Alert.Status.values:
@@ -130,12 +137,15 @@ def alerts_page(request):
         alerts = (
             alerts.filter(rule_id=filters["rule"]) if filters["rule"].isdigit() else alerts.none()
         )
+    if filters["muted"] in MUTED_FILTERS:
+        alerts = alerts.filter(MUTED_FILTERS[filters["muted"]], resolved_at__isnull=True)
     total = alerts.count()
     pages = max(1, -(-total // ALERTS_PAGE_SIZE))
     page_asked = request.GET.get("page", "")
     number = min(int(page_asked), pages) if page_asked.isdigit() and int(page_asked) > 0 else 1
     start = (number - 1) * ALERTS_PAGE_SIZE
     shown = list(alerts[start : start + ALERTS_PAGE_SIZE])
+    prefetch_muting(shown)
     context = {
         "alerts": shown,
         "total": total,
@@ -143,6 +153,7 @@ def alerts_page(request):
         "filters": filters,
         "statuses": Alert.Status.values,
         "severities": Alert.Severity.values,
+        "muted_choices": list(MUTED_FILTERS),
         "instance_text": instance_text,
         "rules": AlertRule.objects.only("pk", "name"),
         "silence_durations": alert_page.SILENCE_DURATIONS,

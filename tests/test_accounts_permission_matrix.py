@@ -1,14 +1,17 @@
 """Who may open each page, HTMX partial, endpoint and websocket: anonymous, a user without a role,
 Viewer, Operator and Admin, each with the exact status (or close code) they get."""
 
+from datetime import timedelta
+
 import orjson
 import pytest
 from asgiref.sync import async_to_sync
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.permissions import Role
 from alerts import links
-from alerts.models import Alert, AlertRule
+from alerts.models import Alert, AlertRule, InhibitRule, Silence
 from backups import dumps
 from checks.models import Check, CheckGroup
 from ingestion.models import IngestToken
@@ -245,6 +248,31 @@ def endpoints(target_user, token):
         ("get", f"/rules/{deleted.pk}/delete/", {}, {}, admins),
         ("post", f"/rules/{deleted.pk}/delete/", {}, {}, admins_post),
     ]
+    inhibition = InhibitRule.objects.create(name="Shown inhibition")
+    removed = InhibitRule.objects.create(name="Deleted inhibition")
+    inhibition_form = {
+        "name": "Inhibition",
+        "source_matchers": '[{"label": "alertname", "op": "=", "value": "instance_down"}]',
+    }
+    silences = [
+        Silence.objects.create(ends_at=timezone.now() + timedelta(hours=1)) for _ in range(2)
+    ]
+    muting = [
+        ("get", "/silences/", {}, {}, VIEWERS),
+        ("post", f"/silences/{silences[0].pk}/expire", {}, {}, OPERATORS),
+        ("get", "/inhibitions/", {}, {}, VIEWERS),
+        ("get", "/inhibitions/new/", {}, {}, admins),
+        ("post", "/inhibitions/new/", inhibition_form, {}, admins_post),
+        ("get", f"/inhibitions/{inhibition.pk}/edit/", {}, {}, admins),
+        (
+            "post",
+            f"/inhibitions/{inhibition.pk}/edit/",
+            {**inhibition_form, "name": "Edited inhibition"},
+            {},
+            admins_post,
+        ),
+        ("post", f"/inhibitions/{removed.pk}/delete", {}, {}, admins_post),
+    ]
     accounts = [
         ("get", reverse("accounts:users"), {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
         (
@@ -342,7 +370,7 @@ def endpoints(target_user, token):
         ("get", f"/badge/{heartbeat.badge_key}.svg", {}, {}, EVERYONE),
         ("get", f"/badge/{heartbeat.badge_key}/uptime.svg", {}, {}, EVERYONE),
     ]
-    return pages + actions + rules + accounts + api + query_apis + public
+    return pages + actions + rules + muting + accounts + api + query_apis + public
 
 
 def call(client, method, url, data, headers):

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.evaluation import evaluate_rules
-from alerts.models import Alert, AlertRule, Silence
+from alerts.models import Alert, AlertRule, InhibitRule, Silence
 from instances.models import Instance
 from tests.prometheus_services import (
     AMTOOL,
@@ -151,6 +151,112 @@ def test_a_silence_mutes_matching_alerts_until_it_is_expired(api):
     evaluate_rules()
     assert not Alert.objects.filter(silenced=True).exists()
     assert api.get(f"{API}/silence/{silence_id}").json()["status"]["state"] == "expired"
+
+
+def node_down_muting_its_other_alerts(api) -> dict:
+    """NodeDown on db-1 inhibits DiskFull there (an inhibition rule), a silence mutes HighLoad
+    on db-2; returns the silence's id and the fingerprints the API lists, by alert name."""
+    InhibitRule.objects.create(
+        name="Node down mutes its other alerts",
+        source_matchers=[{"label": "alertname", "op": "=", "value": "NodeDown"}],
+        target_matchers=[{"label": "alertname", "op": "!=", "value": "NodeDown"}],
+        equal=["instance"],
+    )
+    post(api, [
+        prometheus_alert(name="NodeDown"),
+        prometheus_alert(name="DiskFull"),
+        prometheus_alert(name="HighLoad", instance="db-2:9100", severity="warning"),
+    ])  # fmt: skip
+    now = timezone.now()
+    silence = {
+        "matchers": [{"name": "alertname", "value": "HighLoad", "isRegex": False}],
+        "startsAt": am_time(now),
+        "endsAt": am_time(now + timedelta(hours=1)),
+        "createdBy": "ops",
+        "comment": "load test",
+    }
+    listed = api.get(f"{API}/alerts").json()
+    return {
+        "silence": post(api, silence, path="silences").json()["silenceID"],
+        **{alert["labels"]["alertname"]: alert["fingerprint"] for alert in listed},
+    }
+
+
+@pytest.mark.django_db
+def test_listed_alerts_say_which_alerts_inhibit_them_and_which_silences_mute_them(api):
+    muting = node_down_muting_its_other_alerts(api)
+
+    listed = {a["labels"]["alertname"]: a["status"] for a in api.get(f"{API}/alerts").json()}
+
+    assert listed == {
+        "NodeDown": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+        "DiskFull": {"state": "suppressed", "silencedBy": [], "inhibitedBy": [muting["NodeDown"]]},
+        "HighLoad": {"state": "suppressed", "silencedBy": [muting["silence"]], "inhibitedBy": []},
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("flags", "names"),
+    [
+        ({"silenced": "false"}, {"NodeDown", "DiskFull"}),
+        ({"inhibited": "false"}, {"NodeDown", "HighLoad"}),
+        ({"active": "false"}, {"DiskFull", "HighLoad"}),
+        ({"active": "true", "silenced": "false", "inhibited": "false"}, {"NodeDown"}),
+    ],
+)
+def test_the_active_silenced_and_inhibited_flags_leave_alerts_out_as_alertmanager_does(
+    api, flags, names
+):
+    node_down_muting_its_other_alerts(api)
+
+    listed = api.get(f"{API}/alerts", flags).json()
+
+    assert {alert["labels"]["alertname"] for alert in listed} == names
+
+
+@pytest.mark.django_db
+def test_a_flag_that_is_not_a_boolean_is_400(api):
+    response = api.get(f"{API}/alerts", {"inhibited": "maybe"})
+
+    assert response.status_code == 400
+    assert "inhibited must be true or false" in response.content.decode()
+
+
+@needs_amtool
+@pytest.mark.django_db(transaction=True)
+def test_amtool_lists_inhibited_and_silenced_alerts_when_asked_with_what_mutes_them(
+    live_server, api, tmp_path
+):
+    muting = node_down_muting_its_other_alerts(api)
+    http_config = tmp_path / "amtool-http.yml"
+    http_config.write_text(f"authorization:\n  credentials: {api.token}\n")
+
+    def query(*flags: str) -> dict:
+        done = subprocess.run(
+            [AMTOOL, f"--alertmanager.url={live_server.url}/alertmanager",
+             f"--http.config.file={http_config}", "alert", "query", "-o", "json", *flags],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return {alert["labels"]["alertname"]: alert for alert in orjson.loads(done.stdout)}
+
+    assert set(query()) == {"NodeDown"}
+    inhibited = query("--inhibited")
+    assert set(inhibited) == {"DiskFull"}
+    assert inhibited["DiskFull"]["status"] == {
+        "state": "suppressed",
+        "silencedBy": [],
+        "inhibitedBy": [muting["NodeDown"]],
+    }
+    silenced = query("--silenced")
+    assert set(silenced) == {"HighLoad"}
+    assert silenced["HighLoad"]["status"]["silencedBy"] == [muting["silence"]]
+    assert set(query("--active", "--silenced", "--inhibited")) == {
+        "NodeDown",
+        "DiskFull",
+        "HighLoad",
+    }
 
 
 class FlakyTarget:

@@ -63,9 +63,12 @@ def enabled_url(rule) -> str:
 
 
 def form_data(rule, **changes) -> dict:
-    """What the edit form posts back untouched (hidden initial values too), with ``changes``
+    return posted_back(AlertRuleForm(instance=rule), **changes)
+
+
+def posted_back(form, **changes) -> dict:
+    """What an edit form posts back untouched (hidden initial values too), with ``changes``
     on top."""
-    form = AlertRuleForm(instance=rule)
     data = {}
     for field in form:
         value = field.value()
