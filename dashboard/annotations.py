@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -60,19 +60,25 @@ def alert_episodes(start: datetime, end: datetime, agent_ids: Collection[str] | 
     return marks[::-1]
 
 
-def posted(start: datetime, end: datetime, tags: Collection[str]) -> list[Mark]:
+def tagged(start: datetime, end: datetime, tags: Collection[str]) -> QuerySet[Annotation]:
     """The annotations overlapping ``[start, end]`` with any of ``tags`` (all when empty)."""
     found = Annotation.objects.filter(Q(time__lte=end), Q(time__gte=start) | Q(time_end__gte=start))
     if tags:
         found = found.filter(tags__overlap=list(tags))
+    return found
+
+
+def posted(start: datetime, end: datetime, tags: Collection[str]) -> list[Mark]:
+    """Marks of the annotations overlapping ``[start, end]`` with any of ``tags`` (all when
+    empty)."""
     marks = []
-    for annotation in found.order_by("-time")[:MAX_MARKS]:
-        tagged = f" [{', '.join(annotation.tags)}]" if annotation.tags else ""
+    for annotation in tagged(start, end, tags).order_by("-time")[:MAX_MARKS]:
+        tags_note = f" [{', '.join(annotation.tags)}]" if annotation.tags else ""
         marks.append(
             Mark(
                 annotation.time,
                 annotation.time_end,
-                annotation.text + tagged,
+                annotation.text + tags_note,
                 ANNOTATION_COLOUR,
                 False,
             )

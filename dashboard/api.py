@@ -2,19 +2,28 @@
 dashboard's summary and per-metric aggregates over a time range; and annotations, the deploy
 markers (and other moments) time charts draw, posted with a manage-scoped token."""
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Q
+from django.http import Http404
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import ValidationError
 
+from accounts.models import AuditEvent
 from alerts.models import Alert
 from api.auth import manage_scope
-from api.formats import MAX_LIST_LIMIT, ApiMoment, api_list
-from dashboard.models import Annotation
+from api.formats import MAX_LIST_LIMIT, ApiMoment, api_list, response_links
+from dashboard.models import (
+    ANNOTATION_MAX_TAGS,
+    ANNOTATION_TEXT_MAX_LENGTH,
+    TAG_MAX_LENGTH,
+    Annotation,
+)
 from instances import store
 from instances.formats import iso8601
 from instances.models import Instance
@@ -98,9 +107,9 @@ def analytics(request, query: Query[AnalyticsQuery]):
 
 
 class AnnotationIn(Schema):
-    text: str = Field(min_length=1, max_length=10_000)
-    tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
-        default_factory=list, max_length=20
+    text: str = Field(min_length=1, max_length=ANNOTATION_TEXT_MAX_LENGTH)
+    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX_LENGTH)]] = Field(
+        default_factory=list, max_length=ANNOTATION_MAX_TAGS
     )
     # Default: now.
     time: ApiMoment | None = None
@@ -120,6 +129,13 @@ class AnnotationsQuery(Schema):
     auth=manage_scope,
     tags=["annotations"],
     summary="Mark a moment (a deploy, say) on the time charts",
+    openapi_extra=response_links(
+        201,
+        DeleteAnnotation=(
+            "dashboard_api_delete_annotation",
+            {"annotation_id": "$response.body#/id"},
+        ),
+    ),
 )
 def create_annotation(request, payload: AnnotationIn):
     """Dashboards whose annotation tags share one of ``tags`` draw it (those without annotation
@@ -134,7 +150,7 @@ def create_annotation(request, payload: AnnotationIn):
         tags=list(dict.fromkeys(payload.tags)),
         posted_by=request.auth.name,
     )
-    return 201, annotation.to_dict()
+    return Status(201, annotation.to_dict())
 
 
 @router.get(
@@ -151,3 +167,21 @@ def list_annotations(request, query: Query[AnnotationsQuery]):
         found = found.filter(tags__overlap=query.tag)
     items = [annotation.to_dict() for annotation in found[:MAX_LIST_LIMIT]]
     return {"items": items, "count": len(items)}
+
+
+@router.delete(
+    "/annotations/{annotation_id}",
+    response={204: None},
+    auth=manage_scope,
+    tags=["annotations"],
+    summary="Delete an annotation",
+)
+def delete_annotation(request, annotation_id: str):
+    try:
+        annotation = Annotation.objects.get(pk=uuid.UUID(annotation_id))
+    except (ValueError, Annotation.DoesNotExist):
+        raise Http404(f"no annotation {annotation_id!r}") from None
+    with transaction.atomic():
+        AuditEvent.record(request.auth.name, "annotation.delete", annotation)
+        annotation.delete()
+    return Status(204, None)

@@ -77,13 +77,15 @@ def metric_figure(
     value: str = "avg",
     names: dict[int, str] | None = None,
     mode: str = "lines",
+    layout: dict | None = None,
 ) -> str:
     """One chart of a metric: a line per series (label set), ``value`` of each bucket;
     ``mode`` ``lines+markers`` marks each point too (for sparse series, such as a daily job's
     run times, whose lone points a line alone does not show).
 
     Each trace carries its series id in ``meta``, so live points find their line; ``names``
-    overrides a trace's legend name (by series id).
+    overrides a trace's legend name (by series id); ``layout`` adds to the chart's layout (the
+    shapes and labels of annotations.add_to_layout).
     """
     axis, hover_value = value_format(unit)
     figure = go.Figure()
@@ -103,6 +105,7 @@ def metric_figure(
         )
     yaxis = {"zeroline": False, "automargin": True, **axis}
     figure.update_layout(time_chart_layout(start, end, yaxis, showlegend=len(traces) > 1))
+    figure.update_layout(layout or {})
     return figure.to_json()
 
 

@@ -1,12 +1,21 @@
 """The forms that edit a dashboard (title, tags, time range, refresh, variables), one panel, and
-that import a dashboard's JSON."""
+that import a dashboard's JSON; and the one that adds an annotation."""
 
 import orjson
 from django import forms
 from django.core.exceptions import ValidationError
 
 from dashboard import grafana
-from dashboard.models import GRID_COLUMNS, Dashboard, Panel
+from dashboard.models import (
+    ANNOTATION_MAX_TAGS,
+    ANNOTATION_TEXT_MAX_LENGTH,
+    GRID_COLUMNS,
+    TAG_MAX_LENGTH,
+    Annotation,
+    Dashboard,
+    Panel,
+)
+from dashboard.timerange import INPUT_FORMAT
 
 VARIABLE_KINDS = {"query", "custom"}
 
@@ -65,6 +74,34 @@ class DashboardForm(forms.ModelForm):
 
 def _tag_list(text: str) -> list[str]:
     return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+class AnnotationForm(forms.ModelForm):
+    """An annotation added on a dashboard's annotations page: a moment, its text, its tags."""
+
+    time = forms.DateTimeField(
+        input_formats=[INPUT_FORMAT],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=INPUT_FORMAT),
+        help_text="In your time zone.",
+    )
+    text = forms.CharField(max_length=ANNOTATION_TEXT_MAX_LENGTH, widget=forms.TextInput)
+    tags = forms.CharField(
+        required=False,
+        help_text="Separated by commas; this dashboard marks those with any of its annotation "
+        "tags (blank there: all).",
+    )
+
+    class Meta:
+        model = Annotation
+        fields = ["time", "text", "tags"]
+
+    def clean_tags(self) -> list[str]:
+        tags = list(dict.fromkeys(_tag_list(self.cleaned_data["tags"])))
+        if len(tags) > ANNOTATION_MAX_TAGS:
+            raise ValidationError(f"At most {ANNOTATION_MAX_TAGS} tags.")
+        if any(len(tag) > TAG_MAX_LENGTH for tag in tags):
+            raise ValidationError(f"A tag has at most {TAG_MAX_LENGTH} characters.")
+        return tags
 
 
 class PanelForm(forms.ModelForm):

@@ -13,7 +13,7 @@ from django.db.models import Count, Max
 from django.template.loader import render_to_string
 
 from alerts.models import Alert
-from dashboard import figures, query_charts
+from dashboard import annotations, figures, query_charts
 from dashboard.timerange import TimeRange
 from instances.models import Instance, Series
 from instances.samples import samples_engine
@@ -85,12 +85,14 @@ def charts(
         drawn_names.append(name)
         lines += count
     drawn = chart_groups(instance, drawn_names)
+    marks = chart_marks(instance, time_range)
     gauges = [one for name, unit, group in drawn if not is_counter(name, unit) for one in group]
     points = samples_engine().points_of_series(
         [one.pk for one in gauges], time_range.start, time_range.end, CHART_POINTS
     )
     result = [
-        draw_chart(instance, name, unit, group, points, time_range) for name, unit, group in drawn
+        draw_chart(instance, name, unit, group, points, time_range, marks)
+        for name, unit, group in drawn
     ]
     result += [Chart(name, unit, count, "", lazy=True) for name, count, unit in names[len(drawn) :]]
     return result
@@ -109,21 +111,46 @@ def chart_named(instance: Instance, name: str, time_range: TimeRange) -> Chart |
             [one.pk for one in group], time_range.start, time_range.end, CHART_POINTS
         )
     )
-    return draw_chart(instance, name, unit, group, points, time_range)
+    marks = chart_marks(instance, time_range)
+    return draw_chart(instance, name, unit, group, points, time_range, marks)
+
+
+def chart_marks(instance: Instance, time_range: TimeRange) -> list[annotations.Mark]:
+    """What the instance's charts mark, as a dashboard's do: its own alert episodes, and the
+    posted annotations (all of them, as on a dashboard without annotation tags)."""
+    start, end = time_range.start, time_range.end
+    return annotations.alert_episodes(start, end, [instance.agent_id]) + annotations.posted(
+        start, end, ()
+    )
 
 
 def draw_chart(
-    instance: Instance, name: str, unit: str, group: list, points: dict, time_range: TimeRange
+    instance: Instance,
+    name: str,
+    unit: str,
+    group: list,
+    points: dict,
+    time_range: TimeRange,
+    marks: list[annotations.Mark],
 ) -> Chart:
     if is_counter(name, unit):
-        return rate_chart(instance, name, unit, len(group), time_range)
+        return rate_chart(instance, name, unit, len(group), time_range, marks)
     traces = [(one, points.get(one.pk, [])) for one in group]
-    figure = figures.metric_figure(name, unit, traces, time_range.start, time_range.end)
+    marked = {}
+    annotations.add_to_layout(marked, marks)
+    figure = figures.metric_figure(
+        name, unit, traces, time_range.start, time_range.end, layout=marked
+    )
     return Chart(name, unit, len(group), figure)
 
 
 def rate_chart(
-    instance: Instance, name: str, unit: str, series_count: int, time_range: TimeRange
+    instance: Instance,
+    name: str,
+    unit: str,
+    series_count: int,
+    time_range: TimeRange,
+    marks: list[annotations.Mark],
 ) -> Chart:
     """A counter as its per-second rate over a window that fits the chart's step."""
     step_ms = query_charts.auto_step_ms(time_range, CHART_POINTS)
@@ -139,7 +166,7 @@ def rate_chart(
         for labels in result.labels
     ]
     suffix = rate_unit if rate_unit == "/s" else f" {rate_unit}"
-    figure = query_charts.figure(result, time_range, names, value_suffix=suffix)
+    figure = query_charts.figure(result, time_range, names, value_suffix=suffix, marks=marks)
     return Chart(name, rate_unit, series_count, figure)
 
 

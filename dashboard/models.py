@@ -321,6 +321,12 @@ class DashboardVersion(models.Model):
         return f"{self.dashboard} v{self.version}"
 
 
+# What one annotation may carry, through the API and the annotations page alike.
+ANNOTATION_TEXT_MAX_LENGTH = 10_000
+ANNOTATION_MAX_TAGS = 20
+TAG_MAX_LENGTH = 50
+
+
 class Annotation(models.Model):
     """A moment (or span) worth marking on time charts, posted through the API: a deploy, a
     config change. Tags let each dashboard mark only its own (``Dashboard.annotation_tags``)."""
@@ -330,7 +336,7 @@ class Annotation(models.Model):
     # The end of a span; None for a moment.
     time_end = models.DateTimeField(null=True, blank=True)
     text = models.TextField()
-    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    tags = ArrayField(models.CharField(max_length=TAG_MAX_LENGTH), default=list, blank=True)
     # The API token that posted it, by name (the token may be revoked since).
     posted_by = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

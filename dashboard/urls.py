@@ -51,6 +51,13 @@ urlpatterns = [
     path("dashboards/<uuid:pk>/edit/", views.dashboard_edit, name="dashboard_edit"),
     path("dashboards/<uuid:pk>/delete", views.dashboard_delete, name="dashboard_delete"),
     path("dashboards/<uuid:pk>/star", views.dashboard_star, name="dashboard_star"),
+    path("dashboards/<uuid:pk>/annotations/", views.annotations_page, name="annotations"),
+    path("dashboards/<uuid:pk>/annotations/new", views.annotation_create, name="annotation_create"),
+    path(
+        "dashboards/<uuid:pk>/annotations/<uuid:annotation_pk>/delete",
+        views.annotation_delete,
+        name="annotation_delete",
+    ),
     path("dashboards/<uuid:pk>/export.json", views.dashboard_export, name="dashboard_export"),
     path(
         "dashboards/<uuid:pk>/versions/<int:version>/rollback",

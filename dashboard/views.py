@@ -37,6 +37,7 @@ from alerts.forms import CHANNEL_FORMS, AlertRuleForm
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel, prefetch_muting
 from dashboard import (
     alert_page,
+    annotations,
     explore,
     instance_page,
     overview,
@@ -44,9 +45,23 @@ from dashboard import (
     promql_completion,
     variables,
 )
-from dashboard.forms import DashboardForm, ImportForm, PanelForm
-from dashboard.models import WIDTH_PRESETS, Dashboard, DashboardStar, DashboardVersion, Panel
-from dashboard.timerange import CUSTOM, RANGES, REFRESH_CHOICES, TimeRange, refresh_choice
+from dashboard.forms import AnnotationForm, DashboardForm, ImportForm, PanelForm
+from dashboard.models import (
+    WIDTH_PRESETS,
+    Annotation,
+    Dashboard,
+    DashboardStar,
+    DashboardVersion,
+    Panel,
+)
+from dashboard.timerange import (
+    CUSTOM,
+    INPUT_FORMAT,
+    RANGES,
+    REFRESH_CHOICES,
+    TimeRange,
+    refresh_choice,
+)
 from instances.models import Instance
 from query.values import QueryError
 
@@ -604,6 +619,64 @@ def dashboard_star(request, pk):
     if request.htmx:
         return render(request, "dashboard/partials/star_button.html", {"board": board})
     return redirect("dashboard:dashboard", pk=board.pk)
+
+
+# The annotations page lists a week unless asked for another range, at most this many.
+ANNOTATIONS_RANGE = "7d"
+ANNOTATIONS_LISTED = 200
+
+
+@role_required(Role.VIEWER)
+def annotations_page(request, pk):
+    """The annotations a dashboard's time charts mark (those with any of its annotation tags,
+    all without), newest first; Operators and Admins add and delete them here."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    now = timezone.localtime().strftime(INPUT_FORMAT)
+    form = AnnotationForm(initial={"time": now, "tags": ", ".join(board.annotation_tags)})
+    return _annotations_page(request, board, form)
+
+
+def _annotations_page(request, board: Dashboard, form: AnnotationForm, status: int = 200):
+    query = request.GET.copy()
+    query.setdefault("range", ANNOTATIONS_RANGE)
+    time_range = TimeRange.from_query(query)
+    listed = annotations.tagged(time_range.start, time_range.end, board.annotation_tags)
+    context = {
+        "board": board,
+        "annotations": listed.order_by("-time")[:ANNOTATIONS_LISTED],
+        "form": form,
+        "time_range": time_range,
+        "range_keys": [*RANGES, CUSTOM],
+    }
+    return render(request, "dashboard/annotations.html", context, status=status)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def annotation_create(request, pk):
+    """Add an annotation; the page is shown again with the form's problems (400)."""
+    board = get_object_or_404(Dashboard, pk=pk)
+    form = AnnotationForm(request.POST)
+    if not form.is_valid():
+        return _annotations_page(request, board, form, status=400)
+    form.instance.posted_by = request.user.get_username()
+    with transaction.atomic():
+        annotation = form.save()
+        record_saved(request.user, annotation, form, created=True, request=request)
+    messages.success(request, f"Annotation {annotation.text[:50]!r} added.")
+    return redirect("dashboard:annotations", pk=board.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def annotation_delete(request, pk, annotation_pk):
+    board = get_object_or_404(Dashboard, pk=pk)
+    annotation = get_object_or_404(Annotation, pk=annotation_pk)
+    with transaction.atomic():
+        record_deleted(request.user, annotation, request=request)
+        annotation.delete()
+    messages.success(request, f"Annotation {annotation.text[:50]!r} deleted.")
+    return redirect("dashboard:annotations", pk=board.pk)
 
 
 @role_required(Role.OPERATOR)

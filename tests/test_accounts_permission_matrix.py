@@ -14,6 +14,7 @@ from alerts import links
 from alerts.models import Alert, AlertRule, InhibitRule, Silence
 from backups import dumps
 from checks.models import Check, CheckGroup
+from dashboard.models import Annotation
 from ingestion.models import IngestToken
 from instances.models import Instance
 from tests.test_dashboard_boards import board_with
@@ -123,6 +124,8 @@ def dashboard_endpoints() -> list:
     with_deleted_panel, deleted_panel = board()
     settings = {"title": "Edited", "time_range": "1h", "refresh": "off", "variables": "[]"}
     panel = {"type": "text", "width": 6, "height": 4, "text": "hi"}
+    annotation = {"time": "2026-01-01T10:00", "text": "deploy"}
+    deleted_annotation = Annotation.objects.create(time=timezone.now(), text="deleted")
     exported = orjson.dumps(shown.to_dict()).decode()
     at = "/dashboards/{}/".format
     return [
@@ -132,6 +135,15 @@ def dashboard_endpoints() -> list:
         ("get", f"{at(shown.pk)}export.json", {}, {}, VIEWERS),
         # Starring is each user's own: Viewers may (a second star unstars).
         ("post", f"{at(shown.pk)}star", {}, {}, VIEWERS_POST),
+        ("get", f"{at(shown.pk)}annotations/", {}, {}, VIEWERS),
+        ("post", f"{at(shown.pk)}annotations/new", annotation, {}, OPERATORS),
+        (
+            "post",
+            f"{at(shown.pk)}annotations/{deleted_annotation.pk}/delete",
+            {},
+            {},
+            OPERATORS,
+        ),
         ("get", "/dashboards/new/", {}, {}, OPERATORS_PAGE),
         ("post", "/dashboards/new/", settings, {}, OPERATORS),
         ("get", "/dashboards/import/", {}, {}, OPERATORS_PAGE),
@@ -177,6 +189,7 @@ def endpoints(target_user, token):
         for action in ("acknowledge", "resolve", "silence", "unsilence")
     }
     linked = alert_on(instance, "Linked")
+    annotation = Annotation.objects.create(time=timezone.now(), text="deploy")
     backup = dumps.run_backup()
     heartbeat = Check.objects.create(name="Nightly", kind=Check.Kind.HEARTBEAT)
     pages = [
@@ -347,6 +360,7 @@ def endpoints(target_user, token):
         ("post", "/api/v1/ingest", {"samples": []}, {}, NO_SESSION_API),
         ("get", "/api/v1/annotations", {}, {}, NO_SESSION_API),
         ("post", "/api/v1/annotations", {"text": "deploy"}, {}, NO_SESSION_API),
+        ("delete", f"/api/v1/annotations/{annotation.pk}", {}, {}, NO_SESSION_API),
     ]
     # The Prometheus and Alertmanager APIs: a Viewer's session reads; changes need a token.
     session_reads = {None: 401, "none": 401, Role.VIEWER: 200, Role.OPERATOR: 200, Role.ADMIN: 200}

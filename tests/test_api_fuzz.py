@@ -12,6 +12,7 @@ from schemathesis.config import InferenceAlgorithm
 from alerts.models import Alert, AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
 from api.api import api
 from checks.models import Check
+from dashboard.models import Annotation
 from ingestion.models import IngestToken
 from instances.models import Instance
 
@@ -63,6 +64,7 @@ CREATED_BY_API = [
     InhibitRule,
     NotificationChannel,
     Check,
+    Annotation,
     Instance,
 ]
 
