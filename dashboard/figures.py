@@ -1,7 +1,8 @@
 """Plotly figures for the chart pages, as JSON for ``Plotly.newPlot`` (static/js/charts.js).
 
-Times are UTC wall-clock strings (plotly.js has no time zones); the pages say so. Colours are left
-to charts.js, which takes them from the theme's custom properties.
+Times are UTC wall-clock strings (plotly.js has no time zones), which charts.js rewrites as the
+wall time of the zone the page shows times in. Colours are left to charts.js, which takes them
+from the theme's custom properties.
 """
 
 from collections.abc import Sequence

@@ -59,7 +59,9 @@
 })();
 
 // The browser's time zone, for the server to show times in when the profile names none
-// (accounts/time_zones.py reads the cookie). Kept in step on every page.
+// (accounts/time_zones.py reads the cookie). Kept in step on every page; a page written in
+// another zone before the cookie said this one (the first visit) is loaded again, once, so
+// even the first page shows local times.
 (function () {
   "use strict";
   var zone = "";
@@ -68,9 +70,17 @@
   } catch (error) {
     return;
   }
+  var cookie = "vigil_tz=" + zone;
   // IANA names (letters, digits, "/", "_", "-", "+") are valid cookie values as they are, and
   // the server reads the value unquoted.
-  if (/^[\w\/+-]+$/.test(zone) && document.cookie.indexOf("vigil_tz=" + zone) < 0) {
-    document.cookie = "vigil_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
+  if (!/^[\w\/+-]+$/.test(zone) || document.cookie.indexOf(cookie) >= 0) {
+    return;
+  }
+  document.cookie = cookie + "; path=/; max-age=31536000; SameSite=Lax";
+  var written = document.querySelector('meta[name="vigil-time-zone"]');
+  var guessed = document.querySelector('meta[name="vigil-time-zone-guessed"]');
+  // Only when the cookie took: a browser that refuses cookies would reload for ever.
+  if (written && guessed && written.content !== zone && document.cookie.indexOf(cookie) >= 0) {
+    window.location.reload();
   }
 })();
