@@ -40,6 +40,7 @@ MAIN_TABLES = (
     "instances_instance",
     "instances_series",
     "samples",
+    "sample_blocks",
     "alerts_alertrule",
     "alerts_alert",
     "alerts_silence",

@@ -11,7 +11,13 @@ from django.db import connections
 from backups import postgres
 
 # A database holding any of these rows has monitoring data a restore would overwrite.
-DATA_TABLES = ("instances_instance", "instances_series", "samples", "alerts_alert")
+DATA_TABLES = (
+    "instances_instance",
+    "instances_series",
+    "samples",
+    "sample_blocks",
+    "alerts_alert",
+)
 
 
 class RestoreRefused(RuntimeError):

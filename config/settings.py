@@ -366,6 +366,15 @@ CELERY_BEAT_SCHEDULE["refresh-rollups"] = {
     "options": {"expires": float(ROLLUP_INTERVAL_SECONDS)},
 }
 PARTITIONS_AHEAD_DAYS = env.int("PARTITIONS_AHEAD_DAYS", default=3)
+# A day of raw samples is compacted into compressed blocks once it ended this many hours ago
+# (samples that arrive later still go in, merged by the next compaction), checked every interval.
+COMPACTION_GRACE_HOURS = env.int("COMPACTION_GRACE_HOURS", default=6)
+COMPACTION_INTERVAL_SECONDS = env.int("COMPACTION_INTERVAL_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE["compact-samples"] = {
+    "task": "instances.compact_samples",
+    "schedule": float(COMPACTION_INTERVAL_SECONDS),
+    "options": {"expires": float(COMPACTION_INTERVAL_SECONDS)},
+}
 
 # A worker's heartbeat older than this makes /readyz fail.
 CELERY_HEARTBEAT_MAX_AGE_SECONDS = env.int("CELERY_HEARTBEAT_MAX_AGE_SECONDS", default=120)

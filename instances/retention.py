@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 
 from instances import store
-from instances.store import ROLLUP_1H, ROLLUP_1M, ROLLUP_5M, SAMPLES, TimeTable
+from instances.store import BLOCKS, ROLLUP_1H, ROLLUP_1M, ROLLUP_5M, SAMPLES, TimeTable
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +16,8 @@ def retention_days() -> dict[TimeTable, int]:
     """How many days each time table keeps (settings)."""
     return {
         SAMPLES: settings.RETENTION_RAW_DAYS,
+        # Compacted days are raw samples kept smaller: they go after as many days.
+        BLOCKS: settings.RETENTION_RAW_DAYS,
         ROLLUP_1M.table: settings.RETENTION_1M_DAYS,
         ROLLUP_5M.table: settings.RETENTION_5M_DAYS,
         ROLLUP_1H.table: settings.RETENTION_1H_DAYS,

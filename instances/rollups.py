@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from instances import store
 from instances.models import Instance
 from instances.samples import samples_engine
-from instances.store import MINUTE, ROLLUP_LEVELS, SAMPLES_TABLE, RollupLevel
+from instances.store import MINUTE, ROLLUP_LEVELS, RollupLevel
 from instances.worker_metrics import SharedFigures
 
 logger = logging.getLogger(__name__)
@@ -60,35 +60,43 @@ def _upsert_sql(target: str, select: str) -> str:
     )
 
 
-def _source(level: RollupLevel) -> tuple[str, str, str]:
-    """(table, time column, aggregates) that ``level``'s buckets are computed from."""
-    if level.source is None:
-        return SAMPLES_TABLE, "ts", store.SAMPLE_AGGREGATES
-    return level.source.table.name, "bucket", store.ROLLUP_AGGREGATES
-
-
 def _range_sql(level: RollupLevel, some_series: bool = False) -> str:
     """``level``'s buckets from its source rows in [%(start)s, %(end)s), of every series or
-    (``some_series``) of those in %(ids)s."""
-    table, column, aggregates = _source(level)
-    which = "AND series_id = ANY(%(ids)s) " if some_series else ""
+    (``some_series``) of those in %(ids)s. Samples are read raw and compacted alike."""
+    if level.source is None:
+        rows = (
+            "samples_between(%(ids)s, %(start)s, %(end)s)"
+            if some_series
+            else "all_samples_between(%(start)s, %(end)s)"
+        )
+        column, aggregates, which = "ts", store.SAMPLE_AGGREGATES, ""
+    else:
+        rows, column, aggregates = level.source.table.name, "bucket", store.ROLLUP_AGGREGATES
+        which = "AND series_id = ANY(%(ids)s) " if some_series else ""
+        which = f"WHERE {column} >= %(start)s AND {column} < %(end)s {which}"
     return _upsert_sql(
         level.table.name,
         f"SELECT series_id, date_bin(%(width)s, {column}, 'epoch') AS b, {aggregates} "
-        f"FROM {table} WHERE {column} >= %(start)s AND {column} < %(end)s {which}"
-        "GROUP BY series_id, b",
+        f"FROM {rows} {which} GROUP BY series_id, b",
     )
 
 
 def _buckets_sql(level: RollupLevel) -> str:
     """``level``'s buckets listed in %(ids)s / %(buckets)s, from their source rows."""
-    table, column, aggregates = _source(level)
+    if level.source is None:
+        rows = "samples_between(ARRAY[l.series_id], l.b, l.b + %(width)s)"
+        aggregates = store.SAMPLE_AGGREGATES
+    else:
+        rows = (
+            f"(SELECT * FROM {level.source.table.name} WHERE series_id = l.series_id "
+            "AND bucket >= l.b AND bucket < l.b + %(width)s)"
+        )
+        aggregates = store.ROLLUP_AGGREGATES
     return _upsert_sql(
         level.table.name,
         f"SELECT l.series_id, l.b, {aggregates} "
         "FROM unnest(%(ids)s::bigint[], %(buckets)s::timestamptz[]) AS l(series_id, b) "
-        f"JOIN {table} USING (series_id) WHERE {column} >= l.b AND {column} < l.b + %(width)s "
-        "GROUP BY l.series_id, l.b",
+        f"CROSS JOIN LATERAL {rows} AS source GROUP BY l.series_id, l.b",
     )
 
 
@@ -176,9 +184,7 @@ def _chunks(now: datetime) -> list[tuple[datetime, datetime]]:
     watermark = store.rollup_watermark()
     if watermark is None:
         days = sorted(
-            datetime.combine(day, datetime.min.time(), UTC)
-            for day in map(store.SAMPLES.partition_start, store.list_partitions())
-            if day is not None
+            datetime.combine(day, datetime.min.time(), UTC) for day in store.stored_days()
         )
         return [(day, min(day + CHUNK, now)) for day in days if day < now]
     grace = timedelta(seconds=settings.ROLLUP_GRACE_SECONDS)
@@ -215,8 +221,7 @@ def _recompute(start: datetime, end: datetime) -> tuple[Counter, dict[int, str]]
     def series_ids() -> list[int]:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT DISTINCT series_id FROM {SAMPLES_TABLE} WHERE ts >= %s AND ts < %s "
-                "ORDER BY series_id",
+                "SELECT DISTINCT series_id FROM all_samples_between(%s, %s) ORDER BY series_id",
                 [start, end],
             )
             return [row[0] for row in cursor.fetchall()]
@@ -316,8 +321,8 @@ def _queue_series_minutes(series_ids, start: datetime, end: datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO rollup_late (series_id, bucket) "
-            f"SELECT DISTINCT series_id, date_bin(%s, ts, 'epoch') FROM {SAMPLES_TABLE} "
-            "WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s ON CONFLICT DO NOTHING",
+            "SELECT DISTINCT series_id, date_bin(%s, ts, 'epoch') "
+            "FROM samples_between(%s, %s, %s) ON CONFLICT DO NOTHING",
             [MINUTE, list(series_ids), start, end],
         )
 

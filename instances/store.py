@@ -31,6 +31,7 @@ UNIQUE_VIOLATION = "23505"
 CHECK_VIOLATION = "23514"
 SERIES_TABLE = "instances_series"
 MINUTE = timedelta(minutes=1)
+MICROSECOND = timedelta(microseconds=1)
 
 # --- float64 arithmetic in SQL --------------------------------------------------------------
 # PostgreSQL's float8 +, -, *, / and sum() raise "value out of range" where IEEE 754 (Python,
@@ -204,6 +205,10 @@ class RollupLevel:
 
 
 SAMPLES = TimeTable(SAMPLES_TABLE, "ts")
+# Compacted days of samples, a row per series and day (instances/compaction.py). SQL readers read
+# samples through samples_between() / all_samples_between() (migration 0010), which give the raw
+# and the compacted ones alike; the PromQL reads decode blocks in numpy (block_arrays).
+BLOCKS = TimeTable("sample_blocks", "day")
 ROLLUP_1M = RollupLevel("1m", TimeTable("samples_1m", "bucket"), MINUTE)
 ROLLUP_5M = RollupLevel(
     "5m", TimeTable("samples_5m", "bucket", monthly=True), 5 * MINUTE, ROLLUP_1M
@@ -260,6 +265,17 @@ def list_partitions(table: TimeTable = SAMPLES) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def stored_days() -> list[date]:
+    """The days holding samples, raw or compacted (those with a partition of either), in order."""
+    days = {
+        day
+        for table in (SAMPLES, BLOCKS)
+        for day in map(table.partition_start, list_partitions(table))
+        if day is not None
+    }
+    return sorted(days)
+
+
 def expired_partitions(table: TimeTable, keep_days: int, now: datetime | None = None) -> list[str]:
     """Partitions of ``table`` holding nothing newer than ``keep_days`` ago."""
     cutoff = (now or datetime.now(UTC)).date() - timedelta(days=keep_days)
@@ -278,8 +294,17 @@ def drop_partition(table: TimeTable, partition: str) -> None:
     DETACH or DROP needs ACCESS EXCLUSIVE, queueing every ingest behind the slowest reader). It
     cannot run in a transaction; one interrupted half-way is finished with FINALIZE.
     """
+    detach_partition(table, partition)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {partition}")
+    logger.info("dropped partition %s of %s", partition, table.name)
+
+
+def detach_partition(table: TimeTable, partition: str) -> None:
+    """Detach one partition of ``table`` (if attached) with DETACH ... CONCURRENTLY, as
+    ``drop_partition`` does; the table itself stays."""
     if connection.in_atomic_block:
-        raise RuntimeError("drop_partition must run outside a transaction")
+        raise RuntimeError("detaching a partition must run outside a transaction")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -290,8 +315,6 @@ def drop_partition(table: TimeTable, partition: str) -> None:
         if row is not None:
             mode = "FINALIZE" if row[0] else "CONCURRENTLY"
             cursor.execute(f"ALTER TABLE {table.name} DETACH PARTITION {partition} {mode}")
-        cursor.execute(f"DROP TABLE IF EXISTS {partition}")
-    logger.info("dropped partition %s of %s", partition, table.name)
 
 
 # --- series ---------------------------------------------------------------------------------
@@ -385,6 +408,7 @@ def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
     Runs inside the caller's transaction (so a batch commits or fails whole). Returns how many
     rows were new. Missing daily partitions are created on demand.
     """
+    rows = _not_compacted_yet(rows)
     if not rows:
         return 0
     try:
@@ -399,6 +423,36 @@ def write_samples(rows: Sequence[tuple[int, datetime, float]]) -> int:
     note_newest(rows)
     _note_late_rows(rows)
     return written
+
+
+def _not_compacted_yet(
+    rows: Sequence[tuple[int, datetime, float]],
+) -> Sequence[tuple[int, datetime, float]]:
+    """``rows`` less those a compacted day already holds (a replayed late batch): the raw table's
+    primary key does not see those. Only rows older than the compaction grace window can be in
+    a compacted day, so a live batch costs nothing here."""
+    cutoff = datetime.now(UTC) - timedelta(hours=settings.COMPACTION_GRACE_HOURS)
+    late = [(series_id, ts) for series_id, ts, _ in rows if ts < cutoff]
+    if not late:
+        return rows
+    stamps = [ts for _, ts in late]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.series_id, c.ts FROM block_samples_between(%s, %s, %s) c "
+            "JOIN unnest(%s::bigint[], %s::timestamptz[]) AS l(series_id, ts) "
+            "USING (series_id, ts)",
+            [
+                sorted({series_id for series_id, _ in late}),
+                min(stamps),
+                max(stamps) + MICROSECOND,
+                [series_id for series_id, _ in late],
+                stamps,
+            ],
+        )
+        stored = set(cursor.fetchall())
+    if not stored:
+        return rows
+    return [row for row in rows if (row[0], row[1]) not in stored]
 
 
 def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
@@ -580,8 +634,7 @@ def window_aggregates(
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.id, a.value FROM unnest(%s::bigint[]) AS s(id) CROSS JOIN LATERAL ("
-            f"  SELECT {expression} AS value FROM {SAMPLES_TABLE} "
-            f"  WHERE series_id = s.id AND ts >= %s AND ts < %s) a",
+            f"  SELECT {expression} AS value FROM samples_between(ARRAY[s.id], %s, %s)) a",
             [list(series_ids), start, end],
         )
         return dict(cursor.fetchall())
@@ -638,26 +691,32 @@ def recent_samples(
             "ORDER BY s.last_ts DESC LIMIT %s)"
         )
         series_params, where, params = [*params, limit], "TRUE", []
-    bounds, bound_params = [], []
-    if start:
-        bounds.append("AND ts >= %s")
-        bound_params.append(start)
-    if end:
-        bounds.append("AND ts < %s")
-        bound_params.append(end)
+    bounds = [start or "-infinity", end or "infinity"]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, l.ts, l.value "
-            f"FROM {series} s CROSS JOIN LATERAL ("
-            f"  SELECT ts, value FROM {SAMPLES_TABLE} WHERE series_id = s.id {' '.join(bounds)} "
-            f"  ORDER BY ts DESC LIMIT %s) l "
+            f"FROM {series} s CROSS JOIN LATERAL ({_NEWEST_SAMPLES_SQL}) l "
             f"WHERE {where} ORDER BY l.ts DESC, s.id LIMIT %s",
-            series_params + bound_params + [limit] + params + [limit],
+            series_params + [*bounds, limit, *bounds, limit, limit] + params + [limit],
         )
         return [
             Sample(sid, iid, name, _as_dict(labels), unit, ts, value)
             for sid, iid, name, labels, unit, ts, value in cursor.fetchall()
         ]
+
+
+# The newest %s (limit) samples of series ``s.id`` in [%s, %s) (the bounds given twice, then the
+# limit twice more). Compacted days hold older samples than the raw ones but for late ones, so
+# blocks are decoded only when the raw samples fall short of the limit or a block holds samples
+# newer than the oldest raw one kept.
+_NEWEST_SAMPLES_SQL = (
+    "WITH raw AS (SELECT ts, value FROM samples WHERE series_id = s.id AND ts >= %s AND ts < %s "
+    "ORDER BY ts DESC LIMIT %s) "
+    "SELECT ts, value FROM raw UNION ALL "
+    "SELECT ts, value FROM block_samples_between(ARRAY[s.id], %s, %s) "
+    "WHERE ts > coalesce((SELECT min(ts) FROM raw HAVING count(*) >= %s), '-infinity') "
+    "ORDER BY ts DESC LIMIT %s"
+)
 
 
 METRIC_ID = re.compile(r"(\d{1,18})-(\d{1,15})(?:\.(\d{3}))?")
@@ -681,9 +740,9 @@ def sample_at(series_id: int, ts: datetime) -> Sample | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.id, s.instance_id, s.name, s.labels, s.unit, x.ts, x.value "
-            f"FROM {SAMPLES_TABLE} x JOIN {SERIES_TABLE} s ON s.id = x.series_id "
-            "WHERE x.series_id = %s AND x.ts = %s",
-            [series_id, ts],
+            f"FROM samples_between(ARRAY[%s::bigint], %s, %s) x "
+            f"JOIN {SERIES_TABLE} s ON s.id = x.series_id",
+            [series_id, ts, ts + MICROSECOND],
         )
         row = cursor.fetchone()
     if row is None:
@@ -730,9 +789,8 @@ def metric_aggregates(
             "SELECT s.instance_id, s.name, count(*), min(x.value), max(x.value), "
             f"{float_quotient(float_sum('x.value'), 'count(*)')}, "
             "(array_agg(x.value ORDER BY x.ts DESC))[1] "
-            f"FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id "
-            f"WHERE x.ts >= %s AND x.ts < %s AND {where} "
-            "GROUP BY s.instance_id, s.name ORDER BY s.instance_id, s.name",
+            f"FROM {SERIES_TABLE} s JOIN all_samples_between(%s, %s) x ON x.series_id = s.id "
+            f"WHERE {where} GROUP BY s.instance_id, s.name ORDER BY s.instance_id, s.name",
             [start, end] + params,
         )
         return [MetricAggregate(*row) for row in cursor.fetchall()]
@@ -744,7 +802,7 @@ def delete_samples_of_instance(instance_id) -> int:
     _SERIES_IDS.pop(instance_id, None)
     with connection.cursor() as cursor:
         rollups = [level.table.name for level in ROLLUP_LEVELS]
-        for table in (*rollups, "rollup_late", STALENESS_TABLE, SAMPLES_TABLE):
+        for table in (*rollups, "rollup_late", STALENESS_TABLE, BLOCKS.name, SAMPLES_TABLE):
             cursor.execute(
                 f"DELETE FROM {table} WHERE series_id IN "
                 f"(SELECT id FROM {SERIES_TABLE} WHERE instance_id = %s)",
@@ -754,16 +812,17 @@ def delete_samples_of_instance(instance_id) -> int:
 
 
 def count_samples(series_ids: Sequence[int] | None = None) -> int:
-    """How many samples are stored (for some series, or in all)."""
+    """How many samples are stored (for some series, or in all), raw and compacted."""
+    which, params = "", []
+    if series_ids is not None:
+        which, params = "WHERE series_id = ANY(%s)", [list(series_ids)]
     with connection.cursor() as cursor:
-        if series_ids is None:
-            cursor.execute(f"SELECT count(*) FROM {SAMPLES_TABLE}")
-        else:
-            cursor.execute(
-                f"SELECT count(*) FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s)",
-                [list(series_ids)],
-            )
-        return cursor.fetchone()[0]
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {SAMPLES_TABLE} {which}) "
+            f"+ (SELECT coalesce(sum(count), 0) FROM {BLOCKS.name} {which})",
+            params * 2,
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _series_filter(instance_ids, names) -> tuple[str, list]:
@@ -841,8 +900,7 @@ def points_of_series(
     if resolution == "raw":
         sql = (
             f"SELECT series_id, {epoch_us('date_bin(%s, ts, %s)')} AS b, {SAMPLE_AGGREGATES} "
-            f"FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= %s AND ts < %s "
-            "GROUP BY series_id, b ORDER BY series_id, b"
+            "FROM samples_between(%s, %s, %s) GROUP BY series_id, b ORDER BY series_id, b"
         )
         params = [stride, start, ids, start, end]
     else:
@@ -864,7 +922,7 @@ def points_of_series(
             f"  AND bucket < {cutoff}"
             "  UNION ALL"
             "  SELECT series_id, ts, value, value, value, 1, value"
-            f"  FROM {SAMPLES_TABLE} WHERE series_id = ANY(%s) AND ts >= {cutoff} AND ts < %s"
+            f"  FROM samples_between(%s, {cutoff}, %s)"
             ") parts GROUP BY series_id, b ORDER BY series_id, b"
         )
         bounds = [origin, end, level.width]
@@ -900,8 +958,8 @@ def metric_trends(
             " array_agg(value ORDER BY bucket) FROM ("
             "  SELECT s.instance_id, s.name, date_bin(%s, x.ts, %s) AS bucket,"
             f"  {float_quotient(float_sum('x.value'), 'count(*)')} AS value"
-            f"  FROM {SERIES_TABLE} s JOIN {SAMPLES_TABLE} x ON x.series_id = s.id"
-            f"  WHERE x.ts >= %s AND x.ts < %s AND {where}"
+            f"  FROM {SERIES_TABLE} s JOIN all_samples_between(%s, %s) x ON x.series_id = s.id"
+            f"  WHERE {where}"
             "  GROUP BY s.instance_id, s.name, bucket"
             ") buckets GROUP BY instance_id, name",
             [_stride(start, end, buckets), start, start, end] + params,
@@ -918,7 +976,9 @@ def metric_trends(
 def samples_per_second(
     window: timedelta = timedelta(minutes=1), now: datetime | None = None
 ) -> float:
-    """Samples stamped within the last ``window``, per second: the overview's ingest rate."""
+    """Samples stamped within the last ``window``, per second: the overview's ingest rate.
+
+    Read from the raw samples only: the last minutes are never compacted."""
     now = now or datetime.now(UTC)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -982,10 +1042,10 @@ def window_values(
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.instance_id, s.id, s.labels, a.value FROM {SERIES_TABLE} s "
-            f"CROSS JOIN LATERAL (SELECT {expression} AS value FROM {SAMPLES_TABLE} "
-            "  WHERE series_id = s.id AND ts > %s AND ts <= %s) a "
+            f"CROSS JOIN LATERAL (SELECT {expression} AS value "
+            "  FROM samples_between(ARRAY[s.id], %s, %s) WHERE ts > %s) a "
             f"WHERE {' AND '.join(clauses)} ORDER BY s.instance_id, s.id",
-            [start, end, *params],
+            [start, end + MICROSECOND, start, *params],
         )
         return [
             SeriesValue(instance_id, series_id, _as_dict(labels), value)
@@ -1197,6 +1257,8 @@ def sample_arrays(
         return _NO_SAMPLES
     start = EPOCH + timedelta(milliseconds=start_ms)
     end = EPOCH + timedelta(milliseconds=end_ms)
+    compacted = block_arrays(ids, np.array([[start_ms, end_ms]]), limit)
+    limit -= len(compacted.ts_ms)
     ids_, (stamps, values) = _series_arrays(
         f"SELECT series_id, ts, value FROM {SAMPLES_TABLE} "
         "WHERE series_id = ANY(%s) AND ts >= %s AND ts <= %s "
@@ -1206,7 +1268,7 @@ def sample_arrays(
         ("ts", "value"),
         limit,
     )
-    return SampleArrays(ids_, _ms_of(stamps), values)
+    return _merged(SampleArrays(ids_, _ms_of(stamps), values), compacted)
 
 
 def sample_arrays_in_spans(
@@ -1217,6 +1279,8 @@ def sample_arrays_in_spans(
     for the edges of windows whose middle is read from rollups."""
     if not len(series_ids) or not len(spans_ms):
         return _NO_SAMPLES
+    compacted = block_arrays(series_ids, spans_ms, limit)
+    limit -= len(compacted.ts_ms)
     ids_, (stamps, values) = _series_arrays(
         # A lateral subquery per span, kept apart by OFFSET 0: as a plain join the planner
         # reads every sample of the series and filters them by span.
@@ -1232,7 +1296,91 @@ def sample_arrays_in_spans(
         ("ts", "value"),
         limit,
     )
-    return SampleArrays(ids_, _ms_of(stamps), values)
+    return _merged(SampleArrays(ids_, _ms_of(stamps), values), compacted)
+
+
+def _merged(raw: SampleArrays, compacted: SampleArrays) -> SampleArrays:
+    """Raw and compacted samples together, by series then time."""
+    if not len(compacted.ts_ms):
+        return raw
+    ids, stamps, values = (np.concatenate(pair) for pair in zip(raw, compacted, strict=True))
+    order = np.lexsort((stamps, ids))
+    return SampleArrays(ids[order], stamps[order], values[order])
+
+
+def block_arrays(series_ids: Sequence[int], spans_ms: np.ndarray, limit: int) -> SampleArrays:
+    """The compacted samples of ``series_ids`` inside any of ``spans_ms`` (rows of closed
+    ``[first, last]`` intervals in ms, disjoint), decoded in numpy; TooManySamples past
+    ``limit``.
+
+    A block is read if it overlaps the spans' days; the blocks lying wholly inside the spans are
+    counted as they are read, and the read stops past ``limit`` of them, so memory stays bounded
+    (to that and the edge blocks) whatever the range.
+    """
+    spans_us = np.asarray(spans_ms, dtype=np.int64).reshape(-1, 2) * 1000
+    if not len(series_ids) or not len(spans_us):
+        return _NO_SAMPLES
+    spans_us = spans_us[np.argsort(spans_us[:, 0])]
+    day_us = 86_400_000_000
+    days = sorted(
+        {day for first, last in spans_us for day in range(first // day_us, last // day_us + 1)}
+    )
+    first, last = (from_epoch_us(int(us)) for us in (spans_us[0, 0], spans_us[-1, 1]))
+    with _binary_copy(
+        "COPY (SELECT series_id, day, ts_deltas_us, sample_values FROM ("
+        "  SELECT *, sum(CASE WHEN first_ts >= %s AND last_ts <= %s THEN count ELSE 0 END) "
+        "  OVER (ORDER BY series_id, day) AS inside, "
+        "  CASE WHEN first_ts >= %s AND last_ts <= %s THEN count ELSE 0 END AS own "
+        f"  FROM {BLOCKS.name} WHERE series_id = ANY(%s) AND day = ANY(%s) "
+        "  AND last_ts >= %s AND first_ts <= %s"
+        ") b WHERE inside - own <= %s ORDER BY series_id, day) TO STDOUT (FORMAT BINARY)",
+        [
+            first,
+            last,
+            first,
+            last,
+            list(series_ids),
+            [EPOCH + timedelta(days=day) for day in days],
+            first,
+            last,
+            limit,
+        ],
+    ) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    blocks: list[tuple[int, int, int]] = []
+    deltas: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    position = _COPY_HEADER_BYTES
+    while struct.unpack_from(">h", data, position)[0] != -1:
+        # Fields: the series id and the day (length 8 each), then the two arrays.
+        series_id, day = struct.unpack_from(">q4xq", data, position + 6)
+        position += 26
+        for column, element in ((deltas, _TS_ELEMENT), (values, _FLOAT_ELEMENT)):
+            (length,) = struct.unpack_from(">i", data, position)
+            count = _ARRAY_HEADER.unpack_from(data, position + 4)[3]
+            column.append(
+                np.frombuffer(data, element, count, position + 4 + _ARRAY_HEADER.size)["value"]
+            )
+            position += 4 + length
+        blocks.append((series_id, day + _PG_EPOCH_US, count))
+    if not blocks:
+        return _NO_SAMPLES
+    ids, starts, counts = (np.array(column, dtype=np.int64) for column in zip(*blocks, strict=True))
+    # Each block's running sum of deltas, from its day's start: one cumulative sum over all,
+    # less what the blocks before it summed to.
+    running = np.cumsum(np.concatenate(deltas).astype(np.int64))
+    ends = np.cumsum(counts)
+    before = np.concatenate(([0], running[ends[:-1] - 1]))
+    stamps_us = running + np.repeat(starts - before, counts)
+    which = np.searchsorted(spans_us[:, 0], stamps_us, side="right") - 1
+    inside = (which >= 0) & (stamps_us <= spans_us[np.maximum(which, 0), 1])
+    if np.count_nonzero(inside) > limit:
+        raise TooManySamples(limit)
+    return SampleArrays(
+        np.repeat(ids, counts)[inside],
+        stamps_us[inside] // 1000,
+        np.concatenate(values).astype(np.float64)[inside],
+    )
 
 
 class RollupArrays(NamedTuple):
@@ -1475,8 +1623,11 @@ def series_ids_after(last_series_id: int, count: int) -> list[int]:
 def sample_time_bounds() -> tuple[int, int] | None:
     """The oldest and newest sample times (ms), or None when there are no samples."""
     with connection.cursor() as cursor:
-        bounds = f"{epoch_us('min(ts)')} / 1000, {epoch_us('max(ts)')} / 1000"
-        cursor.execute(f"SELECT {bounds} FROM {SAMPLES_TABLE}")
+        bounds = f"{epoch_us('min(first)')} / 1000, {epoch_us('max(last)')} / 1000"
+        cursor.execute(
+            f"SELECT {bounds} FROM (SELECT min(ts) AS first, max(ts) AS last FROM {SAMPLES_TABLE} "
+            f"UNION ALL SELECT min(first_ts), max(last_ts) FROM {BLOCKS.name}) AS parts"
+        )
         first, last = cursor.fetchone()
     return None if first is None else (first, last)
 

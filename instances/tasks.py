@@ -2,6 +2,7 @@ from celery import shared_task
 
 from alerts.instance_status import derive_statuses
 from instances import store
+from instances.compaction import compact_samples as compact_samples_now
 from instances.retention import apply_retention as apply_retention_now
 from instances.rollups import record_lag
 from instances.rollups import refresh_rollups as refresh_rollups_now
@@ -17,6 +18,12 @@ def ensure_partitions_ahead() -> list[str]:
 def apply_retention() -> list[str]:
     """Drop the partitions past retention (and make the ones ahead); returns the dropped."""
     return apply_retention_now().dropped
+
+
+@shared_task(name="instances.compact_samples", ignore_result=True)
+def compact_samples() -> int:
+    """Compact the closed days of raw samples into blocks; returns the raw samples folded."""
+    return sum(compact_samples_now().days.values())
 
 
 @shared_task(name="instances.refresh_rollups", ignore_result=True)

@@ -38,7 +38,7 @@ def empty_samples_table(request):
     transactional = marker is not None and marker.kwargs.get("transaction", False)
     if transactional or {"transactional_db", "live_server"} & set(request.fixturenames):
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE samples, staleness_markers")
+            cursor.execute("TRUNCATE samples, sample_blocks, staleness_markers")
 
 
 @pytest.fixture(autouse=True, scope="session")
