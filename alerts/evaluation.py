@@ -25,6 +25,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from celery import shared_task
 from django.conf import settings
@@ -64,6 +65,15 @@ class RunSummary:
     seconds: float = 0.0
 
 
+class Pending(NamedTuple):
+    """A PendingBreach row as evaluation reads it: a hundred thousand of them are read each
+    run, and plain tuples cost a fraction of model instances."""
+
+    pk: int
+    since: datetime
+    severity: str
+
+
 @dataclass(frozen=True)
 class Observation:
     """One instance's value for a rule (None: no data), and the labels of the series behind it."""
@@ -97,13 +107,22 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
         # Only evaluation writes pending breaches and the run lock makes it one at a time, so
         # they are read once per run, not once per rule.
         pending = defaultdict(dict)
-        for breach in PendingBreach.objects.all():
-            pending[breach.rule_id][(breach.instance_id, breach.fingerprint)] = breach
+        for (
+            pk,
+            rule_id,
+            instance_id,
+            series_fingerprint,
+            since,
+            severity,
+        ) in PendingBreach.objects.values_list(
+            "pk", "rule_id", "instance_id", "fingerprint", "since", "severity"
+        ):
+            pending[rule_id][(instance_id, series_fingerprint)] = Pending(pk, since, severity)
         # Recording rules first, so alerting rules may read what they record at this time.
         recording.record(now)
         # Instances down before the rules, so that their rules' alerts open already muted.
         watch_instances(instances.values(), silences, now, summary)
-        shared = {}
+        shared, firings = {}, []
         for rule in AlertRule.objects.filter(enabled=True).order_by("pk"):
             summary.rules += 1
             rule_pending = pending.pop(rule.pk, {})
@@ -111,7 +130,7 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
                 if rule.expr:
                     evaluate_promql_rule(
                         rule, instances, silences, now, summary, rule.pk in with_alerts,
-                        rule_pending,
+                        rule_pending, firings,
                     )  # fmt: skip
                     continue
                 evaluate_rule(
@@ -123,11 +142,15 @@ def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
                     rule.pk in with_alerts,
                     {instance_id: breach for (instance_id, _), breach in rule_pending.items()},
                     shared,
+                    firings,
                 )
             except (DatabaseError, QueryError) as error:
                 # One broken rule (say, a regex PostgreSQL rejects) must not stop the others.
                 logger.error("alert rule %s (%s) failed to evaluate: %s", rule.pk, rule.name, error)
                 summary.failed_rules += 1
+        # The breaches that have lasted their rules' ``for``, all at once (their pending rows
+        # go as their alerts open: if this fails, the next run fires them).
+        summary.fired += len(lifecycle.fire(firings, silences, now))
         resolve_orphans(now, summary)
         lifecycle.mark_silenced(silences)
         lifecycle.mark_inhibited()
@@ -190,9 +213,12 @@ class Breaches:
         self.alerts = []
 
     def save(self) -> None:
-        PendingBreach.objects.bulk_create(self.created)
-        PendingBreach.objects.bulk_update(self.updated, ["severity", "value", "labels"])
-        PendingBreach.objects.filter(pk__in=self.deleted).delete()
+        if self.created:
+            PendingBreach.objects.bulk_create(self.created)
+        if self.updated:
+            PendingBreach.objects.bulk_update(self.updated, ["severity", "value", "labels"])
+        if self.deleted:
+            PendingBreach.objects.filter(pk__in=self.deleted).delete()
         if self.alerts:
             # One statement from arrays: bulk_update's CASE per row costs more in Python than
             # the UPDATE in PostgreSQL.
@@ -224,8 +250,10 @@ def evaluate_rule(
     has_alerts: bool,
     pending: dict,
     shared: dict,
+    firings: list,
 ) -> None:
-    """Move every (rule, instance) state one step, in one transaction.
+    """Move every (rule, instance) state one step, in one transaction (those that fire are
+    added to ``firings``, for the run to open at once).
 
     ``has_alerts`` False says the rule has no open alert; ``pending`` holds its pending breaches
     by instance id. With neither, nothing needs writing unless something breaches now.
@@ -287,12 +315,20 @@ def evaluate_rule(
                 silences,
                 now,
                 summary,
+                firings,
             )
         breaches.save()
 
 
 def evaluate_promql_rule(
-    rule, instances: dict, silences: list, now: datetime, summary, has_alerts: bool, pending: dict
+    rule,
+    instances: dict,
+    silences: list,
+    now: datetime,
+    summary,
+    has_alerts: bool,
+    pending: dict,
+    firings: list,
 ) -> None:
     """A PromQL rule: every series its expression returns at ``now`` is in breach, as in
     Prometheus; each moves through the same states as a threshold rule's instance, keyed by
@@ -331,7 +367,7 @@ def evaluate_promql_rule(
             severity = rule.promql_severity if key in verdicts else None
             step(
                 rule, instance, observation, severity, open_alerts.get(key), pending.get(key),
-                breaches, silences, now, summary, series_fingerprint=key[1],
+                breaches, silences, now, summary, firings, series_fingerprint=key[1],
             )  # fmt: skip
         breaches.save()
 
@@ -342,11 +378,12 @@ def step(
     observation,
     severity,
     alert,
-    breach,
+    breach: Pending | None,
     breaches,
     silences,
     now,
     summary,
+    firings: list,
     series_fingerprint: str = "",
 ) -> None:
     """One (rule, instance) state transition (for a PromQL rule, of one of its series)."""
@@ -360,12 +397,11 @@ def step(
             lifecycle.recover(alert, now, value=observation.value)
             summary.resolved += 1
         return
-    message = rule.describe(observation.value, severity, observation.labels)
     if alert is not None:
         changes = {
             "severity": severity,
             "value": observation.value,
-            "message": message,
+            "message": rule.describe(observation.value, severity, observation.labels),
             "labels": observation.labels or alert.labels,
             "keep_firing_since": None,
         }
@@ -377,34 +413,44 @@ def step(
                 setattr(alert, field, value)
             breaches.alerts.append(alert)
         return
-    if breach is None:
-        breach = PendingBreach(
-            rule=rule,
-            instance=instance,
-            fingerprint=series_fingerprint,
-            since=now,
-            severity=severity,
-        )
-        if now - breach.since < rule.for_duration:
-            breach.value, breach.labels = observation.value, observation.labels
-            breaches.created.append(breach)
-            summary.pending += 1
-            return
-    elif now - breach.since < rule.for_duration:
-        if breach.severity != severity:
-            breach.severity, breach.value, breach.labels = (
-                severity,
-                observation.value,
-                observation.labels,
+    since = now if breach is None else breach.since
+    if now - since < rule.for_duration:
+        if breach is None:
+            breaches.created.append(
+                PendingBreach(
+                    rule=rule,
+                    instance=instance,
+                    fingerprint=series_fingerprint,
+                    since=now,
+                    severity=severity,
+                    value=observation.value,
+                    labels=observation.labels,
+                )
             )
-            breaches.updated.append(breach)
+        elif breach.severity != severity:
+            breaches.updated.append(
+                PendingBreach(
+                    pk=breach.pk,
+                    severity=severity,
+                    value=observation.value,
+                    labels=observation.labels,
+                )
+            )
         summary.pending += 1
         return
-    else:
-        breaches.deleted.append(breach.pk)
-    breach.severity, breach.value, breach.labels = severity, observation.value, observation.labels
-    lifecycle.fire(rule, instance, breach, message, silences, now)
-    summary.fired += 1
+    firings.append(
+        lifecycle.Firing(
+            rule=rule,
+            instance=instance,
+            severity=severity,
+            value=observation.value,
+            labels=observation.labels,
+            message=rule.describe(observation.value, severity, observation.labels),
+            pending_since=since,
+            fingerprint=series_fingerprint,
+            breach_id=None if breach is None else breach.pk,
+        )
+    )
 
 
 def keeps_firing(alert: Alert, rule, now: datetime) -> bool:

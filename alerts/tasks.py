@@ -18,11 +18,23 @@ from alerts.transports import TransportError
 
 logger = logging.getLogger(__name__)
 
+# Alerts per notify_alerts task: a storm of thousands of alerts is a few queued messages.
+NOTIFY_BATCH = 500
+
 
 def dispatch(alert: Alert, kind: str) -> None:
     """Queue ``kind`` notices for ``alert`` once the current transaction commits."""
     alert_id = str(alert.pk)
     transaction.on_commit(lambda: _enqueue(notify_alert, alert_id, kind))
+
+
+def dispatch_many(alerts: list[Alert], kind: str) -> None:
+    """Queue ``kind`` notices for ``alerts`` once the current transaction commits, one task
+    per NOTIFY_BATCH alerts."""
+    alert_ids = [str(alert.pk) for alert in alerts]
+    for start in range(0, len(alert_ids), NOTIFY_BATCH):
+        batch = alert_ids[start : start + NOTIFY_BATCH]
+        transaction.on_commit(lambda batch=batch: _enqueue(notify_alerts, batch, kind))
 
 
 def dispatch_test(channel: NotificationChannel) -> None:
@@ -51,13 +63,19 @@ def send_info_digest() -> int:
 @shared_task(name="alerts.notify_alert", ignore_result=True)
 def notify_alert(alert_id: str, kind: str) -> int:
     """Queue one delivery per channel that should hear of ``kind`` for the alert."""
-    alert = Alert.objects.select_related("instance", "rule").filter(pk=alert_id).first()
-    if alert is None:
-        return 0
-    planned = notifications.plan(alert, kind)
-    for dispatch_id, channel_id in planned:
-        deliver.delay(dispatch_id, channel_id, alert_id, kind)
-    return len(planned)
+    return notify_alerts(alert_ids=[alert_id], kind=kind)
+
+
+@shared_task(name="alerts.notify_alerts", ignore_result=True)
+def notify_alerts(alert_ids: list[str], kind: str) -> int:
+    """Queue one delivery per channel that should hear of ``kind`` for each of the alerts
+    (gone ones are skipped); returns how many."""
+    planned = 0
+    for alert in Alert.objects.select_related("instance", "rule").filter(pk__in=alert_ids):
+        for dispatch_id, channel_id in notifications.plan(alert, kind):
+            deliver.delay(dispatch_id, channel_id, str(alert.pk), kind)
+            planned += 1
+    return planned
 
 
 @shared_task(

@@ -3,7 +3,8 @@
 Each agent sends one batch of 30 metrics (the local agent's shape: cpu, memory, disk, load,
 network and per-device labels) every ``--period`` seconds (30 s compressed), staggered, to the
 real ASGI server on loopback for ``--seconds``. Reports requests, errors by status, latency and
-the web processes' memory at the start and the end.
+the web processes' memory: at the end, and its growth per 10,000 requests after the first
+round (the slope of memory against requests answered, sampled every second).
 """
 
 import argparse
@@ -69,10 +70,18 @@ def main() -> None:
         deadline = started + args.seconds
         # Agent n reports at started + n * period / agents + k * period.
         due = [(started + n * args.period / args.agents, n, 0) for n in range(args.agents)]
-        rss_start = None
+        # (requests answered, web processes' memory), once a second after the first round.
+        rss_samples = []
+        done = threading.Event()
+
+        def sample_memory() -> None:
+            while not done.wait(1.0):
+                if time.monotonic() > started + args.period:
+                    with lock:
+                        answered = len(latencies)
+                    rss_samples.append((answered, memory(server)))
 
         def worker(slot: int) -> None:
-            nonlocal rss_start
             client = http.client.HTTPConnection(host, int(port), timeout=30)
             mine = due[slot :: args.threads]
             while mine:
@@ -94,22 +103,26 @@ def main() -> None:
                 with lock:
                     statuses[status] += 1
                     latencies.append(time.perf_counter() - sent)
-                    if rss_start is None and time.monotonic() > started + args.period:
-                        rss_start = memory(server)
                 mine.append((at + args.period, agent, sequence + 1))
 
         log(f"{args.agents} agents every {args.period} s for {args.seconds:.0f} s")
+        sampler = threading.Thread(target=sample_memory)
+        sampler.start()
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.threads)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
+        done.set()
+        sampler.join()
         rss_end = memory(server)
 
     requests = sum(statuses.values())
     errors = requests - statuses[202]
-    growth = (rss_end - (rss_start or rss_end)) / 2**20
+    growth = (rss_end - rss_samples[0][1]) / 2**20
+    slope = statistics.linear_regression(*zip(*rss_samples, strict=True)).slope
+    growth_per_10k = slope * 10_000 / 2**20
     emit(
         [
             Figure("soak.requests_per_s", "Soak: requests/s achieved", requests / elapsed, "req/s"),
@@ -124,11 +137,19 @@ def main() -> None:
             Figure(
                 "soak.rss_growth_mib", "Soak: memory growth after the first round", growth, "MiB"
             ),
+            Figure(
+                "soak.rss_growth_per_10k_mib",
+                "Soak: memory growth per 10,000 requests after the first round",
+                growth_per_10k,
+                "MiB",
+            ),
         ],
         [
             f"{requests} requests in {elapsed:.0f} s ({dict(statuses)}); {args.agents} agents × "
             f"{METRICS} samples every {args.period} s (30 s compressed "
-            f"{30 / args.period:.0f}×), uvicorn --workers 2."
+            f"{30 / args.period:.0f}×), uvicorn --workers 2; memory "
+            f"{rss_samples[0][1] / 2**20:.0f} MiB after the first round, sampled "
+            f"{len(rss_samples)} times."
         ],
     )
 

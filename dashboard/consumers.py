@@ -104,6 +104,9 @@ class OverviewConsumer(LiveConsumer):
         # The alert's row, the counts and its instance's card (its status follows its alerts).
         self.feed.note(event["instance_id"])
 
+    async def alerts_changed(self, event):
+        self.feed.note(*event["instance_ids"])
+
 
 class InstanceConsumer(LiveConsumer):
     """One instance's status, details and alerts, plus new chart points."""
@@ -134,6 +137,10 @@ class InstanceConsumer(LiveConsumer):
     async def alert_changed(self, event):
         if event["instance_id"] == str(self.view.instance_id):
             self.feed.note(event["instance_id"])
+
+    async def alerts_changed(self, event):
+        if str(self.view.instance_id) in event["instance_ids"]:
+            self.feed.note(str(self.view.instance_id))
 
     async def deliver(self, html, next_view):
         if html is None:
@@ -209,6 +216,12 @@ class CheckConsumer(LiveConsumer):
         # Its incidents are its instance's alerts (known after the first push).
         if self.view.instance_id in (None, event["instance_id"]):
             self.feed.note(event["instance_id"])
+
+    async def alerts_changed(self, event):
+        if self.view.instance_id is None:
+            self.feed.note(*event["instance_ids"])
+        elif self.view.instance_id in event["instance_ids"]:
+            self.feed.note(self.view.instance_id)
 
     async def deliver(self, html, next_view):
         if html is None:

@@ -155,14 +155,28 @@ def test_pending_fires_after_its_for_and_a_silenced_alert_opens_marked_and_quiet
     rule = AlertRule.objects.create(name="Disk", metric="disk_usage", critical_threshold=90)
     instance = Instance.register("db-1")
     now = timezone.now()
-    breach = PendingBreach(
-        rule=rule, instance=instance, since=now - timedelta(minutes=3), severity="critical"
+    since = now - timedelta(minutes=3)
+    breach = PendingBreach.objects.create(
+        rule=rule, instance=instance, since=since, severity="critical"
     )
     silence = Silence.objects.create(instance=instance, ends_at=now + timedelta(hours=1))
+    firing = lifecycle.Firing(
+        rule=rule,
+        instance=instance,
+        severity="critical",
+        value=95,
+        labels={},
+        message="disk_usage is 95",
+        pending_since=since,
+        fingerprint="",
+        breach_id=breach.pk,
+    )
 
-    alert = lifecycle.fire(rule, instance, breach, "disk_usage is 95", [silence], now)
+    [alert] = lifecycle.fire([firing], [silence], now)
 
-    assert (alert.status, alert.silenced, alert.pending_since) == (ACTIVE, True, breach.since)
+    alert.refresh_from_db()
+    assert (alert.status, alert.silenced, alert.pending_since) == (ACTIVE, True, since)
+    assert not PendingBreach.objects.exists()
     assert mail.outbox == []
 
 

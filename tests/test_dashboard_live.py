@@ -282,6 +282,37 @@ def test_an_alert_of_another_instance_is_not_pushed_to_an_instance_socket(api, s
     assert async_to_sync(scenario)() == []
 
 
+def test_alerts_changed_together_are_pushed_to_the_overview_and_their_instances_only(
+    api, session_cookie
+):
+    firing = ingest(api, "firing", "Firing")
+    quiet = ingest(api, "quiet", "Quiet")
+    alert = Alert.objects.create(
+        instance_id=firing, alert_type="HighCpu", severity="critical", message="hot"
+    )
+
+    async def scenario():
+        sockets = {
+            "overview": socket("/ws/overview/", session_cookie),
+            "firing": socket(f"/ws/instances/{firing}/", session_cookie),
+            "quiet": socket(f"/ws/instances/{quiet}/", session_cookie),
+        }
+        for communicator in sockets.values():
+            assert (await communicator.connect())[0]
+        await get_channel_layer().group_send(
+            ALERTS_GROUP, {"type": "alerts.changed", "instance_ids": [firing]}
+        )
+        pushed = {name: await receive_all(one, 1.5) for name, one in sockets.items()}
+        for communicator in sockets.values():
+            await communicator.disconnect()
+        return pushed
+
+    pushed = async_to_sync(scenario)()
+    assert f'id="alert-{alert.pk}"' in pushed["overview"][0]
+    assert f'id="alert-{alert.pk}"' in pushed["firing"][0]
+    assert pushed["quiet"] == []
+
+
 def test_many_overview_sockets_share_one_render_per_push_window(api, session_cookie):
     instance_id = ingest(api, "shared", "Shared")
     sockets = 20
