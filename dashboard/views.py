@@ -7,6 +7,7 @@ Operator role, editing alert rules the Admin role.
 """
 
 import csv
+import re
 import uuid
 from urllib.parse import parse_qsl, urlencode
 
@@ -63,10 +64,13 @@ from dashboard.timerange import (
     refresh_choice,
 )
 from instances.models import Instance
+from query import shared_reads
 from query.values import QueryError
 
 # The newest delivery attempts shown on a channel's page.
 CHANNEL_DELIVERIES_SHOWN = 20
+# A dashboard page's load id, as its panels' requests carry it.
+LOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @role_required(Role.VIEWER)
@@ -580,6 +584,8 @@ def dashboard_page(request, pk):
         "time_range": time_range,
         "range_keys": [*RANGES, CUSTOM],
         "width_presets": WIDTH_PRESETS,
+        # The panels' requests of this page share their reads of samples (query.shared_reads).
+        "load": uuid.uuid4().hex,
     }
     return render(request, "dashboard/dashboard.html", context)
 
@@ -593,7 +599,9 @@ def dashboard_panel(request, pk, panel_pk):
     query = request.GET.copy()
     query.setdefault("range", panel.dashboard.time_range)
     time_range = TimeRange.from_query(query)
-    return _panel_content(request, panel, time_range, query)
+    load = query.get("load", "")
+    with shared_reads.sharing(load if LOAD_ID.fullmatch(load) else None):
+        return _panel_content(request, panel, time_range, query)
 
 
 def _panel_content(request, panel: Panel, time_range: TimeRange, query: QueryDict):

@@ -17,7 +17,7 @@ from django.conf import settings
 from instances import store
 from instances.formats import EPOCH
 from instances.samples import VICTORIAMETRICS, samples_engine
-from query import functions, rollup_windows, victoriametrics
+from query import functions, rollup_windows, shared_reads, victoriametrics
 from query.aggregations import aggregate
 from query.binary import binary_operation
 from query.values import (
@@ -251,19 +251,13 @@ class Evaluator:
 
     def _read(self, selector, first_ms: int, last_ms: int) -> list[RangeSeries]:
         """Every series ``selector`` matches, with its samples in ``[first_ms, last_ms]``."""
-        since = EPOCH + timedelta(milliseconds=first_ms)
-        matched = store.match_series([matchers_of(selector)], since=since)
+        matchers = matchers_of(selector)
+        matched, arrays = shared_reads.shared(
+            (repr(matchers), first_ms, last_ms),
+            lambda: self._read_samples(matchers, first_ms, last_ms),
+        )
         if not matched:
             return []
-        try:
-            arrays = samples_engine().sample_arrays(
-                [series.series_id for series in matched],
-                first_ms,
-                last_ms,
-                self.context.remaining_samples(),
-            )
-        except store.TooManySamples:
-            raise SampleLimitExceeded from None
         self.context.count_samples(len(arrays.value))
         bounds = np.searchsorted(
             arrays.series_id, [series.series_id for series in matched], side="left"
@@ -274,6 +268,28 @@ class Evaluator:
             for series, begin, end in zip(matched, bounds, ends, strict=True)
             if end > begin
         ]
+
+    def _read_samples(
+        self, matchers: list[dict], first_ms: int, last_ms: int
+    ) -> tuple[tuple[list[store.LabelledSeries], store.SampleArrays | None], int]:
+        """The series ``matchers`` select and their samples in ``[first_ms, last_ms]``, read-only
+        (a read may be shared), and how many samples that is."""
+        since = EPOCH + timedelta(milliseconds=first_ms)
+        matched = store.match_series([matchers], since=since)
+        if not matched:
+            return (matched, None), 0
+        try:
+            arrays = samples_engine().sample_arrays(
+                [series.series_id for series in matched],
+                first_ms,
+                last_ms,
+                self.context.remaining_samples(),
+            )
+        except store.TooManySamples:
+            raise SampleLimitExceeded from None
+        for array in arrays:
+            array.flags.writeable = False
+        return (matched, arrays), len(arrays.value)
 
     def eval_VectorSelector(self, node) -> Vector:
         reads_at = self._effective_times(node.at, node.offset)

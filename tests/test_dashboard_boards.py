@@ -3,6 +3,8 @@ dashboard's grid of panels (each its own HTMX request), every panel type drawn f
 refused query as the panel's own error, editing as versions with rollback, JSON export/import, and
 Viewers refused every edit."""
 
+import html
+import re
 from datetime import timedelta
 
 import orjson
@@ -12,6 +14,7 @@ from accounts.models import AuditEvent
 from accounts.permissions import Role
 from dashboard.models import Dashboard, DashboardStar, DashboardVersion, Panel
 from instances.models import Instance
+from query import shared_reads
 from tests.test_dashboard_pages import add_samples
 
 pytestmark = pytest.mark.django_db
@@ -85,13 +88,47 @@ def test_a_dashboard_page_loads_each_panel_with_the_chosen_variables(viewer, hos
 
     assert response.status_code == 200
     for panel in board.panels.all():
-        assert (
-            f'hx-get="/dashboards/{board.pk}/panels/{panel.pk}/?var-host=web-2&amp;range=15m"'
-            in (response.text)
+        assert re.search(
+            f'hx-get="/dashboards/{board.pk}/panels/{panel.pk}/'
+            r'\?var-host=web-2&amp;range=15m&amp;load=[0-9a-f]{32}"',
+            response.text,
         )
     assert 'class="panel board-panel board-panel-timeseries span-8 rows-4"' in response.text
     # A Viewer gets no edit controls.
     assert "Add panel" not in response.text and "/edit/" not in response.text
+
+
+def panel_urls(page) -> list[str]:
+    """The panels' URLs as a dashboard page gives them to the browser."""
+    return [html.unescape(url) for url in re.findall(r'hx-get="([^"]+/panels/[^"]+)"', page.text)]
+
+
+def shown(client, url) -> list[str]:
+    return [value.text for value in client.get(url, headers=HTMX).context["shown"].values]
+
+
+def test_the_panels_of_one_page_load_share_their_reads_of_samples(viewer, hosts, monkeypatch):
+    board = board_with(
+        {"type": "stat", "title": "Reporting", "queries": [{"expr": "count(cpu_usage)"}]},
+        {"type": "stat", "title": "Peak", "queries": [{"expr": "max(cpu_usage)"}]},
+    )
+    reporting, peak = panel_urls(viewer.get(f"/dashboards/{board.pk}/"))
+    assert shown(viewer, reporting) == ["2"]
+
+    add_samples(Instance.objects.create(agent_id="web-3"), "cpu_usage", [99.0] * 41, step=STEP)
+
+    # The other panel of the load draws the samples read for the first: web-3 is not in them.
+    assert shown(viewer, peak) == ["95"]
+    # The next load reads again, and so does a request without a load.
+    reporting, peak = panel_urls(viewer.get(f"/dashboards/{board.pk}/"))
+    assert shown(viewer, reporting) == ["3"]
+    assert shown(viewer, peak.split("?")[0]) == ["99"]
+    # Once a read is no longer kept (as a refresh finds it), the load's panels read again.
+    monkeypatch.setattr(shared_reads, "SHARED_READ_SECONDS", 0.0)
+    reporting, _ = panel_urls(viewer.get(f"/dashboards/{board.pk}/"))
+    assert shown(viewer, reporting) == ["3"]
+    add_samples(Instance.objects.create(agent_id="web-4"), "cpu_usage", [99.0] * 41, step=STEP)
+    assert shown(viewer, reporting) == ["4"]
 
 
 def test_a_time_series_panel_draws_every_query_with_its_legend_format(viewer, hosts):
