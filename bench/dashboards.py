@@ -172,6 +172,7 @@ def main() -> None:
         ],
         [
             f"{INSTANCES} instances × 3 series × 1 h at 15 s; the page and its 12 panel requests "
+            "(at the URLs the page gives, panels of the load sharing their reads of samples) "
             f"one after the other through the Django test client as a Viewer, 'All' hosts; "
             f"median of {RUNS} renders after one warm-up. Page {median[0] * 1000:.0f} ms, "
             "panels " + ", ".join(f"{spent * 1000:.0f}" for spent in median[1:]) + " ms. "
