@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.permissions import Role
@@ -59,11 +60,13 @@ def silence_of(alert: Alert) -> Silence:
 
 def assert_badges_name_what_mutes(html: str, muted: dict) -> None:
     down, cpu = muted["down"], muted["cpu"]
-    assert f'<a class="badge silenced" href="/alerts/{down.pk}/"' in html
+    assert f'<a class="badge silenced muted-by" href="/alerts/{down.pk}/"' in html
     assert ">inhibited by instance_down</a>" in html
     assert f'href="{SILENCES_URL}#silence-{silence_of(cpu).pk}"' in html
     assert ">silenced: disk swap</a>" in html
-    assert html.count('class="badge silenced"') == 2
+    assert html.count('class="badge silenced muted-by"') == 2
+    ends = timezone.localtime(silence_of(cpu).ends_at)
+    assert f'title="Silenced until {ends:%-d %b %H:%M} by olga">silenced: disk swap</a>' in html
 
 
 def test_the_marks_follow_the_inhibition_rule_and_the_silence(muted):
