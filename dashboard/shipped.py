@@ -285,7 +285,10 @@ VIGIL = {
         _panel(
             "timeseries",
             "Samples ingested",
-            [("sum(rate(vigil_ingest_samples_total[$__rate_interval]))", "samples/s")],
+            [
+                ("sum(rate(vigil_ingest_samples_total[$__rate_interval]))", "pushed"),
+                ("sum(rate(vigil_scraped_samples_total[$__rate_interval]))", "scraped"),
+            ],
             (0, 4, 6, 4),
             unit="/s",
         ),

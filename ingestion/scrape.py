@@ -24,6 +24,7 @@ from django.db import DataError, InterfaceError, OperationalError, connection
 
 from ingestion.errors import ApiError
 from ingestion.exposition import TextExposition
+from ingestion.metrics import count_scrape
 from ingestion.models import ScrapeTarget
 from ingestion.parsers import ParsedSample, TimeWindow
 from ingestion.storage import store_batch
@@ -158,12 +159,15 @@ def store_page(agent_id: str, url: str, page: Page, window: TimeWindow) -> str:
     instance = {"agent_id": agent_id}
     if not error:
         try:
-            store_batch(instance, samples + scrape_samples(url, window, True, page.seconds))
+            stored = store_batch(
+                instance, samples + scrape_samples(url, window, True, page.seconds)
+            )
         except (ApiError, DataError) as store_error:
             error = f"samples not stored: {store_error}"
     if error:
-        store_batch(instance, scrape_samples(url, window, False, page.seconds))
+        stored = store_batch(instance, scrape_samples(url, window, False, page.seconds))
         logger.warning("scrape of %s failed: %s", url, error)
+    count_scrape(stored.accepted, not error)
     return error
 
 

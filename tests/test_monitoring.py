@@ -1,10 +1,14 @@
 import os
+import socket
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import heartbeat
+from ingestion.models import ScrapeTarget
+from ingestion.tasks import scrape_targets
+from instances.models import Instance
 from tests.servers import CeleryWorker, PrivateRedis
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +130,21 @@ def test_metrics_count_ingested_samples_and_refused_batches(client, api):
 
     assert metric_value(client, "vigil_ingest_samples_total") == samples_before + 3
     assert metric_value(client, "vigil_ingest_errors_total", reason="invalid") == invalid_before + 1
+
+
+def test_scrapes_run_by_workers_are_counted_on_metrics(client):
+    """A scrape stores its samples in a worker, whose own counters /metrics never shows."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    ScrapeTarget.objects.create(
+        instance=Instance.register("host-1"), url=f"http://127.0.0.1:{closed_port}/metrics"
+    )
+    samples_before = metric_value(client, "vigil_scraped_samples_total")
+    down_before = metric_value(client, "vigil_scrapes_total", result="down")
+
+    scrape_targets.delay()
+
+    # A dead target's scrape stores its up 0 and its duration.
+    assert metric_value(client, "vigil_scraped_samples_total") == samples_before + 2
+    assert metric_value(client, "vigil_scrapes_total", result="down") == down_before + 1

@@ -5,6 +5,7 @@ queries name is one Vigil exports."""
 import re
 from datetime import timedelta
 
+import orjson
 import pytest
 import requests
 from django.utils import timezone
@@ -70,6 +71,10 @@ def test_vigil_dashboard_draws_what_the_scrape_of_its_own_metrics_stored(
         (content.panel.title, content.error, content.is_empty) for content in shown
     ] == VIGIL_PANELS_DRAWN
     assert [value.text for value in shown[6].values] == ["0"]
+    # Scrapes store samples in workers, not in the web process: counted through Redis.
+    ingested = orjson.loads(shown[2].figure)["data"]
+    assert [trace["name"] for trace in ingested] == ["pushed", "scraped"]
+    assert max(value or 0 for value in ingested[1]["y"]) > 0
 
 
 @pytest.mark.django_db
