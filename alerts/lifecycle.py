@@ -20,8 +20,10 @@ the APIs and the views only choose which transition to apply.
 """
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -37,6 +39,7 @@ from alerts.models import (
     PendingBreach,
     Silence,
     labels_match,
+    match_labels,
     rule_fingerprint,
 )
 from instances.models import Instance
@@ -96,30 +99,35 @@ def inhibited_on_opening(alerts: list[Alert]) -> set:
     return inhibited
 
 
-def inhibited_among(alerts: list[Alert]) -> set:
-    """The pks of the open ``alerts`` the enabled inhibition rules mute, one by another."""
-    labelled = [(alert, alert.match_labels()) for alert in alerts]
-    inhibited = set()
-    for rule in InhibitRule.objects.filter(enabled=True):
-        inhibited |= rule.inhibited(labelled)
-    return inhibited
+class OpenAlert(NamedTuple):
+    """An open alert as ``mark_inhibited`` reads it, every run: plain values, not models."""
+
+    pk: uuid.UUID
+    instance_id: uuid.UUID
+    inhibited: bool
 
 
 def mark_inhibited() -> None:
     """Keep each open alert's ``inhibited`` mark in step with the other open alerts: muted
     while its source is open, notifying (``send_repeats``) once the source resolves."""
-    open_alerts = list(
-        Alert.objects.filter(resolved_at__isnull=True)
-        .select_related("instance")
-        .only("severity", "labels", "alert_type", "inhibited", "status", "instance__agent_id")
-    )
-    inhibited = inhibited_among(open_alerts)
-    changed = [alert for alert in open_alerts if (alert.pk in inhibited) != alert.inhibited]
-    for alert in changed:
-        alert.inhibited = not alert.inhibited
-    if changed:
-        Alert.objects.bulk_update(changed, ["inhibited"])
-        events.publish_alerts_changed(changed)
+    labelled = [
+        (OpenAlert(pk, instance_id, inhibited), match_labels(agent_id, severity, labels, name))
+        for pk, instance_id, inhibited, agent_id, severity, labels, name in Alert.objects.filter(
+            resolved_at__isnull=True
+        ).values_list(
+            "pk", "instance_id", "inhibited", "instance__agent_id", "severity", "labels",
+            "alert_type",
+        )
+    ]  # fmt: skip
+    inhibited = set()
+    for rule in InhibitRule.objects.filter(enabled=True):
+        inhibited |= rule.inhibited(labelled)
+    changed = [alert for alert, _ in labelled if (alert.pk in inhibited) != alert.inhibited]
+    for mark in (True, False):
+        pks = [alert.pk for alert in changed if alert.inhibited != mark]
+        if pks:
+            Alert.objects.filter(pk__in=pks).update(inhibited=mark)
+    events.publish_alerts_changed(changed)
 
 
 @dataclass

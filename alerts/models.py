@@ -74,6 +74,11 @@ def render_template(template: str, labels: dict, value: float | None) -> str:
     return TEMPLATE_FIELD.sub(field, template)
 
 
+def match_labels(agent_id: str, severity: str, labels: dict, alert_type: str) -> dict:
+    """An alert's labels as matchers see them (``Alert.match_labels``), from its columns."""
+    return {"instance": agent_id, "severity": severity, **labels, "alertname": alert_type}
+
+
 def validate_matchers(matchers) -> None:
     """Matchers are ``[{"label": ..., "op": "=" | "!=" | "=~" | "!~", "value": ...}, ...]``."""
     if not isinstance(matchers, list):
@@ -723,12 +728,7 @@ class Alert(models.Model):
     def match_labels(self) -> dict:
         """The labels silences, inhibition rules and the Alertmanager API match: its own, with
         its instance's agent id, its severity and its name."""
-        return {
-            "instance": self.instance.agent_id,
-            "severity": self.severity,
-            **self.labels,
-            "alertname": self.alert_type,
-        }
+        return match_labels(self.instance.agent_id, self.severity, self.labels, self.alert_type)
 
     def channels(self) -> list["NotificationChannel"]:
         """The enabled channels this alert's severity routes to (the rule's, else all)."""

@@ -74,8 +74,9 @@ def evaluate(runs: int, now) -> tuple[list[float], str]:
     return seconds, state
 
 
-def storm(now, instances: int) -> list[tuple[str, float, int, object]]:
-    """``(what, seconds, SQL statements, summary)`` of each storm run from ``now``."""
+def storm(now, instances: int) -> list[tuple[str, float, float, int, object]]:
+    """``(what, seconds, seconds of this process's CPU, SQL statements, summary)`` of each
+    storm run from ``now``."""
     from django.db import connection
 
     from alerts.evaluation import evaluate_rules
@@ -103,15 +104,15 @@ def storm(now, instances: int) -> list[tuple[str, float, int, object]]:
         # The agents are reporting: no instance is down at any of these times.
         Instance.objects.update(last_seen=at)
         statements = 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with connection.execute_wrapper(count):
             summary = evaluate_rules(now=at)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         log(
-            f"storm, {what}: {seconds:.3f} s, {statements} statements, pending="
-            f"{summary.pending} fired={summary.fired} resolved={summary.resolved}"
+            f"storm, {what}: {seconds:.3f} s ({cpu:.2f} s CPU here), {statements} statements, "
+            f"pending={summary.pending} fired={summary.fired} resolved={summary.resolved}"
         )
-        runs.append((what, seconds, statements, summary))
+        runs.append((what, seconds, cpu, statements, summary))
     return runs
 
 
@@ -142,7 +143,7 @@ def main() -> None:
     )
     label = f"{args.rules} rules × {args.instances} instances"
     storm_runs = storm(now + timedelta(seconds=30 * args.runs), args.instances)
-    (_, pending_s, _, _), (_, steady_s, _, _), (_, storm_s, storm_sql, fired) = storm_runs
+    (_, pending_s, _, _, _), (_, steady_s, _, _, _), (_, storm_s, _, storm_sql, fired) = storm_runs
     emit(
         [
             Figure(
@@ -191,7 +192,8 @@ def main() -> None:
             f"breaching runs {', '.join(f'{x:.2f}' for x in breaching)} s ({state}).",
             "storm: every pair breaching, one rule in ten with a 1-minute `for`: "
             + "; ".join(
-                f"{what} {seconds:.2f} s, {sql} statements" for what, seconds, sql, _ in storm_runs
+                f"{what} {seconds:.2f} s ({cpu:.2f} s of Python CPU), {sql} statements"
+                for what, seconds, cpu, sql, _ in storm_runs
             )
             + f" (the firing run: pending={fired.pending} fired={fired.fired}).",
         ],
