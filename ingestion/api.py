@@ -81,9 +81,10 @@ def ingest(request):
     description=(
         "A snappy-compressed protobuf `prometheus.WriteRequest` (`Content-Encoding: snappy`, "
         "`X-Prometheus-Remote-Write-Version: 0.1.0`). The `instance` label (else `job`) names "
-        "the instance. Atomic across every instance of the request; NaN values (staleness "
-        "markers) are skipped. 4xx means the request can never succeed (Prometheus drops it), "
-        "503 means retry."
+        "the instance; a series with neither belongs to the instance named after the sending "
+        "token (its agent id is the token's name). Atomic across every instance of the "
+        "request; staleness markers are kept, other NaN values skipped. 4xx means the request "
+        "can never succeed (Prometheus drops it), 503 means retry."
     ),
     openapi_extra={
         "parameters": [
@@ -110,7 +111,7 @@ def ingest(request):
 )
 def remote_write(request):
     RemoteWrite.check_headers(request.headers)
-    batches = RemoteWrite.parse(RemoteWrite.decode(request.body))
+    batches = RemoteWrite.parse(RemoteWrite.decode(request.body), sender=request.auth.name)
     check_push_for(request, [batch.instance["agent_id"] for batch in batches])
     store_batches(batches)
     return Status(204, None)

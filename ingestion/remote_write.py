@@ -37,10 +37,14 @@ class RemoteWrite:
     """Decodes and validates one remote write request into per-instance batches.
 
     The ``instance`` label names the Instance (its agent id), else the ``job`` label; that label
-    is not kept on the series, ``__name__`` becomes the metric name, and every other label is a
-    series label. Prometheus's staleness marker (a NaN of its own, "this series ended") is kept
-    as such, so PromQL stops returning the series at once; other NaN values and infinities are
-    skipped, as Vigil stores finite values only.
+    is not kept on the series. A series with neither (a recording rule's ``sum without
+    (instance, job)``, say, which Prometheus sends like any other) belongs to the instance named
+    after the sending token: Vigil needs an instance for every series, and refusing the series
+    would make Prometheus drop the whole request with the series beside it. ``__name__``
+    becomes the metric name, and every other label is a series label. Prometheus's staleness
+    marker (a NaN of its own, "this series ended") is kept as such, so PromQL stops returning
+    the series at once; other NaN values and infinities are skipped, as Vigil stores finite
+    values only.
     """
 
     content_encoding = "snappy"
@@ -78,8 +82,9 @@ class RemoteWrite:
             raise ApiError(400, f"malformed protobuf WriteRequest: {error}") from None
 
     @staticmethod
-    def parse(request: WriteRequest) -> list[ParsedBatch]:
-        """One batch per instance, or BatchInvalid listing the bad series (index = position).
+    def parse(request: WriteRequest, sender: str) -> list[ParsedBatch]:
+        """One batch per instance, or BatchInvalid listing the bad series (index = position);
+        ``sender`` is the agent id of the series without an instance or job label.
 
         Within a series, timestamps must increase; each must lie in the batch's TimeWindow.
         """
@@ -88,7 +93,7 @@ class RemoteWrite:
         problems, window = Problems(), TimeWindow()
         samples_of, markers_of = defaultdict(list), defaultdict(list)
         for index, series in enumerate(request.timeseries):
-            parsed = _parse_series(series, index, window, problems)
+            parsed = _parse_series(series, index, window, problems, sender)
             if parsed is not None:
                 agent_id, samples, markers = parsed
                 samples_of[agent_id].extend(samples)
@@ -105,14 +110,16 @@ class RemoteWrite:
         ]
 
 
-def _parse_series(series, index: int, window: TimeWindow, problems: Problems):
+def _parse_series(series, index: int, window: TimeWindow, problems: Problems, sender: str):
     labels = {label.name: label.value for label in series.labels}
     if len(labels) != len(series.labels):
         problems.add(index, "labels", "has a label name twice")
         return None
     raw_name = labels.pop("__name__", None)
-    instance_label = "instance" if labels.get("instance") else "job"
-    raw_agent_id = labels.pop(instance_label, None)
+    if not labels.get("instance"):
+        labels.pop("instance", None)  # an empty label is no label, in Prometheus as here
+    instance_label = "instance" if "instance" in labels else "job"
+    raw_agent_id = labels.pop(instance_label, None) or sender
     ok = True
     try:
         name = parse_metric_name(raw_name)
@@ -121,8 +128,8 @@ def _parse_series(series, index: int, window: TimeWindow, problems: Problems):
         ok = False
     try:
         agent_id = parse_agent_id(raw_agent_id)
-    except ValueError:
-        problems.add(index, "labels.instance", "an instance or job label is required")
+    except ValueError as error:
+        problems.add(index, f"labels.{instance_label}", str(error))
         ok = False
     try:
         labels = parse_labels(labels)

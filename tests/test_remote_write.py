@@ -6,9 +6,11 @@ import time
 import cramjam
 import pytest
 
+from ingestion.models import IngestToken
 from ingestion.prompb import WriteRequest
 from instances import store
 from instances.models import Instance, Series
+from tests.conftest import ApiClient
 from tests.prometheus_services import (
     needs_node_exporter,
     needs_prometheus,
@@ -193,13 +195,45 @@ def test_invalid_names_and_labels_are_400_listing_every_problem(api):
             {"__name__": "ok", "instance": "web-1", **{f"l{i}": "v" for i in range(40)}},
             [(1, NOW_MS)],
         ),
-        ({"__name__": "no_instance"}, [(1, NOW_MS)]),
+        ({"__name__": "too_long", "instance": "x" * 201}, [(1, NOW_MS)]),
         load1("web-1"),
     )
     response = post_request(api, request)
     assert response.status_code == 400
     fields = [(d["index"], d["field"]) for d in response.json()["details"]]
     assert fields == [(0, "labels.__name__"), (1, "labels"), (2, "labels.instance")]
+    assert store.count_samples() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_series_without_instance_or_job_belongs_to_the_instance_named_after_the_token(client):
+    plain = IngestToken.issue("prometheus-eu")[1]
+    request = write_request(
+        ({"__name__": "cluster:cpu_usage:avg", "cluster": "eu"}, [(42.0, NOW_MS)]),
+        ({"__name__": "cluster:up:sum", "instance": "", "job": ""}, [(3, NOW_MS)]),
+        load1("web-1"),
+    )
+
+    response = post_request(ApiClient(client, plain), request)
+
+    assert response.status_code == 204, response.content
+    assert samples_of("prometheus-eu", "cluster:cpu_usage:avg") == 1
+    assert samples_of("prometheus-eu", "cluster:up:sum") == 1
+    assert samples_of("web-1", "node_load1") == 1
+    rollup = Series.objects.get(instance__agent_id="prometheus-eu", name="cluster:cpu_usage:avg")
+    assert rollup.labels == {"cluster": "eu"}
+    assert Series.objects.get(name="cluster:up:sum").labels == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_kept_to_some_agent_ids_must_allow_its_own_name_for_such_series(client):
+    plain = IngestToken.issue("prometheus-eu", agent_patterns=["web-*"])[1]
+    request = write_request(({"__name__": "cluster:up:sum"}, [(3, NOW_MS)]), load1("web-1"))
+
+    response = post_request(ApiClient(client, plain), request)
+
+    assert response.status_code == 403
+    assert "'prometheus-eu'" in response.content.decode()
     assert store.count_samples() == 0
 
 
