@@ -91,8 +91,7 @@ def enforce_rate_limit(token: IngestToken) -> None:
     window = int(time.time() // RATE_WINDOW_SECONDS)
     key = f"ratelimit:token:{token.pk}:{window}"
     try:
-        cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
-        count = cache.incr(key)
+        count = cache.count(key, timeout=RATE_WINDOW_SECONDS * 2)
     except Exception as error:
         logger.warning("rate limit not enforced, Redis unreachable: %s", error)
         return

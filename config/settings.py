@@ -152,7 +152,7 @@ REDIS_URL = env.str("REDIS_URL", default="") or embedded.redis_url()
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.ProcessRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "vigil",
         "OPTIONS": {
