@@ -2,6 +2,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+import time
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
@@ -18,6 +19,12 @@ from accounts.models import AuditEvent
 TOKEN_PREFIX = "vgl_"
 # last_used is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION_SECONDS = 60
+# A live token is read from the database at most this often per process (an agent sends its
+# token with every batch): a token revoked, expired or deleted elsewhere stops working within
+# this time; revoked in this process, at once.
+TOKEN_CACHE_SECONDS = 1.0
+# More live tokens than this in one process's cache: it starts afresh.
+TOKEN_CACHE_SIZE = 10_000
 # Celery beat looks for due scrape targets this often (config/settings.py schedules it).
 SCRAPE_TICK_SECONDS = 5
 
@@ -113,12 +120,21 @@ class IngestToken(models.Model):
 
     @classmethod
     def authenticate(cls, plain: str, address: str | None = None) -> "IngestToken | None":
-        """The live token with this value, or None (unknown, revoked or expired)."""
-        token = (
-            cls.objects.filter(token_hash=hash_token(plain), revoked_at__isnull=True)
-            .exclude(expires_at__lte=timezone.now())
-            .first()
-        )
+        """The live token with this value, or None (unknown, revoked or expired).
+
+        Live tokens are kept per process for ``TOKEN_CACHE_SECONDS``; unknown values are not
+        kept (anyone can send those)."""
+        token_hash = hash_token(plain)
+        cached = _LIVE_TOKENS.get(token_hash)
+        if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
+            token = None if cached[1].is_expired else cached[1]
+        else:
+            token = (
+                cls.objects.filter(token_hash=token_hash, revoked_at__isnull=True)
+                .exclude(expires_at__lte=timezone.now())
+                .first()
+            )
+            _remember_live_token(token_hash, token)
         if token is not None:
             token.touch(address)
         return token
@@ -182,9 +198,23 @@ class IngestToken(models.Model):
             revoked_at=timezone.now()
         )
         self.refresh_from_db(fields=["revoked_at"])
+        _LIVE_TOKENS.pop(self.token_hash, None)
         if revoked:
             AuditEvent.record(actor, "token.revoke", self)
         return bool(revoked)
+
+
+# Token hash → (when it was read, monotonic seconds; the live token), see TOKEN_CACHE_SECONDS.
+_LIVE_TOKENS: dict[str, tuple[float, IngestToken]] = {}
+
+
+def _remember_live_token(token_hash: str, token: IngestToken | None) -> None:
+    if token is None:
+        _LIVE_TOKENS.pop(token_hash, None)
+        return
+    if len(_LIVE_TOKENS) >= TOKEN_CACHE_SIZE:
+        _LIVE_TOKENS.clear()
+    _LIVE_TOKENS[token_hash] = (time.monotonic(), token)
 
 
 class ScrapeTarget(models.Model):

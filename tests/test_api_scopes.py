@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from alerts.models import Alert, Silence
 from checks.models import Check
-from ingestion.models import IngestToken
+from ingestion.models import TOKEN_CACHE_SECONDS, IngestToken
 from ingestion.prompb import WriteRequest
 from instances.models import Instance
 from tests.test_monitoring import metric_value
@@ -252,6 +252,8 @@ def test_an_expired_or_revoked_token_is_refused(client):
     assert client.get("/api/v1/instances", headers=auth).status_code == 200
 
     IngestToken.objects.filter(pk=token.pk).update(expires_at=timezone.now())
+    # A web process reads a live token again after TOKEN_CACHE_SECONDS.
+    time.sleep(TOKEN_CACHE_SECONDS)
     assert client.get("/api/v1/instances", headers=auth).status_code == 401
     IngestToken.objects.filter(pk=token.pk).update(expires_at=None)
     token.revoke()

@@ -17,6 +17,7 @@ import pytest
 from celery import Celery
 
 from bench.common import database_dsn, production_env, web_server
+from ingestion.models import TOKEN_CACHE_SECONDS
 from instances.formats import EPOCH
 from tests.servers import CeleryWorker, PrivatePostgres, PrivateRedis, manage
 from tests.test_remote_write import HEADERS as REMOTE_WRITE_HEADERS
@@ -249,6 +250,26 @@ def test_with_redis_stopped_ingest_still_stores_and_readyz_names_redis(vigil_env
     assert after == 202
     agents = {agent for agent, _ in stored_timestamps(database_url)}
     assert agents == {"before", "during", "after"}
+
+
+def test_a_token_revoked_elsewhere_is_refused_by_every_web_process_within_a_second(vigil_env):
+    """Web processes keep live tokens for TOKEN_CACHE_SECONDS (1 s): a token revoked by
+    another process (here, straight in the database) is refused by all of them after that."""
+    env, database_url, token = vigil_env
+    first = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000)
+    with web_server(workers=2, env=env) as (url, _):
+        # Each request is a new connection, so both workers answer some and keep the token.
+        before = [post(url, token, batch(f"before-{n}", first))[0] for n in range(10)]
+        with psycopg.connect(database_url) as db:
+            db.execute("UPDATE ingestion_ingesttoken SET revoked_at = now()")
+        time.sleep(TOKEN_CACHE_SECONDS)
+        after = [post(url, token, batch(f"after-{n}", first))[0] for n in range(10)]
+
+    assert before == [202] * 10
+    assert after == [401] * 10
+    assert {agent for agent, _ in stored_timestamps(database_url)} == {
+        f"before-{n}" for n in range(10)
+    }
 
 
 def test_a_worker_killed_mid_refresh_leaves_whole_days_and_the_next_run_finishes(vigil_env):

@@ -185,6 +185,26 @@ def test_revoked_token_is_401(api):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_token_revoked_in_this_process_is_refused_at_once(api):
+    from ingestion.models import IngestToken
+
+    assert api.post("/api/v1/ingest", batch([cpu(1)])).status_code == 202
+    IngestToken.objects.get().revoke()
+    assert api.post("/api/v1/ingest", batch([cpu(2)])).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_revoked_elsewhere_is_refused_within_a_second(api):
+    from ingestion.models import TOKEN_CACHE_SECONDS, IngestToken
+
+    assert api.post("/api/v1/ingest", batch([cpu(1)])).status_code == 202
+    # As another web process revokes it: this process's kept copy is not told.
+    IngestToken.objects.update(revoked_at=datetime.now(UTC))
+    time.sleep(TOKEN_CACHE_SECONDS)
+    assert api.post("/api/v1/ingest", batch([cpu(2)])).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
 def test_read_only_token_cannot_write(client, read_token):
     response = client.post(
         "/api/v1/ingest",
