@@ -57,3 +57,37 @@ def derive_statuses(
         for instance_id in changed if announce else ():
             transaction.on_commit(partial(publish_instance_updated, instance_id, 0))
     return len(changed)
+
+
+# derived_status for an instance that has just reported, so is not silent: its worst open
+# alert alone says. Written out once: building derived_status's expression costs the ORM about
+# a millisecond of CPU, a tenth of what an ingest batch costs in all.
+_INSTANCES, _ALERTS = Instance._meta.db_table, Alert._meta.db_table
+_OPEN_ALERT = f"SELECT 1 FROM {_ALERTS} WHERE instance_id = {_INSTANCES}.id AND resolved_at IS NULL"
+_RECORD_CONTACT = f"""
+    UPDATE {_INSTANCES} SET last_seen = %(now)s, status = CASE
+        WHEN EXISTS ({_OPEN_ALERT} AND severity = '{Alert.Severity.CRITICAL}')
+            THEN '{Instance.Status.UNHEALTHY}'
+        WHEN EXISTS ({_OPEN_ALERT}
+                     AND severity IN ('{Alert.Severity.ERROR}', '{Alert.Severity.WARNING}'))
+            THEN '{Instance.Status.WARNING}'
+        ELSE '{Instance.Status.HEALTHY}' END
+    WHERE agent_id = %(agent_id)s RETURNING *
+"""
+
+
+def record_contact(agent_id: str, **fields) -> Instance:
+    """The instance of an ingest batch: ``Instance.register`` with its contact recorded now and
+    its status derived, not announced (the batch announces its instance once committed).
+
+    For an instance already registered, the usual case, one statement finds it, moves its
+    ``last_seen`` and derives its status; given fields that differ are saved after it."""
+    now = timezone.now()
+    found = list(Instance.objects.raw(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}))
+    if found:
+        found[0].update(**fields)
+        return found[0]
+    instance = Instance.register(agent_id, last_seen=now, **fields)
+    derive_statuses(now, instance_ids=[instance.pk], announce=False)
+    instance.refresh_from_db(fields=["status"])
+    return instance

@@ -6,7 +6,7 @@ from functools import partial
 
 from django.db import transaction
 
-from alerts.instance_status import derive_statuses
+from alerts.instance_status import record_contact
 from ingestion import node_exporter
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_BATCHES, INGEST_SAMPLES
@@ -40,7 +40,7 @@ def store_batch(
     agent_id = instance_fields["agent_id"]
     described = {key: value for key, value in instance_fields.items() if key != "agent_id"}
     with transaction.atomic():
-        instance = Instance.register(agent_id, **described)
+        instance = record_contact(agent_id, **described)
         accepted = len(samples)
         samples = samples + node_exporter.host_samples(instance.pk, samples)
         idents = [s.series_ident for s in samples]
@@ -61,9 +61,6 @@ def store_batch(
                 instance.pk,
                 [(store.SeriesKey(s.name, s.labels, s.unit), s.ts) for s in staleness_markers],
             )
-        instance.mark_seen()
-        # The batch's own announcement below tells dashboards of a status change too.
-        derive_statuses(instance_ids=[instance.pk], announce=False)
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
     INGEST_BATCHES.inc()
     INGEST_SAMPLES.inc(len(samples))

@@ -135,11 +135,6 @@ class Instance(models.Model):
             "lastHealthCheck": iso8601(self.last_seen),
         }
 
-    def mark_seen(self) -> None:
-        """Record contact now (the status follows: alerts/instance_status.py)."""
-        self.last_seen = timezone.now()
-        self.save(update_fields=["last_seen"])
-
 
 class Series(models.Model):
     """One metric name + label set of one instance; samples refer to it by id."""

@@ -97,6 +97,39 @@ def go_silent(instance_id, settings) -> None:
     Instance.objects.filter(pk=instance_id).update(last_seen=silent_since)
 
 
+@pytest.mark.parametrize(
+    ("open_severities", "resolved_severities", "status"),
+    [
+        ([], [], "healthy"),
+        (["info"], ["critical"], "healthy"),
+        (["warning"], [], "warning"),
+        (["error", "info"], ["critical"], "warning"),
+        (["critical"], [], "unhealthy"),
+        (["warning", "critical"], [], "unhealthy"),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_gives_the_status_its_open_alerts_give(
+    api, open_severities, resolved_severities, status
+):
+    """Ingest derives the status in the statement that records contact; it agrees with
+    derive_statuses, the rule every other path takes."""
+    instance = Instance.register("web-1")
+    instance.update(status=Instance.Status.UNKNOWN)
+    for n, severity in enumerate(open_severities + resolved_severities):
+        alert = Alert(
+            instance=instance, source=Alert.Source.SYSTEM, alert_type=f"a{n}", severity=severity
+        )
+        alert = lifecycle.open_episode(alert, [], timezone.now())
+        if n >= len(open_severities):
+            lifecycle.recover(alert, timezone.now())
+
+    post_sample(api)
+
+    assert Instance.objects.get(pk=instance.pk).status == status
+    assert derive_statuses(instance_ids=[instance.pk]) == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_unknown_instance_reporting_again_with_a_critical_alert_open_is_unhealthy(api, settings):
     instance_id = post_sample(api)
@@ -136,8 +169,7 @@ def test_the_rest_put_status_is_recorded_as_reported_never_as_the_status(api, se
 
 @pytest.mark.django_db(transaction=True)
 def test_each_status_change_is_announced_once_committed(settings):
-    instance = Instance.register("web-1")
-    instance.mark_seen()
+    instance = Instance.register("web-1", last_seen=timezone.now())
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(instance_group(instance.pk), channel)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from alerts import lifecycle, tasks
 from alerts.evaluation import evaluate_rules
+from alerts.instance_status import record_contact
 from alerts.models import Alert, AlertRule, Notification, NotificationChannel, Silence
 from config.celery import app as celery_app
 from instances.formats import epoch_ms
@@ -103,8 +104,7 @@ def channel(kind, target="", secret="", **fields) -> NotificationChannel:
 
 def fire(severity="critical", agent_id="web-1", name="") -> Alert:
     """A rule alert that has just fired and is due its firing notice."""
-    instance = Instance.register(agent_id, name=name or f"Web {agent_id}")
-    instance.mark_seen()
+    instance = record_contact(agent_id, name=name or f"Web {agent_id}")
     rule = AlertRule.objects.create(
         name=f"CPU hot {Alert.objects.count()}",
         metric="cpu_usage",
