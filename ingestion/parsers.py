@@ -299,6 +299,9 @@ def _parse_native_samples(raw_samples: list, window: TimeWindow, problems: Probl
     good_names: set[str] = set()
     earliest, latest = window.earliest_ms, window.latest_ms
     from_timestamp, isfinite = datetime.fromtimestamp, math.isfinite
+    # Epoch milliseconds → datetime: a batch is mostly a few scrapes, each many samples of one
+    # timestamp, and making the datetime cost more than the rest of the checks.
+    moments: dict[int, datetime] = {}
     samples = []
     for index, raw in enumerate(raw_samples):
         if type(raw) is dict and len(raw) <= 3:
@@ -311,9 +314,10 @@ def _parse_native_samples(raw_samples: list, window: TimeWindow, problems: Probl
                 and isfinite(value)
                 and len(raw) == 3
             ):
-                samples.append(
-                    ParsedSample(name, float(value), from_timestamp(ts / 1000, UTC), {}, "")
-                )
+                moment = moments.get(ts)
+                if moment is None:
+                    moment = moments[ts] = from_timestamp(ts / 1000, UTC)
+                samples.append(ParsedSample(name, float(value), moment, {}, ""))
                 continue
         sample = parse_sample(raw, index, window, problems)
         if sample is not None:
