@@ -6,6 +6,7 @@ Each module runs as ``python -m bench.<name>`` with ``DATABASE_URL`` naming a sc
 ``{"figures": [...], "notes": [...]}``.
 """
 
+import argparse
 import json
 import os
 import secrets
@@ -39,6 +40,28 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def ingest_bench_setup(description: str, seconds: float) -> tuple[argparse.Namespace, str, str]:
+    """For a module posting ingest batches: its arguments (``--seconds``, ``--clients``,
+    ``--workers``, ``--batches``), Django on the scratch database, an ingest token and the
+    database's dsn. Django's own connection is closed: the web server's processes write."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=4000)
+    args = parser.parse_args()
+
+    setup_django()
+    from django.db import connection
+
+    from ingestion.models import IngestToken
+
+    token = IngestToken.issue("bench")[1]
+    dsn = database_dsn()
+    connection.close()
+    return args, token, dsn
 
 
 def database_dsn() -> str:

@@ -8,7 +8,6 @@ VictoriaMetrics its data directory (indexes included) after a flush, each over t
 acknowledged.
 """
 
-import argparse
 import shutil
 import subprocess
 import tempfile
@@ -20,12 +19,11 @@ import psycopg
 
 from bench.common import (
     Figure,
-    database_dsn,
     emit,
     free_port,
+    ingest_bench_setup,
     log,
     production_env,
-    setup_django,
     stop,
     wait_until_answering,
     web_server,
@@ -86,21 +84,7 @@ def measure(env: dict, token: str, args) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=4000)
-    args = parser.parse_args()
-
-    setup_django()
-    from django.db import connection
-
-    from ingestion.models import IngestToken
-
-    token = IngestToken.issue("bench")[1]
-    dsn = database_dsn()
-    connection.close()
+    args, token, dsn = ingest_bench_setup(__doc__.splitlines()[0], seconds=20)
 
     log("postgres: posting")
     postgres_rate, _ = measure(production_env(METRICS_ENGINE="postgres"), token, args)

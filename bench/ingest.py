@@ -8,7 +8,6 @@ rows it stored are written again straight into the same ``samples`` table with b
 as the HTTP requests, the ratio's denominator), and as one big COPY.
 """
 
-import argparse
 import http.client
 import os
 import statistics
@@ -21,11 +20,10 @@ import psycopg
 
 from bench.common import (
     Figure,
-    database_dsn,
     emit,
+    ingest_bench_setup,
     log,
     percentile,
-    setup_django,
     web_server,
 )
 
@@ -129,21 +127,7 @@ def copy_rows(dsn: str, rows: list[tuple], clients: int, batch: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=25)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=4000)
-    args = parser.parse_args()
-
-    setup_django()
-    from django.db import connection
-
-    from ingestion.models import IngestToken
-
-    token = IngestToken.issue("bench")[1]
-    dsn = database_dsn()
-    connection.close()
+    args, token, dsn = ingest_bench_setup(__doc__.splitlines()[0], seconds=25)
 
     log(f"building {args.batches} request bodies")
     bodies = batches(args.batches)
