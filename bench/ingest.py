@@ -135,6 +135,7 @@ def main() -> None:
         log(f"warming up {url}")
         post_all(url, token, bodies[:INSTANCES], args.clients, 60)
         log(f"posting for up to {args.seconds:.0f} s from {args.clients} clients")
+        load_before = os.getloadavg()[0]
         result = post_all(url, token, bodies[INSTANCES:], args.clients, args.seconds)
     accepted = result["statuses"].get(202, 0)
     http_rate = accepted * BATCH / result["seconds"]
@@ -150,6 +151,7 @@ def main() -> None:
         db.execute("TRUNCATE samples")
         single = copy_rows(dsn, rows, 1, len(rows))
         db.execute("TRUNCATE samples")
+    load_after = os.getloadavg()[0]
     batched_rate, single_rate = stored / batched, stored / single
     ratio = http_rate / batched_rate
     log(
@@ -203,7 +205,9 @@ def main() -> None:
             f"(statuses {result['statuses']}); {stored} rows stored; uvicorn --workers "
             f"{args.workers}, {args.clients} client threads on the same {os.cpu_count()} cores.",
             "The ratio compares like with like: the HTTP path and the raw COPY both write 1,000 "
-            "rows per transaction over the same number of connections.",
+            "rows per transaction over the same number of connections. Load average "
+            f"{load_before:.1f} before the HTTP phase, {load_after:.1f} after the COPYs "
+            f"({os.cpu_count()} cores).",
         ],
     )
 
