@@ -25,6 +25,7 @@ MODULES = [
     "ingest",
     "engines",
     "queries",
+    "compaction",
     "alert_evaluation",
     "fanout",
     "soak",

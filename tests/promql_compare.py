@@ -129,19 +129,22 @@ remote_write:
                 interval=1,
                 what="history to gather",
             )
-            end_ms = int(time.time() * 1000) - 10_000
-            # Vigil holds every sample up to end_ms once both targets' `up` has passed it.
-            wait_until(
-                lambda: (
-                    Series.objects.filter(name="up", last_ts__isnull=False).count() == 2
-                    and all(
-                        stamp.timestamp() * 1000 > end_ms + 3000
-                        for stamp in Series.objects.filter(name="up").values_list(
-                            "last_ts", flat=True
-                        )
-                    )
-                ),
-                30,
-                what="remote write to catch up",
+            yield url, settled_end_ms()
+
+
+def settled_end_ms() -> int:
+    """A time 10 s ago up to which Vigil holds every sample Prometheus has (once both targets'
+    ``up`` has passed it)."""
+    end_ms = int(time.time() * 1000) - 10_000
+    wait_until(
+        lambda: (
+            Series.objects.filter(name="up", last_ts__isnull=False).count() == 2
+            and all(
+                stamp.timestamp() * 1000 > end_ms + 3000
+                for stamp in Series.objects.filter(name="up").values_list("last_ts", flat=True)
             )
-            yield url, end_ms
+        ),
+        30,
+        what="remote write to catch up",
+    )
+    return end_ms

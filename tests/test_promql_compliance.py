@@ -9,11 +9,16 @@ data takes a minute to gather; it reports every mismatch at once.
 
 import re
 import subprocess
+import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
+from instances import compaction, store
+from instances.models import Series
 from tests.prometheus_services import (
     PROMETHEUS,
     needs_node_exporter,
@@ -30,6 +35,7 @@ from tests.promql_compare import (
     get_json,
     results,
     same_value,
+    settled_end_ms,
     unix,
 )
 
@@ -278,6 +284,32 @@ def test_queries_and_promtool_give_prometheus_results(
     for printed in (instant, ranged):
         assert printed["vigil"], "promtool printed nothing"
         assert same_printout(printed["vigil"], printed["prometheus"]), printed
+
+
+def test_queries_give_prometheus_results_with_part_of_the_window_compacted(
+    live_server, token, tmp_path
+):
+    """The days so far compacted while Prometheus goes on writing: every window then reads
+    compacted samples up to the compaction and raw ones after it (PostgreSQL engine)."""
+    with feeding_vigil(tmp_path, live_server.url, token, GATHER_SECONDS) as (prometheus_url, _):
+        today = datetime.now(UTC).date()
+        folded = sum(
+            compaction.compact_day(day)
+            for day in map(store.SAMPLES.partition_start, store.list_partitions())
+            if day <= today
+        )
+        assert folded > 1000
+        time.sleep(RANGE_SECONDS / 2)
+        end_ms = settled_end_ms()
+        # The range queries' window holds compacted samples and raw ones.
+        up = list(Series.objects.filter(name="up").values_list("id", flat=True))
+        window = (end_ms - RANGE_SECONDS * 1000, end_ms)
+        compacted = len(store.block_arrays(up, np.array([window]), 10**6).ts_ms)
+        assert 0 < compacted < len(store.sample_arrays(up, *window, 10**6).ts_ms)
+        problems = []
+        for query in QUERIES:
+            problems += compare(live_server.url, prometheus_url, token, query, end_ms)
+    assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems)
 
 
 PRINTED_VALUE = re.compile(r"(\S+) @\[")
