@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from instances import store
-from instances.store import BLOCKS, SAMPLES, epoch_us
+from instances.formats import EPOCH
+from instances.store import BLOCKS, MICROSECOND, SAMPLES, epoch_us
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def compact_day(day: date, progress: Callable[[str], None] | None = None) -> int
         cursor.execute(f"LOCK TABLE {partition} IN EXCLUSIVE MODE")
         store.ensure_partitions([day], BLOCKS)
         progress("encoding blocks")
-        cursor.execute(_MERGE_SQL.format(partition=partition), {"day": start, "next": start + DAY})
+        cursor.execute(
+            _MERGE_SQL.format(partition=partition),
+            {"day": start, "next": start + DAY, "day_us": (start - EPOCH) // MICROSECOND},
+        )
         progress("removing the raw samples")
         cursor.execute(f"DELETE FROM {partition}")
         folded = cursor.rowcount
@@ -84,24 +88,48 @@ def compact_day(day: date, progress: Callable[[str], None] | None = None) -> int
 
 # The day's raw rows and the samples of its blocks for the same series, one row per (series, ts)
 # (a block's sample is kept over a raw one at the same time: the first stored wins, as on the raw
-# table's primary key), encoded again into one block per series.
+# table's primary key), encoded again into one block per series, with where each hour starts in it
+# (migration 0011): for an hour without samples, where the next hour with some starts.
 _MERGE_SQL = (
-    "INSERT INTO sample_blocks "
-    "(series_id, day, count, first_ts, last_ts, ts_deltas_us, sample_values) "
-    "SELECT series_id, %(day)s, count(*), min(ts), max(ts), "
-    "array_agg(us - coalesce(previous_us, " + epoch_us("%(day)s::timestamptz") + ") ORDER BY ts), "
-    "array_agg(value ORDER BY ts) FROM ("
-    "  SELECT series_id, ts, value, " + epoch_us("ts") + " AS us, "
-    "  lag(" + epoch_us("ts") + ") OVER (PARTITION BY series_id ORDER BY ts) AS previous_us "
-    "  FROM (SELECT DISTINCT ON (series_id, ts) series_id, ts, value FROM ("
+    "WITH merged AS ("
+    "  SELECT DISTINCT ON (series_id, ts) series_id, ts, value FROM ("
     "    SELECT series_id, ts, value, false AS raw FROM block_samples_between("
     "      (SELECT array_agg(DISTINCT series_id) FROM {partition}), %(day)s, %(next)s)"
     "    UNION ALL SELECT series_id, ts, value, true FROM {partition}"
-    "  ) AS both_kinds ORDER BY series_id, ts, raw) AS merged"
-    ") AS encoded GROUP BY series_id "
+    "  ) AS both_kinds ORDER BY series_id, ts, raw"
+    "), encoded AS ("
+    "  SELECT series_id, ts, value, us, us - coalesce(previous_us, %(day_us)s) AS delta,"
+    "  coalesce(previous_us, %(day_us)s) - %(day_us)s AS base,"
+    "  row_number() OVER (PARTITION BY series_id ORDER BY ts) AS n,"
+    "  (us - %(day_us)s) / 3600000000 AS hour FROM ("
+    "    SELECT *, " + epoch_us("ts") + " AS us,"
+    "    lag(" + epoch_us("ts") + ") OVER (PARTITION BY series_id ORDER BY ts) AS previous_us"
+    "    FROM merged) AS stamped"
+    "), blocks AS ("
+    "  SELECT series_id, count(*) AS count, min(ts) AS first_ts, max(ts) AS last_ts,"
+    "  array_agg(delta ORDER BY ts) AS deltas, array_agg(value ORDER BY ts) AS sample_values"
+    "  FROM encoded GROUP BY series_id"
+    "), hours AS ("
+    "  SELECT series_id, hour, min(n) AS first_n, min(base) AS base"
+    "  FROM encoded GROUP BY series_id, hour"
+    "), hour_index AS ("
+    "  SELECT series_id, array_agg(first_n ORDER BY hour) AS starts,"
+    "  array_agg(base ORDER BY hour) AS bases FROM ("
+    "    SELECT b.series_id, h.hour, coalesce(min(p.first_n) OVER later, b.count + 1) AS first_n,"
+    "    coalesce(min(p.base) OVER later, 0) AS base"
+    "    FROM blocks b CROSS JOIN generate_series(0, 23) AS h(hour)"
+    "    LEFT JOIN hours p ON p.series_id = b.series_id AND p.hour = h.hour"
+    "    WINDOW later AS (PARTITION BY b.series_id ORDER BY h.hour DESC)"
+    "  ) AS grid GROUP BY series_id"
+    ") "
+    "INSERT INTO sample_blocks (series_id, day, count, first_ts, last_ts, ts_deltas_us, "
+    "sample_values, hour_starts, hour_bases_us) "
+    "SELECT b.series_id, %(day)s, b.count, b.first_ts, b.last_ts, b.deltas, b.sample_values, "
+    "i.starts, i.bases FROM blocks b JOIN hour_index i USING (series_id) "
     "ON CONFLICT (series_id, day) DO UPDATE SET count = EXCLUDED.count, "
     "first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts, "
-    "ts_deltas_us = EXCLUDED.ts_deltas_us, sample_values = EXCLUDED.sample_values"
+    "ts_deltas_us = EXCLUDED.ts_deltas_us, sample_values = EXCLUDED.sample_values, "
+    "hour_starts = EXCLUDED.hour_starts, hour_bases_us = EXCLUDED.hour_bases_us"
 )
 
 

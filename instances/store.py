@@ -1313,9 +1313,10 @@ def block_arrays(series_ids: Sequence[int], spans_ms: np.ndarray, limit: int) ->
     ``[first, last]`` intervals in ms, disjoint), decoded in numpy; TooManySamples past
     ``limit``.
 
-    A block is read if it overlaps the spans' days; the blocks lying wholly inside the spans are
-    counted as they are read, and the read stops past ``limit`` of them, so memory stays bounded
-    (to that and the edge blocks) whatever the range.
+    A block is read if it overlaps the spans' days, and of it only the hours from the first to
+    the last the spans reach (its hour index, migration 0011); the blocks lying wholly inside
+    the spans are counted as they are read, and the read stops past ``limit`` of them, so memory
+    stays bounded (to that and the edge blocks) whatever the range.
     """
     spans_us = np.asarray(spans_ms, dtype=np.int64).reshape(-1, 2) * 1000
     if not len(series_ids) or not len(spans_us):
@@ -1327,18 +1328,22 @@ def block_arrays(series_ids: Sequence[int], spans_ms: np.ndarray, limit: int) ->
     )
     first, last = (from_epoch_us(int(us)) for us in (spans_us[0, 0], spans_us[-1, 1]))
     with _binary_copy(
-        "COPY (SELECT series_id, day, ts_deltas_us, sample_values FROM ("
-        "  SELECT *, sum(CASE WHEN first_ts >= %s AND last_ts <= %s THEN count ELSE 0 END) "
-        "  OVER (ORDER BY series_id, day) AS inside, "
-        "  CASE WHEN first_ts >= %s AND last_ts <= %s THEN count ELSE 0 END AS own "
-        f"  FROM {BLOCKS.name} WHERE series_id = ANY(%s) AND day = ANY(%s) "
-        "  AND last_ts >= %s AND first_ts <= %s"
-        ") b WHERE inside - own <= %s ORDER BY series_id, day) TO STDOUT (FORMAT BINARY)",
+        "COPY (SELECT series_id, day, base, ts_deltas_us[low:high], sample_values[low:high] "
+        "FROM (SELECT *, coalesce(hour_starts[first_hour + 1], 1) AS low, "
+        "  CASE WHEN hour_starts IS NULL OR last_hour = 23 THEN count "
+        "  ELSE hour_starts[last_hour + 2] - 1 END AS high, "
+        "  coalesce(hour_bases_us[first_hour + 1], 0) AS base FROM ("
+        "    SELECT *, sum(CASE WHEN first_ts >= %s AND last_ts <= %s THEN count ELSE 0 END) "
+        "    OVER (ORDER BY series_id, day) AS inside, "
+        "    CASE WHEN first_ts >= %s AND last_ts <= %s THEN count ELSE 0 END AS own, "
+        "    greatest(0, floor(extract(epoch FROM %s - day) / 3600))::int AS first_hour, "
+        "    least(23, floor(extract(epoch FROM %s - day) / 3600))::int AS last_hour "
+        f"    FROM {BLOCKS.name} WHERE series_id = ANY(%s) AND day = ANY(%s) "
+        "    AND last_ts >= %s AND first_ts <= %s) AS b"
+        ") AS sliced WHERE inside - own <= %s AND low <= high ORDER BY series_id, day) "
+        "TO STDOUT (FORMAT BINARY)",
         [
-            first,
-            last,
-            first,
-            last,
+            *(first, last) * 3,
             list(series_ids),
             [EPOCH + timedelta(days=day) for day in days],
             first,
@@ -1352,9 +1357,9 @@ def block_arrays(series_ids: Sequence[int], spans_ms: np.ndarray, limit: int) ->
     values: list[np.ndarray] = []
     position = _COPY_HEADER_BYTES
     while struct.unpack_from(">h", data, position)[0] != -1:
-        # Fields: the series id and the day (length 8 each), then the two arrays.
-        series_id, day = struct.unpack_from(">q4xq", data, position + 6)
-        position += 26
+        # Fields: the series id, the day and the base (length 8 each), then the two arrays.
+        series_id, day, base = struct.unpack_from(">q4xq4xq", data, position + 6)
+        position += 38
         for column, element in ((deltas, _TS_ELEMENT), (values, _FLOAT_ELEMENT)):
             (length,) = struct.unpack_from(">i", data, position)
             count = _ARRAY_HEADER.unpack_from(data, position + 4)[3]
@@ -1362,12 +1367,12 @@ def block_arrays(series_ids: Sequence[int], spans_ms: np.ndarray, limit: int) ->
                 np.frombuffer(data, element, count, position + 4 + _ARRAY_HEADER.size)["value"]
             )
             position += 4 + length
-        blocks.append((series_id, day + _PG_EPOCH_US, count))
+        blocks.append((series_id, day + _PG_EPOCH_US + base, count))
     if not blocks:
         return _NO_SAMPLES
     ids, starts, counts = (np.array(column, dtype=np.int64) for column in zip(*blocks, strict=True))
-    # Each block's running sum of deltas, from its day's start: one cumulative sum over all,
-    # less what the blocks before it summed to.
+    # Each block's running sum of deltas, from its base (the day's start, or the sample before
+    # its first hour read): one cumulative sum over all, less what the blocks before summed to.
     running = np.cumsum(np.concatenate(deltas).astype(np.int64))
     ends = np.cumsum(counts)
     before = np.concatenate(([0], running[ends[:-1] - 1]))

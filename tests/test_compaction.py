@@ -93,6 +93,19 @@ def test_a_compacted_day_reads_back_bit_for_bit(web):
     raw_arrays = bits(store.sample_arrays([cpu, load], *window, limit=10_000))
     raw_rows = exact_rows([cpu, load], MIDNIGHT, MIDNIGHT + timedelta(days=1))
     assert len(raw_rows) == len(rows)
+    # Short windows read only some hours of a block: across hours without samples, on hour
+    # edges, at the day's ends.
+    hour = 3_600_000
+    windows = [
+        (ms(MIDNIGHT) + first, ms(MIDNIGHT) + last)
+        for first, last in [
+            (0, hour - 1), (hour, 2 * hour), (8 * hour, 10 * hour + 5000), (9 * hour, 19 * hour),
+            (10 * hour + 1234, 10 * hour + 9999), (15 * hour, 21 * hour), (-hour, 30 * 60_000),
+            (23 * hour, 25 * hour), (13 * hour, 14 * hour), (5 * hour + 7, 20 * hour + 13),
+        ]
+    ]  # fmt: skip
+    raw_windows = [bits(store.sample_arrays([cpu, load], *w, limit=10_000)) for w in windows]
+    assert all(ids for ids, _, _ in raw_windows[:3])
 
     assert compaction.compact_samples().days == {DAY: len(rows)}
 
@@ -100,6 +113,23 @@ def test_a_compacted_day_reads_back_bit_for_bit(web):
     assert blocks_of(DAY) == [(cpu, len(rows) - 9), (load, 9)]
     assert bits(store.sample_arrays([cpu, load], *window, limit=10_000)) == raw_arrays
     assert exact_rows([cpu, load], MIDNIGHT, MIDNIGHT + timedelta(days=1)) == raw_rows
+    assert [bits(store.sample_arrays([cpu, load], *w, limit=10_000)) for w in windows] == (
+        raw_windows
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT hour_starts[1:3], hour_starts[10:11], hour_bases_us[10] FROM sample_blocks "
+            "WHERE series_id = %s",
+            [cpu],
+        )
+        # 240 samples an hour up to 08:20, none in hour 9: it starts where hour 10 does.
+        assert cursor.fetchone() == ([1, 241, 481], [2001, 2001], 1999 * 15_000_000)
+    # A block compacted before the hour index existed is read whole, as well.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE sample_blocks SET hour_starts = NULL, hour_bases_us = NULL")
+    assert [bits(store.sample_arrays([cpu, load], *w, limit=10_000)) for w in windows] == (
+        raw_windows
+    )
     assert store.count_samples() == len(rows)
     assert store.count_samples([load]) == 9
     # A window inside the day reads only its samples, and the limit still holds.
