@@ -705,15 +705,25 @@ class Alert(models.Model):
 
     def inhibits(self) -> list["Alert"]:
         """The open alerts this one inhibits now (an instance that is down: its other alerts)."""
-        if not self.is_open:
+        labels = self.match_labels()
+        rules = [
+            rule
+            for rule in InhibitRule.objects.filter(enabled=True)
+            if labels_match(labels, rule.source_matchers)
+        ]
+        if not (self.is_open and rules):
             return []
-        muted = list(
-            Alert.objects.filter(resolved_at__isnull=True, inhibited=True)
+        muted = [
+            (alert, alert.match_labels())
+            for alert in Alert.objects.filter(resolved_at__isnull=True, inhibited=True)
             .exclude(pk=self.pk)
             .select_related("instance")
-        )
-        inhibitors = inhibiting_alerts(muted)
-        return [alert for alert in muted if self in inhibitors.get(alert.pk, [])]
+            .order_by("-created_at")
+        ]
+        inhibited = set()
+        for rule in rules:
+            inhibited |= set(rule.inhibitors(muted, [(self, labels)]))
+        return [alert for alert, _ in muted if alert.pk in inhibited]
 
     def wants_notification(self, now=None) -> bool:
         """Firing and repeat notices go out only while nobody has acknowledged it, no silence

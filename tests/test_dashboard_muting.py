@@ -126,11 +126,15 @@ def test_the_page_of_an_inhibited_alert_links_the_alert_that_mutes_it(client, op
 
 
 def test_the_page_of_the_inhibiting_alert_lists_what_it_mutes(client, operator, muted):
+    load = muted["load"]
+    Alert.objects.create(instance=load.instance, alert_type="instance_down", severity="critical")
+    lifecycle.mark_inhibited()
     client.force_login(operator)
 
     response = client.get(f"/alerts/{muted['down'].pk}/")
 
     html = response.content.decode()
+    assert Alert.objects.get(pk=load.pk).inhibited, "web-3's own instance_down mutes it"
     assert response.context["inhibits"] == [muted["disk"]]
     assert (
         f'While open, it mutes <a href="/alerts/{muted["disk"].pk}/">disk_full on Web 1</a>' in html
