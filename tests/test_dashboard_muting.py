@@ -147,7 +147,8 @@ def test_the_page_of_a_silenced_alert_names_its_silence(client, operator, muted)
     html = client.get(f"/alerts/{muted['cpu'].pk}/").content.decode()
 
     assert ">silenced: disk swap</a>" in html
-    assert f'href="{SILENCES_URL}#silence-{silence_of(muted["cpu"]).pk}"' in html
+    silence_link = f'href="{SILENCES_URL}#silence-{silence_of(muted["cpu"]).pk}"'
+    assert f"{silence_link}>disk swap</a>" in html, "the Silences list links it too"
     assert "<h3>Inhibition</h3>" not in html
 
 
