@@ -12,7 +12,7 @@ import orjson
 from django.db.models import Count, Max
 from django.template.loader import render_to_string
 
-from alerts.models import Alert
+from alerts.models import Alert, prefetch_muting
 from dashboard import annotations, figures, query_charts
 from dashboard.timerange import TimeRange
 from instances.models import Instance, Series
@@ -171,7 +171,10 @@ def rate_chart(
 
 
 def instance_alerts(instance: Instance, limit: int = INSTANCE_ALERTS) -> list[Alert]:
-    return list(instance.alerts.select_related("instance").order_by("-created_at")[:limit])
+    """Its newest alerts, with what mutes each for their badges."""
+    alerts = list(instance.alerts.select_related("instance").order_by("-created_at")[:limit])
+    prefetch_muting(alerts)
+    return alerts
 
 
 def side_context(instance: Instance) -> dict:

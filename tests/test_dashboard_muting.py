@@ -1,6 +1,7 @@
-"""Silenced and inhibited alerts shown as such: the overview, the alerts list, the alert page and
-the rules page name what mutes each alert (a silence, an inhibiting alert) with a link, and the
-Silences page lists the silences with the alerts they mute; Operators end them, Viewers may not."""
+"""Silenced and inhibited alerts shown as such: the overview, the alerts list, an instance's page,
+the alert page and the rules page name what mutes each alert (a silence, an inhibiting alert)
+with a link, and the Silences page lists the silences with the alerts they mute; Operators end
+them, Viewers may not."""
 
 from datetime import timedelta
 
@@ -97,6 +98,15 @@ def test_the_alerts_list_names_what_mutes_each_alert(client, operator, muted):
     html = client.get("/alerts/").content.decode()
 
     assert_badges_name_what_mutes(html, muted)
+
+
+def test_an_instance_page_names_what_mutes_its_alerts(client, operator, muted):
+    client.force_login(operator)
+
+    html = client.get(f"/instances/{muted['disk'].instance_id}/").content.decode()
+
+    assert f'<a class="badge silenced muted-by" href="/alerts/{muted["down"].pk}/"' in html
+    assert ">inhibited by instance_down</a>" in html
 
 
 @pytest.mark.parametrize(
