@@ -25,13 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from alerts import events, tasks
+from alerts import events, grouping, tasks
 from alerts.models import (
     Alert,
     AlertRule,
@@ -421,20 +419,6 @@ def mark_silenced(silences: list[Silence]) -> None:
 
 
 def send_repeats(silences: list[Silence], now: datetime) -> None:
-    """Notify again unacknowledged, unmuted alerts not notified for the repeat interval (and
-    first-notify alerts whose silence or inhibition has ended)."""
-    cutoff = now - timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
-    with transaction.atomic():
-        due = Alert.objects.select_for_update(skip_locked=True).filter(
-            Q(last_notified_at__isnull=True) | Q(last_notified_at__lte=cutoff),
-            status=Alert.Status.ACTIVE,
-            resolved_at__isnull=True,
-            inhibited=False,
-        )
-        for alert in due:
-            if covered(silences, alert):
-                continue
-            kind = "firing" if alert.last_notified_at is None else "repeat"
-            alert.last_notified_at = now
-            alert.save(update_fields=["last_notified_at"])
-            tasks.dispatch(alert, kind)
+    """Notify what is due: each alert group's first notice, its changes and its repeats
+    (alerts/grouping.py), alerts whose silence or inhibition ended among them."""
+    grouping.flush_due(silences, now)

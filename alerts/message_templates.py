@@ -1,7 +1,9 @@
 """Per-channel message templates: the words of a notice, written as a Django template.
 
 A channel's template renders the notice's text with the alert, its instance, the notice
-(``message``: kind, title, text, severity, links) and the channel's name in context, as plain
+(``message``: kind, title, text, severity, links), its group (``group``: its ``labels`` and
+its ``alerts``, each with its id, alert_type, severity, instance, message, state and url; a
+notice of several alerts has no ``alert``) and the channel's name in context, as plain
 values: a template reads them and can call nothing (``{{ alert.resolve }}`` resolves nothing).
 Each transport has a safe default and a markup: HTML-escaping for Telegram's HTML, Slack's
 three escapes for mrkdwn, none for plain text, so what agents wrote is shown, never obeyed. A
@@ -66,7 +68,12 @@ def render(channel: NotificationChannel, alert: Alert | None, message: Message) 
     """The notice's text by the channel's template, or by its transport's default when the
     channel has none or its template fails."""
     transport = transport_for(channel)
-    context = {**alert_context(alert), "message": asdict(message), "channel": channel.name}
+    context = {
+        **alert_context(alert),
+        "message": asdict(message),
+        "channel": channel.name,
+        "group": {"labels": message.group_labels, "alerts": list(message.alerts)},
+    }
     problem = ""
     if channel.message_template.strip():
         try:
@@ -155,8 +162,9 @@ def templated(
     channel: NotificationChannel, alert: Alert | None, message: Message
 ) -> tuple[Message, str]:
     """``message`` with its text as the channel's template renders it, and why the channel's
-    own template was not used (empty if it was). Test notices keep their words."""
-    if alert is None:
+    own template was not used (empty if it was). A group's notice of several alerts has no
+    ``alert``: its template reads ``group``. Test notices keep their words."""
+    if message.kind == "test":
         return message, ""
     rendered = render(channel, alert, message)
     return replace(message, text=rendered.text, text_is_markup=True), rendered.problem

@@ -740,13 +740,6 @@ class Alert(models.Model):
         its instance's agent id, its severity and its name."""
         return match_labels(self.instance.agent_id, self.severity, self.labels, self.alert_type)
 
-    def channels(self) -> list["NotificationChannel"]:
-        """The enabled channels this alert's severity routes to (the rule's, else all)."""
-        channels = NotificationChannel.objects.filter(enabled=True)
-        if self.rule_id is not None and self.rule.channels.exists():
-            channels = self.rule.channels.filter(enabled=True)
-        return [channel for channel in channels if channel.routes(self.severity)]
-
     def to_api(self) -> dict:
         """The seed API's alert object (PRODUCT.md 5.2), plus when it was acknowledged or
         resolved, the note, and how often and when last its source reported it."""
@@ -974,8 +967,12 @@ class Notification(models.Model):
     id = models.BigAutoField(primary_key=True)
     # All attempts of one notice share it: a delivered dispatch is never sent again.
     dispatch = models.UUIDField(db_index=True)
+    # The alert told of; none for a test, a digest or a group's notice of several alerts.
     alert = models.ForeignKey(
         Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    group = models.ForeignKey(
+        "AlertGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     channel = models.ForeignKey(
         NotificationChannel, on_delete=models.CASCADE, related_name="notifications"
@@ -1010,3 +1007,162 @@ class Notification(models.Model):
         self.status = self.Status.GAVE_UP if final else self.Status.FAILED
         self.error, self.response_code = error[:2000], response_code
         self.save(update_fields=["status", "error", "response_code"])
+
+
+# ``group_by: ["..."]`` groups by every label, as in Alertmanager: each alert on its own.
+GROUP_BY_ALL = "..."
+
+
+class Route(models.Model):
+    """A node of the notification routing tree (Alertmanager's ``route``).
+
+    An alert enters at the root and goes down to the first child whose matchers it satisfies
+    (to the next matching siblings too while the matched child says ``continue``), as deep as
+    it matches; the routes it ends on notify it. Each such route groups its alerts by the
+    values of ``group_by`` and notifies a group once its ``group_wait`` has passed, again
+    when the group's alerts changed and ``group_interval`` has passed, and again after
+    ``repeat_interval`` (alerts/grouping.py). A child leaves a setting empty (null, or no
+    channels) to take its parent's.
+
+    The root route ships with today's behaviour: every alert its own group, notified at once,
+    repeated after ALERT_REPEAT_INTERVAL_SECONDS, to every enabled channel its severity routes
+    to. A rule that names channels keeps them: its alerts go to those channels whatever route
+    they take (the rule overrides the route's channels, not its grouping or timing).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    # Siblings are tried in this order.
+    position = models.PositiveIntegerField(default=0)
+    matchers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='On the alert\'s labels: [{"label": "team", "op": "=", "value": "db"}]',
+        validators=[validate_matchers],
+    )
+    channels = models.ManyToManyField(
+        NotificationChannel,
+        blank=True,
+        related_name="in_routes",
+        help_text="None selected: the parent's (the root's: every enabled channel).",
+    )
+    group_by = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Labels that make a group, e.g. ["alertname"]; ["..."]: every label. '
+        "Empty: the parent's.",
+    )
+    group_wait = models.DurationField(
+        null=True, blank=True, help_text="Before a new group's first notice. Empty: the parent's."
+    )
+    group_interval = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Between notices of a group's changes. Empty: the parent's.",
+    )
+    repeat_interval = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Before the same notice is sent again. Empty: the parent's "
+        "(the root's: ALERT_REPEAT_INTERVAL_SECONDS).",
+    )
+    continue_matching = models.BooleanField(
+        "continue",
+        default=False,
+        help_text="Go on to the next siblings after this route matched.",
+    )
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.group_by is not None and (
+            not isinstance(self.group_by, list)
+            or not all(isinstance(label, str) and label for label in self.group_by)
+        ):
+            raise ValidationError({"group_by": 'Give a list of label names, or ["..."].'})
+        if self.parent_id is None:
+            roots = Route.objects.filter(parent__isnull=True).exclude(pk=self.pk)
+            if roots.exists():
+                raise ValidationError({"parent": "There is one root route; pick a parent."})
+        elif self.pk is not None and self.pk in self.parent.lineage_pks():
+            raise ValidationError({"parent": "A route can not be below itself."})
+        for field in ("group_wait", "group_interval", "repeat_interval"):
+            value = getattr(self, field)
+            if value is not None and value < timedelta(0):
+                raise ValidationError({field: "Must not be negative."})
+
+    def descendant_pks(self) -> set[int]:
+        """Its own pk and every route's below it."""
+        below, frontier = {self.pk}, {self.pk}
+        while frontier:
+            frontier = (
+                set(Route.objects.filter(parent__in=frontier).values_list("pk", flat=True)) - below
+            )
+            below |= frontier
+        return below
+
+    def lineage_pks(self) -> list[int]:
+        """Its own pk and its ancestors', nearest first."""
+        pks, route = [], self
+        while route is not None:
+            pks.append(route.pk)
+            route = route.parent
+        return pks
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None
+
+
+class AlertGroup(models.Model):
+    """The alerts one route gathers under one value of its ``group_by`` labels, and what the
+    group last told its channels (Alertmanager's aggregation group)."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="groups")
+    # sha256 of the group's labels (of the alert's fingerprint when grouping by every label).
+    key = models.CharField(max_length=64)
+    labels = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    # When a change it holds may be told (its group_wait or group_interval over); null when
+    # none waits. Repeats are due by last_notified_at and the route's repeat_interval.
+    next_flush_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["route", "key"], name="alert_group_one_per_route_key")
+        ]
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{key}={value}" for key, value in sorted(self.labels.items()))
+        return f"{self.route.name}: {{{shown}}}"
+
+
+class AlertGroupMember(models.Model):
+    """An alert in a group, and what the group told of it."""
+
+    group = models.ForeignKey(AlertGroup, on_delete=models.CASCADE, related_name="members")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="group_memberships")
+    # The severity it was last notified firing at ("": not yet).
+    notified_severity = models.CharField(max_length=16, blank=True)
+    # The alert's last_notified_at when the group last told of it: the lifecycle moves it to
+    # ask for a firing notice (an episode opened or worsened), which a replay does not.
+    told_at = models.DateTimeField(null=True, blank=True)
+    # Its lifecycle asked for a firing notice not yet sent.
+    firing_asked = models.BooleanField(default=False)
+    # The channels told it fired: they hear that it resolved.
+    told_channels = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "alert"], name="alert_group_member_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert} in {self.group}"

@@ -1,12 +1,9 @@
-"""Who gets told what about an alert, and in what words; the sending itself is
-alerts/tasks.py's deliver.
-
-Firing and repeat notices go to the channels the alert's severity routes to, only while the
-alert is unacknowledged and unsilenced. A resolved notice goes to every channel that was told
-the alert fired. Each (alert, channel, notice) gets a dispatch id derived from what triggered
-it, so a task that runs twice delivers once.
+"""What a notice says, about one alert or about a group of them; who hears what and when is
+alerts/grouping.py's, the sending itself alerts/tasks.py's deliver.
 """
 
+import hashlib
+import json
 import uuid
 
 from django.utils import timezone
@@ -16,7 +13,11 @@ from alerts.models import Alert, Notification
 from alerts.transports import Delivery, Message, TransportError, transport_for
 from instances.formats import iso8601
 
-DISPATCH_NAMESPACE = uuid.UUID("8f5e2c1a-4b7d-4e0f-9a63-0c2d5b1e7a44")
+STATES = {
+    Notification.Kind.FIRING: "FIRING",
+    Notification.Kind.REPEAT: "STILL FIRING",
+    Notification.Kind.RESOLVED: "RESOLVED",
+}
 
 
 def send_test_now(channel) -> tuple[Notification, str]:
@@ -53,31 +54,6 @@ def send(channel, message: Message) -> Delivery:
         ) from None
 
 
-def plan(alert: Alert, kind: str) -> list[tuple[str, int]]:
-    """``[(dispatch_id, channel_id), ...]`` for a ``kind`` notice of ``alert`` now."""
-    if kind == Notification.Kind.RESOLVED:
-        told = Notification.objects.filter(
-            alert=alert,
-            status=Notification.Status.SENT,
-            kind__in=[Notification.Kind.FIRING, Notification.Kind.REPEAT],
-        )
-        channels = {note.channel for note in told.select_related("channel")}
-        trigger = iso8601(alert.resolved_at)
-    else:
-        if not alert.wants_notification():
-            return []
-        channels = alert.channels()
-        trigger = f"{alert.severity}/{iso8601(alert.last_notified_at)}"
-    return [
-        (
-            str(uuid.uuid5(DISPATCH_NAMESPACE, f"{alert.pk}/{kind}/{channel.pk}/{trigger}")),
-            channel.pk,
-        )
-        for channel in channels
-        if channel.enabled
-    ]
-
-
 def message_for(alert: Alert | None, kind: str) -> Message:
     if alert is None:
         return Message(
@@ -96,8 +72,8 @@ def message_for(alert: Alert | None, kind: str) -> Message:
         title = f"[RESOLVED] {alert.alert_type} on {alert.instance.name}"
         text = alert.recovery_summary()
     else:
-        state = "STILL FIRING" if kind == Notification.Kind.REPEAT else "FIRING"
-        title = f"[{state}] [{alert.severity.upper()}] {alert.alert_type} on {alert.instance.name}"
+        severity = alert.severity.upper()
+        title = f"[{STATES[kind]}] [{severity}] {alert.alert_type} on {alert.instance.name}"
         text = alert.message or alert.alert_type
     return Message(
         kind=kind,
@@ -111,4 +87,64 @@ def message_for(alert: Alert | None, kind: str) -> Message:
         ack_url=links.acknowledge_url(alert) if kind != "resolved" and alert.is_open else "",
         runbook_url=alert.rule.runbook_url if alert.rule_id else "",
         timestamp=iso8601(alert.resolved_at if kind == "resolved" else alert.fired_at),
+        group_labels=alert.match_labels(),
+        alerts=(listed(alert),),
+    )
+
+
+def listed(alert: Alert) -> dict:
+    """An alert as a notice lists it."""
+    return {
+        "id": str(alert.pk),
+        "alert_type": alert.alert_type,
+        "severity": alert.severity,
+        "instance": alert.instance.name,
+        "message": alert.message,
+        "state": "firing" if alert.is_open else "resolved",
+        "url": links.alert_url(alert),
+    }
+
+
+def group_message(labels: dict, kind: str, firing: list[Alert], resolved: list[Alert]) -> Message:
+    """A group's notice: how many of its alerts fire and resolved, and each of them, one a
+    line. Its fingerprint is the group's (one PagerDuty incident or Opsgenie alert a group),
+    resolved when none of the group's alerts fire any more."""
+    rank = Alert.SEVERITY_RANK
+    worst = max((alert.severity for alert in firing or resolved), key=rank.__getitem__)
+    shared = ", ".join(f"{key}={value}" for key, value in sorted(labels.items())) or "all alerts"
+    if firing:
+        title = f"[{STATES[kind]}:{len(firing)}] [{worst.upper()}] {shared}"
+        if resolved:
+            title += f" ({len(resolved)} resolved)"
+    else:
+        title = f"[RESOLVED:{len(resolved)}] {shared}"
+    lines = []
+    if firing:
+        lines.append(f"Firing ({len(firing)}):")
+        lines += [
+            f"- [{alert.severity.upper()}] {alert.alert_type} on {alert.instance.name}: "
+            f"{alert.message or alert.alert_type} {links.alert_url(alert)}"
+            for alert in firing
+        ]
+    if resolved:
+        lines.append(f"Resolved ({len(resolved)}):")
+        lines += [
+            f"- {alert.alert_type} on {alert.instance.name}: {alert.recovery_summary()} "
+            f"{links.alert_url(alert)}"
+            for alert in resolved
+        ]
+    instances = sorted({alert.instance.name for alert in firing + resolved})
+    identity = json.dumps(sorted(labels.items()))
+    return Message(
+        kind=kind,
+        title=title,
+        text="\n".join(lines),
+        severity=worst,
+        alert_id="",
+        fingerprint=f"group-{hashlib.sha256(identity.encode()).hexdigest()}",
+        instance=instances[0] if len(instances) == 1 else f"{len(instances)} instances",
+        url=links.alert_url_of_list(),
+        timestamp=iso8601(timezone.now()),
+        group_labels=dict(labels),
+        alerts=tuple(listed(alert) for alert in firing + resolved),
     )

@@ -1,5 +1,6 @@
-"""Delivering notifications, in Celery: which channels hear of an alert's change, and one
-attempt per channel at a time, retried with backoff.
+"""Delivering notifications, in Celery: an alert's change reaches its groups
+(alerts/grouping.py), whose notices go one attempt per channel at a time, retried with
+backoff.
 
 The alert evaluation task is in alerts/evaluation.py: evaluation changes alerts through
 alerts/lifecycle.py, which queues these tasks.
@@ -11,9 +12,10 @@ import uuid
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from alerts import digest, message_templates, metrics, notifications
-from alerts.models import Alert, Notification, NotificationChannel
+from alerts import digest, grouping, message_templates, metrics, notifications
+from alerts.models import Alert, AlertGroup, Notification, NotificationChannel
 from alerts.transports import TransportError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,15 @@ def dispatch_many(alerts: list[Alert], kind: str) -> None:
     for start in range(0, len(alert_ids), NOTIFY_BATCH):
         batch = alert_ids[start : start + NOTIFY_BATCH]
         transaction.on_commit(lambda batch=batch: _enqueue(notify_alerts, batch, kind))
+
+
+def dispatch_notice(
+    dispatch_id: str, channel_id: int, alert_id: str | None, kind: str, notice: dict
+) -> None:
+    """Queue a group's notice to one channel once the current transaction commits."""
+    transaction.on_commit(
+        lambda: _enqueue(deliver, dispatch_id, channel_id, alert_id, kind, notice)
+    )
 
 
 def dispatch_test(channel: NotificationChannel) -> None:
@@ -62,20 +73,22 @@ def send_info_digest() -> int:
 
 @shared_task(name="alerts.notify_alert", ignore_result=True)
 def notify_alert(alert_id: str, kind: str) -> int:
-    """Queue one delivery per channel that should hear of ``kind`` for the alert."""
+    """The alert fired, worsened or resolved: see notify_alerts."""
     return notify_alerts(alert_ids=[alert_id], kind=kind)
 
 
 @shared_task(name="alerts.notify_alerts", ignore_result=True)
 def notify_alerts(alert_ids: list[str], kind: str) -> int:
-    """Queue one delivery per channel that should hear of ``kind`` for each of the alerts
-    (gone ones are skipped); returns how many."""
-    planned = 0
-    for alert in Alert.objects.select_related("instance", "rule").filter(pk__in=alert_ids):
-        for dispatch_id, channel_id in notifications.plan(alert, kind):
-            deliver.delay(dispatch_id, channel_id, str(alert.pk), kind)
-            planned += 1
-    return planned
+    """The alerts fired, worsened or resolved (gone ones are skipped): each reaches its
+    groups, and those that may tell of them now do. Returns how many notices were queued."""
+    now = timezone.now()
+    tree = grouping.RouteTree()
+    groups = {}
+    with transaction.atomic():
+        for alert in Alert.objects.select_related("instance", "rule").filter(pk__in=alert_ids):
+            for group in grouping.receive(alert, kind, now, tree):
+                groups[group.pk] = group
+    return grouping.flush_groups(list(groups.values()), now)
 
 
 @shared_task(
@@ -87,34 +100,52 @@ def notify_alerts(alert_ids: list[str], kind: str) -> int:
     retry_backoff_max=3600,
     max_retries=settings.NOTIFICATION_MAX_RETRIES,
 )
-def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind: str) -> None:
+def deliver(
+    self,
+    dispatch_id: str,
+    channel_id: int,
+    alert_id: str | None,
+    kind: str,
+    notice: dict | None = None,
+) -> None:
     """One attempt to send one notice to one channel, logged as a Notification row.
 
-    A transient failure raises TransportError, and Celery tries again with exponential
-    backoff; a permanent one is logged and dropped. A dispatch already delivered is not sent
-    again, and a firing or repeat notice is dropped if the alert was acknowledged, silenced
-    or resolved while it waited.
+    ``notice`` is a group's (its ``group``, ``labels`` and the ``firing`` and ``resolved``
+    alert ids); ``alert_id`` names the alert when the notice is of that one alert, and is None
+    for a test notice. A transient failure raises TransportError, and Celery tries again with
+    exponential backoff; a permanent one is logged and dropped. A dispatch already delivered
+    is not sent again, and alerts acknowledged, silenced or resolved while the notice waited
+    drop out of its firing ones (a notice left with no alert is dropped).
     """
     if Notification.objects.filter(dispatch=dispatch_id, status=Notification.Status.SENT).exists():
         return
     channel = NotificationChannel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        return
+    if notice is None:
+        firing, resolved = [], []
+    else:
+        firing, resolved = _notice_alerts(notice)
+        if not firing and not resolved:
+            return
     alert = None
     if alert_id is not None:
-        alert = Alert.objects.select_related("instance", "rule").filter(pk=alert_id).first()
+        alert = next((each for each in firing + resolved if str(each.pk) == alert_id), None)
         if alert is None:
             return
-    if channel is None or (
-        kind in (Notification.Kind.FIRING, Notification.Kind.REPEAT)
-        and not alert.wants_notification()
-    ):
-        return
     attempt = self.request.retries + 1
+    group = AlertGroup.objects.filter(pk=notice["group"]).first() if notice else None
     note = Notification.objects.create(
-        dispatch=dispatch_id, alert=alert, channel=channel, kind=kind, attempt=attempt
+        dispatch=dispatch_id, alert=alert, group=group, channel=channel, kind=kind, attempt=attempt
     )
-    message, problem = message_templates.templated(
-        channel, alert, notifications.message_for(alert, kind)
-    )
+    if notice is None or alert is not None:
+        message, problem = message_templates.templated(
+            channel, alert, notifications.message_for(alert, kind)
+        )
+    else:
+        message, problem = message_templates.templated(
+            channel, None, notifications.group_message(notice["labels"], kind, firing, resolved)
+        )
     try:
         delivery = notifications.send(channel, message)
     except TransportError as error:
@@ -126,3 +157,17 @@ def deliver(self, dispatch_id: str, channel_id: int, alert_id: str | None, kind:
             return
         raise
     note.record_sent(delivery.response_code, problem)
+
+
+def _notice_alerts(notice: dict) -> tuple[list[Alert], list[Alert]]:
+    """A group notice's firing alerts that still want notification, and its resolved ones."""
+    alerts = Alert.objects.select_related("instance", "rule").in_bulk(
+        [*notice["firing"], *notice["resolved"]]
+    )
+    firing = [
+        alerts[uuid.UUID(pk)]
+        for pk in notice["firing"]
+        if uuid.UUID(pk) in alerts and alerts[uuid.UUID(pk)].wants_notification()
+    ]
+    resolved = [alerts[uuid.UUID(pk)] for pk in notice["resolved"] if uuid.UUID(pk) in alerts]
+    return firing, resolved

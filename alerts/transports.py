@@ -13,7 +13,7 @@ import re
 import smtplib
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -71,6 +71,11 @@ class Message:
     # The text is already in its transport's markup (a channel template rendered it, escaping
     # what agents wrote); otherwise it is plain and the transport escapes it.
     text_is_markup: bool = False
+    # The labels its group shares, and its alerts (one, unless alerts are grouped): each
+    # {id, alert_type, severity, instance, message, state (firing or resolved), url}. A group's
+    # title and text name them all, so every transport shows the list.
+    group_labels: dict = field(default_factory=dict)
+    alerts: tuple = ()
 
     @property
     def is_resolved(self) -> bool:

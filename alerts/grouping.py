@@ -1,0 +1,376 @@
+"""Routing alerts through the route tree into groups, and notifying each group as
+Alertmanager does (PRODUCT.md section 7; the models are Route, AlertGroup, AlertGroupMember).
+
+An alert that fires, worsens or resolves is *received*: it joins the group of each route it
+ends on (one per value of the route's ``group_by`` labels), and the group is due at once if
+it may notify now, else when it may. *Flushing* a due group sends, to each channel, one notice
+listing the group's alerts for that channel, when the channel has something to hear:
+
+- a firing alert the group has not told of yet (or told of at a lower severity);
+- an alert that resolved after the group told it fired (to the channels that were told);
+- nothing new, but ``repeat_interval`` has passed since the group's last notice.
+
+A new group waits ``group_wait`` before its first notice, and notices of changes come at
+least ``group_interval`` apart. Acknowledged, silenced and inhibited alerts are not in the
+firing set: they neither notify nor hold a repeat; an alert muted before it was ever told is
+new to the group once the mute ends.
+
+The shipped root route groups by every label with no waiting (each alert its own group,
+notified at once, repeated after ALERT_REPEAT_INTERVAL_SECONDS): notices then are one alert
+each, in the same words as before routes existed.
+
+Each notice has a dispatch id derived from the group, the channel and the moment of the
+flush, and the flush moves the group's state forward in the same transaction that queues the
+notice, so a flush or a delivery task that runs twice delivers once. Times are passed in
+(``now``): evaluation's clock, or the test's.
+"""
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from alerts import tasks
+from alerts.models import (
+    GROUP_BY_ALL,
+    Alert,
+    AlertGroup,
+    AlertGroupMember,
+    Notification,
+    NotificationChannel,
+    Route,
+    Silence,
+    labels_match,
+)
+from instances.formats import iso8601
+
+DISPATCH_NAMESPACE = uuid.UUID("3c1f6a52-9d0e-4b8a-8f47-6e2a9b5d0c13")
+
+# What the root route means by an empty setting (its children take their parent's).
+ROOT_DEFAULTS = {
+    "group_by": [GROUP_BY_ALL],
+    "group_wait": timedelta(0),
+    "group_interval": timedelta(0),
+}
+
+
+def root_route() -> Route:
+    """The root route, shipped by a migration; made again if it is gone (a database emptied
+    without migrating, as tests do)."""
+    root = Route.objects.filter(parent__isnull=True).first()
+    if root is None:
+        root, _ = Route.objects.get_or_create(parent=None, name="root", defaults=ROOT_DEFAULTS)
+    return root
+
+
+class RouteTree:
+    """Every route, read once, with what each inherits."""
+
+    def __init__(self):
+        root = root_route()
+        self.routes = {route.pk: route for route in Route.objects.prefetch_related("channels")}
+        self.root = self.routes[root.pk]
+        self.children: dict[int, list[Route]] = {}
+        for route in self.routes.values():
+            if route.parent_id is not None:
+                self.children.setdefault(route.parent_id, []).append(route)
+        for siblings in self.children.values():
+            siblings.sort(key=lambda route: (route.position, route.name))
+        self._rule_channels: dict[int, list[NotificationChannel]] = {}
+
+    def walk(self) -> list[tuple[Route, int]]:
+        """Every route with its depth, depth first in matching order (a parent before its
+        children)."""
+        walked = []
+
+        def visit(route: Route, depth: int) -> None:
+            walked.append((route, depth))
+            for child in self.children.get(route.pk, []):
+                visit(child, depth + 1)
+
+        visit(self.root, 0)
+        return walked
+
+    def matching(self, labels: dict) -> list[Route]:
+        """The routes an alert with ``labels`` ends on (Alertmanager's matching)."""
+
+        def walk(route: Route) -> list[Route]:
+            matched = []
+            for child in self.children.get(route.pk, []):
+                if labels_match(labels, child.matchers):
+                    matched += walk(child)
+                    if not child.continue_matching:
+                        break
+            return matched or [route]
+
+        return walk(self.root)
+
+    def setting(self, route: Route, field: str):
+        """``field`` of ``route``, or of its nearest ancestor that sets it."""
+        while route is not None:
+            value = getattr(route, field)
+            if value is not None:
+                return value
+            route = self.routes.get(route.parent_id)
+        if field == "repeat_interval":
+            return timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
+        return ROOT_DEFAULTS[field]
+
+    def route_channels(self, route: Route) -> list[NotificationChannel] | None:
+        """The channels ``route`` names, or its nearest ancestor's; None: every channel."""
+        while route is not None:
+            named = list(route.channels.all())
+            if named:
+                return named
+            route = self.routes.get(route.parent_id)
+        return None
+
+    def channels_for(self, route: Route, alert: Alert) -> list[NotificationChannel]:
+        """The enabled channels ``route`` tells of ``alert``, by the alert's severity. A rule
+        that names channels overrides the route's: its choice predates routes, and a rule's
+        author who picked channels meant them."""
+        chosen = None
+        if alert.rule_id is not None:
+            if alert.rule_id not in self._rule_channels:
+                self._rule_channels[alert.rule_id] = list(alert.rule.channels.all())
+            chosen = self._rule_channels[alert.rule_id] or None
+        if chosen is None:
+            chosen = self.route_channels(route)
+        if chosen is None:
+            chosen = list(NotificationChannel.objects.filter(enabled=True))
+        return [c for c in chosen if c.enabled and c.routes(alert.severity)]
+
+    def group_of(self, route: Route, alert: Alert) -> tuple[str, dict]:
+        """The key and labels of ``alert``'s group under ``route``."""
+        labels = alert.match_labels()
+        group_by = self.setting(route, "group_by")
+        if GROUP_BY_ALL in group_by:
+            # Every label: the alert's own identity, which its fingerprint is.
+            identity = f"fingerprint:{alert.fingerprint}"
+        else:
+            labels = {name: str(labels.get(name, "")) for name in group_by}
+            identity = json.dumps(sorted(labels.items()))
+        return hashlib.sha256(identity.encode()).hexdigest(), labels
+
+
+def receive(alert: Alert, kind: str, now: datetime, tree: RouteTree | None = None) -> list:
+    """``alert`` fired, worsened or resolved (``kind`` firing or resolved; "" when it is only
+    being placed): put it in its groups and make them due when they may notify. Returns the
+    groups."""
+    tree = tree or RouteTree()
+    groups = []
+    for route in tree.matching(alert.match_labels()):
+        key, labels = tree.group_of(route, alert)
+        group, _ = AlertGroup.objects.get_or_create(
+            route=route,
+            key=key,
+            defaults={
+                "labels": labels,
+                "created_at": now,
+                "next_flush_at": now + tree.setting(route, "group_wait"),
+            },
+        )
+        member, created = AlertGroupMember.objects.get_or_create(group=group, alert=alert)
+        if created:
+            _carry_over(group, member, alert)
+        asked = alert.last_notified_at is None or alert.last_notified_at != member.told_at
+        if kind == Notification.Kind.FIRING and alert.is_open and asked:
+            member.firing_asked = True
+            member.save(update_fields=["firing_asked"])
+        _schedule(group, tree)
+        groups.append(group)
+    return groups
+
+
+def _carry_over(group: AlertGroup, member: AlertGroupMember, alert: Alert) -> None:
+    """An alert told of before it was in this group (before routes existed) keeps what it was
+    told: it is not new, and the channels told hear that it resolved."""
+    told = Notification.objects.filter(
+        alert=alert,
+        status=Notification.Status.SENT,
+        kind__in=[Notification.Kind.FIRING, Notification.Kind.REPEAT],
+    )
+    channels = sorted(set(told.values_list("channel_id", flat=True)))
+    if not channels:
+        return
+    member.notified_severity, member.told_channels = alert.severity, channels
+    member.told_at = alert.last_notified_at
+    member.save(update_fields=["notified_severity", "told_channels", "told_at"])
+    if group.last_notified_at is None:
+        group.last_notified_at = alert.last_notified_at
+        group.save(update_fields=["last_notified_at"])
+
+
+def _schedule(group: AlertGroup, tree: RouteTree) -> None:
+    """Make ``group`` due as soon as it may notify of a change (a time past is due now)."""
+    if group.last_notified_at is None:
+        allowed = group.created_at + tree.setting(group.route, "group_wait")
+    else:
+        allowed = group.last_notified_at + tree.setting(group.route, "group_interval")
+    if group.next_flush_at is None or allowed < group.next_flush_at:
+        group.next_flush_at = allowed
+        group.save(update_fields=["next_flush_at"])
+
+
+def flush_due(silences: list[Silence], now: datetime) -> int:
+    """Place open alerts that are in no group yet (opened muted, or before routes existed),
+    wake groups whose alerts may notify again, and flush every due group. Returns how many
+    notices were queued."""
+    tree = RouteTree()
+    homeless = Alert.objects.filter(resolved_at__isnull=True, group_memberships__isnull=True)
+    for alert in homeless.select_related("instance", "rule"):
+        receive(alert, "", now, tree)
+    # An alert muted before it was ever told (silenced, inhibited, acknowledged) is news to
+    # its group once the mute ends.
+    waking = AlertGroup.objects.filter(
+        next_flush_at__isnull=True,
+        members__notified_severity="",
+        members__alert__resolved_at__isnull=True,
+        members__alert__status=Alert.Status.ACTIVE,
+        members__alert__inhibited=False,
+        members__alert__silenced=False,
+    ).distinct()
+    for group in waking.select_related("route"):
+        _schedule(group, tree)
+    # Repeats: groups not told for their route's repeat_interval that hold an alert that may
+    # notify (their flush tells whether one still does).
+    notifiable = AlertGroupMember.objects.filter(
+        alert__resolved_at__isnull=True,
+        alert__status=Alert.Status.ACTIVE,
+        alert__inhibited=False,
+        alert__silenced=False,
+    ).values("group_id")
+    repeating = Q()
+    for route in tree.routes.values():
+        cutoff = now - tree.setting(route, "repeat_interval")
+        repeating |= Q(route=route, last_notified_at__lte=cutoff)
+    queued = 0
+    with transaction.atomic():
+        due = AlertGroup.objects.select_for_update(skip_locked=True).filter(
+            Q(next_flush_at__lte=now) | repeating & Q(pk__in=notifiable)
+        )
+        for group in due.select_related("route"):
+            queued += flush(group, silences, now, tree)
+    return queued
+
+
+def flush_groups(groups: list[AlertGroup], now: datetime) -> int:
+    """Flush those of ``groups`` that are due now (a change they may tell at once)."""
+    tree = RouteTree()
+    silences = list(Silence.objects.active(now))
+    queued = 0
+    with transaction.atomic():
+        due = AlertGroup.objects.select_for_update(skip_locked=True).filter(
+            pk__in=[group.pk for group in groups], next_flush_at__lte=now
+        )
+        for group in due.select_related("route"):
+            queued += flush(group, silences, now, tree)
+    return queued
+
+
+def flush(group: AlertGroup, silences: list[Silence], now: datetime, tree: RouteTree) -> int:
+    """Notify what ``group`` has to tell now (its row locked by the caller) and set when it is
+    next due. Returns how many notices were queued."""
+    route = tree.routes.get(group.route_id, group.route)
+    members = list(group.members.select_related("alert__instance", "alert__rule"))
+    firing, resolved, unheard = [], [], []
+    for member in members:
+        alert = member.alert
+        if not alert.is_open:
+            (resolved if member.notified_severity else unheard).append(member)
+        elif (
+            alert.status == Alert.Status.ACTIVE
+            and not alert.inhibited
+            and not any(silence.covers(alert) for silence in silences)
+        ):
+            firing.append(member)
+        elif member.firing_asked:
+            # Muted when its notice was due: the notice is dropped, as a muted alert's always
+            # was; it is new to the group when the mute ends.
+            member.firing_asked = False
+            member.save(update_fields=["firing_asked"])
+    fresh = [member for member in firing if _is_news(member)]
+    repeat_due = bool(firing) and (
+        group.last_notified_at is not None
+        and now >= group.last_notified_at + tree.setting(route, "repeat_interval")
+    )
+
+    notices = _notices(group, route, tree, firing, fresh, resolved, repeat_due, now)
+    if fresh or resolved or repeat_due:
+        for member in firing:
+            member.notified_severity, member.firing_asked = member.alert.severity, False
+            member.told_at = now
+            member.told_channels = sorted(
+                {*member.told_channels, *(c.pk for c in tree.channels_for(route, member.alert))}
+            )
+            member.save(
+                update_fields=["notified_severity", "firing_asked", "told_at", "told_channels"]
+            )
+        Alert.objects.filter(pk__in=[member.alert_id for member in firing]).update(
+            last_notified_at=now
+        )
+        group.last_notified_at = now
+    for dispatch_id, channel_id, alert_id, kind, notice in notices:
+        tasks.dispatch_notice(dispatch_id, channel_id, alert_id, kind, notice)
+    AlertGroupMember.objects.filter(pk__in=[member.pk for member in resolved + unheard]).delete()
+    if len(resolved) + len(unheard) == len(members):
+        group.delete()
+    else:
+        group.next_flush_at = None
+        group.save(update_fields=["last_notified_at", "next_flush_at"])
+    return len(notices)
+
+
+def _is_news(member: AlertGroupMember) -> bool:
+    """A firing alert the group has not told of, whose lifecycle asked for a firing notice
+    again (it worsened), or told of at a lower severity."""
+    if not member.notified_severity or member.firing_asked:
+        return True
+    rank = Alert.SEVERITY_RANK
+    return rank[member.alert.severity] > rank.get(member.notified_severity, -1)
+
+
+def _notices(group, route, tree, firing, fresh, resolved, repeat_due, now) -> list[tuple]:
+    """``(dispatch_id, channel_id, alert_id, kind, notice)`` for each channel with something
+    to hear: its firing alerts (if one is news, or a repeat is due) and its resolved ones."""
+    heard: dict[int, tuple[NotificationChannel, list, list]] = {}
+    for member in firing:
+        for channel in tree.channels_for(route, member.alert):
+            heard.setdefault(channel.pk, (channel, [], []))[1].append(member)
+    told = {member.pk: set(member.told_channels) for member in resolved}
+    if resolved:
+        for channel in NotificationChannel.objects.filter(
+            pk__in=set().union(*told.values()), enabled=True
+        ):
+            for member in resolved:
+                if channel.pk in told[member.pk]:
+                    heard.setdefault(channel.pk, (channel, [], []))[2].append(member)
+    notices = []
+    fresh_pks = {member.pk for member in fresh}
+    for channel, its_firing, its_resolved in heard.values():
+        news = [member for member in its_firing if member.pk in fresh_pks]
+        if not (news or its_resolved or (repeat_due and its_firing)):
+            continue
+        if news:
+            first = any(m.firing_asked or m.alert.last_notified_at is None for m in news)
+            kind = Notification.Kind.FIRING if first else Notification.Kind.REPEAT
+        elif its_firing:
+            kind = Notification.Kind.REPEAT
+        else:
+            kind = Notification.Kind.RESOLVED
+        alerts = [member.alert for member in its_firing + its_resolved]
+        one_alert = len(alerts) == 1 and GROUP_BY_ALL in tree.setting(route, "group_by")
+        dispatch_id = uuid.uuid5(DISPATCH_NAMESPACE, f"{group.pk}/{channel.pk}/{iso8601(now)}")
+        notice = {
+            "group": group.pk,
+            "labels": group.labels,
+            "firing": [str(member.alert_id) for member in its_firing],
+            "resolved": [str(member.alert_id) for member in its_resolved],
+        }
+        alert_id = str(alerts[0].pk) if one_alert else None
+        notices.append((str(dispatch_id), channel.pk, alert_id, kind, notice))
+    return notices
