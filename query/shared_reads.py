@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 SHARED_READ_SECONDS = 5.0
-# What one process keeps at most: a few dashboards' distinct selectors.
+# What one process keeps at most (until the next load asks, expired or not): a few dashboards'
+# distinct selectors, about 24 MB of samples.
 MAX_KEPT_READS = 32
-MAX_KEPT_SAMPLES = 2_000_000
+MAX_KEPT_SAMPLES = 1_000_000
 # How long a panel waits for another's read of the same selector before reading it itself.
 WAIT_SECONDS = 30.0
 

@@ -9,10 +9,12 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.permissions import Role
 from dashboard.models import Dashboard, DashboardStar, DashboardVersion, Panel
+from dashboard.timerange import INPUT_FORMAT
 from instances.models import Instance
 from query import shared_reads
 from tests.test_dashboard_pages import add_samples
@@ -112,7 +114,16 @@ def test_the_panels_of_one_page_load_share_their_reads_of_samples(viewer, hosts,
         {"type": "stat", "title": "Reporting", "queries": [{"expr": "count(cpu_usage)"}]},
         {"type": "stat", "title": "Peak", "queries": [{"expr": "max(cpu_usage)"}]},
     )
-    reporting, peak = panel_urls(viewer.get(f"/dashboards/{board.pk}/"))
+    # A fixed range, so the panels' reads are of one window however slowly the test runs, and
+    # reads kept for long enough.
+    now = timezone.localtime()
+    page = {
+        "range": "custom",
+        "start": (now - timedelta(hours=1)).strftime(INPUT_FORMAT),
+        "end": (now + timedelta(minutes=5)).strftime(INPUT_FORMAT),
+    }
+    monkeypatch.setattr(shared_reads, "SHARED_READ_SECONDS", 600.0)
+    reporting, peak = panel_urls(viewer.get(f"/dashboards/{board.pk}/", page))
     assert shown(viewer, reporting) == ["2"]
 
     add_samples(Instance.objects.create(agent_id="web-3"), "cpu_usage", [99.0] * 41, step=STEP)
@@ -120,12 +131,12 @@ def test_the_panels_of_one_page_load_share_their_reads_of_samples(viewer, hosts,
     # The other panel of the load draws the samples read for the first: web-3 is not in them.
     assert shown(viewer, peak) == ["95"]
     # The next load reads again, and so does a request without a load.
-    reporting, peak = panel_urls(viewer.get(f"/dashboards/{board.pk}/"))
+    reporting, peak = panel_urls(viewer.get(f"/dashboards/{board.pk}/", page))
     assert shown(viewer, reporting) == ["3"]
-    assert shown(viewer, peak.split("?")[0]) == ["99"]
+    assert shown(viewer, peak.replace("&load=", "&other=")) == ["99"]
     # Once a read is no longer kept (as a refresh finds it), the load's panels read again.
     monkeypatch.setattr(shared_reads, "SHARED_READ_SECONDS", 0.0)
-    reporting, _ = panel_urls(viewer.get(f"/dashboards/{board.pk}/"))
+    reporting, _ = panel_urls(viewer.get(f"/dashboards/{board.pk}/", page))
     assert shown(viewer, reporting) == ["3"]
     add_samples(Instance.objects.create(agent_id="web-4"), "cpu_usage", [99.0] * 41, step=STEP)
     assert shown(viewer, reporting) == ["4"]
