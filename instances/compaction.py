@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -26,6 +27,7 @@ from instances.store import BLOCKS, MICROSECOND, SAMPLES, epoch_us
 
 logger = logging.getLogger(__name__)
 
+LOCK = "hashtext('vigil.compaction')"
 # A day being compacted keeps its writers waiting; one that cannot be locked this soon (a long
 # reader holds it) is left for the next run rather than queueing ingest behind it.
 LOCK_TIMEOUT = "10s"
@@ -51,12 +53,19 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
 
 
-def compact_samples(now: datetime | None = None) -> CompactionReport:
-    """Compact every closed day still (or again) holding raw samples, oldest first."""
-    report = CompactionReport()
-    for day in compactable_days(now):
-        report.days[day] = compact_day(day)
-    return report
+def compact_samples(
+    now: datetime | None = None, progress: Callable[[date, str], None] | None = None
+) -> CompactionReport | None:
+    """Compact every closed day still (or again) holding raw samples, oldest first; None when
+    another compaction is running. ``progress`` is told each day's stages as they start."""
+    with store.session_lock(LOCK) as locked:
+        if not locked:
+            logger.info("compaction skipped: another is running")
+            return None
+        report = CompactionReport()
+        for day in compactable_days(now):
+            report.days[day] = compact_day(day, progress and partial(progress, day))
+        return report
 
 
 def compact_day(day: date, progress: Callable[[str], None] | None = None) -> int:

@@ -17,8 +17,7 @@ instance, which the shipped "RollupsLagging" rule watches.
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -117,7 +116,7 @@ def refresh_rollups(now: datetime | None = None) -> RefreshReport | None:
     """Bring every rollup up to ``now``; None when another refresh holds the lock."""
     now = now or datetime.now(UTC)
     try:
-        with _refresh_lock() as locked:
+        with store.session_lock(LOCK) as locked:
             if not locked:
                 logger.info("rollup refresh skipped: another refresh is running")
                 return None
@@ -161,21 +160,6 @@ def _refresh(now: datetime) -> RefreshReport:
         # A first refresh reads the stored days only: there is nothing after the last of them.
         _set_watermark(now)
     return report
-
-
-@contextmanager
-def _refresh_lock() -> Iterator[bool]:
-    """A session advisory lock, so one refresh runs at a time; a dead worker's lock goes with
-    its connection."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT pg_try_advisory_lock({LOCK})")
-        locked = cursor.fetchone()[0]
-    try:
-        yield locked
-    finally:
-        if locked:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT pg_advisory_unlock({LOCK})")
 
 
 def _chunks(now: datetime) -> list[tuple[datetime, datetime]]:

@@ -265,6 +265,21 @@ def list_partitions(table: TimeTable = SAMPLES) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+@contextmanager
+def session_lock(key: str) -> Iterator[bool]:
+    """Take the session advisory lock ``key`` (SQL for a bigint) if free, so one such task runs
+    at a time; yields whether it was taken. A dead worker's lock goes with its connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_try_advisory_lock({key})")
+        locked = cursor.fetchone()[0]
+    try:
+        yield locked
+    finally:
+        if locked:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT pg_advisory_unlock({key})")
+
+
 def stored_days() -> list[date]:
     """The days holding samples, raw or compacted (those with a partition of either), in order."""
     days = {

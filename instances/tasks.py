@@ -22,8 +22,10 @@ def apply_retention() -> list[str]:
 
 @shared_task(name="instances.compact_samples", ignore_result=True)
 def compact_samples() -> int:
-    """Compact the closed days of raw samples into blocks; returns the raw samples folded."""
-    return sum(compact_samples_now().days.values())
+    """Compact the closed days of raw samples into blocks; returns the raw samples folded (0
+    when another compaction is running)."""
+    report = compact_samples_now()
+    return sum(report.days.values()) if report else 0
 
 
 @shared_task(name="instances.refresh_rollups", ignore_result=True)

@@ -371,3 +371,17 @@ def test_a_backup_restores_compacted_and_raw_days_alike(web, admin_conn):
         assert result.returncode == 0, result.stderr
 
         assert stored(target) == before
+
+
+def test_one_compaction_runs_at_a_time(web, capsys):
+    store.write_samples([(series_id(web), MIDNIGHT, 1.0)])
+    with postgres.connect() as other_worker:
+        other_worker.execute(f"SELECT pg_advisory_lock({compaction.LOCK})")
+
+        assert compaction.compact_samples() is None
+        call_command("compact_samples")
+        assert "another compaction is running" in capsys.readouterr().out
+        assert SAMPLES.partition_name(DAY) in store.list_partitions(SAMPLES)
+        other_worker.execute(f"SELECT pg_advisory_unlock({compaction.LOCK})")
+
+    assert compaction.compact_samples().days == {DAY: 1}

@@ -1,6 +1,8 @@
+from datetime import date
+
 from django.core.management.base import BaseCommand
 
-from instances.compaction import compact_day, compactable_days
+from instances.compaction import compact_samples
 
 
 class Command(BaseCommand):
@@ -10,15 +12,15 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, verbosity: int = 1, **options) -> None:
-        days = compactable_days()
-        if not days:
+        def progress(day: date, stage: str) -> None:
+            if verbosity >= 2:
+                self.stdout.write(f"{day}: {stage}")
+                self.stdout.flush()
+
+        report = compact_samples(progress=progress)
+        if report is None:
+            self.stdout.write("another compaction is running; nothing done")
+        elif not report.days:
             self.stdout.write("no closed day holds raw samples")
-        for day in days:
-
-            def progress(stage: str, day=day) -> None:
-                if verbosity >= 2:
-                    self.stdout.write(f"{day}: {stage}")
-                    self.stdout.flush()
-
-            folded = compact_day(day, progress)
+        for day, folded in (report.days if report else {}).items():
             self.stdout.write(f"{day}: {folded} raw samples compacted")
