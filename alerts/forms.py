@@ -1,4 +1,4 @@
-"""The forms of the Rules, Inhibition and Channels pages.
+"""The forms of the Rules, Inhibition, Channels and Routes pages.
 
 The alert rule form has every field of a rule, validated by the model itself (the matchers'
 validators and ``AlertRule.clean``), durations written as Prometheus writes them. Each kind of
@@ -17,6 +17,7 @@ from alerts.models import (
     AlertRule,
     InhibitRule,
     NotificationChannel,
+    Route,
     validate_http_url,
 )
 
@@ -502,3 +503,56 @@ CHANNEL_FORMS = {
         WebhookChannelForm,
     )
 }
+
+
+class RouteForm(forms.ModelForm):
+    """A route of the notification routing tree; what it leaves empty it takes from its
+    parent. Validated by the model (``Route.clean``: one root, no route below itself)."""
+
+    class Meta:
+        model = Route
+        fields = [
+            "name",
+            "parent",
+            "position",
+            "matchers",
+            "channels",
+            "group_by",
+            "group_wait",
+            "group_interval",
+            "repeat_interval",
+            "continue_matching",
+        ]
+        field_classes = {
+            "matchers": MatchersField,
+            "group_by": forms.JSONField,
+            "group_wait": PrometheusDurationField,
+            "group_interval": PrometheusDurationField,
+            "repeat_interval": PrometheusDurationField,
+        }
+        widgets = {
+            "matchers": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+            "group_by": forms.TextInput(attrs={"spellcheck": "false"}),
+            "channels": forms.CheckboxSelectMultiple,
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["group_by"].help_text = (
+            'A JSON list, e.g. ["alertname", "team"]; ["..."]: every label (each alert on its '
+            "own). Empty: the parent's."
+        )
+        for name in ("group_wait", "group_interval", "repeat_interval"):
+            self.fields[name].help_text += " Written 30s, 5m, 4h."
+        if self.instance.pk is not None and self.instance.is_root:
+            # The root has no parent and matches every alert.
+            del self.fields["parent"], self.fields["matchers"], self.fields["position"]
+            del self.fields["continue_matching"]
+        else:
+            self.fields["parent"].required = True
+            if self.instance.pk is not None:
+                below = Route.objects.filter(pk__in=self.instance.descendant_pks())
+                self.fields["parent"].queryset = Route.objects.exclude(pk__in=below)
+
+    def clean_matchers(self):
+        return self.cleaned_data["matchers"] or []

@@ -8,9 +8,11 @@ for comparison: three queries (series, instances, points) whatever the scope's s
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Count
 from django.utils import timezone
 
-from alerts.models import Alert, AlertRule, labels_match
+from alerts.grouping import RouteTree
+from alerts.models import GROUP_BY_ALL, Alert, AlertGroup, AlertRule, labels_match
 from dashboard import figures
 from instances.models import Instance, Series
 from instances.samples import samples_engine
@@ -133,7 +135,23 @@ def page_context(alert: Alert) -> dict:
                 :NOTIFICATIONS_SHOWN
             ]
         ),
+        "groups": alert_groups(alert),
     }
+
+
+def alert_groups(alert: Alert) -> list[AlertGroup]:
+    """The groups the alert is in, each with its ``size`` and whether it is ``per_alert``
+    (its route groups by every label)."""
+    tree = RouteTree()
+    groups = list(
+        AlertGroup.objects.filter(members__alert=alert)
+        .select_related("route")
+        .annotate(size=Count("members"))
+        .order_by("route__name")
+    )
+    for group in groups:
+        group.per_alert = GROUP_BY_ALL in tree.setting(group.route, "group_by")
+    return groups
 
 
 def summary_context(alert: Alert) -> dict:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import check_views, muting_views, views
+from dashboard import check_views, muting_views, route_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -29,6 +29,10 @@ urlpatterns = [
     path("channels/<int:pk>/", views.channel_edit, name="channel_edit"),
     path("channels/<int:pk>/test", views.channel_test, name="channel_test"),
     path("channels/<int:pk>/delete", views.channel_delete, name="channel_delete"),
+    path("routes/", route_views.routes_page, name="routes"),
+    path("routes/new/", route_views.route_create, name="route_create"),
+    path("routes/<int:pk>/", route_views.route_edit, name="route_edit"),
+    path("routes/<int:pk>/delete", route_views.route_delete, name="route_delete"),
     path("checks/", check_views.checks_list, name="checks"),
     path("checks/new/<str:kind>/", check_views.check_create, name="check_create"),
     path("checks/<uuid:pk>/", check_views.check_detail, name="check"),

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.permissions import Role
-from alerts import links
-from alerts.models import Alert, AlertRule, InhibitRule, Silence
+from alerts import grouping, links
+from alerts.models import Alert, AlertRule, InhibitRule, Route, Silence
 from backups import dumps
 from checks.models import Check, CheckGroup
 from dashboard.models import Annotation
@@ -286,6 +286,18 @@ def endpoints(target_user, token):
         ),
         ("post", f"/inhibitions/{removed.pk}/delete", {}, {}, admins_post),
     ]
+    root = grouping.root_route()
+    route = Route.objects.create(name="Shown route", parent=root)
+    removed_route = Route.objects.create(name="Deleted route", parent=root)
+    route_form = {"name": "Route", "parent": root.pk, "position": 1, "matchers": "[]"}
+    routing = [
+        ("get", "/routes/", {}, {}, VIEWERS),
+        ("get", "/routes/new/", {}, {}, admins),
+        ("post", "/routes/new/", route_form, {}, admins_post),
+        ("get", f"/routes/{route.pk}/", {}, {}, admins),
+        ("post", f"/routes/{route.pk}/", {**route_form, "name": "Edited route"}, {}, admins_post),
+        ("post", f"/routes/{removed_route.pk}/delete", {}, {}, admins_post),
+    ]
     accounts = [
         ("get", reverse("accounts:users"), {}, {}, {**ANYONE_BUT_ADMIN_REFUSED, Role.ADMIN: 200}),
         (
@@ -384,7 +396,7 @@ def endpoints(target_user, token):
         ("get", f"/badge/{heartbeat.badge_key}.svg", {}, {}, EVERYONE),
         ("get", f"/badge/{heartbeat.badge_key}/uptime.svg", {}, {}, EVERYONE),
     ]
-    return pages + actions + rules + muting + accounts + api + query_apis + public
+    return pages + actions + rules + muting + routing + accounts + api + query_apis + public
 
 
 def call(client, method, url, data, headers):
