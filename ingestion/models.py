@@ -12,6 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models import ExpressionWrapper, F
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -20,8 +22,8 @@ TOKEN_PREFIX = "vgl_"
 # last_used is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION_SECONDS = 60
 # A live token is read from the database at most this often per process (an agent sends its
-# token with every batch): a token revoked, expired or deleted elsewhere stops working within
-# this time; revoked in this process, at once.
+# token with every batch): a token revoked, changed or deleted elsewhere is refused within this
+# time; through this process, at once.
 TOKEN_CACHE_SECONDS = 1.0
 # More live tokens than this in one process's cache: it starts afresh.
 TOKEN_CACHE_SIZE = 10_000
@@ -206,6 +208,14 @@ class IngestToken(models.Model):
 
 # Token hash → (when it was read, monotonic seconds; the live token), see TOKEN_CACHE_SECONDS.
 _LIVE_TOKENS: dict[str, tuple[float, IngestToken]] = {}
+
+
+@receiver(post_save, sender=IngestToken, dispatch_uid="ingestion.token_saved")
+@receiver(post_delete, sender=IngestToken, dispatch_uid="ingestion.token_deleted")
+def _forget_live_token(sender, instance: IngestToken, **kwargs) -> None:
+    """A token changed (its scopes, patterns or expiry in the admin) or deleted through this
+    process takes effect here at once; ``revoke`` forgets it itself (an UPDATE sends no signal)."""
+    _LIVE_TOKENS.pop(instance.token_hash, None)
 
 
 def _remember_live_token(token_hash: str, token: IngestToken | None) -> None:

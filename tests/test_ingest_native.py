@@ -194,6 +194,19 @@ def test_a_token_revoked_in_this_process_is_refused_at_once(api):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_token_changed_or_deleted_in_this_process_takes_effect_at_once(api):
+    from ingestion.models import IngestToken
+
+    assert api.post("/api/v1/ingest", batch([cpu(1)])).status_code == 202
+    token = IngestToken.objects.get()
+    token.scopes = [IngestToken.Scope.READ]
+    token.save()
+    assert api.post("/api/v1/ingest", batch([cpu(2)])).status_code == 403
+    token.delete()
+    assert api.post("/api/v1/ingest", batch([cpu(3)])).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_token_revoked_elsewhere_is_refused_within_a_second(api):
     from ingestion.models import TOKEN_CACHE_SECONDS, IngestToken
 
