@@ -13,7 +13,8 @@ from django.db.models.functions import Coalesce, Greatest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from alerts.models import Alert, prefetch_muting
+from alerts.grouping import RouteTree
+from alerts.models import GROUP_BY_ALL, Alert, AlertGroup, prefetch_muting
 from instances.models import Instance
 from instances.samples import samples_engine
 
@@ -24,6 +25,7 @@ SPARK_BUCKETS = 40
 SPARK_WIDTH, SPARK_HEIGHT = 100, 28
 RECENT_ALERTS = 8
 RECENT_EVENTS = 8
+OPEN_GROUPS_SHOWN = 8
 # Cards per grid page: a page renders in tens of milliseconds whatever the fleet's size, and
 # 60 fills whole rows at 2, 3, 4, 5 or 6 columns.
 GRID_PAGE_SIZE = 60
@@ -214,6 +216,23 @@ def polyline(points: list[tuple[datetime, float]], start: datetime, end: datetim
     return " ".join(coordinates)
 
 
+def open_groups(limit: int = OPEN_GROUPS_SHOWN) -> list[AlertGroup]:
+    """The notification groups holding open alerts, largest first, each with ``open_alerts``;
+    the groups of routes that group by every label (an alert each) are left out."""
+    tree = RouteTree()
+    grouping = [
+        route.pk for route, _ in tree.walk() if GROUP_BY_ALL not in tree.setting(route, "group_by")
+    ]
+    open_members = Q(members__alert__resolved_at__isnull=True)
+    return list(
+        AlertGroup.objects.filter(route_id__in=grouping)
+        .annotate(open_alerts=Count("members", filter=open_members))
+        .filter(open_alerts__gt=0)
+        .select_related("route")
+        .order_by("-open_alerts", "route__name", "pk")[:limit]
+    )
+
+
 def recent_alerts(limit: int = RECENT_ALERTS) -> list[Alert]:
     """The newest alerts, with what mutes each (silences, inhibiting alerts) for their badges."""
     alerts = list(Alert.objects.select_related("instance").order_by("-created_at")[:limit])
@@ -270,6 +289,7 @@ def overview_context(filters: OverviewFilters) -> dict:
         **grid_context(filters),
         "summary": summary(),
         "recent_alerts": recent_alerts(),
+        "open_groups": open_groups(),
         "recent_events": recent_events(),
         "choices": filter_choices(),
     }
@@ -305,6 +325,7 @@ def live_fragment(view: LiveView, updated_ids: frozenset) -> tuple[str, LiveView
     context = {
         "summary": summary(),
         "recent_alerts": recent_alerts(),
+        "open_groups": open_groups(),
         "recent_events": recent_events(),
         "cards": cards,
         "grid": page,

@@ -128,10 +128,11 @@ MUTED_FILTERS = {
 
 @role_required(Role.VIEWER)
 def alerts_page(request):
-    """Alerts newest first, filtered by status, severity, instance, rule and what mutes them."""
+    """Alerts newest first, filtered by status, severity, instance, rule, what mutes them and
+    notification group."""
     filters = {
         key: request.GET.get(key, "").strip()
-        for key in ("status", "severity", "instance", "rule", "muted")
+        for key in ("status", "severity", "instance", "rule", "muted", "group")
     }
     alerts = Alert.objects.select_related("instance", "acknowledged_by").order_by("-created_at")
     if filters["status"] in Alert.Status.values:
@@ -155,6 +156,13 @@ def alerts_page(request):
     if filters["rule"]:
         alerts = (
             alerts.filter(rule_id=filters["rule"]) if filters["rule"].isdigit() else alerts.none()
+        )
+    if filters["group"]:
+        # A notification group's alerts (the overview links each open group here).
+        alerts = (
+            alerts.filter(group_memberships__group_id=filters["group"])
+            if filters["group"].isdigit()
+            else alerts.none()
         )
     if filters["muted"] in MUTED_FILTERS:
         alerts = alerts.filter(MUTED_FILTERS[filters["muted"]], resolved_at__isnull=True)

@@ -1,7 +1,7 @@
 """Silenced and inhibited alerts shown as such: the overview, the alerts list, an instance's page,
 the alert page and the rules page name what mutes each alert (a silence, an inhibiting alert)
 with a link, and the Silences page lists the silences with the alerts they mute; Operators end
-them, Viewers may not."""
+them, Viewers may not. The overview lists the open notification groups."""
 
 from datetime import timedelta
 
@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.permissions import Role
-from alerts import lifecycle
-from alerts.models import Alert, AlertRule, InhibitRule, Silence
+from alerts import grouping, lifecycle
+from alerts.models import Alert, AlertRule, InhibitRule, Route, Silence
 from instances.models import Instance
 
 pytestmark = pytest.mark.django_db
@@ -247,3 +247,53 @@ def test_a_viewer_may_not_end_a_silence(client, user_with_role, muted):
 
     assert response.status_code == 403
     assert Silence.objects.active().get() == silence
+
+
+def test_the_overview_lists_open_notification_groups_linked_to_their_alerts(
+    client, operator, django_capture_on_commit_callbacks
+):
+    fleet = Route.objects.create(
+        name="fleet",
+        parent=grouping.root_route(),
+        matchers=[{"label": "alertname", "op": "=", "value": Alert.INSTANCE_DOWN}],
+        group_by=["alertname"],
+        group_wait=timedelta(seconds=60),
+    )
+    now = timezone.now()
+    # The alerts join their groups as their notices are queued, once each commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        downs = [
+            lifecycle.open_episode(
+                Alert(
+                    instance=Instance.register(f"node-{n}"),
+                    source=Alert.Source.SYSTEM,
+                    alert_type=Alert.INSTANCE_DOWN,
+                    severity=Alert.Severity.CRITICAL,
+                ),
+                [],
+                now,
+            )
+            for n in range(3)
+        ]
+        alone = lifecycle.open_episode(
+            Alert(instance=Instance.register("node-0"), alert_type="disk_full", severity="warning"),
+            [],
+            now,
+        )
+    client.force_login(operator)
+
+    response = client.get("/")
+
+    (group,) = response.context["open_groups"]
+    assert (group.route, group.open_alerts, group.labels) == (
+        fleet,
+        3,
+        {"alertname": "instance_down"},
+    )
+    html = response.content.decode()
+    assert f'href="/alerts/?group={group.pk}"><strong>3 open alerts</strong></a>' in html
+    assert '<code>alertname="instance_down"</code>' in html
+    listed = client.get("/alerts/", {"group": group.pk}).context["alerts"]
+    assert {alert.pk for alert in listed} == {alert.pk for alert in downs}
+    assert alone.pk not in {alert.pk for alert in listed}
+    assert client.get("/alerts/", {"group": "x"}).context["alerts"] == []

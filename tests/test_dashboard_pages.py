@@ -122,9 +122,9 @@ def test_each_filter_narrows_the_grid(logged_in, fleet, query, names):
 def test_polling_fallback_answers_every_part_out_of_band(logged_in, fleet):
     response = logged_in.get("/", headers={**HTMX, "HX-Target": "overview-poll"})
     html = response.content.decode()
-    for part in ("summary", "instance-grid", "recent-alerts", "recent-events"):
+    for part in ("summary", "instance-grid", "recent-alerts", "open-groups", "recent-events"):
         assert f'id="{part}"' in html
-    assert html.count('hx-swap-oob="true"') == 4
+    assert html.count('hx-swap-oob="true"') == 5
 
 
 def test_acknowledge_button_changes_the_alert_and_answers_its_row(logged_in, fleet, user):
