@@ -1,13 +1,18 @@
 """The whole alerting configuration as one YAML document: alert rules (threshold and PromQL),
-recording rules, notification channels, inhibition rules and the silences not yet over.
+recording rules, notification channels, the notification routing tree, inhibition rules and the
+silences not yet over.
 
-Each section is a list of entries keyed by what names them (a rule's, a channel's and an
-inhibition rule's ``name``, a recording rule's ``record``, a silence's rule, instance, matchers,
-severity and start). A key left out of an entry means the field's default, so an export writes
-only what differs from the defaults. Import is declarative and all or nothing: every entry is
-judged by the models' own validation (the same as the forms'), refused keys and values are named
-by their path, and nothing is stored unless everything is good. What Vigil holds and the file
-does not name is left as it is.
+Each section is a list of entries keyed by what names them (a rule's, a channel's, a route's and
+an inhibition rule's ``name``, a recording rule's ``record``, a silence's rule, instance,
+matchers, severity and start). A key left out of an entry means the field's default, so an
+export writes only what differs from the defaults. Import is declarative and all or nothing:
+every entry is judged by the models' own validation (the same as the forms'), refused keys and
+values are named by their path, and nothing is stored unless everything is good. What Vigil
+holds and the file does not name is left as it is.
+
+The routing tree is the ``routes`` list, depth first: the root (the one entry without a
+``parent``) first, each route after its parent, which it names; siblings are tried by their
+``position``.
 
 Channel secrets (the secret, a webhook's URL, a chat's options) are exported as references,
 ``{env: VIGIL_CHANNEL_<NAME>_<FIELD>}``, unless secrets are asked for. On import a reference takes
@@ -32,10 +37,18 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import AuditEvent
 from alerts import message_templates
 from alerts.forms import PrometheusDurationField, format_duration
-from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
+from alerts.grouping import RouteTree
+from alerts.models import (
+    AlertRule,
+    InhibitRule,
+    NotificationChannel,
+    RecordingRule,
+    Route,
+    Silence,
+)
 from instances.models import Instance
 
-SECTIONS = ("channels", "rules", "recording_rules", "inhibit_rules", "silences")
+SECTIONS = ("channels", "rules", "recording_rules", "routes", "inhibit_rules", "silences")
 SECRET_REFERENCE_KEY = "env"
 # Longer than any rule's window or for, and well inside what the database's intervals hold.
 MAX_DURATION = timedelta(days=3650)
@@ -46,6 +59,7 @@ AUDIT_NAMES = {
     "notificationchannel": "channel",
     "silence": "silence",
     "inhibitrule": "inhibitrule",
+    "route": "route",
 }
 
 
@@ -158,6 +172,12 @@ def _map_read(value) -> dict:
     return _json_read(value)
 
 
+def _count_read(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a whole number of at least 0")
+    return value
+
+
 def _text_list_read(value) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValueError("must be a list of text")
@@ -218,6 +238,15 @@ INHIBIT_RULE_SETTINGS = [
     Setting("target_matchers", "target_matchers", read=_json_read),
     Setting("equal", "equal", read=_text_list_read),
     Setting("enabled", "enabled", read=_flag_read),
+]
+ROUTE_SETTINGS = [
+    Setting("position", "position", read=_count_read),
+    Setting("matchers", "matchers", read=_json_read),
+    Setting("group_by", "group_by", read=_text_list_read),
+    Setting("group_wait", "group_wait", format_duration, _duration_read),
+    Setting("group_interval", "group_interval", format_duration, _duration_read),
+    Setting("repeat_interval", "repeat_interval", format_duration, _duration_read),
+    Setting("continue", "continue_matching", read=_flag_read),
 ]
 # Sections of things named by one key that refer to nothing else: model, key, settings, label.
 SIMPLE_SECTIONS = {
@@ -295,12 +324,25 @@ def _rule_entry(rule: AlertRule) -> dict:
     return entry
 
 
+def _route_entry(route: Route) -> dict:
+    entry = {"name": route.name}
+    if route.parent is not None:
+        entry["parent"] = route.parent.name
+    entry.update(_written(route, ROUTE_SETTINGS))
+    channels = sorted(channel.name for channel in route.channels.all())
+    if channels:
+        entry["channels"] = channels
+    return entry
+
+
 def entry_of(section: str, obj: models.Model, include_secrets: bool = False) -> dict:
     """One thing as its entry in the section of the file (and in the API)."""
     if section == "channels":
         return _channel_entry(obj, include_secrets)
     if section == "rules":
         return _rule_entry(obj)
+    if section == "routes":
+        return _route_entry(obj)
     if section == "silences":
         return _written(obj, SILENCE_SETTINGS, {"starts_at", "ends_at"})
     model, key, settings, _ = SIMPLE_SECTIONS[section]
@@ -317,6 +359,7 @@ def export_config(include_secrets: bool = False, now: datetime | None = None) ->
         .prefetch_related("channels")
         .order_by("name"),
         "recording_rules": RecordingRule.objects.order_by("record"),
+        "routes": [route for route, _ in RouteTree().walk()],
         "inhibit_rules": InhibitRule.objects.order_by("name"),
         "silences": Silence.objects.filter(ends_at__gt=now)
         .select_related("rule", "instance")
@@ -419,6 +462,7 @@ class _Importer:
                 self.problems.add(str(key), f"unknown section (known: {', '.join(SECTIONS)})")
         self.channels()
         self.rules()
+        self.routes()
         for section in SIMPLE_SECTIONS:
             self.simple(section)
         self.silences()
@@ -557,6 +601,40 @@ class _Importer:
             else:
                 channels.append(channel)
         return channels
+
+    def routes(self) -> None:
+        """The routing tree, parents before children; the entry without a parent is the root
+        (there is one: another is refused)."""
+        allowed = {"name", "parent", "channels", *(setting.key for setting in ROUTE_SETTINGS)}
+        named = set()
+        for path, entry in _entries(self.document, "routes", self.problems):
+            _unknown_keys(entry, allowed, path, self.problems)
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                self.problems.add(f"{path}.name", "required")
+                continue
+            named.add(name)
+            parent_name = entry.get("parent")
+            route = self._stored(Route, name=name)
+            before = _route_entry(route) if route is not None else None
+            route = route or Route()
+            route.name = name
+            route.parent = None
+            if parent_name is not None:
+                route.parent = Route.objects.filter(name=str(parent_name)).first()
+                if route.parent is None:
+                    message = f"no route named {parent_name!r} (a parent comes before its routes)"
+                    self.problems.add(f"{path}.parent", message)
+                    continue
+            _apply(route, entry, ROUTE_SETTINGS, path, self.problems)
+            channels = self._channels_named(entry.get("channels") or [], f"{path}.channels")
+            after = {"name": name, **({"parent": route.parent.name} if route.parent else {})}
+            after.update(_written(route, ROUTE_SETTINGS))
+            if channels:
+                after["channels"] = sorted(channel.name for channel in channels)
+            if self._save(f"route {name}", route, before, after, path):
+                route.channels.set(channels)
+        self._left("route", named, list(Route.objects.values_list("name", flat=True)))
 
     def simple(self, section: str) -> None:
         """A section of things named by one key with no references to others (recording

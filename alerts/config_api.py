@@ -1,7 +1,7 @@
 """The alerting configuration over HTTP: as one YAML document (read it with the read scope,
-import it with the manage scope), and each rule, recording rule, inhibition rule, channel and
-silence on its own (list and read with the read scope; make, change and delete with the manage
-scope). An object has the keys of its entry in the file, judged as an import judges them
+import it with the manage scope), and each rule, recording rule, inhibition rule, channel,
+route and silence on its own (list and read with the read scope; make, change and delete with
+the manage scope). An object has the keys of its entry in the file, judged as an import judges them
 (alerts/alerting_config.py): the models' own validation, a 400 naming each bad key, nothing
 stored, changes audited under the token's name."""
 
@@ -21,7 +21,14 @@ from alerts.alerting_config import (
     import_config,
     save_entry,
 )
-from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
+from alerts.models import (
+    AlertRule,
+    InhibitRule,
+    NotificationChannel,
+    RecordingRule,
+    Route,
+    Silence,
+)
 from api.auth import manage_scope, read_scope
 from api.formats import ListLimit, response_links
 from ingestion.errors import ApiError
@@ -71,13 +78,14 @@ KINDS = {
     "recording-rules": (RecordingRule, "recording_rules"),
     "inhibit-rules": (InhibitRule, "inhibit_rules"),
     "channels": (NotificationChannel, "channels"),
+    "routes": (Route, "routes"),
     "silences": (Silence, "silences"),
 }
-Kind = Literal["rules", "recording-rules", "inhibit-rules", "channels", "silences"]
+Kind = Literal["rules", "recording-rules", "inhibit-rules", "channels", "routes", "silences"]
 # The key an entry is named by, where its section has one.
 NAME_KEYS = {"recording_rules": "record", "silences": None}
 AUDIT = {"rules": "rule", "recording_rules": "recordingrule", "inhibit_rules": "inhibitrule",
-         "channels": "channel", "silences": "silence"}  # fmt: skip
+         "channels": "channel", "routes": "route", "silences": "silence"}  # fmt: skip
 
 
 def _shown(section: str, obj: models.Model) -> dict:
@@ -185,6 +193,8 @@ def delete_object(request: HttpRequest, kind: Kind, object_id: int):
     section = KINDS[kind][1]
     with transaction.atomic():
         obj = _object_or_404(kind, object_id)
+        if isinstance(obj, Route) and obj.is_root:
+            raise ApiError(400, "the root route can not be deleted (every alert needs it)")
         AuditEvent.record(request.auth.name, f"{AUDIT[section]}.delete", obj)
         obj.delete()
     return Status(204, None)

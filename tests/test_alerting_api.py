@@ -1,4 +1,4 @@
-"""Rules, recording rules, inhibition rules, channels and silences one by one over the API:
+"""Rules, recording rules, inhibition rules, channels, routes and silences one by one over the API:
 objects with the keys of their entry in the alerting configuration file, read with the read
 scope, made, changed and deleted with the manage scope; refused with a 400 naming each key and
 nothing stored; channel secrets never shown; audited under the token's name."""
@@ -6,7 +6,15 @@ nothing stored; channel secrets never shown; audited under the token's name."""
 import pytest
 
 from accounts.models import AuditEvent
-from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
+from alerts import grouping
+from alerts.models import (
+    AlertRule,
+    InhibitRule,
+    NotificationChannel,
+    RecordingRule,
+    Route,
+    Silence,
+)
 from ingestion.models import IngestToken
 from instances.models import Instance
 
@@ -145,3 +153,32 @@ def test_a_silence_is_made_extended_and_deleted(manager):
 def test_an_unknown_id_answers_404(manager):
     assert manager.get("/api/v1/alerting/rules/999999").status_code == 404
     assert patch(manager, "channels", 999999, {"enabled": False}).status_code == 404
+
+
+def test_a_route_is_made_below_the_root_changed_and_deleted_and_the_root_stays(manager):
+    NotificationChannel.objects.create(name="DB", kind="webhook", target="https://hook.example/")
+    root = grouping.root_route()
+    made = post(
+        manager,
+        "routes",
+        {"name": "db", "parent": root.name, "matchers": [{"label": "team", "op": "=",
+         "value": "db"}], "channels": ["DB"], "group_by": ["alertname"], "group_wait": "30s"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.content
+    route_id = made.json()["id"]
+    changed = patch(manager, "routes", route_id, {"repeat_interval": "1h", "continue": True})
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["repeat_interval"] == "1h" and changed.json()["channels"] == ["DB"]
+    route = Route.objects.get(pk=route_id)
+    assert (route.parent, route.continue_matching) == (root, True)
+
+    below_itself = patch(manager, "routes", route_id, {"parent": "db"})
+    assert below_itself.status_code == 400
+    assert below_itself.json()["details"][0]["field"] == "parent"
+    second_root = post(manager, "routes", {"name": "another root"})
+    assert second_root.status_code == 400
+    assert manager.delete(f"/api/v1/alerting/routes/{root.pk}").status_code == 400
+    renamed = patch(manager, "routes", root.pk, {"name": "everything"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "everything"
+    assert manager.delete(f"/api/v1/alerting/routes/{route_id}").status_code == 204
+    assert list(Route.objects.values_list("name", flat=True)) == ["everything"]

@@ -11,8 +11,16 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from alerts import grouping
 from alerts.alerting_config import ConfigError, dump, export_config, import_config
-from alerts.models import AlertRule, InhibitRule, NotificationChannel, RecordingRule, Silence
+from alerts.models import (
+    AlertRule,
+    InhibitRule,
+    NotificationChannel,
+    RecordingRule,
+    Route,
+    Silence,
+)
 from ingestion.models import IngestToken
 from instances.models import Instance
 
@@ -61,6 +69,25 @@ def configured() -> None:
         target_matchers=[{"label": "severity", "op": "=", "value": "warning"}],
         equal=["instance", "alertname"],
     )
+    root = grouping.root_route()
+    root.repeat_interval = timedelta(hours=2)
+    root.save()
+    team = Route.objects.create(
+        name="Database team",
+        parent=root,
+        position=1,
+        matchers=[{"label": "team", "op": "=", "value": "db"}],
+        group_by=["alertname", "team"],
+        group_wait=timedelta(seconds=30),
+        group_interval=timedelta(minutes=5),
+        continue_matching=True,
+    )
+    team.channels.set([pager])
+    Route.objects.create(
+        name="Database pages",
+        parent=team,
+        matchers=[{"label": "severity", "op": "=", "value": "critical"}],
+    )
     now = timezone.now().replace(microsecond=0)
     Silence.objects.create(
         rule=disk,
@@ -77,7 +104,7 @@ def named(entries: list, name: str) -> dict:
 
 
 def wipe() -> None:
-    for model in (Silence, AlertRule, RecordingRule, InhibitRule, NotificationChannel):
+    for model in (Silence, AlertRule, RecordingRule, InhibitRule, Route, NotificationChannel):
         model.objects.all().delete()
 
 
@@ -111,6 +138,16 @@ def test_the_file_names_things_by_name_and_writes_durations_as_prometheus_does()
     assert disk["scope_instance"] == "web-1" and disk["channels"] == ["Pager"]
     assert "metric" not in error_rate and error_rate["keep_firing_for"] == "5m"
     assert document["silences"][0]["rule"] == "Disk full"
+    assert document["routes"] == [
+        {"name": "root", "group_by": ["..."], "group_wait": "0s", "group_interval": "0s",
+         "repeat_interval": "2h"},
+        {"name": "Database team", "parent": "root", "position": 1,
+         "matchers": [{"label": "team", "op": "=", "value": "db"}],
+         "group_by": ["alertname", "team"], "group_wait": "30s", "group_interval": "5m",
+         "continue": True, "channels": ["Pager"]},
+        {"name": "Database pages", "parent": "Database team",
+         "matchers": [{"label": "severity", "op": "=", "value": "critical"}]},
+    ]  # fmt: skip
     assert document["recording_rules"] == [
         {
             "record": "job:errors:ratio",
@@ -216,14 +253,14 @@ def test_one_bad_entry_stores_nothing_and_every_problem_is_named_by_its_path():
         }
     )
     document["silences"][0]["ends_at"] = "soon"
-    document["routes"] = []
+    document["receivers"] = []
 
     with pytest.raises(ConfigError) as refused:
         import_config(dump(document), actor="ci")
 
     paths = [path for path, _ in refused.value.problems]
     assert paths == [
-        "routes",
+        "receivers",
         f"rules[{error_rate}].trheshold",
         f"rules[{broken}].expr",
         f"inhibit_rules[{len(document['inhibit_rules']) - 1}].source_matchers",
@@ -314,3 +351,24 @@ def test_yaml_aliases_are_refused_before_anything_is_expanded():
 
     with pytest.raises(ConfigError, match="aliases"):
         import_config(body, actor="ci")
+
+
+def test_a_route_is_imported_after_its_parent_and_one_root_is_kept():
+    grouping.root_route()
+    late_parent = {
+        "routes": [
+            {"name": "child", "parent": "later"},
+            {"name": "later", "parent": "root"},
+        ]
+    }
+    with pytest.raises(ConfigError) as refused:
+        import_config(yaml.safe_dump(late_parent), actor="test")
+    assert [path for path, _ in refused.value.problems] == ["routes[0].parent"]
+    assert list(Route.objects.values_list("name", flat=True)) == ["root"]
+
+    second_root = {"routes": [{"name": "everything", "group_by": ["alertname"]}]}
+    with pytest.raises(ConfigError) as refused:
+        import_config(yaml.safe_dump(second_root), actor="test")
+    assert refused.value.problems == [
+        ("routes[0].parent", "There is one root route; pick a parent.")
+    ]

@@ -118,6 +118,7 @@ ENDPOINTS = [
     ("delete", "/api/v1/checks/{check}", None, None, {}, {MANAGE}, 204, 403),
     ("get", "/api/v1/alerting/config", None, None, {}, {READ}, 200, 403),
     ("get", "/api/v1/alerting/rules", None, None, {}, {READ}, 200, 403),
+    ("get", "/api/v1/alerting/routes", None, None, {}, {READ}, 200, 403),
     ("post", "/api/v1/alerting/recording-rules", {"record": "up:sum", "expr": "sum(up)"}, None,
      {}, {MANAGE}, 201, 403),
     ("get", "/api/v1/alerting/silences/{silence}", None, None, {}, {READ}, 200, 403),
