@@ -63,6 +63,8 @@ def compact_samples(
             logger.info("compaction skipped: another is running")
             return None
         report = CompactionReport()
+        for day in _detached_days():
+            _drop_raw_partition(day)
         for day in compactable_days(now):
             report.days[day] = compact_day(day, progress and partial(progress, day))
         return report
@@ -140,6 +142,19 @@ _MERGE_SQL = (
     "ts_deltas_us = EXCLUDED.ts_deltas_us, sample_values = EXCLUDED.sample_values, "
     "hour_starts = EXCLUDED.hour_starts, hour_bases_us = EXCLUDED.hour_bases_us"
 )
+
+
+def _detached_days() -> list[date]:
+    """Days whose raw partition a compaction detached but did not drop (its worker died between
+    the two): the table would stop the day's partition from being made again."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+            "AND relname LIKE %s AND relnamespace = 'public'::regnamespace",
+            [SAMPLES.name + r"\_p%"],
+        )
+        names = [name for (name,) in cursor.fetchall()]
+    return sorted(day for day in map(SAMPLES.partition_start, names) if day is not None)
 
 
 def _drop_raw_partition(day: date) -> None:
