@@ -17,7 +17,7 @@ from django.db import connection
 
 from backups import dumps, postgres
 from bench.common import database_dsn, database_url
-from instances import compaction, retention, rollups, store
+from instances import compaction, retention, rollups, store, tasks
 from instances.models import Instance
 from instances.store import BLOCKS, SAMPLES, SeriesKey
 from tests.test_backups import admin_conn, backup_dir, empty_database, manage_py
@@ -408,3 +408,13 @@ def test_a_raw_partition_left_detached_by_a_dead_compaction_is_finished_by_the_n
     assert blocks_of(DAY) == [(cpu, 3)]
     assert store.write_samples([(cpu, MIDNIGHT + timedelta(hours=3), 4.0)]) == 1
     assert store.count_samples() == 4
+
+
+def test_the_beat_task_compacts_on_its_schedule(web, settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["compact-samples"]
+    assert entry["schedule"] == settings.COMPACTION_INTERVAL_SECONDS
+    assert entry["task"] == tasks.compact_samples.name
+    store.write_samples([(series_id(web), MIDNIGHT + timedelta(minutes=n), 1.0) for n in range(3)])
+
+    assert tasks.compact_samples.delay().get() == 3
+    assert blocks_of(DAY) == [(series_id(web), 3)]
