@@ -112,26 +112,35 @@ def deliver(
 
     ``notice`` is a group's (its ``group``, ``labels`` and the ``firing`` and ``resolved``
     alert ids); ``alert_id`` names the alert when the notice is of that one alert, and is None
-    for a test notice. A transient failure raises TransportError, and Celery tries again with
-    exponential backoff; a permanent one is logged and dropped. A dispatch already delivered
-    is not sent again, and alerts acknowledged, silenced or resolved while the notice waited
-    drop out of its firing ones (a notice left with no alert is dropped).
+    for a test notice. A notice queued before routes existed has ``alert_id`` and no
+    ``notice``: it is delivered as the single-alert notice it was. A transient failure raises
+    TransportError, and Celery tries again with exponential backoff; a permanent one is logged
+    and dropped. A dispatch already delivered is not sent again, and alerts acknowledged,
+    silenced or resolved while the notice waited drop out of its firing ones (a notice left
+    with no alert is dropped).
     """
     if Notification.objects.filter(dispatch=dispatch_id, status=Notification.Status.SENT).exists():
         return
     channel = NotificationChannel.objects.filter(pk=channel_id).first()
     if channel is None:
         return
-    if notice is None:
-        firing, resolved = [], []
-    else:
-        firing, resolved = _notice_alerts(notice)
-        if not firing and not resolved:
-            return
     alert = None
-    if alert_id is not None:
-        alert = next((each for each in firing + resolved if str(each.pk) == alert_id), None)
-        if alert is None:
+    if notice is None and alert_id is not None:
+        # Queued before routes existed (no notice): a single-alert notice, kept as it was
+        # then, so an upgrade does not drop the notices waiting in the queue.
+        alert = Alert.objects.select_related("instance", "rule").filter(pk=alert_id).first()
+        if alert is None or (
+            kind in (Notification.Kind.FIRING, Notification.Kind.REPEAT)
+            and not alert.wants_notification()
+        ):
+            return
+    elif notice is not None:
+        firing, resolved = _notice_alerts(notice)
+        if alert_id is not None:
+            alert = next((each for each in firing + resolved if str(each.pk) == alert_id), None)
+            if alert is None:
+                return
+        elif not firing and not resolved:
             return
     attempt = self.request.retries + 1
     group = AlertGroup.objects.filter(pk=notice["group"]).first() if notice else None

@@ -309,6 +309,34 @@ def test_a_delivered_dispatch_is_not_sent_twice(receiver):
     assert len(receiver.requests) == 1  # the same dispatch again: deduplicated by its id
 
 
+def test_notices_queued_in_the_shape_before_routes_are_delivered_as_single_alert_notices(
+    receiver,
+):
+    from alerts.tasks import deliver
+
+    firing = fire(agent_id="web-1")
+    acknowledged = fire(agent_id="web-2")
+    lifecycle.acknowledge(acknowledged, note="on it")
+    recovered = fire(agent_id="web-3")
+    lifecycle.resolve(recovered, note="fixed")
+    hook = channel("webhook", receiver.url())  # made after the alerts: nothing was sent yet
+    # The old task's arguments: dispatch, channel, alert, kind (no group notice).
+    deliver.delay("6f1c7a10-0000-4000-8000-000000000001", hook.pk, str(firing.pk), "firing")
+    deliver.delay("6f1c7a10-0000-4000-8000-000000000002", hook.pk, str(acknowledged.pk), "firing")
+    deliver.delay("6f1c7a10-0000-4000-8000-000000000003", hook.pk, str(recovered.pk), "resolved")
+
+    assert [(body["kind"], body["alert_id"]) for body in map(receiver.json, (0, 1))] == [
+        ("firing", str(firing.pk)),
+        ("resolved", str(recovered.pk)),
+    ]
+    assert len(receiver.requests) == 2  # the acknowledged alert's notice is dropped, as it was
+    sent = Notification.objects.order_by("pk")
+    assert [(note.alert_id, note.group_id, note.kind, note.status) for note in sent] == [
+        (firing.pk, None, "firing", "sent"),
+        (recovered.pk, None, "resolved", "sent"),
+    ]
+
+
 def test_acknowledged_alerts_send_nothing_more(receiver, settings):
     channel("webhook", receiver.url())
     alert = fire()
