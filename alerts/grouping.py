@@ -157,6 +157,15 @@ class RouteTree:
         return hashlib.sha256(identity.encode()).hexdigest(), labels
 
 
+def grouping_route_ids() -> list[int]:
+    """The routes that gather alerts into groups: all but those grouping by every label, whose
+    groups hold an alert each."""
+    tree = RouteTree()
+    return [
+        route.pk for route, _ in tree.walk() if GROUP_BY_ALL not in tree.setting(route, "group_by")
+    ]
+
+
 def receive(alert: Alert, kind: str, now: datetime, tree: RouteTree | None = None) -> list:
     """``alert`` fired, worsened or resolved (``kind`` firing or resolved; "" when it is only
     being placed): put it in its groups and make them due when they may notify. Returns the

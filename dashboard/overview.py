@@ -13,8 +13,8 @@ from django.db.models.functions import Coalesce, Greatest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from alerts.grouping import RouteTree
-from alerts.models import GROUP_BY_ALL, Alert, AlertGroup, prefetch_muting
+from alerts.grouping import grouping_route_ids
+from alerts.models import Alert, AlertGroup, prefetch_muting
 from instances.models import Instance
 from instances.samples import samples_engine
 
@@ -219,13 +219,9 @@ def polyline(points: list[tuple[datetime, float]], start: datetime, end: datetim
 def open_groups(limit: int = OPEN_GROUPS_SHOWN) -> list[AlertGroup]:
     """The notification groups holding open alerts, largest first, each with ``open_alerts``;
     the groups of routes that group by every label (an alert each) are left out."""
-    tree = RouteTree()
-    grouping = [
-        route.pk for route, _ in tree.walk() if GROUP_BY_ALL not in tree.setting(route, "group_by")
-    ]
     open_members = Q(members__alert__resolved_at__isnull=True)
     return list(
-        AlertGroup.objects.filter(route_id__in=grouping)
+        AlertGroup.objects.filter(route_id__in=grouping_route_ids())
         .annotate(open_alerts=Count("members", filter=open_members))
         .filter(open_alerts__gt=0)
         .select_related("route")

@@ -35,7 +35,15 @@ from accounts.models import AuditEvent
 from accounts.permissions import Role, role_required
 from alerts import lifecycle, links, message_templates, notifications
 from alerts.forms import CHANNEL_FORMS, AlertRuleForm
-from alerts.models import Alert, AlertRule, Notification, NotificationChannel, prefetch_muting
+from alerts.grouping import grouping_route_ids
+from alerts.models import (
+    Alert,
+    AlertGroupMember,
+    AlertRule,
+    Notification,
+    NotificationChannel,
+    prefetch_muting,
+)
 from dashboard import (
     alert_page,
     annotations,
@@ -290,9 +298,28 @@ def alert_unsilence(request, pk):
 @role_required(Role.VIEWER)
 def rules_page(request):
     """Every alert rule: what it watches, its thresholds, whether it is on, what it has firing."""
-    return render(
-        request, "dashboard/rules.html", {"rules": AlertRule.objects.with_firing().order_by("name")}
+    rules = rules_with_groups(AlertRule.objects.with_firing().order_by("name"))
+    return render(request, "dashboard/rules.html", {"rules": rules})
+
+
+def rules_with_groups(rules) -> list[AlertRule]:
+    """``rules``, each with ``open_groups``: how many notification groups (of routes that group)
+    hold its open alerts; one query."""
+    rules = list(rules)
+    counts = dict(
+        AlertGroupMember.objects.filter(
+            alert__rule__in=rules,
+            alert__resolved_at__isnull=True,
+            group__route_id__in=grouping_route_ids(),
+        )
+        .order_by()
+        .values("alert__rule_id")
+        .annotate(groups=Count("group", distinct=True))
+        .values_list("alert__rule_id", "groups")
     )
+    for rule in rules:
+        rule.open_groups = counts.get(rule.pk, 0)
+    return rules
 
 
 @role_required(Role.ADMIN)
@@ -333,7 +360,8 @@ def rule_enabled(request, pk):
     rule = get_object_or_404(AlertRule, pk=pk)
     rule.set_enabled(wanted == "true", request.user, request=request)
     if request.htmx:
-        row = {"rule": AlertRule.objects.with_firing().get(pk=pk)}
+        (row_rule,) = rules_with_groups(AlertRule.objects.with_firing().filter(pk=pk))
+        row = {"rule": row_rule}
         return render(request, "dashboard/partials/rule_row.html", row)
     return redirect("dashboard:rules")
 

@@ -293,7 +293,47 @@ def test_the_overview_lists_open_notification_groups_linked_to_their_alerts(
     html = response.content.decode()
     assert f'href="/alerts/?group={group.pk}"><strong>3 open alerts</strong></a>' in html
     assert '<code>alertname="instance_down"</code>' in html
+    rules_html = client.get(reverse("dashboard:rules")).content.decode()
+    assert "notification group" not in rules_html, "no rule's alert is in a grouping route"
     listed = client.get("/alerts/", {"group": group.pk}).context["alerts"]
     assert {alert.pk for alert in listed} == {alert.pk for alert in downs}
     assert alone.pk not in {alert.pk for alert in listed}
     assert client.get("/alerts/", {"group": "x"}).context["alerts"] == []
+
+
+def test_the_rules_page_says_how_many_notification_groups_hold_a_rules_alerts(
+    client, user_with_role, django_capture_on_commit_callbacks
+):
+    cpu = AlertRule.objects.get(name="High CPU usage")
+    Route.objects.create(
+        name="by region",
+        parent=grouping.root_route(),
+        matchers=[{"label": "alertname", "op": "=", "value": cpu.name}],
+        group_by=["alertname", "region"],
+    )
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        for n, region in enumerate(["eu", "eu", "us"]):
+            lifecycle.open_episode(
+                Alert(
+                    instance=Instance.register(f"web-{n}"),
+                    rule=cpu,
+                    source=Alert.Source.RULE,
+                    alert_type=cpu.name,
+                    severity="warning",
+                    labels={"region": region},
+                ),
+                [],
+                now,
+            )
+    client.force_login(user_with_role(Role.ADMIN, "ada"))
+
+    html = client.get(reverse("dashboard:rules")).content.decode()
+
+    assert "in 2 notification groups" in html
+    row = client.post(
+        reverse("dashboard:rule_enabled", args=[cpu.pk]),
+        {"enabled": "true"},
+        headers={"HX-Request": "true"},
+    )
+    assert "in 2 notification groups" in row.content.decode(), "the switched row keeps it"
