@@ -974,6 +974,9 @@ class Notification(models.Model):
     group = models.ForeignKey(
         "AlertGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A group's notice of several alerts: those it listed. Kept here because the group and its
+    # members are deleted once their alerts resolved, and the alerts' pages still show it.
+    listed_alerts = models.ManyToManyField(Alert, blank=True, related_name="group_notifications")
     channel = models.ForeignKey(
         NotificationChannel, on_delete=models.CASCADE, related_name="notifications"
     )

@@ -147,6 +147,8 @@ def deliver(
     note = Notification.objects.create(
         dispatch=dispatch_id, alert=alert, group=group, channel=channel, kind=kind, attempt=attempt
     )
+    if notice is not None and alert is None:
+        note.listed_alerts.set(firing + resolved)
     if notice is None or alert is not None:
         message, problem = message_templates.templated(
             channel, alert, notifications.message_for(alert, kind)

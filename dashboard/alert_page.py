@@ -12,7 +12,14 @@ from django.db.models import Count
 from django.utils import timezone
 
 from alerts.grouping import RouteTree
-from alerts.models import GROUP_BY_ALL, Alert, AlertGroup, AlertRule, labels_match
+from alerts.models import (
+    GROUP_BY_ALL,
+    Alert,
+    AlertGroup,
+    AlertRule,
+    Notification,
+    labels_match,
+)
 from dashboard import figures
 from instances.models import Instance, Series
 from instances.samples import samples_engine
@@ -130,13 +137,20 @@ def page_context(alert: Alert) -> dict:
             .exclude(pk=alert.pk)
             .order_by("-created_at")[:PREVIOUS_EPISODES]
         ),
-        "notifications": list(
-            alert.notifications.select_related("channel").order_by("-created_at")[
-                :NOTIFICATIONS_SHOWN
-            ]
-        ),
+        "notifications": alert_notifications(alert),
         "groups": alert_groups(alert),
     }
+
+
+def alert_notifications(alert: Alert) -> list[Notification]:
+    """The latest notices of the alert: its own and the group notices that listed it."""
+    own, grouped = (
+        list(notes.select_related("channel").order_by("-created_at")[:NOTIFICATIONS_SHOWN])
+        for notes in (alert.notifications, alert.group_notifications)
+    )
+    return sorted(own + grouped, key=lambda note: note.created_at, reverse=True)[
+        :NOTIFICATIONS_SHOWN
+    ]
 
 
 def alert_groups(alert: Alert) -> list[AlertGroup]:

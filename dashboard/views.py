@@ -502,7 +502,9 @@ def _channel_form(request, channel: NotificationChannel):
             "form": form,
             "channel": channel,
             **_preview_context(channel.kind, template),
-            "deliveries": channel.notifications.select_related("alert")[:CHANNEL_DELIVERIES_SHOWN]
+            "deliveries": channel.notifications.select_related("alert").prefetch_related(
+                "listed_alerts"
+            )[:CHANNEL_DELIVERIES_SHOWN]
             if channel.pk
             else [],
         }

@@ -4,8 +4,11 @@ times the tests pass in (``now``), not by sleeping."""
 from datetime import timedelta
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.permissions import Role
 from alerts import grouping, lifecycle
 from alerts.models import Alert, AlertGroup, AlertRule, Notification, NotificationChannel, Route
 from alerts.tasks import deliver
@@ -227,3 +230,35 @@ def test_a_channel_template_reads_the_groups_alerts(receiver):
         "instance_down: node-1=firing node-2=firing",
         "instance_down: node-2=firing node-1=firing",
     )
+
+
+def test_an_alert_page_lists_the_group_notices_that_listed_the_alert(receiver, user_with_role):
+    fleet_hook = webhook(receiver, "/fleet")
+    route("fleet", {"alertname": Alert.INSTANCE_DOWN}, fleet_hook, **FLEET)
+    start = timezone.now()
+    first, second = down(0, start), down(1, start)
+    assert flush(start + timedelta(seconds=90)) == 1
+    latecomer = down(2, start + timedelta(seconds=120))
+    assert flush(start + timedelta(seconds=400)) == 1
+    lifecycle.recover(first, start + timedelta(seconds=500))
+    assert flush(start + timedelta(seconds=700)) == 1  # first resolved: it leaves the group
+    assert not AlertGroup.objects.filter(members__alert=first).exists()
+
+    client = Client()
+    client.force_login(user_with_role(Role.VIEWER, "reader"))
+
+    def group_notices_shown(alert: Alert) -> int:
+        page = client.get(reverse("dashboard:alert", args=[alert.pk])).content.decode()
+        return page.count("group notice")
+
+    # Every notice listed the first alert, the last one as resolved though it had left.
+    assert group_notices_shown(first) == 3
+    assert group_notices_shown(second) == 3
+    assert group_notices_shown(latecomer) == 2  # it joined after the first notice
+    assert Notification.objects.filter(listed_alerts=first, alert=None).count() == 3
+
+    admin = Client()
+    admin.force_login(user_with_role(Role.ADMIN, "boss"))
+    page = admin.get(reverse("dashboard:channel_edit", args=[fleet_hook.pk])).content.decode()
+    assert page.count("group of 3 alerts") == 2 and page.count("group of 2 alerts") == 1
+    assert ">test<" not in page
