@@ -157,8 +157,9 @@ def alert_groups(alert: Alert) -> list[AlertGroup]:
     """The groups the alert is in, each with its ``size`` and whether it is ``per_alert``
     (its route groups by every label)."""
     tree = RouteTree()
+    # Not filter(members__alert=...): Count would then count over that join, always 1.
     groups = list(
-        AlertGroup.objects.filter(members__alert=alert)
+        AlertGroup.objects.filter(pk__in=alert.group_memberships.values("group_id"))
         .select_related("route")
         .annotate(size=Count("members"))
         .order_by("route__name")

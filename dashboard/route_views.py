@@ -14,6 +14,10 @@ from alerts.forms import RouteForm, format_duration
 from alerts.grouping import RouteTree
 from alerts.models import Route
 
+# Levels of indentation the page's CSS draws; deeper routes sit at the last one (the ↳ and the
+# order still say whose child each is).
+INDENT_LEVELS = 4
+
 TIMINGS = (("wait", "group_wait"), ("interval", "group_interval"), ("repeat", "repeat_interval"))
 
 
@@ -28,7 +32,7 @@ def tree_rows(tree: RouteTree) -> list[dict]:
             {
                 "route": route,
                 "depth": depth,
-                "indent": depth * 1.5,
+                "indent": min(depth, INDENT_LEVELS),
                 "channels": channels,
                 "channels_inherited": not route.channels.all() and not route.is_root,
                 "group_by": tree.setting(route, "group_by"),

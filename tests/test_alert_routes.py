@@ -12,6 +12,7 @@ from accounts.permissions import Role
 from alerts import grouping, lifecycle
 from alerts.models import Alert, AlertGroup, AlertRule, Notification, NotificationChannel, Route
 from alerts.tasks import deliver
+from dashboard.alert_page import alert_groups
 from instances.models import Instance
 from tests.test_notifications import Receiver
 
@@ -256,6 +257,8 @@ def test_an_alert_page_lists_the_group_notices_that_listed_the_alert(receiver, u
     assert group_notices_shown(second) == 3
     assert group_notices_shown(latecomer) == 2  # it joined after the first notice
     assert Notification.objects.filter(listed_alerts=first, alert=None).count() == 3
+    # The page's groups of the second alert: one, holding it and the latecomer.
+    assert [group.size for group in alert_groups(second)] == [2]
 
     admin = Client()
     admin.force_login(user_with_role(Role.ADMIN, "boss"))
