@@ -505,6 +505,13 @@ CHANNEL_FORMS = {
 }
 
 
+class LabelListField(forms.JSONField):
+    """A JSON list of label names, shown empty when unset (JSONField would write "null")."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class RouteForm(forms.ModelForm):
     """A route of the notification routing tree; what it leaves empty it takes from its
     parent. Validated by the model (``Route.clean``: one root, no route below itself)."""
@@ -525,7 +532,7 @@ class RouteForm(forms.ModelForm):
         ]
         field_classes = {
             "matchers": MatchersField,
-            "group_by": forms.JSONField,
+            "group_by": LabelListField,
             "group_wait": PrometheusDurationField,
             "group_interval": PrometheusDurationField,
             "repeat_interval": PrometheusDurationField,

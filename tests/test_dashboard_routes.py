@@ -1,6 +1,7 @@
 """The Routes page: everyone reads the tree, Admins add, edit and delete routes; the alert
 page names the groups an alert is in and when each was last notified."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -54,6 +55,10 @@ def test_an_admin_adds_a_route_below_the_root_edits_it_and_deletes_it(admin):
 
     page = admin.get(reverse("dashboard:routes")).content.decode()
     assert "database team" in page and 'team="db"' in page
+    form = admin.get(reverse("dashboard:route_create")).content.decode()
+    # A new route's unset group_by shows as an empty box to type in, not as JSON null.
+    (group_by,) = re.findall(r'<input[^>]*name="group_by"[^>]*>', form)
+    assert "value=" not in group_by
     assert "every enabled channel" in page  # the root's channels
 
     data = {"name": "db", "parent": root.pk, "position": 1, "matchers": "[]", "group_by": ""}
