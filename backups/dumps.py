@@ -73,10 +73,26 @@ def try_lock(conn: psycopg.Connection, key: int) -> bool:
 
 
 @contextmanager
+def held(conn: psycopg.Connection, key: int):
+    """Release ``key`` explicitly at the end: closing the connection returns before its server
+    process has exited and let go, so a backup started right after one could find it still held
+    and be skipped. A broken connection lets go as its server process ends."""
+    try:
+        yield
+    finally:
+        with suppress(psycopg.Error):
+            conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+@contextmanager
 def advisory_lock(key: int):
     """A connection of its own holding ``key``, or None if someone else holds it."""
     with postgres.connect() as conn:
-        yield conn if try_lock(conn, key) else None
+        if not try_lock(conn, key):
+            yield None
+            return
+        with held(conn, key):
+            yield conn
 
 
 def run_backup(kind: str = Backup.Kind.MANUAL) -> Backup | None:
@@ -91,11 +107,12 @@ def run_backup(kind: str = Backup.Kind.MANUAL) -> Backup | None:
             logger.info("backup skipped: another backup is running")
             progress.publish(None, "skipped", message="another backup is running")
             return None
-        cleanup_interrupted()
-        if kind == Backup.Kind.SCHEDULED and _recent_good_backup():
-            logger.info("scheduled backup skipped: a good backup is less than an hour old")
-            return None
-        return _dump(conn, kind)
+        with held(conn, BACKUP_LOCK):
+            cleanup_interrupted()
+            if kind == Backup.Kind.SCHEDULED and _recent_good_backup():
+                logger.info("scheduled backup skipped: a good backup is less than an hour old")
+                return None
+            return _dump(conn, kind)
 
 
 def _recent_good_backup() -> bool:

@@ -265,3 +265,29 @@ def test_an_alert_page_lists_the_group_notices_that_listed_the_alert(receiver, u
     page = admin.get(reverse("dashboard:channel_edit", args=[fleet_hook.pk])).content.decode()
     assert page.count("group of 3 alerts") == 2 and page.count("group of 2 alerts") == 1
     assert ">test<" not in page
+
+
+def test_the_evaluation_leaves_a_just_opened_alert_to_its_notify_task_unless_the_task_is_lost(
+    receiver,
+):
+    """A storm's fresh alerts are placed in their groups by their notify tasks, not one by one
+    in the evaluation's tail; an alert whose task never ran is placed there after a grace."""
+    webhook(receiver, "/all/")
+    now = timezone.now()
+    told = Alert.objects.create(
+        instance=Instance.register("node-queued"),
+        source=Alert.Source.SYSTEM,
+        alert_type=Alert.INSTANCE_DOWN,
+        severity=Alert.Severity.CRITICAL,
+        message="No data from node-queued",
+        last_notified_at=now,
+    )
+
+    assert flush(now) == 0
+    assert not told.group_memberships.exists()
+
+    later = now + grouping.PLACING_GRACE + timedelta(seconds=1)
+    assert flush(later) == 1
+    assert told.group_memberships.count() == 1
+    (request,) = receiver.requests
+    assert "node-queued" in receiver.json()["title"]

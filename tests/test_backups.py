@@ -189,6 +189,28 @@ def test_prune_deletes_old_files_and_rows_together_but_keeps_the_newest_good(set
     assert Path(recent.path).exists()
 
 
+def held_advisory_locks(key: int) -> int:
+    """Sessions holding advisory lock ``key`` (a bigint key is stored as two 32-bit halves)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = %s",
+            [key],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_backup_lets_go_of_its_lock_before_it_returns():
+    """Closing a connection returns before its server process has let go of its locks: a
+    backup started right after another was skipped as "another backup is running"."""
+    assert dumps.run_backup().status == Backup.Status.SUCCEEDED
+    assert held_advisory_locks(dumps.BACKUP_LOCK) == 0
+    with dumps.advisory_lock(dumps.VERIFY_LOCK) as conn:
+        assert conn is not None
+        assert held_advisory_locks(dumps.VERIFY_LOCK) == 1
+    assert held_advisory_locks(dumps.VERIFY_LOCK) == 0
+
+
 def test_a_failing_pg_dump_fires_the_backup_alert_and_the_next_good_backup_resolves_it(
     settings, blocked_table, backup_dir
 ):
