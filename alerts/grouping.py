@@ -196,6 +196,13 @@ def receive(alert: Alert, kind: str, now: datetime, tree: RouteTree | None = Non
             member.save(update_fields=["firing_asked"])
         _schedule(group, tree)
         groups.append(group)
+    if kind == Notification.Kind.RESOLVED:
+        # The groups that told it hear that it resolved, also where an edit of the routes
+        # since would place it elsewhere now.
+        placed = [group.pk for group in groups]
+        for group in AlertGroup.objects.filter(members__alert=alert).exclude(pk__in=placed):
+            _schedule(group, tree)
+            groups.append(group)
     return groups
 
 

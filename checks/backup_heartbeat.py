@@ -7,7 +7,7 @@ again at the next bootstrap (pause it to stop it). Each backup run pings it in-p
 (the archive's name, size and sha256 as its log) or a failure (the error as its log). Its
 schedule is the scheduled backup task's (a django-celery-beat row, editable in Django
 admin): the crontab with its time zone, or the interval, followed whenever that row or its
-schedule is saved; with no enabled backup task it is paused.
+schedule is saved; with no enabled backup task it is paused, and resumed when there is one again.
 
 Its ``late`` shows and does not alert (late_alerts off): a run begins at the very minute it is
 due, so it is late for as long as the run takes, every night, and the warning would say nothing.
@@ -80,15 +80,18 @@ def ensure_backup_heartbeat() -> tuple[Check, bool]:
         late_alerts=False,
         grace_seconds=int(GRACE.total_seconds()),
     )
-    schedule = backup_schedule()
-    if schedule is None:
-        check.paused = True
-    else:
-        for field, value in schedule.items():
-            setattr(check, field, value)
+    for field, value in _following(backup_schedule()).items():
+        setattr(check, field, value)
     check.full_clean()
     check.save()
     return check, True
+
+
+def _following(schedule: dict | None) -> dict:
+    """What a backups heartbeat's fields are to be for the backups' ``schedule``."""
+    if schedule is None:
+        return {"paused": True, "paused_without_schedule": True}
+    return schedule
 
 
 def follow_backup_schedule() -> int:
@@ -97,7 +100,9 @@ def follow_backup_schedule() -> int:
     schedule = backup_schedule()
     changed = 0
     for check in Check.objects.filter(watches_backups=True):
-        wanted = {"paused": True} if schedule is None else schedule
+        wanted = _following(schedule)
+        if schedule is not None and check.paused_without_schedule:
+            wanted = {**wanted, "paused": False, "paused_without_schedule": False}
         if all(getattr(check, field) == value for field, value in wanted.items()):
             continue
         for field, value in wanted.items():

@@ -182,6 +182,9 @@ class Check(models.Model):
     # Pinged by Vigil's own backup runs (checks/backup_heartbeat.py), its schedule following
     # theirs.
     watches_backups = models.BooleanField(default=False, editable=False)
+    # Paused because the backups had no enabled schedule: resumed when they have one again (a
+    # pause of the user's own stays).
+    paused_without_schedule = models.BooleanField(default=False, editable=False)
 
     # The key of its public SVG badges (/badge/<key>.svg): not the id, which pings use.
     badge_key = models.CharField(max_length=32, unique=True, default=new_badge_key, editable=False)

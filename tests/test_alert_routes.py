@@ -291,3 +291,22 @@ def test_the_evaluation_leaves_a_just_opened_alert_to_its_notify_task_unless_the
     assert told.group_memberships.count() == 1
     (request,) = receiver.requests
     assert "node-queued" in receiver.json()["title"]
+
+
+def test_an_alert_that_resolves_after_its_route_was_regrouped_is_told_resolved_where_it_fired(
+    receiver,
+):
+    fleet = route("fleet", {"alertname": Alert.INSTANCE_DOWN}, webhook(receiver, "/fleet"), **FLEET)
+    start = timezone.now()
+    first, second = down(1, start), down(2, start)
+    assert flush(start + timedelta(seconds=61)) == 1
+    Route.objects.filter(pk=fleet.pk).update(group_by=["alertname", "team"])
+
+    lifecycle.recover(first, start + timedelta(minutes=10))
+    lifecycle.recover(second, start + timedelta(minutes=10))
+    flush(start + timedelta(minutes=11))
+
+    assert [receiver.json(n)["kind"] for n in range(len(receiver.requests))] == [
+        "firing",
+        "resolved",
+    ]

@@ -175,3 +175,19 @@ def test_without_a_backup_schedule_the_heartbeat_is_made_paused():
     check = backup_alerts.ship_backup_heartbeat()
 
     assert check.paused and check.state == Check.State.PAUSED
+
+
+def test_the_heartbeat_resumes_when_the_backups_are_scheduled_again_but_a_users_pause_stays():
+    task = PeriodicTask.objects.get(task="backups.run_backup")
+    task.enabled = False
+    task.save()
+    assert heartbeat().paused
+
+    task.enabled = True
+    task.save()
+    assert not heartbeat().paused and heartbeat().state != Check.State.PAUSED
+
+    Check.objects.filter(pk=heartbeat().pk).update(paused=True)  # the user pauses it
+    task.crontab.hour = "3"
+    task.crontab.save()
+    assert heartbeat().cron.startswith("0 3 ") and heartbeat().paused
