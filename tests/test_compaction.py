@@ -82,7 +82,8 @@ def blocks_of(day: date) -> list[tuple[int, int]]:
 
 
 def folded(report: compaction.CompactionReport) -> dict[date, int]:
-    """The days a compaction folded samples of (empty partitions other tests left go too)."""
+    """The days a compaction folded samples of (partitions other tests left go too: a test
+    looks at its own days)."""
     return {day: samples for day, samples in report.days.items() if samples}
 
 
@@ -112,7 +113,7 @@ def test_a_compacted_day_reads_back_bit_for_bit(web):
     raw_windows = [bits(store.sample_arrays([cpu, load], *w, limit=10_000)) for w in windows]
     assert all(ids for ids, _, _ in raw_windows[:3])
 
-    assert folded(compaction.compact_samples()) == {DAY: len(rows)}
+    assert folded(compaction.compact_samples()).get(DAY) == len(rows)
 
     assert SAMPLES.partition_name(DAY) not in store.list_partitions(SAMPLES)
     assert blocks_of(DAY) == [(cpu, len(rows) - 9), (load, 9)]
@@ -202,7 +203,7 @@ def test_late_samples_into_a_compacted_day_are_read_at_once_and_merged_by_the_ne
     assert merged.ts_ms.tolist() == [ms(MIDNIGHT) + 60_000 * n for n in range(600)]
     assert merged.value.tolist() == [float(n) if n % 2 == 0 else -float(n) for n in range(600)]
 
-    assert folded(compaction.compact_samples()) == {DAY: len(late)}
+    assert folded(compaction.compact_samples()).get(DAY) == len(late)
 
     assert blocks_of(DAY) == [(cpu, 600)]
     assert SAMPLES.partition_name(DAY) not in store.list_partitions(SAMPLES)
@@ -267,7 +268,10 @@ def test_retention_drops_compacted_days_a_day_at_a_time(web, settings):
 
     assert BLOCKS.partition_name(old.date()) in report.dropped
     assert BLOCKS.partition_name(DAY) not in report.dropped
-    assert store.list_partitions(BLOCKS) == [BLOCKS.partition_name(DAY)]
+    # Other tests' days may be there too: this test's two are what it looks at.
+    blocks = store.list_partitions(BLOCKS)
+    assert BLOCKS.partition_name(DAY) in blocks
+    assert BLOCKS.partition_name(old.date()) not in blocks
     assert store.count_samples() == 1
 
 
@@ -389,7 +393,7 @@ def test_one_compaction_runs_at_a_time(web, capsys):
         assert SAMPLES.partition_name(DAY) in store.list_partitions(SAMPLES)
         other_worker.execute(f"SELECT pg_advisory_unlock({compaction.LOCK})")
 
-    assert folded(compaction.compact_samples()) == {DAY: 1}
+    assert folded(compaction.compact_samples()).get(DAY) == 1
 
 
 def test_a_raw_partition_left_detached_by_a_dead_compaction_is_finished_by_the_next(web):
