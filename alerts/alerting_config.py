@@ -23,7 +23,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -502,19 +502,28 @@ class _Importer:
         AuditEvent.record(self.actor, action, obj, source="alerting configuration")
         return True
 
-    def _left(self, section: str, names: set[str], stored: list[str]) -> None:
-        self.report.left += [f"{section} {name}" for name in stored if name not in names]
+    def _named_entries(
+        self, section: str, allowed: set[str], model: type[models.Model], label: str, key="name"
+    ) -> Iterator[tuple[str, dict, str]]:
+        """Each entry of ``section`` with its path and name (``key``, required), its unknown keys
+        reported; once all are read, the stored things the document no longer names are reported
+        as left."""
+        named = set()
+        for path, entry in _entries(self.document, section, self.problems):
+            _unknown_keys(entry, allowed, path, self.problems)
+            name = entry.get(key)
+            if not isinstance(name, str) or not name:
+                self.problems.add(f"{path}.{key}", "required")
+                continue
+            named.add(name)
+            yield path, entry, name
+        stored = model.objects.values_list(key, flat=True)
+        self.report.left += [f"{label} {name}" for name in stored if name not in named]
 
     def channels(self) -> None:
         allowed = {"name", *(setting.key for setting in CHANNEL_SETTINGS)}
-        named = set()
-        for path, entry in _entries(self.document, "channels", self.problems):
-            _unknown_keys(entry, allowed, path, self.problems)
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                self.problems.add(f"{path}.name", "required")
-                continue
-            named.add(name)
+        entries = self._named_entries("channels", allowed, NotificationChannel, "channel")
+        for path, entry, name in entries:
             channel = self._stored(NotificationChannel, name=name)
             before = _channel_entry(channel, True) if channel is not None else None
             stored = {}
@@ -533,9 +542,6 @@ class _Importer:
                 except TemplateSyntaxError as error:
                     self.problems.add(f"{path}.message_template", f"does not parse: {error}")
             self._save(f"channel {name}", channel, before, _channel_entry(channel, True), path)
-        self._left(
-            "channel", named, list(NotificationChannel.objects.values_list("name", flat=True))
-        )
 
     def _resolve_secrets(self, entry: dict, stored: dict, path: str) -> dict:
         """The entry with each ``{env: NAME}`` reference replaced by that variable's value, else
@@ -568,14 +574,7 @@ class _Importer:
 
     def rules(self) -> None:
         allowed = {"name", "channels", *(setting.key for setting in RULE_SETTINGS)}
-        named = set()
-        for path, entry in _entries(self.document, "rules", self.problems):
-            _unknown_keys(entry, allowed, path, self.problems)
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                self.problems.add(f"{path}.name", "required")
-                continue
-            named.add(name)
+        for path, entry, name in self._named_entries("rules", allowed, AlertRule, "rule"):
             rule = self._stored(AlertRule, name=name)
             before = _rule_entry(rule) if rule is not None else None
             rule = rule or AlertRule()
@@ -587,7 +586,6 @@ class _Importer:
                 after["channels"] = sorted(channel.name for channel in channels)
             if self._save(f"rule {name}", rule, before, after, path):
                 rule.channels.set(channels)
-        self._left("rule", named, list(AlertRule.objects.values_list("name", flat=True)))
 
     def _channels_named(self, names, path: str) -> list[NotificationChannel]:
         if not isinstance(names, list):
@@ -606,14 +604,7 @@ class _Importer:
         """The routing tree, parents before children; the entry without a parent is the root
         (there is one: another is refused)."""
         allowed = {"name", "parent", "channels", *(setting.key for setting in ROUTE_SETTINGS)}
-        named = set()
-        for path, entry in _entries(self.document, "routes", self.problems):
-            _unknown_keys(entry, allowed, path, self.problems)
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                self.problems.add(f"{path}.name", "required")
-                continue
-            named.add(name)
+        for path, entry, name in self._named_entries("routes", allowed, Route, "route"):
             parent_name = entry.get("parent")
             route = self._stored(Route, name=name)
             before = _route_entry(route) if route is not None else None
@@ -634,21 +625,13 @@ class _Importer:
                 after["channels"] = sorted(channel.name for channel in channels)
             if self._save(f"route {name}", route, before, after, path):
                 route.channels.set(channels)
-        self._left("route", named, list(Route.objects.values_list("name", flat=True)))
 
     def simple(self, section: str) -> None:
         """A section of things named by one key with no references to others (recording
         rules, inhibition rules)."""
         model, key, settings, label = SIMPLE_SECTIONS[section]
         allowed = {key, *(setting.key for setting in settings)}
-        named = set()
-        for path, entry in _entries(self.document, section, self.problems):
-            _unknown_keys(entry, allowed, path, self.problems)
-            name = entry.get(key)
-            if not isinstance(name, str) or not name:
-                self.problems.add(f"{path}.{key}", "required")
-                continue
-            named.add(name)
+        for path, entry, name in self._named_entries(section, allowed, model, label, key):
             obj = self._stored(model, **{key: name})
             before = {key: name, **_written(obj, settings)} if obj else None
             obj = obj or model()
@@ -656,7 +639,6 @@ class _Importer:
             _apply(obj, entry, settings, path, self.problems)
             after = {key: name, **_written(obj, settings)}
             self._save(f"{label} {name}", obj, before, after, path)
-        self._left(label, named, list(model.objects.values_list(key, flat=True)))
 
     def silences(self) -> None:
         allowed = {setting.key for setting in SILENCE_SETTINGS}
