@@ -52,8 +52,8 @@ from query.values import QueryError, Vector, without_name
 
 logger = logging.getLogger(__name__)
 
-# pg_try_advisory_lock key of the evaluation run ("VigilEvl").
-RUN_LOCK_KEY = 0x5669_6769_6C45_766C
+# Advisory lock key of the evaluation run ("VigilEvl"), as SQL for store.session_lock.
+RUN_LOCK = str(0x5669_6769_6C45_766C)
 
 
 @dataclass
@@ -92,7 +92,7 @@ def evaluate_rules_task() -> None:
 def evaluate_rules(now: datetime | None = None) -> RunSummary | None:
     """Evaluate every enabled rule at ``now``; None if another evaluator holds the run."""
     now = now or timezone.now()
-    with run_lock() as held, collector_paused():
+    with store.session_lock(RUN_LOCK) as held, collector_paused():
         if not held:
             logger.info("alert evaluation skipped: another run is in progress")
             return None
@@ -175,20 +175,6 @@ def collector_paused():
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def run_lock():
-    """Hold the evaluation run's advisory lock, if free; it dies with the connection."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK_KEY])
-        held = cursor.fetchone()[0]
-    try:
-        yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [RUN_LOCK_KEY])
 
 
 def observe(rule: AlertRule, rows: list[store.SeriesValue]) -> dict[object, Observation]:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from alerts import lifecycle
-from alerts.evaluation import evaluate_rules
+from alerts.evaluation import RUN_LOCK, evaluate_rules
 from alerts.events import ALERTS_GROUP
 from alerts.models import Alert, AlertRule, PendingBreach, Silence
 from instances import store
@@ -195,10 +195,8 @@ def test_a_second_evaluator_skips_its_run_while_the_first_holds_it(cpu_rule):
     holder_ready, release = threading.Event(), threading.Event()
 
     def holder():
-        from alerts.evaluation import run_lock
-
         try:
-            with run_lock() as held:
+            with store.session_lock(RUN_LOCK) as held:
                 assert held
                 holder_ready.set()
                 release.wait(10)
