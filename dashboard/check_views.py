@@ -148,8 +148,8 @@ def _check_group_form(request, group: CheckGroup):
 
 @role_required(Role.OPERATOR)
 def check_group_delete(request, pk):
-    """Confirm, then delete the group: its checks stay, without a group (their pings by slug
-    and its status page stop)."""
+    """Confirm, then delete the group: its checks stay, without a group or slug (their pings by
+    slug and its status page stop)."""
     group = get_object_or_404(CheckGroup.objects.annotate(checks_count=Count("checks")), pk=pk)
     if request.method != "POST":
         return render(request, "dashboard/check_group_delete.html", {"group": group})

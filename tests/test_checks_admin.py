@@ -1,12 +1,14 @@
 """Admins manage checks in Django admin until the checks pages exist: the add form validates
-targets, and checks are paused and resumed from the list."""
+targets, and checks are paused and resumed from the list; a group deleted here leaves its checks
+without a slug, so they are saved again."""
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from accounts.permissions import Role
-from checks.models import Check
+from checks.models import Check, CheckGroup
+from ingestion.models import IngestToken
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +107,29 @@ def test_the_change_page_shows_the_badge_key(admin):
     page = admin.get(reverse("admin:checks_check_change", args=[check.pk])).content.decode()
 
     assert check.badge_key in page
+
+
+def test_checks_of_a_group_deleted_here_are_changed_through_the_api_again(admin):
+    one, many = (CheckGroup.objects.create(name=name, slug=name) for name in ("one", "many"))
+    checks = [
+        Check.objects.create(name=f"Job {n}", kind="heartbeat", group=group, slug=f"job-{n}")
+        for n, group in enumerate((one, many, many))
+    ]
+    token = IngestToken.issue("terraform", [IngestToken.Scope.MANAGE])[1]
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    admin.post(reverse("admin:checks_checkgroup_delete", args=[one.pk]), {"post": "yes"})
+    admin.post(
+        reverse("admin:checks_checkgroup_changelist"),
+        {"action": "delete_selected", "_selected_action": [many.pk], "post": "yes"},
+    )
+
+    assert not CheckGroup.objects.exists()
+    for check in checks:
+        response = api.patch(
+            f"/api/v1/checks/{check.pk}", {"name": "Renamed"}, content_type="application/json"
+        )
+        assert response.status_code == 200
+        assert (response.json()["group"], response.json()["slug"]) == (None, "")
+        check.refresh_from_db()
+        assert (check.name, check.group, check.slug) == ("Renamed", None, "")

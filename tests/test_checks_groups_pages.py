@@ -1,7 +1,10 @@
 """Check groups in the app: their list (linked from the Checks list), the form that makes or
 edits one with its status page, and delete; Viewers read, Operators and Admins change."""
 
+import importlib
+
 import pytest
+from django.apps import apps
 
 from accounts.models import AuditEvent
 from accounts.permissions import Role
@@ -76,13 +79,46 @@ def test_deleting_a_group_keeps_its_checks_without_a_group(operator):
     confirm = operator.get(f"/checks/groups/{group.pk}/delete/").content.decode()
     response = operator.post(f"/checks/groups/{group.pk}/delete/")
 
-    assert "Its 1 check stays, without a group" in confirm
+    assert "Its 1 check stays, without a group and without its slug" in confirm
     assert "/status/batch/, goes away" in confirm
     assert response.status_code == 302
     assert not CheckGroup.objects.exists()
     check.refresh_from_db()
-    assert check.group is None
+    assert (check.group, check.slug) == (None, "")
     assert AuditEvent.objects.filter(action="checkgroup.delete").exists()
+
+
+def test_a_check_whose_group_was_deleted_is_saved_again_from_its_form(operator):
+    group = CheckGroup.objects.create(name="Batch", slug="batch")
+    check = Check.objects.create(name="Export", kind="heartbeat", group=group, slug="export")
+    operator.post(f"/checks/groups/{group.pk}/delete/")
+
+    form = operator.get(f"/checks/{check.pk}/edit/").content.decode()
+    response = operator.post(
+        f"/checks/{check.pk}/edit/",
+        {
+            "name": "Nightly export",
+            "slug": "",
+            "period_seconds": "86400",
+            "grace_seconds": "3600",
+            "time_zone": "UTC",
+        },
+    )
+
+    assert 'value="export"' not in form
+    assert response.status_code == 302
+    check.refresh_from_db()
+    assert (check.name, check.group, check.slug) == ("Nightly export", None, "")
+
+
+def test_the_confirm_page_names_the_slugs_of_several_checks(operator):
+    group = CheckGroup.objects.create(name="Batch", slug="batch")
+    for name in ("Export", "Import"):
+        Check.objects.create(name=name, kind="heartbeat", group=group, slug=name.lower())
+
+    confirm = operator.get(f"/checks/groups/{group.pk}/delete/").content.decode()
+
+    assert "Its 2 checks stay, without a group and without their slugs" in confirm
 
 
 def test_a_viewer_reads_the_groups_without_controls_and_is_refused_changes(viewer):
@@ -99,3 +135,16 @@ def test_a_viewer_reads_the_groups_without_controls_and_is_refused_changes(viewe
     assert viewer.post(f"/checks/groups/{group.pk}/edit/", {"name": "X"}).status_code == 403
     assert viewer.post(f"/checks/groups/{group.pk}/delete/").status_code == 403
     assert CheckGroup.objects.get().name == "Shop"
+
+
+def test_an_upgrade_clears_the_slugs_of_checks_left_by_a_deleted_group():
+    migration = importlib.import_module("checks.migrations.0007_clear_slugs_without_group")
+    group = CheckGroup.objects.create(name="Batch", slug="batch")
+    left = Check.objects.create(name="Export", kind="heartbeat", slug="export")
+    grouped = Check.objects.create(name="Import", kind="heartbeat", group=group, slug="import")
+
+    migration.clear_slugs_without_group(apps, None)
+
+    left.refresh_from_db()
+    grouped.refresh_from_db()
+    assert (left.slug, grouped.slug) == ("", "import")
