@@ -83,12 +83,10 @@ def notify_alerts(alert_ids: list[str], kind: str) -> int:
     groups, and those that may tell of them now do. Returns how many notices were queued."""
     now = timezone.now()
     tree = grouping.RouteTree()
-    groups = {}
     with transaction.atomic():
-        for alert in Alert.objects.select_related("instance", "rule").filter(pk__in=alert_ids):
-            for group in grouping.receive(alert, kind, now, tree):
-                groups[group.pk] = group
-    return grouping.flush_groups(list(groups.values()), now)
+        alerts = Alert.objects.select_related("instance", "rule").filter(pk__in=alert_ids)
+        groups = grouping.place(list(alerts), kind, now, tree)
+    return grouping.flush_groups(groups, now)
 
 
 @shared_task(
