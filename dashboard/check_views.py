@@ -98,10 +98,11 @@ def check_paused(request, pk):
 @role_required(Role.OPERATOR)
 def check_delete(request, pk):
     """Confirm, then delete the check as the API does: its instance, samples, alerts and pings
-    go with it."""
+    go with it. Asked from the list (``from=list``), keeping it goes back there."""
     check = get_object_or_404(Check, pk=pk)
     if request.method != "POST":
-        context = {"check": check, "pings": check.pings.count()}
+        from_list = request.GET.get("from") == "list"
+        context = {"check": check, "pings": check.pings.count(), "from_list": from_list}
         return render(request, "dashboard/check_delete.html", context)
     check.delete_recorded(request.user, request=request)
     messages.success(request, f"Check {check.name} deleted.")

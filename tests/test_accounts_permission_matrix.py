@@ -68,7 +68,9 @@ def checks_endpoints(heartbeat: Check) -> list:
         layout: Check.objects.create(name=f"Paused {layout}", kind="heartbeat")
         for layout in ("form", "htmx")
     }
-    deleted = Check.objects.create(name="Deleted", kind="heartbeat")
+    deleted, deleted_from_list = (
+        Check.objects.create(name=name, kind="heartbeat") for name in ("Deleted", "From list")
+    )
     group = CheckGroup.objects.create(name="Public", slug="public", status_page=True)
     deleted_group = CheckGroup.objects.create(name="Old", slug="old")
     group_form = {"name": "Ops", "slug": "ops", "status_page": "on"}
@@ -90,6 +92,8 @@ def checks_endpoints(heartbeat: Check) -> list:
         ("post", f"/checks/{paused['htmx'].pk}/paused", {"paused": "true"}, HTMX, OPERATORS_HTMX),
         ("get", f"/checks/{deleted.pk}/delete/", {}, {}, OPERATORS_PAGE),
         ("post", f"/checks/{deleted.pk}/delete/", {}, {}, OPERATORS),
+        ("get", f"/checks/{deleted_from_list.pk}/delete/", {"from": "list"}, {}, OPERATORS_PAGE),
+        ("post", f"/checks/{deleted_from_list.pk}/delete/?from=list", {}, {}, OPERATORS),
         ("get", "/checks/groups/", {}, {}, VIEWERS),
         ("get", "/checks/groups/new/", {}, {}, OPERATORS_PAGE),
         ("post", "/checks/groups/new/", group_form, {}, OPERATORS),

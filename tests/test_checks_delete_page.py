@@ -1,6 +1,6 @@
-"""Deleting a check from its page: Operators and Admins, after a confirm step, by a POST with
-its CSRF token; the check's instance, samples, alerts and pings go as with the API's delete.
-Viewers see no button and are refused."""
+"""Deleting a check from its page or from the list: Operators and Admins, after a confirm step,
+by a POST with its CSRF token; the check's instance, samples, alerts and pings go as with the
+API's delete. Viewers see no button and are refused."""
 
 import re
 
@@ -87,3 +87,35 @@ def test_the_backups_heartbeat_says_it_comes_back_and_to_pause_it_instead(user_w
     text = client.get(f"/checks/{check.pk}/delete/").content.decode()
 
     assert "a new one is made at the next bootstrap" in text
+
+
+def test_an_operator_deletes_a_check_from_the_list_through_the_same_confirm_step(user_with_role):
+    check, kept = failed_heartbeat(), Check.objects.create(name="Storefront", kind="heartbeat")
+    client = signed_in(user_with_role(Role.OPERATOR, "oncall"))
+
+    listing = client.get("/checks/").content.decode()
+    delete_url = f"/checks/{check.pk}/delete/?from=list"
+    assert f'href="{delete_url}"' in listing
+    assert f'href="/checks/{kept.pk}/delete/?from=list"' in listing
+    confirm = client.get(delete_url).content.decode()
+    assert "Delete Nightly export?" in confirm
+    assert '<a class="button" href="/checks/">Keep it</a>' in confirm
+    deleted = client.post(delete_url, {"csrfmiddlewaretoken": csrf_token_of(confirm)})
+
+    assert deleted.status_code == 302 and deleted.url == "/checks/"
+    assert list(Check.objects.values_list("name", flat=True)) == ["Storefront"]
+    assert not Instance.objects.filter(pk=check.instance_id).exists()
+    assert not Ping.objects.filter(heartbeat_id=check.pk).exists()
+    event = AuditEvent.objects.get(action="check.delete")
+    assert (event.actor_label, event.target_id) == ("oncall", str(check.pk))
+
+
+def test_a_viewer_sees_no_delete_action_on_the_list(client, user_with_role):
+    check = failed_heartbeat()
+    client.force_login(user_with_role(Role.VIEWER, "reader"))
+
+    listing = client.get("/checks/").content.decode()
+
+    assert "Nightly export" in listing and "/delete/" not in listing
+    assert client.post(f"/checks/{check.pk}/delete/?from=list").status_code == 403
+    assert Check.objects.filter(pk=check.pk).exists()
