@@ -105,10 +105,19 @@ def listed(alert: Alert) -> dict:
     }
 
 
-def group_message(labels: dict, kind: str, firing: list[Alert], resolved: list[Alert]) -> Message:
+def group_message(
+    labels: dict,
+    kind: str,
+    firing: list[Alert],
+    resolved: list[Alert],
+    route_id: int | None = None,
+) -> Message:
     """A group's notice: how many of its alerts fire and resolved, and each of them, one a
-    line. Its fingerprint is the group's (one PagerDuty incident or Opsgenie alert a group),
-    resolved when none of the group's alerts fire any more."""
+    line. Its fingerprint is the group's, of its route
+    and labels (one PagerDuty incident or Opsgenie alert a group: two routes grouping by the
+    same labels are two), resolved when none of the group's alerts fire any more. A notice
+    queued without its route (before the route was in the key) keeps the key of its labels
+    alone, the one its incident was opened with."""
     rank = Alert.SEVERITY_RANK
     worst = max((alert.severity for alert in firing or resolved), key=rank.__getitem__)
     shared = ", ".join(f"{key}={value}" for key, value in sorted(labels.items())) or "all alerts"
@@ -135,6 +144,8 @@ def group_message(labels: dict, kind: str, firing: list[Alert], resolved: list[A
         ]
     instances = sorted({alert.instance.name for alert in firing + resolved})
     identity = json.dumps(sorted(labels.items()))
+    if route_id is not None:
+        identity = f"route:{route_id}/{identity}"
     return Message(
         kind=kind,
         title=title,

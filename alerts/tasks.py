@@ -140,6 +140,12 @@ def deliver(
                 return
         elif not firing and not resolved:
             return
+        if not firing:
+            # Its firing alerts were acknowledged (or silenced) while it waited: what is left
+            # to tell is that the others resolved. Sent as firing, it would page (a PagerDuty
+            # trigger) for alerts someone already took, where Alertmanager, dropping muted
+            # alerts from a notice, sends what remains as resolved.
+            kind = Notification.Kind.RESOLVED
     attempt = self.request.retries + 1
     group = AlertGroup.objects.filter(pk=notice["group"]).first() if notice else None
     note = Notification.objects.create(
@@ -153,7 +159,11 @@ def deliver(
         )
     else:
         message, problem = message_templates.templated(
-            channel, None, notifications.group_message(notice["labels"], kind, firing, resolved)
+            channel,
+            None,
+            notifications.group_message(
+                notice["labels"], kind, firing, resolved, notice.get("route")
+            ),
         )
     try:
         delivery = notifications.send(channel, message)

@@ -1,0 +1,96 @@
+"""What a group's notice says and when it stays quiet: acknowledged alerts, two routes grouping
+by the same labels.
+Notices reach a real HTTP receiver on 127.0.0.1, at times the tests pass in."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from alerts import lifecycle
+from alerts.models import Alert, AlertGroup, Notification
+from alerts.tasks import deliver
+from tests.test_alert_routes import FLEET, down, flush, receiver, route, webhook  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fleet(receiver):  # noqa: F811
+    """A route grouping instance_down alerts by alertname, telling the receiver's /fleet."""
+    return route("fleet", {"alertname": Alert.INSTANCE_DOWN}, webhook(receiver, "/fleet"), **FLEET)
+
+
+@pytest.fixture
+def told(fleet):
+    """Two instances went down; the fleet's group told of both. Returns the time it told and
+    the two alerts."""
+    start = timezone.now()
+    first, second = down(1, start), down(2, start)
+    assert flush(start + timedelta(seconds=61)) == 1
+    return start + timedelta(seconds=61), first, second
+
+
+def test_a_group_notice_whose_firing_alerts_were_acknowledged_while_queued_tells_only_resolved(
+    receiver,  # noqa: F811
+    fleet,
+    told,
+):
+    start, taken, gone = told
+    group = AlertGroup.objects.get()
+    lifecycle.recover(gone, start + timedelta(minutes=2))
+    # The notice of the change was queued, then the firing one was acknowledged before it left.
+    lifecycle.acknowledge(taken)
+    notice = {
+        "group": group.pk,
+        "route": fleet.pk,
+        "labels": group.labels,
+        "firing": [str(taken.pk)],
+        "resolved": [str(gone.pk)],
+    }
+    deliver.delay(
+        "7d0f1c4e-0a4b-4c59-9b51-2f4c8f0e6a11",
+        group.route.channels.get().pk,
+        None,
+        "firing",
+        notice,
+    )
+
+    sent = receiver.json()
+    assert sent["kind"] == "resolved"
+    assert sent["title"] == "[RESOLVED:1] alertname=instance_down"
+    assert [alert["id"] for alert in sent["alerts"]] == [str(gone.pk)]
+    assert Notification.objects.latest("created_at").kind == Notification.Kind.RESOLVED
+
+
+def test_two_routes_grouping_by_the_same_labels_are_two_incidents(receiver):  # noqa: F811
+    route("pager", {}, webhook(receiver, "/pager"), position=0, continue_matching=True, **FLEET)
+    route("chat", {}, webhook(receiver, "/chat"), position=1, **FLEET)
+    start = timezone.now()
+    down(1, start)
+    assert flush(start + timedelta(seconds=61)) == 2
+
+    pager, chat = sorted(receiver.requests, key=lambda request: request["path"] != "/pager")
+    assert (pager["path"], chat["path"]) == ("/pager", "/chat")
+    fingerprints = {receiver.json(n)["fingerprint"] for n in range(2)}
+    assert len(fingerprints) == 2
+    assert all(fingerprint.startswith("group-") for fingerprint in fingerprints)
+
+
+def test_a_notice_queued_without_its_route_keeps_the_key_its_incident_was_opened_with(
+    receiver,  # noqa: F811
+    fleet,
+    told,
+):
+    _, first, second = told
+    with_route = receiver.json()["fingerprint"]
+    notice = {"group": None, "labels": {"alertname": "instance_down"}}
+    notice |= {"firing": [str(first.pk), str(second.pk)], "resolved": []}
+    channel = fleet.channels.get()
+    deliver.delay("0b7e4f2a-6c1d-4e8f-9a3b-5d2c7e1f0a44", channel.pk, None, "repeat", notice)
+
+    without_route = receiver.json()["fingerprint"]
+    assert without_route != with_route
+    notice["route"] = fleet.pk
+    deliver.delay("5e2a9c1b-3f4d-4a6e-8b7c-1d0e9f8a2b33", channel.pk, None, "repeat", notice)
+    assert receiver.json()["fingerprint"] == with_route
