@@ -13,7 +13,9 @@ listing the group's alerts for that channel, when the channel has something to h
 A new group waits ``group_wait`` before its first notice, and notices of changes come at
 least ``group_interval`` apart. Acknowledged, silenced and inhibited alerts are not in the
 firing set: they neither notify nor hold a repeat; an alert muted before it was ever told is
-new to the group once the mute ends.
+new to the group once the mute ends. An alert that joins a group after it was told elsewhere
+(before routes existed, or by the group of a route since deleted) keeps what it was told: it
+does not page again, and the channels told hear that it resolved.
 
 The shipped root route groups by every label with no waiting (each alert its own group,
 notified at once, repeated after ALERT_REPEAT_INTERVAL_SECONDS): notices then are one alert
@@ -220,17 +222,29 @@ def place(
     if kind == Notification.Kind.RESOLVED and elsewhere:
         groups_by_pk.update(AlertGroup.objects.in_bulk(elsewhere))
     told = _told_channels([alert_id for _, alert_id in created])
+    # A resolution is told by the groups the alert was in, not by one it joins now.
+    in_other_groups = {
+        alert_id for group_id, alert_id in members if (group_id, alert_id) not in created
+    }
+
     carried, told_groups, asked, scheduled, received = {}, {}, [], {}, {}
     for alert in alerts:
         here = []
         for route, key, _ in placements[alert.pk]:
             group = groups[route.pk, key]
             member = members[group.pk, alert.pk]
-            if (group.pk, alert.pk) in created and told.get(alert.pk):
-                # Told of before it was in this group (before routes existed): it keeps what
-                # it was told, so it is not new, and the channels told hear that it resolved.
+            if (
+                (group.pk, alert.pk) in created
+                and told.get(alert.pk)
+                and not (kind == Notification.Kind.RESOLVED and alert.pk in in_other_groups)
+            ):
+                # Told of before it was in this group (before routes existed, or by the group
+                # of a route since deleted): it keeps what it was told, so it does not page
+                # again, and the channels told hear that it resolved. Unless its lifecycle
+                # asks for a notice now (it worsened): that is news here too.
                 member.notified_severity, member.told_channels = alert.severity, told[alert.pk]
-                member.told_at = alert.last_notified_at
+                if kind != Notification.Kind.FIRING:
+                    member.told_at = alert.last_notified_at
                 carried[member.pk] = member
                 if group.last_notified_at is None:
                     group.last_notified_at = alert.last_notified_at
@@ -313,20 +327,22 @@ def _insert_members(pairs: list[tuple]) -> set:
 
 
 def _told_channels(alert_ids: list) -> dict:
-    """The channels each of ``alert_ids`` was told fired through (notices sent before it was
-    in a group); by alert pk, only those told."""
+    """The channels each of ``alert_ids`` was told fired through, by its own notices or by
+    group notices that listed it; by alert pk, only those told."""
     told = {}
     if alert_ids:
-        for alert_id, channel_id in (
+        wanted = set(alert_ids)
+        for alert_id, listed_id, channel_id in (
             Notification.objects.filter(
-                alert__in=alert_ids,
+                Q(alert__in=alert_ids) | Q(listed_alerts__in=alert_ids),
                 status=Notification.Status.SENT,
                 kind__in=[Notification.Kind.FIRING, Notification.Kind.REPEAT],
             )
-            .values_list("alert_id", "channel_id")
+            .values_list("alert_id", "listed_alerts", "channel_id")
             .distinct()
         ):
-            told.setdefault(alert_id, set()).add(channel_id)
+            for each in {alert_id, listed_id} & wanted:
+                told.setdefault(each, set()).add(channel_id)
     return {alert_id: sorted(channels) for alert_id, channels in told.items()}
 
 
@@ -514,7 +530,12 @@ def _notices(group, route, tree, firing, fresh, resolved, repeat_due, now) -> li
         if not (news or its_resolved or (repeat_due and its_firing)):
             continue
         if news:
-            first = any(m.firing_asked or m.alert.last_notified_at is None for m in news)
+            # Firing, not "still firing", for an alert never told: asked for, never notified,
+            # or never told by any group (placed late, its notify task lost with the broker).
+            first = any(
+                m.firing_asked or not m.notified_severity or m.alert.last_notified_at is None
+                for m in news
+            )
             kind = Notification.Kind.FIRING if first else Notification.Kind.REPEAT
         elif its_firing:
             kind = Notification.Kind.REPEAT

@@ -1,5 +1,5 @@
 """What a group's notice says and when it stays quiet: acknowledged alerts, two routes grouping
-by the same labels.
+by the same labels, a deleted route.
 Notices reach a real HTTP receiver on 127.0.0.1, at times the tests pass in."""
 
 from datetime import timedelta
@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from alerts import lifecycle
-from alerts.models import Alert, AlertGroup, Notification
+from alerts import grouping, lifecycle
+from alerts.models import Alert, AlertGroup, Notification, Route
 from alerts.tasks import deliver
 from tests.test_alert_routes import FLEET, down, flush, receiver, route, webhook  # noqa: F401
 
@@ -94,3 +94,26 @@ def test_a_notice_queued_without_its_route_keeps_the_key_its_incident_was_opened
     notice["route"] = fleet.pk
     deliver.delay("5e2a9c1b-3f4d-4a6e-8b7c-1d0e9f8a2b33", channel.pk, None, "repeat", notice)
     assert receiver.json()["fingerprint"] == with_route
+
+
+def test_deleting_a_route_does_not_page_again_for_its_alerts_and_tells_their_resolution(
+    receiver,  # noqa: F811
+    fleet,
+    told,
+):
+    told_at, first, second = told
+    Route.objects.filter(pk=fleet.pk).delete()
+
+    # Their notify tasks long done, the root route takes them in: as told, not as news.
+    later = told_at + grouping.PLACING_GRACE + timedelta(seconds=1)
+    assert flush(later) == 0
+    assert len(receiver.requests) == 1
+    assert first.group_memberships.get().group.route == grouping.root_route()
+    assert second.group_memberships.count() == 1
+
+    lifecycle.recover(first, later + timedelta(minutes=1))
+    flush(later + timedelta(minutes=2))
+    resolved = receiver.json()
+    assert (receiver.requests[-1]["path"], resolved["kind"]) == ("/fleet", "resolved")
+    assert [alert["id"] for alert in resolved["alerts"]] == [str(first.pk)]
+    assert len(receiver.requests) == 2

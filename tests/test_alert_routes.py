@@ -290,7 +290,9 @@ def test_the_evaluation_leaves_a_just_opened_alert_to_its_notify_task_unless_the
     assert flush(later) == 1
     assert told.group_memberships.count() == 1
     (request,) = receiver.requests
-    assert "node-queued" in receiver.json()["title"]
+    notice = receiver.json()
+    assert notice["title"].startswith("[FIRING] ") and "node-queued" in notice["title"]
+    assert notice["kind"] == "firing"  # its first notice, though placed late
 
 
 def test_an_alert_that_resolves_after_its_route_was_regrouped_is_told_resolved_where_it_fired(
