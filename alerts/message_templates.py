@@ -2,13 +2,14 @@
 
 A channel's template renders the notice's text with the alert, its instance, the notice
 (``message``: kind, title, text, severity, links), its group (``group``: its ``labels`` and
-its ``alerts``, each with its id, alert_type, severity, instance, message, state and url; a
-notice of several alerts has no ``alert``) and the channel's name in context, as plain
-values: a template reads them and can call nothing (``{{ alert.resolve }}`` resolves nothing).
-Each transport has a safe default and a markup: HTML-escaping for Telegram's HTML, Slack's
-three escapes for mrkdwn, none for plain text, so what agents wrote is shown, never obeyed. A
-template that fails (or renders nothing) gives way to the transport's default, and the problem
-is said where the delivery is logged and in the preview.
+its ``alerts``, each with its id, alert_type, severity, instance, message, state, url and
+ack_url, a firing one's Acknowledge link; a notice of several alerts has no ``alert``) and
+the channel's name in context, as plain values: a template reads them and can call nothing
+(``{{ alert.resolve }}`` resolves nothing). Each transport has a safe default and a markup:
+HTML-escaping for Telegram's HTML, Slack's three escapes for mrkdwn, none for plain text, so
+what agents wrote is shown, never obeyed. A template that fails (or renders nothing) gives way
+to the transport's default, and the problem is said where the delivery is logged and in the
+preview.
 
 Templates run in an engine of their own with no loaders: ``{% include %}`` and ``{% extends %}``
 reach no file and ``{% load %}`` no library.

@@ -67,6 +67,7 @@ def message_for(alert: Alert | None, kind: str) -> Message:
             url=links.alert_url_of_list(),
             timestamp=iso8601(timezone.now()),
         )
+    ack_url = links.acknowledge_url(alert) if kind != "resolved" and alert.is_open else ""
     if kind == Notification.Kind.RESOLVED:
         # No severity in the title: "[RESOLVED] [CRITICAL]" read as still breaching.
         title = f"[RESOLVED] {alert.alert_type} on {alert.instance.name}"
@@ -84,16 +85,16 @@ def message_for(alert: Alert | None, kind: str) -> Message:
         fingerprint=alert.fingerprint,
         instance=alert.instance.name,
         url=links.alert_url(alert),
-        ack_url=links.acknowledge_url(alert) if kind != "resolved" and alert.is_open else "",
+        ack_url=ack_url,
         runbook_url=alert.rule.runbook_url if alert.rule_id else "",
         timestamp=iso8601(alert.resolved_at if kind == "resolved" else alert.fired_at),
         group_labels=alert.match_labels(),
-        alerts=(listed(alert),),
+        alerts=(listed(alert, ack_url),),
     )
 
 
-def listed(alert: Alert) -> dict:
-    """An alert as a notice lists it."""
+def listed(alert: Alert, ack_url: str = "") -> dict:
+    """An alert as a notice lists it (a firing one with its Acknowledge link)."""
     return {
         "id": str(alert.pk),
         "alert_type": alert.alert_type,
@@ -102,6 +103,7 @@ def listed(alert: Alert) -> dict:
         "message": alert.message,
         "state": "firing" if alert.is_open else "resolved",
         "url": links.alert_url(alert),
+        "ack_url": ack_url,
     }
 
 
@@ -113,7 +115,7 @@ def group_message(
     route_id: int | None = None,
 ) -> Message:
     """A group's notice: how many of its alerts fire and resolved, and each of them, one a
-    line. Its fingerprint is the group's, of its route
+    line, a firing one with its Acknowledge link. Its fingerprint is the group's, of its route
     and labels (one PagerDuty incident or Opsgenie alert a group: two routes grouping by the
     same labels are two), resolved when none of the group's alerts fire any more. A notice
     queued without its route (before the route was in the key) keeps the key of its labels
@@ -127,12 +129,14 @@ def group_message(
             title += f" ({len(resolved)} resolved)"
     else:
         title = f"[RESOLVED:{len(resolved)}] {shared}"
+    ack_urls = {alert.pk: links.acknowledge_url(alert) for alert in firing}
     lines = []
     if firing:
         lines.append(f"Firing ({len(firing)}):")
         lines += [
             f"- [{alert.severity.upper()}] {alert.alert_type} on {alert.instance.name}: "
-            f"{alert.message or alert.alert_type} {links.alert_url(alert)}"
+            f"{alert.message or alert.alert_type} {links.alert_url(alert)}\n"
+            f"  Acknowledge: {ack_urls[alert.pk]}"
             for alert in firing
         ]
     if resolved:
@@ -157,5 +161,5 @@ def group_message(
         url=links.alert_url_of_list(),
         timestamp=iso8601(timezone.now()),
         group_labels=dict(labels),
-        alerts=tuple(listed(alert) for alert in firing + resolved),
+        alerts=tuple(listed(alert, ack_urls.get(alert.pk, "")) for alert in firing + resolved),
     )

@@ -72,8 +72,9 @@ class Message:
     # what agents wrote); otherwise it is plain and the transport escapes it.
     text_is_markup: bool = False
     # The labels its group shares, and its alerts (one, unless alerts are grouped): each
-    # {id, alert_type, severity, instance, message, state (firing or resolved), url}. A group's
-    # title and text name them all, so every transport shows the list.
+    # {id, alert_type, severity, instance, message, state (firing or resolved), url, ack_url
+    # (a firing one's Acknowledge link, else "")}. A group's title and text name them all, so
+    # every transport shows the list.
     group_labels: dict = field(default_factory=dict)
     alerts: tuple = ()
 

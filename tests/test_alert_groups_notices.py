@@ -1,5 +1,5 @@
 """What a group's notice says and when it stays quiet: acknowledged alerts, two routes grouping
-by the same labels, a deleted route.
+by the same labels, a deleted route, the Acknowledge links of a notice of several alerts.
 Notices reach a real HTTP receiver on 127.0.0.1, at times the tests pass in."""
 
 from datetime import timedelta
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from alerts import grouping, lifecycle
+from alerts import grouping, lifecycle, links
 from alerts.models import Alert, AlertGroup, Notification, Route
 from alerts.tasks import deliver
 from tests.test_alert_routes import FLEET, down, flush, receiver, route, webhook  # noqa: F401
@@ -117,3 +117,23 @@ def test_deleting_a_route_does_not_page_again_for_its_alerts_and_tells_their_res
     assert (receiver.requests[-1]["path"], resolved["kind"]) == ("/fleet", "resolved")
     assert [alert["id"] for alert in resolved["alerts"]] == [str(first.pk)]
     assert len(receiver.requests) == 2
+
+
+def test_a_notice_of_several_alerts_has_an_acknowledge_link_for_each_firing_one(
+    receiver,  # noqa: F811
+    fleet,
+):
+    start = timezone.now()
+    alerts = [down(number, start) for number in range(3)]
+    lifecycle.recover(alerts[2], start + timedelta(seconds=30))
+    assert flush(start + timedelta(seconds=61)) == 1
+
+    notice = receiver.json()
+    listed = {alert["id"]: alert for alert in notice["alerts"]}
+    for alert in alerts[:2]:
+        ack_url = listed[str(alert.pk)]["ack_url"]
+        assert f"  Acknowledge: {ack_url}" in notice["text"].splitlines()
+        token = ack_url.rstrip("/").rsplit("/", 1)[-1]
+        assert links.unsign(token).alert_id == str(alert.pk)
+    assert notice["text"].count("Acknowledge: ") == 2
+    assert notice["ack_url"] == ""  # no one link for the notice: one per alert
