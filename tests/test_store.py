@@ -1,6 +1,6 @@
 import importlib
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection, transaction
@@ -124,6 +124,30 @@ def test_duplicates_inside_one_write_are_stored_once(web):
 
     assert written == 2
     assert store.count_samples([cpu]) == 2
+
+
+def test_written_samples_read_back_exactly_as_given(web, db_host):
+    cpu, disk = series_id(web), series_id(db_host, "disk_used", mount="/")
+    other_zone = timezone(timedelta(hours=5, minutes=30))
+    rows = [
+        (cpu, T0 + timedelta(microseconds=123_457), 0.1),
+        (cpu, T0 + seconds(1), -1.5e308),
+        (cpu, T0 + seconds(2), 5e-324),
+        (disk, (T0 + seconds(3)).astimezone(other_zone), 42),
+        (disk, T0 + seconds(4), -0.0),
+    ]
+
+    assert store.write_samples(rows) == 5
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT series_id, ts, value FROM samples WHERE series_id = ANY(%s) "
+            "ORDER BY series_id, ts",
+            [[cpu, disk]],
+        )
+        stored = cursor.fetchall()
+    assert stored == sorted(rows, key=lambda row: (row[0], row[1]))
+    assert math.copysign(1, stored[-1][2]) == -1
 
 
 # --- series -----------------------------------------------------------------------------------
