@@ -12,12 +12,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from api.limits import BodySizeLimit  # noqa: E402
+from config.ingest_handler import IngestRoute  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # Outermost, so an oversized body is refused before Django reads it.
-        "http": BodySizeLimit(django_asgi_app),
+        "http": BodySizeLimit(IngestRoute(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
