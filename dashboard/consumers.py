@@ -97,8 +97,8 @@ class OverviewConsumer(LiveConsumer):
                 self.view, filters=filters, shown_ids=None, shown_total=None
             )
 
-    async def instance_updated(self, event):
-        self.feed.note(event["instance_id"])
+    async def instances_updated(self, event):
+        self.feed.note(*event["instance_ids"])
 
     async def alert_changed(self, event):
         # The alert's row, the counts and its instance's card (its status follows its alerts).
@@ -166,8 +166,8 @@ class DashboardConsumer(LiveConsumer):
     def feed_key(self):
         return ("dashboard", self.view.dashboard_id)
 
-    async def instance_updated(self, event):
-        self.feed.note(event["instance_id"])
+    async def instances_updated(self, event):
+        self.feed.note(*event["instance_ids"])
 
     async def deliver(self, html, next_view):
         if html is None:

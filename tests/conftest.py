@@ -78,8 +78,12 @@ def fresh_channel_layer():
     a new instance so one test's loop never leaks into the next."""
     from channels.layers import channel_layers
 
+    from instances.events import wait_for_publishes
+
     channel_layers.backends = {}
     yield
+    # A test's last announcements are out before the next test listens.
+    wait_for_publishes()
     channel_layers.backends = {}
 
 

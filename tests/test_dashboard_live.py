@@ -140,7 +140,7 @@ def test_a_burst_of_a_hundred_updates_makes_at_most_two_pushes(api, session_cook
         communicator = socket("/ws/overview/", session_cookie)
         assert (await communicator.connect())[0]
         layer = get_channel_layer()
-        event = {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+        event = {"type": "instances.updated", "instance_ids": [instance_id]}
         for _ in range(100):
             await layer.group_send(INSTANCES_GROUP, event)
         messages = await receive_all(communicator, 3)
@@ -322,7 +322,7 @@ def test_many_overview_sockets_share_one_render_per_push_window(api, session_coo
         for communicator in communicators:
             assert (await communicator.connect())[0]
         before = live.render_counts["overview"]
-        event = {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+        event = {"type": "instances.updated", "instance_ids": [instance_id]}
         for _ in range(3):
             for _ in range(10):
                 await get_channel_layer().group_send(INSTANCES_GROUP, event)

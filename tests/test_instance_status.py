@@ -48,7 +48,7 @@ def test_an_accepted_batch_is_announced_once_on_the_channel_layer(api):
     async_to_sync(layer.group_add)(INSTANCES_GROUP, overview)
     instance_id = post_sample(api)
     event = async_to_sync(layer.receive)(overview)
-    assert event == {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+    assert event == {"type": "instances.updated", "instance_ids": [instance_id]}
     detail = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(instance_group(instance_id), detail)
     post_sample(api)
@@ -66,7 +66,7 @@ def test_a_rejected_batch_announces_nothing(api):
     post_sample(api, "next")
     # The first event on the group is the accepted batch's, not the rejected one's.
     event = async_to_sync(layer.receive)(channel)
-    assert event["instance_id"] == str(Instance.objects.get(agent_id="next").pk)
+    assert event["instance_ids"] == [str(Instance.objects.get(agent_id="next").pk)]
     async_to_sync(layer.group_discard)(INSTANCES_GROUP, channel)
 
 
