@@ -1,13 +1,12 @@
 """Ingest endpoints: the native batch format and Prometheus remote write (PRODUCT.md 5.1, 5.3)."""
 
-import orjson
 from ninja import Router, Schema, Status
 
 from api.auth import check_push_for, ingest_scope
 from api.formats import response_links
 from ingestion import idempotency
 from ingestion.errors import ApiError
-from ingestion.parsers import parse_native_batch
+from ingestion.parsers import parse_native_body
 from ingestion.remote_write import RemoteWrite
 from ingestion.schemas import NATIVE_BATCH_SCHEMA, json_request_body
 from ingestion.storage import store_batch, store_batches
@@ -26,13 +25,6 @@ class ErrorBody(Schema):
 
 
 ERRORS = {code: ErrorBody for code in (400, 401, 403, 413, 415, 429, 503)}
-
-
-def decode_json(body: bytes):
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, f"malformed JSON: {error}") from None
 
 
 @router.post(
@@ -65,7 +57,7 @@ def ingest(request):
         raise ApiError(400, f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters")
     answer = idempotency.recall(request.auth.pk, key)
     if answer is None:
-        batch = parse_native_batch(decode_json(request.body))
+        batch = parse_native_body(request.body)
         check_push_for(request, [batch.instance["agent_id"]])
         stored = store_batch(batch.instance, batch.samples)
         answer = {"accepted": stored.accepted, "instance_id": str(stored.instance.pk)}

@@ -23,9 +23,9 @@ from api.formats import (
     api_list,
     response_links,
 )
-from ingestion.api import ERRORS, decode_json
+from ingestion.api import ERRORS
 from ingestion.models import IngestToken
-from ingestion.parsers import INSTANCE_FIELDS, parse_seed_metrics
+from ingestion.parsers import INSTANCE_FIELDS, decode_json, parse_seed_metrics
 from ingestion.schemas import SEED_METRICS_SCHEMA, json_request_body
 from ingestion.storage import store_metrics
 from instances import store
