@@ -44,6 +44,15 @@ class ParsedSample(NamedTuple):
         return self.name, labels_key(self.labels)
 
 
+NO_LABELS_KEY = labels_key({})
+
+
+def series_idents(samples: list[ParsedSample]) -> list[tuple[str, bytes]]:
+    """Each sample's ``series_ident``, made inline: a batch has thousands of samples, most of
+    them without labels, and a property call each cost more than the rest of its storing."""
+    return [(s.name, labels_key(s.labels) if s.labels else NO_LABELS_KEY) for s in samples]
+
+
 @dataclass(frozen=True)
 class ParsedMetric:
     """One metric of the seed-compatible API: a sample and the instance it belongs to."""

@@ -10,7 +10,7 @@ from alerts.instance_status import record_contact
 from ingestion import node_exporter
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_BATCHES, INGEST_SAMPLES
-from ingestion.parsers import ParsedBatch, ParsedMetric, ParsedSample
+from ingestion.parsers import ParsedBatch, ParsedMetric, ParsedSample, series_idents
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import Instance
@@ -43,7 +43,7 @@ def store_batch(
         instance = record_contact(agent_id, **described)
         accepted = len(samples)
         samples = samples + node_exporter.host_samples(instance.pk, samples)
-        idents = [s.series_ident for s in samples]
+        idents = series_idents(samples)
         keys = {}
         for ident, sample in zip(idents, samples, strict=True):
             if ident not in keys:

@@ -15,6 +15,7 @@ from ingestion.parsers import (
     decode_json,
     parse_native_batch,
     parse_native_body,
+    series_idents,
 )
 from instances import store
 from instances.models import Series
@@ -193,3 +194,20 @@ def test_an_ingested_body_with_invalid_utf8_is_refused_and_stores_nothing(api):
     assert response.json()["error"].startswith("malformed JSON: str is not valid UTF-8")
     assert not Series.objects.filter(name="cpu").exists()
     assert store.count_samples() == 0
+
+
+def test_series_idents_are_each_samples_own():
+    body = body_of(
+        [
+            {"name": "cpu", "value": 1, "ts": NOW_MS},
+            {"name": "cpu", "value": 1, "ts": NOW_MS, "labels": {"b": "1", "a": "2"}},
+            {"name": "cpu", "value": 1, "ts": NOW_MS, "labels": {"a": "2", "b": "1"}},
+            {"name": "mem", "value": 1, "ts": NOW_MS, "labels": {}},
+        ]
+    )
+    samples = parse_native_body(body).samples
+
+    idents = series_idents(samples)
+
+    assert idents == [sample.series_ident for sample in samples]
+    assert idents[1] == idents[2] != idents[0]
