@@ -546,11 +546,12 @@ def _notices(group, route, tree, firing, fresh, resolved, repeat_due, now) -> li
         dispatch_id = uuid.uuid5(DISPATCH_NAMESPACE, f"{group.pk}/{channel.pk}/{iso8601(now)}")
         notice = {
             "group": group.pk,
-            "route": group.route_id,
             "labels": group.labels,
             "firing": [str(member.alert_id) for member in its_firing],
             "resolved": [str(member.alert_id) for member in its_resolved],
         }
+        if group.keyed_by_route:
+            notice["route"] = group.route_id
         alert_id = str(alerts[0].pk) if one_alert else None
         notices.append((str(dispatch_id), channel.pk, alert_id, kind, notice))
     return notices

@@ -1136,6 +1136,9 @@ class AlertGroup(models.Model):
     # When a change it holds may be told (its group_wait or group_interval over); null when
     # none waits. Repeats are due by last_notified_at and the route's repeat_interval.
     next_flush_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Its notices' incident key names its route as well as its labels. False for a group that
+    # had told before keys named routes: its open incident keeps the key it was opened with.
+    keyed_by_route = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         constraints = [

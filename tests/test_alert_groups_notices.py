@@ -2,6 +2,8 @@
 by the same labels, a deleted route, the Acknowledge links of a notice of several alerts.
 Notices reach a real HTTP receiver on 127.0.0.1, at times the tests pass in."""
 
+import hashlib
+import json
 from datetime import timedelta
 
 import pytest
@@ -94,6 +96,35 @@ def test_a_notice_queued_without_its_route_keeps_the_key_its_incident_was_opened
     notice["route"] = fleet.pk
     deliver.delay("5e2a9c1b-3f4d-4a6e-8b7c-1d0e9f8a2b33", channel.pk, None, "repeat", notice)
     assert receiver.json()["fingerprint"] == with_route
+
+
+def test_a_group_that_told_before_keys_named_routes_keeps_its_key_and_a_new_group_names_its_route(
+    receiver,  # noqa: F811
+    fleet,
+):
+    start = timezone.now()
+    old = down(1, start)
+    # Its group told before the upgrade: the migration marks it as keyed by its labels alone.
+    AlertGroup.objects.update(keyed_by_route=False)
+    assert flush(start + timedelta(seconds=61)) == 1
+    labels = json.dumps([["alertname", "instance_down"]])
+    opened = receiver.json()["fingerprint"]
+    assert opened == "group-" + hashlib.sha256(labels.encode()).hexdigest()
+
+    assert flush(start + timedelta(hours=1, seconds=62)) == 1
+    assert (receiver.json()["kind"], receiver.json()["fingerprint"]) == ("repeat", opened)
+    lifecycle.recover(old, start + timedelta(hours=2))
+    assert flush(start + timedelta(hours=2, seconds=1)) == 1
+    assert (receiver.json()["kind"], receiver.json()["fingerprint"]) == ("resolved", opened)
+    assert not AlertGroup.objects.exists()
+
+    # A group made since names its route in its key.
+    down(2, start + timedelta(hours=3))
+    assert AlertGroup.objects.get().keyed_by_route
+    assert flush(start + timedelta(hours=3, seconds=61)) == 1
+    assert receiver.json()["kind"] == "firing"
+    named = f"route:{fleet.pk}/{labels}"
+    assert receiver.json()["fingerprint"] == "group-" + hashlib.sha256(named.encode()).hexdigest()
 
 
 def test_deleting_a_route_does_not_page_again_for_its_alerts_and_tells_their_resolution(
