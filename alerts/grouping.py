@@ -222,7 +222,8 @@ def place(
     if kind == Notification.Kind.RESOLVED and elsewhere:
         groups_by_pk.update(AlertGroup.objects.in_bulk(elsewhere))
     told = _told_channels([alert_id for _, alert_id in created])
-    # A resolution is told by the groups the alert was in, not by one it joins now.
+    # An alert still in a group that told it is that group's to tell: one it joins now (its
+    # worsening moved it to another route) takes nothing over, or its resolution is told twice.
     in_other_groups = {
         alert_id for group_id, alert_id in members if (group_id, alert_id) not in created
     }
@@ -236,7 +237,7 @@ def place(
             if (
                 (group.pk, alert.pk) in created
                 and told.get(alert.pk)
-                and not (kind == Notification.Kind.RESOLVED and alert.pk in in_other_groups)
+                and alert.pk not in in_other_groups
             ):
                 # Told of before it was in this group (before routes existed, or by the group
                 # of a route since deleted): it keeps what it was told, so it does not page

@@ -12,6 +12,7 @@ from django.utils import timezone
 from alerts import grouping, lifecycle, links
 from alerts.models import Alert, AlertGroup, Notification, Route
 from alerts.tasks import deliver
+from instances.models import Instance
 from tests.test_alert_routes import FLEET, down, flush, receiver, route, webhook  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -168,3 +169,32 @@ def test_a_notice_of_several_alerts_has_an_acknowledge_link_for_each_firing_one(
         assert links.unsign(token).alert_id == str(alert.pk)
     assert notice["text"].count("Acknowledge: ") == 2
     assert notice["ack_url"] == ""  # no one link for the notice: one per alert
+
+
+def test_an_alert_that_worsens_into_another_route_is_resolved_once_on_each(
+    receiver,  # noqa: F811
+):
+    at_once = {"group_by": ["alertname"], "group_wait": timedelta(0)}
+    at_once["group_interval"] = timedelta(0)
+    route("warn", {"severity": "warning"}, webhook(receiver, "/warn"), position=0, **at_once)
+    route("crit", {"severity": "critical"}, webhook(receiver, "/crit"), position=1, **at_once)
+    alert = Alert(
+        instance=Instance.register("db-1"),
+        source=Alert.Source.SYSTEM,
+        alert_type="disk_full",
+        severity=Alert.Severity.WARNING,
+        message="Disk 85% full",
+    )
+    lifecycle.open_episode(alert, [], timezone.now())
+    lifecycle.update_firing(alert, [], timezone.now(), severity=Alert.Severity.CRITICAL)
+    assert [(r["path"], receiver.json(n)["kind"]) for n, r in enumerate(receiver.requests)] == [
+        ("/warn", "firing"),
+        ("/crit", "firing"),
+    ]
+
+    lifecycle.recover(alert, timezone.now())
+    resolved = {r["path"]: receiver.json(n) for n, r in enumerate(receiver.requests) if n > 1}
+    assert len(receiver.requests) == 4 and sorted(resolved) == ["/crit", "/warn"]
+    for n, path in enumerate(["/warn", "/crit"]):
+        assert resolved[path]["kind"] == "resolved"
+        assert resolved[path]["fingerprint"] == receiver.json(n)["fingerprint"]
