@@ -116,3 +116,20 @@ def test_ingest_succeeds_while_redis_is_down_and_announces_again_once_it_is_back
     assert api.post("/api/v1/ingest", body).status_code == 202
     event = async_to_sync(receive)(channel)
     assert event == {"type": "instances.updated", "instance_ids": [response.json()["instance_id"]]}
+
+
+def test_a_send_cut_off_by_its_loop_closing_is_finished_by_the_process():
+    channel = async_to_sync(listener)(INSTANCES_GROUP)
+    instance_id = str(uuid.uuid4())
+
+    async def scenario():
+        publish_instance_updated(instance_id, 1)
+        while events._publisher.pending:
+            await asyncio.sleep(0)
+        # Returning now closes this loop, its send still waiting on Redis.
+        return events._publisher.in_flight
+
+    assert async_to_sync(scenario)()
+    assert wait_for_publishes()
+    event = async_to_sync(receive)(channel)
+    assert event == {"type": "instances.updated", "instance_ids": [instance_id]}
