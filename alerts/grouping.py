@@ -15,7 +15,8 @@ least ``group_interval`` apart. Acknowledged, silenced and inhibited alerts are 
 firing set: they neither notify nor hold a repeat; an alert muted before it was ever told is
 new to the group once the mute ends. An alert that joins a group after it was told elsewhere
 (before routes existed, or by the group of a route since deleted) keeps what it was told: it
-does not page again, and the channels told hear that it resolved.
+does not page again, and the channels told hear of it under the incident key they were told it
+by (that incident goes on until the last alert it told of resolves).
 
 The shipped root route groups by every label with no waiting (each alert its own group,
 notified at once, repeated after ALERT_REPEAT_INTERVAL_SECONDS): notices then are one alert
@@ -36,7 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
-from alerts import tasks
+from alerts import notifications, tasks
 from alerts.models import (
     GROUP_BY_ALL,
     Alert,
@@ -241,9 +242,13 @@ def place(
             ):
                 # Told of before it was in this group (before routes existed, or by the group
                 # of a route since deleted): it keeps what it was told, so it does not page
-                # again, and the channels told hear that it resolved. Unless its lifecycle
-                # asks for a notice now (it worsened): that is news here too.
-                member.notified_severity, member.told_channels = alert.severity, told[alert.pk]
+                # again, and the channels told hear that it resolved, under the incident key
+                # they were told it by. Unless its lifecycle asks for a notice now (it
+                # worsened): that is news here too.
+                channels, keys = told[alert.pk]
+                own = _own_incident_key(group, route, tree, alert)
+                member.notified_severity, member.told_channels = alert.severity, channels
+                member.told_keys = {pk: key for pk, key in keys.items() if key != own}
                 if kind != Notification.Kind.FIRING:
                     member.told_at = alert.last_notified_at
                 carried[member.pk] = member
@@ -271,9 +276,20 @@ def place(
 
     _update_rows(
         AlertGroupMember,
-        {"notified_severity": "text", "told_channels": "jsonb", "told_at": "timestamptz"},
+        {
+            "notified_severity": "text",
+            "told_channels": "jsonb",
+            "told_keys": "jsonb",
+            "told_at": "timestamptz",
+        },
         [
-            (member.pk, member.notified_severity, json.dumps(member.told_channels), member.told_at)
+            (
+                member.pk,
+                member.notified_severity,
+                json.dumps(member.told_channels),
+                json.dumps(member.told_keys),
+                member.told_at,
+            )
             for member in carried.values()
         ],
     )
@@ -319,8 +335,8 @@ def _insert_members(pairs: list[tuple]) -> set:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {AlertGroupMember._meta.db_table} "
-            "(group_id, alert_id, notified_severity, firing_asked, told_channels) "
-            "SELECT v.*, '', false, '[]' FROM unnest(%s::bigint[], %s::uuid[]) AS v "
+            "(group_id, alert_id, notified_severity, firing_asked, told_channels, told_keys) "
+            "SELECT v.*, '', false, '[]', '{}' FROM unnest(%s::bigint[], %s::uuid[]) AS v "
             "ON CONFLICT (group_id, alert_id) DO NOTHING RETURNING group_id, alert_id",
             [[group_id for group_id, _ in pairs], [alert_id for _, alert_id in pairs]],
         )
@@ -329,22 +345,36 @@ def _insert_members(pairs: list[tuple]) -> set:
 
 def _told_channels(alert_ids: list) -> dict:
     """The channels each of ``alert_ids`` was told fired through, by its own notices or by
-    group notices that listed it; by alert pk, only those told."""
-    told = {}
+    group notices that listed it, and the incident key each channel was last told it under
+    (by channel pk as text; none for a notice sent before keys were kept): by alert pk, only
+    those told, ``(channels, keys)``."""
+    channels, keys = {}, {}
     if alert_ids:
         wanted = set(alert_ids)
-        for alert_id, listed_id, channel_id in (
+        for alert_id, listed_id, channel_id, key in (
             Notification.objects.filter(
                 Q(alert__in=alert_ids) | Q(listed_alerts__in=alert_ids),
                 status=Notification.Status.SENT,
                 kind__in=[Notification.Kind.FIRING, Notification.Kind.REPEAT],
             )
-            .values_list("alert_id", "listed_alerts", "channel_id")
-            .distinct()
+            .order_by("created_at")
+            .values_list("alert_id", "listed_alerts", "channel_id", "incident_key")
         ):
             for each in {alert_id, listed_id} & wanted:
-                told.setdefault(each, set()).add(channel_id)
-    return {alert_id: sorted(channels) for alert_id, channels in told.items()}
+                channels.setdefault(each, set()).add(channel_id)
+                if key:
+                    keys.setdefault(each, {})[str(channel_id)] = key
+    return {alert_id: (sorted(told), keys.get(alert_id, {})) for alert_id, told in channels.items()}
+
+
+def _own_incident_key(group: AlertGroup, route: Route, tree: RouteTree, alert: Alert) -> str:
+    """The incident key ``group`` tells ``alert`` under: the alert's own fingerprint where
+    each alert is its own group, else the group's."""
+    if GROUP_BY_ALL in tree.setting(route, "group_by"):
+        return alert.fingerprint
+    return notifications.group_incident_key(
+        group.labels, group.route_id if group.keyed_by_route else None
+    )
 
 
 def _update_rows(model, columns: dict, rows: list[tuple]) -> None:
@@ -511,11 +541,18 @@ def _is_news(member: AlertGroupMember) -> bool:
 
 def _notices(group, route, tree, firing, fresh, resolved, repeat_due, now) -> list[tuple]:
     """``(dispatch_id, channel_id, alert_id, kind, notice)`` for each channel with something
-    to hear: its firing alerts (if one is news, or a repeat is due) and its resolved ones."""
-    heard: dict[int, tuple[NotificationChannel, list, list]] = {}
+    to hear: its firing alerts (if one is news, or a repeat is due) and its resolved ones. An
+    alert another group told a channel of under that group's incident key is told there under
+    it still, in a notice of its own."""
+    heard: dict[tuple, tuple[NotificationChannel, list, list]] = {}
+
+    def hear(channel: NotificationChannel, member: AlertGroupMember, resolved: bool) -> None:
+        key = member.told_keys.get(str(channel.pk), "")
+        heard.setdefault((channel.pk, key), (channel, [], []))[2 if resolved else 1].append(member)
+
     for member in firing:
         for channel in tree.channels_for(route, member.alert):
-            heard.setdefault(channel.pk, (channel, [], []))[1].append(member)
+            hear(channel, member, resolved=False)
     told = {member.pk: set(member.told_channels) for member in resolved}
     if resolved:
         for channel in NotificationChannel.objects.filter(
@@ -523,13 +560,18 @@ def _notices(group, route, tree, firing, fresh, resolved, repeat_due, now) -> li
         ):
             for member in resolved:
                 if channel.pk in told[member.pk]:
-                    heard.setdefault(channel.pk, (channel, [], []))[2].append(member)
+                    hear(channel, member, resolved=True)
     notices = []
     fresh_pks = {member.pk for member in fresh}
-    for channel, its_firing, its_resolved in heard.values():
+    for (_, key), (channel, its_firing, its_resolved) in heard.items():
         news = [member for member in its_firing if member.pk in fresh_pks]
         if not (news or its_resolved or (repeat_due and its_firing)):
             continue
+        going_on = []
+        if key and not its_firing:
+            # The other group's incident stays open while another alert it told of fires
+            # (in a group of its own now): what its group would have said, still firing.
+            going_on = _firing_under(key, channel, group)
         if news:
             # Firing, not "still firing", for an alert never told: asked for, never notified,
             # or never told by any group (placed late, its notify task lost with the broker).
@@ -538,21 +580,37 @@ def _notices(group, route, tree, firing, fresh, resolved, repeat_due, now) -> li
                 for m in news
             )
             kind = Notification.Kind.FIRING if first else Notification.Kind.REPEAT
-        elif its_firing:
+        elif its_firing or going_on:
             kind = Notification.Kind.REPEAT
         else:
             kind = Notification.Kind.RESOLVED
         alerts = [member.alert for member in its_firing + its_resolved]
-        one_alert = len(alerts) == 1 and GROUP_BY_ALL in tree.setting(route, "group_by")
-        dispatch_id = uuid.uuid5(DISPATCH_NAMESPACE, f"{group.pk}/{channel.pk}/{iso8601(now)}")
+        one_alert = not key and len(alerts) == 1 and GROUP_BY_ALL in tree.setting(route, "group_by")
+        flushed = f"{group.pk}/{channel.pk}/{iso8601(now)}" + (f"/{key}" if key else "")
+        dispatch_id = uuid.uuid5(DISPATCH_NAMESPACE, flushed)
         notice = {
             "group": group.pk,
             "labels": group.labels,
-            "firing": [str(member.alert_id) for member in its_firing],
+            "firing": [str(member.alert_id) for member in its_firing] + going_on,
             "resolved": [str(member.alert_id) for member in its_resolved],
         }
         if group.keyed_by_route:
             notice["route"] = group.route_id
+        if key:
+            notice["key"] = key
         alert_id = str(alerts[0].pk) if one_alert else None
         notices.append((str(dispatch_id), channel.pk, alert_id, kind, notice))
     return notices
+
+
+def _firing_under(key: str, channel: NotificationChannel, group: AlertGroup) -> list[str]:
+    """The open alerts of groups other than ``group`` that ``channel`` was told of under the
+    incident key ``key`` of another group (their ids)."""
+    alert_ids = (
+        AlertGroupMember.objects.filter(
+            told_keys__contains={str(channel.pk): key}, alert__resolved_at__isnull=True
+        )
+        .exclude(group=group)
+        .values_list("alert_id", flat=True)
+    )
+    return sorted({str(alert_id) for alert_id in alert_ids})

@@ -981,6 +981,9 @@ class Notification(models.Model):
         NotificationChannel, on_delete=models.CASCADE, related_name="notifications"
     )
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    # The key the receiver knows the notice's incident by (PagerDuty's dedup key, Opsgenie's
+    # alias): an alert told under it is resolved under it, whichever group holds it then.
+    incident_key = models.CharField(max_length=80, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENDING)
     attempt = models.PositiveSmallIntegerField(default=1)
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -1164,6 +1167,10 @@ class AlertGroupMember(models.Model):
     firing_asked = models.BooleanField(default=False)
     # The channels told it fired: they hear that it resolved.
     told_channels = models.JSONField(default=list, blank=True)
+    # By channel pk (as text), the incident key another group told it under on that channel
+    # (a route since deleted, or before routes existed): its notices there keep that key, so
+    # that incident is the one they go on and close. A channel not named: its group's key.
+    told_keys = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

@@ -113,13 +113,15 @@ def group_message(
     firing: list[Alert],
     resolved: list[Alert],
     route_id: int | None = None,
+    incident_key: str = "",
 ) -> Message:
     """A group's notice: how many of its alerts fire and resolved, and each of them, one a
     line, a firing one with its Acknowledge link. Its fingerprint is the group's, of its route
     and labels (one PagerDuty incident or Opsgenie alert a group: two routes grouping by the
     same labels are two), resolved when none of the group's alerts fire any more. A notice
     queued without its route (before the route was in the key) keeps the key of its labels
-    alone, the one its incident was opened with."""
+    alone, the one its incident was opened with; one of alerts another group told of, given
+    ``incident_key``, goes on with that group's incident."""
     rank = Alert.SEVERITY_RANK
     worst = max((alert.severity for alert in firing or resolved), key=rank.__getitem__)
     shared = ", ".join(f"{key}={value}" for key, value in sorted(labels.items())) or "all alerts"
@@ -147,19 +149,25 @@ def group_message(
             for alert in resolved
         ]
     instances = sorted({alert.instance.name for alert in firing + resolved})
-    identity = json.dumps(sorted(labels.items()))
-    if route_id is not None:
-        identity = f"route:{route_id}/{identity}"
     return Message(
         kind=kind,
         title=title,
         text="\n".join(lines),
         severity=worst,
         alert_id="",
-        fingerprint=f"group-{hashlib.sha256(identity.encode()).hexdigest()}",
+        fingerprint=incident_key or group_incident_key(labels, route_id),
         instance=instances[0] if len(instances) == 1 else f"{len(instances)} instances",
         url=links.alert_url_of_list(),
         timestamp=iso8601(timezone.now()),
         group_labels=dict(labels),
         alerts=tuple(listed(alert, ack_urls.get(alert.pk, "")) for alert in firing + resolved),
     )
+
+
+def group_incident_key(labels: dict, route_id: int | None = None) -> str:
+    """The incident key of a group's notices: of its route and labels, or of its labels alone
+    for a group that told before keys named routes."""
+    identity = json.dumps(sorted(labels.items()))
+    if route_id is not None:
+        identity = f"route:{route_id}/{identity}"
+    return f"group-{hashlib.sha256(identity.encode()).hexdigest()}"

@@ -109,7 +109,8 @@ def deliver(
     """One attempt to send one notice to one channel, logged as a Notification row.
 
     ``notice`` is a group's (its ``group``, ``labels`` and the ``firing`` and ``resolved``
-    alert ids); ``alert_id`` names the alert when the notice is of that one alert, and is None
+    alert ids; its ``route``, and the ``key`` of another group's incident it goes on with, when
+    it has them); ``alert_id`` names the alert when the notice is of that one alert, and is None
     for a test notice. A notice queued before routes existed has ``alert_id`` and no
     ``notice``: it is delivered as the single-alert notice it was. A transient failure raises
     TransportError, and Celery tries again with exponential backoff; a permanent one is logged
@@ -146,13 +147,6 @@ def deliver(
             # trigger) for alerts someone already took, where Alertmanager, dropping muted
             # alerts from a notice, sends what remains as resolved.
             kind = Notification.Kind.RESOLVED
-    attempt = self.request.retries + 1
-    group = AlertGroup.objects.filter(pk=notice["group"]).first() if notice else None
-    note = Notification.objects.create(
-        dispatch=dispatch_id, alert=alert, group=group, channel=channel, kind=kind, attempt=attempt
-    )
-    if notice is not None and alert is None:
-        note.listed_alerts.set(firing + resolved)
     if notice is None or alert is not None:
         message, problem = message_templates.templated(
             channel, alert, notifications.message_for(alert, kind)
@@ -162,9 +156,22 @@ def deliver(
             channel,
             None,
             notifications.group_message(
-                notice["labels"], kind, firing, resolved, notice.get("route")
+                notice["labels"], kind, firing, resolved, notice.get("route"), notice.get("key", "")
             ),
         )
+    attempt = self.request.retries + 1
+    group = AlertGroup.objects.filter(pk=notice["group"]).first() if notice else None
+    note = Notification.objects.create(
+        dispatch=dispatch_id,
+        alert=alert,
+        group=group,
+        channel=channel,
+        kind=kind,
+        attempt=attempt,
+        incident_key=message.fingerprint,
+    )
+    if notice is not None and alert is None:
+        note.listed_alerts.set(firing + resolved)
     try:
         delivery = notifications.send(channel, message)
     except TransportError as error:

@@ -3,10 +3,12 @@ by the same labels, a deleted route, the Acknowledge links of a notice of severa
 Notices reach a real HTTP receiver on 127.0.0.1, at times the tests pass in."""
 
 import hashlib
+import importlib
 import json
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.utils import timezone
 
 from alerts import grouping, lifecycle, links
@@ -128,12 +130,14 @@ def test_a_group_that_told_before_keys_named_routes_keeps_its_key_and_a_new_grou
     assert receiver.json()["fingerprint"] == "group-" + hashlib.sha256(named.encode()).hexdigest()
 
 
-def test_deleting_a_route_does_not_page_again_for_its_alerts_and_tells_their_resolution(
+def test_deleting_a_route_does_not_page_again_for_its_alerts_and_closes_their_incident(
     receiver,  # noqa: F811
     fleet,
     told,
+    settings,
 ):
     told_at, first, second = told
+    opened = receiver.json()["fingerprint"]
     Route.objects.filter(pk=fleet.pk).delete()
 
     # Their notify tasks long done, the root route takes them in: as told, not as news.
@@ -143,12 +147,53 @@ def test_deleting_a_route_does_not_page_again_for_its_alerts_and_tells_their_res
     assert first.group_memberships.get().group.route == grouping.root_route()
     assert second.group_memberships.count() == 1
 
-    lifecycle.recover(first, later + timedelta(minutes=1))
-    flush(later + timedelta(minutes=2))
-    resolved = receiver.json()
-    assert (receiver.requests[-1]["path"], resolved["kind"]) == ("/fleet", "resolved")
-    assert [alert["id"] for alert in resolved["alerts"]] == [str(first.pk)]
+    # Each in a group of its own now, they repeat on the incident they were told in.
+    repeat_at = later + timedelta(seconds=settings.ALERT_REPEAT_INTERVAL_SECONDS)
+    assert flush(repeat_at) == 2
+    repeats = [receiver.json(n) for n in (1, 2)]
+    assert {(notice["kind"], notice["fingerprint"]) for notice in repeats} == {("repeat", opened)}
+
+    # One resolves: the incident goes on, the other still firing.
+    lifecycle.recover(first, repeat_at + timedelta(minutes=1))
+    assert flush(repeat_at + timedelta(minutes=2)) == 1
+    told_first = receiver.json()
+    assert (receiver.requests[-1]["path"], told_first["kind"]) == ("/fleet", "repeat")
+    assert told_first["fingerprint"] == opened
+    states = {alert["id"]: alert["state"] for alert in told_first["alerts"]}
+    assert states == {str(first.pk): "resolved", str(second.pk): "firing"}
+
+    # The other resolves: the incident opened by the deleted route's group is closed.
+    lifecycle.recover(second, repeat_at + timedelta(minutes=3))
+    assert flush(repeat_at + timedelta(minutes=4)) == 1
+    closed = receiver.json()
+    assert (closed["kind"], closed["fingerprint"]) == ("resolved", opened)
+    assert [alert["id"] for alert in closed["alerts"]] == [str(second.pk)]
+    assert len(receiver.requests) == 5
+    assert not AlertGroup.objects.exists()
+    assert set(Notification.objects.values_list("incident_key", flat=True)) == {opened}
+
+
+def test_an_upgrade_keeps_the_incident_keys_open_alerts_were_told_under(
+    receiver,  # noqa: F811
+    fleet,
+    told,
+):
+    migration = importlib.import_module("alerts.migrations.0021_incident_keys")
+    alone = Alert(
+        instance=Instance.register("db-1"),
+        source=Alert.Source.SYSTEM,
+        alert_type="disk_full",
+        severity=Alert.Severity.CRITICAL,
+    )
+    lifecycle.open_episode(alone, [], timezone.now())  # the root route tells it at once
     assert len(receiver.requests) == 2
+    Notification.objects.update(incident_key="")  # sent before keys were kept
+
+    migration.keep_told_keys(apps, None)
+
+    keys = {note.alert_id: note.incident_key for note in Notification.objects.all()}
+    assert keys == {None: receiver.json(0)["fingerprint"], alone.pk: alone.fingerprint}
+    assert receiver.json(1)["fingerprint"] == alone.fingerprint
 
 
 def test_a_notice_of_several_alerts_has_an_acknowledge_link_for_each_firing_one(
