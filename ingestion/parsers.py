@@ -402,7 +402,8 @@ def _parse_native_samples(raw_samples: list, window: TimeWindow, problems: Probl
         if type(raw) is dict and len(raw) <= 3:
             name, value, ts = raw.get("name"), raw.get("value"), raw.get("ts")
             if (
-                name in good_names
+                type(name) is str
+                and name in good_names
                 and type(value) in (float, int)
                 and type(ts) is int
                 and earliest <= ts <= latest

@@ -128,7 +128,11 @@ def test_a_sample_without_a_timestamp_is_stamped_now_by_the_full_path():
     assert before <= batch.samples[0].ts == batch.samples[1].ts <= datetime.now(UTC)
 
 
-names = st.sampled_from(["cpu", "mem_used", "node:load1", "", "1bad", "a" * 201, "a-b"])
+# Not only strings: a name that cannot be hashed ({}, a list) must be refused, not crash the
+# check for names already seen good.
+names = st.sampled_from(
+    ["cpu", "mem_used", "node:load1", "", "1bad", "a" * 201, "a-b", {}, ["cpu"], 5]
+)
 values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(min_value=-(2**63), max_value=2**64 - 1),
