@@ -1,13 +1,17 @@
 """Checks in Chromium (the shared uvicorn server and browser of test_dashboard_browser): an
 Operator makes an HTTP check in the form against a local server, sees it go up, and, once the
-server is stopped, sees it go down and its incident appear without reloading the page."""
+server is stopped, sees it go down and its incident appear without reloading the page. At a
+phone's width every menu link is on screen and a check's row reads as a card; Delete is legible in
+either theme."""
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
+from accounts.permissions import Role
 from checks import tasks
 from checks.models import Check
 from tests.test_dashboard_browser import (  # noqa: F401
@@ -33,6 +37,80 @@ def rename(check: Check, name: str) -> None:
     check.name = name
     with ThreadPoolExecutor(max_workers=1) as executor:
         executor.submit(check.save).result()
+
+
+def checks_page(browser, asgi_server, client, user, **context_options) -> Page:  # noqa: F811
+    """The checks list in a new tab of a browser made with context_options, logged in as user."""
+    client.force_login(user)
+    context = browser.new_context(base_url=asgi_server, **context_options)
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}]
+    )
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    tab.goto("/checks/")
+    return tab
+
+
+def contrast_ratio(foreground: str, background: str) -> float:
+    """WCAG's contrast ratio of two computed colours ("rgb(r, g, b)")."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(part) / 255 for part in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    darker, lighter = sorted([luminance(foreground), luminance(background)])
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def test_at_phone_width_every_menu_link_is_on_screen_and_a_check_reads_as_a_card(
+    browser,  # noqa: F811
+    asgi_server,  # noqa: F811
+    client,
+    user_with_role,
+):
+    # An admin who is staff has the longest menu.
+    admin = user_with_role(Role.ADMIN, "phone-admin")
+    admin.is_staff = True
+    admin.save(update_fields=["is_staff"])
+    check = Check.objects.create(name="Nightly backup", kind=Check.Kind.HEARTBEAT)
+    tab = checks_page(browser, asgi_server, client, admin, viewport={"width": 390, "height": 844})
+
+    links = tab.locator(".nav a")
+    assert links.count() == 13
+    for link in links.all():
+        box = link.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, link.inner_text()
+        # Not hidden under the edge of a scrolling menu either: the link is what is there.
+        assert link.evaluate(
+            "a => { const r = a.getBoundingClientRect();"
+            " return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === a; }"
+        ), link.inner_text()
+    assert tab.evaluate("document.documentElement.scrollWidth") == 390
+
+    def cell(label: str) -> dict:
+        return tab.locator(f"#check-{check.pk} td[data-label='{label}']").bounding_box()
+
+    assert cell("State")["y"] == cell("Name")["y"]
+    assert cell("State")["x"] > cell("Name")["x"]
+    assert cell("Uptime, 24 h")["y"] == cell("Latency, 24 h")["y"]
+    assert cell("Last result")["width"] == cell("Actions")["width"] > 300
+    tab.context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_delete_is_legible_in_either_theme(browser, asgi_server, client, user_with_role, theme):  # noqa: F811
+    Check.objects.create(name="Nightly backup", kind=Check.Kind.HEARTBEAT)
+    operator = user_with_role(Role.OPERATOR, "themed")
+    tab = checks_page(browser, asgi_server, client, operator, color_scheme=theme)
+
+    delete = tab.get_by_role("link", name="Delete")
+    colours = delete.evaluate(
+        "a => { const style = getComputedStyle(a); return [style.color, style.backgroundColor]; }"
+    )
+    tab.context.close()
+    assert contrast_ratio(*colours) >= 4.5, colours
 
 
 def test_an_http_check_made_in_the_form_goes_up_then_down_live(page, http_target):  # noqa: F811
