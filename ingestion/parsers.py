@@ -349,7 +349,8 @@ def _native_batch_typed(body: bytes) -> ParsedBatch | None:
     try:
         decoded = _TYPED_BODY.decode(body)
         instance = orjson.loads(memoryview(decoded.instance))
-    except (msgspec.DecodeError, orjson.JSONDecodeError):
+    except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):
+        # RecursionError: msgspec skipping over a deeply nested value it keeps raw.
         return None
     raw_samples = decoded.samples
     if len(raw_samples) > settings.INGEST_MAX_SAMPLES:

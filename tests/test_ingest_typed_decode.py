@@ -88,6 +88,10 @@ def test_labels_units_and_instance_fields_are_taken_by_the_typed_decode():
         b'{"instance": {"agent_id": "a"}, "x": "\xff", "samples": []}',
         b'{"instance": {"agent_id": "a"}, "samples": [{"name": "c", "value": 1, "ts": 1, '
         b'"labels": {"k": "\xff"}}]}',
+        # Nesting deeper than msgspec goes when it skips a value it keeps raw.
+        b'{"instance": ' + b"[" * 1000 + b"]" * 1000 + b', "samples": []}',
+        b'{"instance": {"agent_id": "a"}, "samples": [{"name": "c", "value": 1, "ts": 1, '
+        b'"labels": ' + b"[" * 1000 + b"]" * 1000 + b"}]}",
         # A lone surrogate.
         b'{"instance": {"agent_id": "a\\ud800"}, "samples": []}',
         # Timestamps as an RFC 3339 string, a float, missing; out of the window.
