@@ -15,6 +15,7 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
@@ -23,7 +24,13 @@ from config.monitoring import RequestMetricsMiddleware
 
 INGEST_PATHS = frozenset({"/api/v1/ingest", "/api/v1/write"})
 # Outermost first, as in settings.MIDDLEWARE (where each also stands, in this order).
-INGEST_MIDDLEWARE = (RequestMetricsMiddleware, ApiRequestGuard, SecurityMiddleware)
+# CommonMiddleware refuses a Host not in ALLOWED_HOSTS, as it does for every other request.
+INGEST_MIDDLEWARE = (
+    RequestMetricsMiddleware,
+    ApiRequestGuard,
+    SecurityMiddleware,
+    CommonMiddleware,
+)
 
 
 class IngestRoute:

@@ -12,7 +12,9 @@ from instances.models import Instance
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def asgi_post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+def asgi_post(
+    path: str, body: bytes, headers: dict[str, str], host: str = "127.0.0.1"
+) -> tuple[int, dict, bytes]:
     """POST through config.asgi's application in this process: (status, headers, body)."""
     from config.asgi import application
 
@@ -27,7 +29,7 @@ def asgi_post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dic
         "query_string": b"",
         "root_path": "",
         "headers": [
-            (b"host", b"127.0.0.1"),
+            (b"host", host.encode()),
             (b"content-length", str(len(body)).encode()),
             *((name.lower().encode(), value.encode()) for name, value in headers.items()),
         ],
@@ -130,6 +132,20 @@ def test_remote_write_goes_the_same_way_and_refuses_as_the_stack_does(client, to
     assert status == through_stack.status_code
     assert 400 <= status < 500
     assert orjson.loads(body) == through_stack.json()
+
+
+def test_a_host_not_allowed_is_refused_as_by_the_full_stack(client, token):
+    status, _, body = asgi_post("/api/v1/ingest", batch("web-3"), bearer(token), "evil.example")
+
+    through_stack = client.post(
+        "/api/v1/ingest",
+        batch("web-3"),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", "Host": "evil.example"},
+    )
+    assert status == through_stack.status_code == 400
+    assert body == through_stack.content
+    assert not Instance.objects.filter(agent_id="web-3").exists()
 
 
 def test_other_requests_keep_the_full_stack(token):
