@@ -11,10 +11,12 @@ other API request, at a fraction of the CPU.
 """
 
 from asgiref.sync import sync_to_async
+from csp.middleware import CSPMiddleware
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
@@ -23,13 +25,16 @@ from api.limits import ApiRequestGuard
 from config.monitoring import RequestMetricsMiddleware
 
 INGEST_PATHS = frozenset({"/api/v1/ingest", "/api/v1/write"})
-# Outermost first, as in settings.MIDDLEWARE (where each also stands, in this order).
-# CommonMiddleware refuses a Host not in ALLOWED_HOSTS, as it does for every other request.
+# Outermost first, as in settings.MIDDLEWARE (where each also stands, in this order): those
+# that refuse a request ingest must refuse too (CommonMiddleware: a Host not in ALLOWED_HOSTS)
+# or set the headers of every answer (security headers, CSP, Content-Length, X-Frame-Options).
 INGEST_MIDDLEWARE = (
     RequestMetricsMiddleware,
     ApiRequestGuard,
     SecurityMiddleware,
+    CSPMiddleware,
     CommonMiddleware,
+    XFrameOptionsMiddleware,
 )
 
 

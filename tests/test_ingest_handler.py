@@ -5,18 +5,28 @@ import asyncio
 
 import orjson
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 
+from config.ingest_handler import INGEST_MIDDLEWARE
 from instances.models import Instance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def asgi_post(
-    path: str, body: bytes, headers: dict[str, str], host: str = "127.0.0.1"
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    host: str = "127.0.0.1",
+    full_stack: bool = False,
 ) -> tuple[int, dict, bytes]:
-    """POST through config.asgi's application in this process: (status, headers, body)."""
-    from config.asgi import application
+    """POST through config.asgi's application in this process (with ``full_stack``, through
+    Django's ASGI handler and its whole middleware list instead): (status, headers, body)."""
+    from config.asgi import application, django_asgi_app
+
+    if full_stack:
+        application = django_asgi_app
 
     scope = {
         "type": "http",
@@ -146,6 +156,38 @@ def test_a_host_not_allowed_is_refused_as_by_the_full_stack(client, token):
     assert status == through_stack.status_code == 400
     assert body == through_stack.content
     assert not Instance.objects.filter(agent_id="web-3").exists()
+
+
+def test_ingest_middleware_is_the_full_stacks_in_its_order():
+    dotted = [
+        f"{middleware.__module__}.{middleware.__qualname__}" for middleware in INGEST_MIDDLEWARE
+    ]
+    full_stack = iter(settings.MIDDLEWARE)
+    # Each found after the one before it: an ordered subsequence of settings.MIDDLEWARE.
+    assert all(name in full_stack for name in dotted), (dotted, settings.MIDDLEWARE)
+
+
+@pytest.mark.parametrize(
+    ("body", "authorized", "host", "status"),
+    [
+        pytest.param(batch("web-4"), True, "127.0.0.1", 202, id="accepted"),
+        pytest.param(b"{not json", True, "127.0.0.1", 400, id="malformed JSON"),
+        pytest.param(batch("web-4"), True, "evil.example", 400, id="host not allowed"),
+        pytest.param(batch("web-4"), False, "127.0.0.1", 401, id="no token"),
+    ],
+)
+def test_answers_carry_the_full_stacks_headers(token, body, authorized, host, status):
+    headers = bearer(token) if authorized else {"Content-Type": "application/json"}
+    lean = asgi_post("/api/v1/ingest", body, headers, host)
+    full = asgi_post("/api/v1/ingest", body, headers, host, full_stack=True)
+
+    assert lean[0] == full[0] == status
+    # The full stack's "Vary: Cookie" is the session middleware's, when a later middleware read
+    # the session; an ingest answer depends on its bearer token, never on a cookie.
+    full_headers = {name: value for name, value in full[1].items() if name != "vary"}
+    assert full[1].get("vary", "Cookie") == "Cookie"
+    assert lean[1] == full_headers
+    assert lean[2] == full[2]
 
 
 def test_other_requests_keep_the_full_stack(token):
