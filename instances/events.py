@@ -98,6 +98,19 @@ class Publisher:
     def start_flush(self) -> None:
         # Kept, as the loop holds its tasks weakly only.
         self.flush_task = asyncio.get_running_loop().create_task(self.flush())
+        self.flush_task.add_done_callback(self.flush_done)
+
+    def flush_done(self, task: asyncio.Task) -> None:
+        """A flush cancelled before it ran a line (its loop closing right after creating it)
+        has neither sent nor handed on what is pending: the process's own loop sends it, or
+        ``in_flight`` would hold every later publish back for good. A flush cancelled during a
+        send handed on its own work and let go of ``flush_task``."""
+        with self.lock:
+            never_ran = task.cancelled() and self.flush_task is task
+            if never_ran:
+                self.flush_task = None
+        if never_ran:
+            asyncio.run_coroutine_threadsafe(self.flush(), self.publishing_loop())
 
     async def flush(self) -> None:
         """Send what is pending, then what came meanwhile, until nothing is left."""

@@ -133,3 +133,23 @@ def test_a_send_cut_off_by_its_loop_closing_is_finished_by_the_process():
     assert wait_for_publishes()
     event = async_to_sync(receive)(channel)
     assert event == {"type": "instances.updated", "instance_ids": [instance_id]}
+
+
+def test_a_send_cancelled_before_it_began_is_made_by_the_process_and_later_ones_too():
+    channel = async_to_sync(listener)(INSTANCES_GROUP)
+    first, later = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def scenario():
+        # Returning at once closes this loop, which cancels the send it was handed before that
+        # send ran a line.
+        publish_instance_updated(first, 1)
+
+    async_to_sync(scenario)()
+    assert wait_for_publishes()
+    publish_instance_updated(later, 1)
+
+    events_heard = [async_to_sync(receive)(channel), async_to_sync(receive)(channel)]
+    assert events_heard == [
+        {"type": "instances.updated", "instance_ids": [first]},
+        {"type": "instances.updated", "instance_ids": [later]},
+    ]
