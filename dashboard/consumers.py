@@ -100,6 +100,11 @@ class OverviewConsumer(LiveConsumer):
     async def instances_updated(self, event):
         self.feed.note(*event["instance_ids"])
 
+    async def instance_updated(self, event):
+        # What a process of the previous release sends to the instances group during a rolling
+        # deploy: one instance each, noted as instances.updated notes its list.
+        await self.instances_updated({"instance_ids": [event["instance_id"]]})
+
     async def alert_changed(self, event):
         # The alert's row, the counts and its instance's card (its status follows its alerts).
         self.feed.note(event["instance_id"])
@@ -168,6 +173,11 @@ class DashboardConsumer(LiveConsumer):
 
     async def instances_updated(self, event):
         self.feed.note(*event["instance_ids"])
+
+    async def instance_updated(self, event):
+        # What a process of the previous release sends to the instances group during a rolling
+        # deploy: one instance each, noted as instances.updated notes its list.
+        await self.instances_updated({"instance_ids": [event["instance_id"]]})
 
     async def deliver(self, html, next_view):
         if html is None:

@@ -8,8 +8,10 @@ import re
 import orjson
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 
 from dashboard.models import Dashboard
+from instances.events import INSTANCES_GROUP
 from tests.test_dashboard_boards import board_with
 from tests.test_dashboard_live import ingest, receive_all, session_cookie, socket  # noqa: F401
 
@@ -58,6 +60,33 @@ def test_an_ingested_sample_extends_the_time_series_panel_of_the_chosen_host(
     assert list(points) == [str(chart.pk)]
     assert list(points[str(chart.pk)]) == ["web-2"]
     assert points[str(chart.pk)]["web-2"][1] == 77.0
+
+
+def test_the_previous_releases_instance_updated_event_extends_the_panels_too(
+    api,
+    session_cookie,  # noqa: F811
+):
+    # During a rolling deploy a process of the previous release still sends one instance.updated
+    # per instance to the instances group, where this release sends instances.updated.
+    instance_id = ingest(api, "web-2", "Web 2", 20.0)
+    board = board_of_cpu()
+    chart = board.panels.get(type="timeseries")
+    old_event = {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+
+    async def scenario():
+        communicator = socket(f"/ws/dashboards/{board.pk}/?var-host=web-2&range=1h", session_cookie)
+        assert (await communicator.connect())[0]
+        await get_channel_layer().group_send(INSTANCES_GROUP, old_event)
+        first = await communicator.receive_from(timeout=5)
+        # Still open: the next ingest is pushed as well.
+        await sync_to_async(ingest)(api, "web-2", "Web 2", 77.0)
+        second = await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+        return first, second
+
+    first, second = (pushed_points(message) for message in async_to_sync(scenario)())
+    assert first[str(chart.pk)]["web-2"][1] == 20.0
+    assert second[str(chart.pk)]["web-2"][1] == 77.0
 
 
 def test_a_fixed_range_is_not_extended(api, session_cookie):  # noqa: F811

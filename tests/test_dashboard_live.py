@@ -152,6 +152,32 @@ def test_a_burst_of_a_hundred_updates_makes_at_most_two_pushes(api, session_cook
     assert "Bursty" in messages[0]
 
 
+def test_the_previous_releases_instance_updated_event_is_pushed_as_the_new_one(api, session_cookie):
+    # During a rolling deploy a process of the previous release still sends one instance.updated
+    # per instance to the instances group, where this release sends instances.updated.
+    instance_id = ingest(api, "old-sender", "Old Sender")
+    old_event = {"type": "instance.updated", "instance_id": instance_id, "samples": 1}
+    new_event = {"type": "instances.updated", "instance_ids": [instance_id]}
+
+    async def scenario():
+        communicator = socket("/ws/overview/", session_cookie)
+        assert (await communicator.connect())[0]
+        layer = get_channel_layer()
+        pushes = []
+        # The first push carries the whole grid, the later ones the cards they note.
+        for event in (new_event, old_event, new_event):
+            await layer.group_send(INSTANCES_GROUP, event)
+            pushes.append(await communicator.receive_from(timeout=5))
+        await communicator.disconnect()
+        return pushes
+
+    _, after_old, after_new = async_to_sync(scenario)()
+    assert f'id="instance-{instance_id}"' in after_old and "Old Sender" in after_old
+    # The same card, but how long ago the instance was last seen, said a second apart.
+    relative_times = re.compile(r"<time [^>]*>[^<]*</time>")
+    assert relative_times.sub("", after_old) == relative_times.sub("", after_new)
+
+
 def test_a_hundred_ingest_posts_are_pushed_at_most_once_a_second(api, session_cookie):
     ingest(api, "steady", "Steady")
 
