@@ -310,9 +310,11 @@ def _insert_groups(placements: list[tuple], now: datetime, tree: RouteTree) -> d
     new = {}
     for route, key, labels in placements:
         new.setdefault((route.pk, key), (route, labels))
+    # In (route, key) order, as every placing inserts them: two placing overlapping alerts at
+    # once then wait for each other's groups in turn instead of deadlocking.
     rows = [
         (route.pk, key, json.dumps(labels), now, now + tree.setting(route, "group_wait"))
-        for (_, key), (route, labels) in new.items()
+        for (_, key), (route, labels) in sorted(new.items(), key=lambda item: item[0])
     ]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -332,6 +334,8 @@ def _insert_groups(placements: list[tuple], now: datetime, tree: RouteTree) -> d
 
 def _insert_members(pairs: list[tuple]) -> set:
     """Make the members (group pk, alert pk) missing; returns the pairs made."""
+    # In (group, alert) order, as for groups: concurrent placings lock them in the same order.
+    pairs = sorted(pairs)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {AlertGroupMember._meta.db_table} "
@@ -379,9 +383,10 @@ def _own_incident_key(group: AlertGroup, route: Route, tree: RouteTree, alert: A
 
 def _update_rows(model, columns: dict, rows: list[tuple]) -> None:
     """Write ``columns`` (name: SQL type) of ``model``'s rows, each ``(pk, *values)``, in one
-    statement from arrays."""
+    statement from arrays, given in pk order so that concurrent placings lock rows in one order."""
     if not rows:
         return
+    rows = sorted(rows, key=lambda row: row[0])
     table = model._meta.db_table
     arrays = ", ".join(f"%s::{kind}[]" for kind in ["bigint", *columns.values()])
     with connection.cursor() as cursor:
