@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, websockets through Channels (PRODUCT.md section 6)."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -24,3 +25,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# What is loaded by now (Django, the apps, their modules and settings) lives as long as the
+# process. Frozen, it is left out of the cyclic collector's passes, which a request making
+# thousands of short-lived objects (an ingest batch) otherwise sets off to walk all of it: a
+# third of the ingest path's CPU.
+gc.freeze()
