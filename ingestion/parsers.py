@@ -322,7 +322,8 @@ def parse_native_body(body: bytes) -> ParsedBatch:
     return batch
 
 
-class _TypedSample(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: a batch decodes thousands, none of which can be part of a reference cycle.
+class _TypedSample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     name: str
     value: float
     ts: int
@@ -331,7 +332,7 @@ class _TypedSample(msgspec.Struct, forbid_unknown_fields=True):
     unit: str | None = None
 
 
-class _TypedBody(msgspec.Struct, forbid_unknown_fields=True):
+class _TypedBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     instance: msgspec.Raw = msgspec.Raw(b"null")
     samples: list[_TypedSample] = []
 
@@ -375,16 +376,20 @@ def _native_batch_typed(body: bytes) -> ParsedBatch | None:
         return None
     moments = {ts: datetime.fromtimestamp(ts / 1000, UTC) for ts in set(stamps)}
     samples = []
+    # tuple.__new__ makes the ParsedSample as its constructor does, without the constructor's
+    # Python frame (a third of this loop's time).
+    make, sample_type = tuple.__new__, ParsedSample
     for sample, value, ts in zip(raw_samples, values, stamps, strict=True):
         labels, unit = {}, ""
-        try:
-            if sample.labels:
-                labels = parse_labels(orjson.loads(memoryview(sample.labels)))
-            if sample.unit is not None:
-                unit = parse_unit(sample.unit)
-        except (ValueError, orjson.JSONDecodeError):
-            return None
-        samples.append(ParsedSample(sample.name, value, moments[ts], labels, unit))
+        if sample.labels or sample.unit is not None:
+            try:
+                if sample.labels:
+                    labels = parse_labels(orjson.loads(memoryview(sample.labels)))
+                if sample.unit is not None:
+                    unit = parse_unit(sample.unit)
+            except (ValueError, orjson.JSONDecodeError):
+                return None
+        samples.append(make(sample_type, (sample.name, value, moments[ts], labels, unit)))
     return ParsedBatch(instance=instance, samples=samples)
 
 
