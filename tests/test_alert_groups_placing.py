@@ -143,6 +143,10 @@ def test_two_placings_of_the_same_alerts_in_opposite_orders_at_once_do_not_deadl
     # As two workers placing overlapping batches (a storm's notify tasks, the evaluation's tail):
     # each takes its groups' and members' row locks in the same order, so one waits for the
     # other instead of each waiting for a row the other holds.
+    # The root route is there before (an earlier test's flush may have removed the one the
+    # migrations made): the placings would otherwise both create it, one waiting on the other's
+    # insert before reaching the contended one.
+    grouping.root_route()
     if contended is AlertGroupMember:
         # Groups of many alerts each, there before: the placings insert only members.
         request.getfixturevalue("routes")
