@@ -147,3 +147,16 @@ def test_an_http_check_made_in_the_form_goes_up_then_down_live(page, http_target
         rename(check, name)
         expect(page.locator(f"#check-{check.pk} strong")).to_have_text(name)
     expect(page.locator("#checks-table tbody tr")).to_have_count(1)
+
+
+def test_a_state_badge_is_legible_in_the_dark_theme(browser, asgi_server, client, user_with_role):  # noqa: F811
+    # The dark theme's status colours are light: a badge's text on them is dark, not white.
+    Check.objects.create(name="Nightly backup", kind=Check.Kind.HEARTBEAT)
+    viewer = user_with_role(Role.VIEWER, "dark-viewer")
+    tab = checks_page(browser, asgi_server, client, viewer, color_scheme="dark")
+
+    colours = tab.locator("#checks-table .badge").first.evaluate(
+        "b => { const style = getComputedStyle(b); return [style.color, style.backgroundColor]; }"
+    )
+    tab.context.close()
+    assert contrast_ratio(*colours) >= 4.5, colours
