@@ -72,7 +72,20 @@ class LiveConsumer(RoleRequiredConsumer, AsyncWebsocketConsumer):
             await self.send(text_data=html)
 
 
-class OverviewConsumer(LiveConsumer):
+class InstancesGroupFeed:
+    """For a live consumer in the instances group: each ingest's instances are noted for the
+    next push."""
+
+    async def instances_updated(self, event):
+        self.feed.note(*event["instance_ids"])
+
+    async def instance_updated(self, event):
+        # What a process of the previous release sends to the instances group during a rolling
+        # deploy: one instance each, noted as instances.updated notes its list.
+        await self.instances_updated({"instance_ids": [event["instance_id"]]})
+
+
+class OverviewConsumer(InstancesGroupFeed, LiveConsumer):
     """The overview's summary, instance grid, recent alerts and events."""
 
     render = staticmethod(overview.live_fragment)
@@ -96,14 +109,6 @@ class OverviewConsumer(LiveConsumer):
             self.view = dataclasses.replace(
                 self.view, filters=filters, shown_ids=None, shown_total=None
             )
-
-    async def instances_updated(self, event):
-        self.feed.note(*event["instance_ids"])
-
-    async def instance_updated(self, event):
-        # What a process of the previous release sends to the instances group during a rolling
-        # deploy: one instance each, noted as instances.updated notes its list.
-        await self.instances_updated({"instance_ids": [event["instance_id"]]})
 
     async def alert_changed(self, event):
         # The alert's row, the counts and its instance's card (its status follows its alerts).
@@ -154,7 +159,7 @@ class InstanceConsumer(LiveConsumer):
         await super().deliver(html, next_view)
 
 
-class DashboardConsumer(LiveConsumer):
+class DashboardConsumer(InstancesGroupFeed, LiveConsumer):
     """A dashboard's time-series panels, extended with each push's new points. Every ingest
     may touch a panel's query, so every one is heard (the feed pushes at most once a second)."""
 
@@ -170,14 +175,6 @@ class DashboardConsumer(LiveConsumer):
 
     def feed_key(self):
         return ("dashboard", self.view.dashboard_id)
-
-    async def instances_updated(self, event):
-        self.feed.note(*event["instance_ids"])
-
-    async def instance_updated(self, event):
-        # What a process of the previous release sends to the instances group during a rolling
-        # deploy: one instance each, noted as instances.updated notes its list.
-        await self.instances_updated({"instance_ids": [event["instance_id"]]})
 
     async def deliver(self, html, next_view):
         if html is None:
