@@ -18,7 +18,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 
-from bench.common import PYTHON, ROOT, Figure, emit, log, production_env, setup_django, stop
+from bench.common import (
+    PYTHON,
+    ROOT,
+    Figure,
+    cpu_seconds,
+    emit,
+    log,
+    production_env,
+    setup_django,
+    stop,
+)
 
 LAG_TARGET_P95_SECONDS = 2.0
 
@@ -66,18 +76,6 @@ def lag_histogram() -> tuple[list[tuple[float, float]], float]:
     count = stored.get("lag_count", 0.0)
     buckets = [(bound, stored.get(f"lag_le_{bound}", 0.0)) for bound in LAG_BUCKETS]
     return [*buckets, (float("inf"), count)], count
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    tree = [process, *process.children(recursive=True)]
-    total = 0.0
-    for one in tree:
-        try:
-            times = one.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,41 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds (user and system) of ``process`` and its children so far."""
+    tree = [process, *process.children(recursive=True)]
+    total = 0.0
+    for one in tree:
+        try:
+            times = one.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def backend_cpu_seconds(dsn: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to ``dsn``'s database (the
+    server's own processes, such as the WAL writer, are not counted), by process id. The server
+    must run on this machine."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        pids = [
+            pid
+            for (pid,) in db.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    seconds = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        seconds[pid] = times.user + times.system
+    return seconds
 
 
 def ingest_bench_setup(description: str, seconds: float) -> tuple[argparse.Namespace, str, str]:

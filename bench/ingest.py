@@ -3,9 +3,10 @@
 The HTTP side is the real ASGI server (uvicorn, production settings, ``--workers``) with
 ``--clients`` threads each holding a keep-alive connection and posting pre-serialised batches of
 1,000 samples (1,000 instances × 10 metrics, new timestamps, no replays) for ``--seconds``. Then the
-rows it stored are written again straight into the same ``samples`` table with binary COPY: in
-1,000-row COPY + COMMIT batches over as many connections as there were clients (the same shape
-as the HTTP requests, the ratio's denominator), and as one big COPY.
+rows it stored are written again straight into the same ``samples`` table with binary COPY: each
+request's rows as one COPY + COMMIT, in the order they were posted, over as many connections as
+there were clients (the ratio's denominator: the same rows in the same transactions), and as one
+big COPY.
 """
 
 import http.client
@@ -13,13 +14,16 @@ import os
 import statistics
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
+import psutil
 import psycopg
 
 from bench.common import (
     Figure,
+    backend_cpu_seconds,
+    cpu_seconds,
     emit,
     ingest_bench_setup,
     log,
@@ -34,20 +38,24 @@ BATCH = 1000
 
 def batches(count: int) -> list[bytes]:
     """``count`` request bodies of 1,000 samples, cycling over the instances, each batch of an
-    instance 100 seconds after its previous one. The newest are stamped about now, so, as from
-    live agents, nothing is older than the rollups' grace window."""
+    instance the next 100 scrapes after its previous one. The newest are stamped about now and,
+    as from live agents, none older than half the rollups' grace window: scrapes are a second
+    apart, closer when that many batches would reach further back."""
+    from django.conf import settings
+
     rounds = -(-count // INSTANCES)
-    start_ms = int((datetime.now(UTC) - timedelta(seconds=100 * rounds)).timestamp() * 1000)
     steps = BATCH // METRICS
+    interval_ms = min(1000, settings.ROLLUP_GRACE_SECONDS * 1000 // 2 // (rounds * steps))
+    start_ms = int(datetime.now(UTC).timestamp() * 1000) - rounds * steps * interval_ms
     bodies = []
     for n in range(count):
         instance, round_ = n % INSTANCES, n // INSTANCES
-        base = start_ms + round_ * steps * 1000
+        base = start_ms + round_ * steps * interval_ms
         samples = [
             {
                 "name": f"bench_metric_{m}",
                 "value": (n * 7 + s * 13 + m) % 1000 / 10,
-                "ts": base + s * 1000,
+                "ts": base + s * interval_ms,
             }
             for s in range(steps)
             for m in range(METRICS)
@@ -93,29 +101,68 @@ def post_all(url: str, token: str, bodies: list[bytes], clients: int, seconds: f
     return {"seconds": time.perf_counter() - started, "latencies": latencies, "statuses": statuses}
 
 
-def copy_rows(dsn: str, rows: list[tuple], clients: int, batch: int) -> float:
+def as_posted(db: psycopg.Connection) -> list[tuple]:
+    """The stored rows as the requests carried them: in 1,000-row runs, each one request's
+    (one instance's next 100 scrapes, scrape by scrape), the runs in the order posted (a round
+    over the instances, then the next)."""
+    runs = []
+    instance_rows = []
+    instance = None
+    for instance_id, *row in db.execute(
+        "SELECT s.instance_id, x.series_id, x.ts, x.value FROM samples x "
+        "JOIN instances_series s ON s.id = x.series_id ORDER BY s.instance_id, x.ts, x.series_id"
+    ):
+        if instance_id != instance:
+            runs.extend(_runs_of(instance_rows))
+            instance_rows, instance = [], instance_id
+        instance_rows.append(tuple(row))
+    runs.extend(_runs_of(instance_rows))
+    runs.sort(key=lambda run: run[0])
+    return [row for _, _, rows in runs for row in rows]
+
+
+def _runs_of(rows: list[tuple]) -> list[tuple[int, int, list[tuple]]]:
+    """(round, first series id, rows) of each request's run of one instance's ``rows``."""
+    return [
+        (number, rows[start][0], rows[start : start + BATCH])
+        for number, start in enumerate(range(0, len(rows), BATCH))
+    ]
+
+
+def copy_rows(dsn: str, rows: list[tuple], clients: int, batch: int) -> tuple[float, float]:
     """Seconds to COPY ``rows`` into samples in ``batch``-row COPY + COMMIT over ``clients``
-    connections (as Vigil's write path does: binary, set_types, write_row)."""
+    connections (binary, set_types, write_row), and the CPU seconds their backends spent."""
     chunks = iter([rows[i : i + batch] for i in range(0, len(rows), batch)])
     lock = threading.Lock()
+    backend_seconds = []
 
     def worker() -> None:
         with psycopg.connect(dsn) as connection:
-            while True:
+            backend = psutil.Process(connection.info.backend_pid)
+            before = backend.cpu_times()
+            try:
+                copy_chunks(connection)
+            finally:
+                after = backend.cpu_times()
                 with lock:
-                    chunk = next(chunks, None)
-                if chunk is None:
-                    return
-                with (
-                    connection.cursor() as cursor,
-                    cursor.copy(
-                        "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
-                    ) as copy,
-                ):
-                    copy.set_types(["int8", "timestamptz", "float8"])
-                    for row in chunk:
-                        copy.write_row(row)
-                connection.commit()
+                    backend_seconds.append(after.user + after.system - before.user - before.system)
+
+    def copy_chunks(connection: psycopg.Connection) -> None:
+        while True:
+            with lock:
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(
+                    "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["int8", "timestamptz", "float8"])
+                for row in chunk:
+                    copy.write_row(row)
+            connection.commit()
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     started = time.perf_counter()
@@ -123,7 +170,7 @@ def copy_rows(dsn: str, rows: list[tuple], clients: int, batch: int) -> float:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, sum(backend_seconds)
 
 
 def main() -> None:
@@ -131,29 +178,42 @@ def main() -> None:
 
     log(f"building {args.batches} request bodies")
     bodies = batches(args.batches)
-    with web_server(workers=args.workers) as (url, _):
+    with web_server(workers=args.workers) as (url, server):
         log(f"warming up {url}")
         post_all(url, token, bodies[:INSTANCES], args.clients, 60)
         log(f"posting for up to {args.seconds:.0f} s from {args.clients} clients")
         load_before = os.getloadavg()[0]
+        web_before, backends_before = (
+            cpu_seconds(psutil.Process(server.pid)),
+            backend_cpu_seconds(dsn),
+        )
+        client_before = time.process_time()
         result = post_all(url, token, bodies[INSTANCES:], args.clients, args.seconds)
+        client_cpu = time.process_time() - client_before
+        web_cpu = cpu_seconds(psutil.Process(server.pid)) - web_before
+        backends_cpu = sum(
+            seconds - backends_before.get(pid, 0.0)
+            for pid, seconds in backend_cpu_seconds(dsn).items()
+        )
     accepted = result["statuses"].get(202, 0)
     http_rate = accepted * BATCH / result["seconds"]
     latencies = result["latencies"]
 
     with psycopg.connect(dsn, autocommit=True) as db:
-        rows = db.execute(
-            "SELECT series_id, ts, value FROM samples ORDER BY ts, series_id"
-        ).fetchall()
+        rows = as_posted(db)
         stored = len(rows)
         db.execute("TRUNCATE samples")
-        batched = copy_rows(dsn, rows, args.clients, BATCH)
+        copier_before = time.process_time()
+        batched, copy_backends_cpu = copy_rows(dsn, rows, args.clients, BATCH)
+        copier_cpu = time.process_time() - copier_before
         db.execute("TRUNCATE samples")
-        single = copy_rows(dsn, rows, 1, len(rows))
+        single, _ = copy_rows(dsn, rows, 1, len(rows))
         db.execute("TRUNCATE samples")
     load_after = os.getloadavg()[0]
     batched_rate, single_rate = stored / batched, stored / single
     ratio = http_rate / batched_rate
+    per_batch = 1000 / accepted if accepted else float("nan")
+    per_copy = 1000 * BATCH / stored if stored else float("nan")
     log(
         f"HTTP {http_rate:,.0f}/s, COPY batched {batched_rate:,.0f}/s, "
         f"one COPY {single_rate:,.0f}/s"
@@ -204,10 +264,17 @@ def main() -> None:
             f"{accepted} batches of {BATCH} accepted in {result['seconds']:.1f} s "
             f"(statuses {result['statuses']}); {stored} rows stored; uvicorn --workers "
             f"{args.workers}, {args.clients} client threads on the same {os.cpu_count()} cores.",
-            "The ratio compares like with like: the HTTP path and the raw COPY both write 1,000 "
-            "rows per transaction over the same number of connections. Load average "
+            "The ratio compares like with like: the raw COPY writes the rows the requests "
+            "stored, each request's as one transaction, in the order posted, over the same "
+            "number of connections. Load average "
             f"{load_before:.1f} before the HTTP phase, {load_after:.1f} after the COPYs "
             f"({os.cpu_count()} cores).",
+            "CPU per 1,000 samples: through HTTP, web processes "
+            f"{web_cpu * per_batch:.2f} ms, PostgreSQL backends {backends_cpu * per_batch:.2f} "
+            f"ms, load generator {client_cpu * per_batch:.2f} ms; raw COPY, PostgreSQL "
+            f"backends {copy_backends_cpu * per_copy:.2f} ms, its client "
+            f"{copier_cpu * per_copy:.2f} ms (the server's own processes, such as the WAL "
+            "writer, not counted on either side).",
         ],
     )
 
