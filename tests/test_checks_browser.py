@@ -1,14 +1,15 @@
 """Checks in Chromium (the shared uvicorn server and browser of test_dashboard_browser): an
 Operator makes an HTTP check in the form against a local server, sees it go up, and, once the
 server is stopped, sees it go down and its incident appear without reloading the page. At a
-phone's width every menu link is on screen and a check's row reads as a card; Delete is legible in
-either theme."""
+phone's width every menu link is on screen and a check's row reads as a card; Delete and every
+state badge are legible in either theme."""
 
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.permissions import Role
@@ -149,14 +150,41 @@ def test_an_http_check_made_in_the_form_goes_up_then_down_live(page, http_target
     expect(page.locator("#checks-table tbody tr")).to_have_count(1)
 
 
-def test_a_state_badge_is_legible_in_the_dark_theme(browser, asgi_server, client, user_with_role):  # noqa: F811
-    # The dark theme's status colours are light: a badge's text on them is dark, not white.
-    Check.objects.create(name="Nightly backup", kind=Check.Kind.HEARTBEAT)
-    viewer = user_with_role(Role.VIEWER, "dark-viewer")
-    tab = checks_page(browser, asgi_server, client, viewer, color_scheme="dark")
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_state_badge_is_legible_in_either_theme(
+    browser,  # noqa: F811
+    asgi_server,  # noqa: F811
+    client,
+    user_with_role,
+    theme,
+):
+    # A badge's text is white on the light theme's deep status colours, dark on the dark theme's
+    # light ones and on amber in both.
+    for state in Check.State.values:
+        Check.objects.create(
+            name=f"Nightly {state}",
+            kind=Check.Kind.HEARTBEAT,
+            state=state,
+            paused=state == Check.State.PAUSED,
+            # An up heartbeat's next ping is due after its last one.
+            last_ping_at=timezone.now(),
+        )
+    viewer = user_with_role(Role.VIEWER, f"{theme}-viewer")
+    tab = checks_page(browser, asgi_server, client, viewer, color_scheme=theme)
 
-    colours = tab.locator("#checks-table .badge").first.evaluate(
-        "b => { const style = getComputedStyle(b); return [style.color, style.backgroundColor]; }"
+    badges = tab.locator("#checks-table .badge")
+    expect(badges).to_have_count(len(Check.State.values))
+    # An outlined badge (paused) has no fill of its own: its text is on the row's background.
+    colours = badges.evaluate_all(
+        """badges => badges.map(b => {
+            let filled = b;
+            while (getComputedStyle(filled).backgroundColor === "rgba(0, 0, 0, 0)") {
+                filled = filled.parentElement;
+            }
+            return [b.textContent, getComputedStyle(b).color, getComputedStyle(filled).backgroundColor];
+        })"""
     )
     tab.context.close()
-    assert contrast_ratio(*colours) >= 4.5, colours
+    assert sorted(state for state, _, _ in colours) == sorted(Check.State.values)
+    illegible = [(state, fg, bg) for state, fg, bg in colours if contrast_ratio(fg, bg) < 4.5]
+    assert not illegible, illegible
