@@ -9,10 +9,12 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from alerts import grouping, lifecycle, links
-from alerts.models import Alert, AlertGroup, Notification, Route
+from alerts.models import GROUP_BY_ALL, Alert, AlertGroup, AlertGroupMember, Notification, Route
 from alerts.tasks import deliver
 from instances.models import Instance
 from tests.test_alert_routes import FLEET, down, flush, receiver, route, webhook  # noqa: F401
@@ -194,6 +196,41 @@ def test_an_upgrade_keeps_the_incident_keys_open_alerts_were_told_under(
     keys = {note.alert_id: note.incident_key for note in Notification.objects.all()}
     assert keys == {None: receiver.json(0)["fingerprint"], alone.pk: alone.fingerprint}
     assert receiver.json(1)["fingerprint"] == alone.fingerprint
+
+
+def test_an_upgrade_keeps_the_incident_key_an_alert_carried_into_its_group_was_told_under(
+    receiver,  # noqa: F811
+):
+    pager = webhook(receiver, "/pager")
+    each = route("each", {"alertname": Alert.INSTANCE_DOWN}, pager, group_by=[GROUP_BY_ALL])
+    start = timezone.now()
+    carried = down(1, start)  # its own group tells it at once, under its fingerprint
+    assert receiver.json()["fingerprint"] == carried.fingerprint
+    # Before the upgrade, its route gave way to one grouping by alertname: the alert was
+    # carried into that group as told, and a new alert was told by the group.
+    each.delete()
+    route("fleet", {"alertname": Alert.INSTANCE_DOWN}, pager, **FLEET)
+    later = start + grouping.PLACING_GRACE + timedelta(seconds=1)
+    assert flush(later) == 0
+    fresh = down(2, later)
+    assert flush(later + timedelta(seconds=61)) == 1
+    group_key = receiver.json()["fingerprint"]
+
+    # The database as it was before 0021 (the keys placing kept dropped with their column),
+    # then the upgrade.
+    executor = MigrationExecutor(connection)
+    executor.migrate([("alerts", "0020_group_keyed_by_route")])
+    executor.loader.build_graph()
+    executor.migrate([("alerts", "0022_told_keys_of_members_placed_before")])
+
+    told_keys = dict(AlertGroupMember.objects.values_list("alert_id", "told_keys"))
+    assert told_keys == {carried.pk: {str(pager.pk): carried.fingerprint}, fresh.pk: {}}
+    # Its resolution closes the incident its firing opened, not one of the group's.
+    lifecycle.recover(carried, later + timedelta(minutes=2))
+    assert flush(later + timedelta(minutes=7)) == 1
+    resolved = receiver.json()
+    assert (resolved["kind"], resolved["fingerprint"]) == ("resolved", carried.fingerprint)
+    assert resolved["fingerprint"] != group_key
 
 
 def test_a_notice_of_several_alerts_has_an_acknowledge_link_for_each_firing_one(
