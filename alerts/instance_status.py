@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from alerts.models import Alert
+from instances import store
 from instances.events import publish_instance_updated
 from instances.models import VIGIL_AGENT_ID, Instance
 
@@ -63,6 +64,14 @@ def derive_statuses(
 # alert alone says. Written out once: building derived_status's expression costs the ORM about
 # a millisecond of CPU, a tenth of what an ingest batch costs in all.
 _INSTANCES, _ALERTS = Instance._meta.db_table, Alert._meta.db_table
+_INSTANCE_FIELDS = [field.attname for field in Instance._meta.concrete_fields]
+_INSTANCE_COLUMNS = [field.column for field in Instance._meta.concrete_fields]
+# What the ORM does to a column's value as it loads a row (the metadata's JSON decoding).
+_INSTANCE_CONVERTERS = [
+    (index, field.from_db_value)
+    for index, field in enumerate(Instance._meta.concrete_fields)
+    if hasattr(field, "from_db_value")
+]
 _OPEN_ALERT = f"SELECT 1 FROM {_ALERTS} WHERE instance_id = {_INSTANCES}.id AND resolved_at IS NULL"
 _RECORD_CONTACT = f"""
     UPDATE {_INSTANCES} SET last_seen = %(now)s, status = CASE
@@ -72,7 +81,7 @@ _RECORD_CONTACT = f"""
                      AND severity IN ('{Alert.Severity.ERROR}', '{Alert.Severity.WARNING}'))
             THEN '{Instance.Status.WARNING}'
         ELSE '{Instance.Status.HEALTHY}' END
-    WHERE agent_id = %(agent_id)s RETURNING *
+    WHERE agent_id = %(agent_id)s RETURNING {", ".join(_INSTANCE_COLUMNS)}
 """
 
 
@@ -83,10 +92,15 @@ def record_contact(agent_id: str, **fields) -> Instance:
     For an instance already registered, the usual case, one statement finds it, moves its
     ``last_seen`` and derives its status; given fields that differ are saved after it."""
     now = timezone.now()
-    found = list(Instance.objects.raw(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}))
-    if found:
-        found[0].update(**fields)
-        return found[0]
+    with store.execute_prepared(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}) as cursor:
+        row = cursor.fetchone()
+    if row is not None:
+        values = list(row)
+        for index, convert in _INSTANCE_CONVERTERS:
+            values[index] = convert(values[index], None, connection)
+        found = Instance.from_db(connection.alias, _INSTANCE_FIELDS, values)
+        found.update(**fields)
+        return found
     instance = Instance.register(agent_id, last_seen=now, **fields)
     derive_statuses(now, instance_ids=[instance.pk], announce=False)
     instance.refresh_from_db(fields=["status"])

@@ -470,6 +470,21 @@ def _not_compacted_yet(
     return [row for row in rows if (row[0], row[1]) not in stored]
 
 
+def execute_prepared(sql: str, params: Sequence | dict) -> psycopg.Cursor:
+    """Run ``sql`` on Django's connection, in its transaction, with its parameters bound by the
+    server, as a statement prepared once per connection when Vigil's own pool holds the
+    connections. For the statements every ingest batch runs: planned once rather than per
+    batch (a tenth of a millisecond each), the parameters sent in binary rather than spelled
+    out as literals. Behind an external pooler (``DATABASE_POOL`` off, as with PgBouncer) a
+    transaction may get another server session, without the statements prepared in an
+    earlier one. Errors are Django's, as from its own cursors."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = psycopg.Cursor(connection.connection)
+        cursor.execute(sql, params, prepare=connection.pool is not None)
+    return cursor
+
+
 def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
     """Move each series' ``last_ts``/``last_value`` to its newest sample of ``rows`` if that is
     newer than the one kept (a late or replayed sample never replaces a newer or equal one)."""
@@ -480,13 +495,12 @@ def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
             newest[series_id] = (ts, value)
     # In series id order, so concurrent batches of one instance lock its rows in the same order.
     ids = sorted(newest)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
-            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS n(id, ts, value) "
-            "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)",
-            [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]],
-        )
+    execute_prepared(
+        f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
+        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS n(id, ts, value) "
+        "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)",
+        [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]],
+    ).close()
 
 
 def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from alerts import lifecycle
 from alerts.evaluation import evaluate_rules
-from alerts.instance_status import derive_statuses
+from alerts.instance_status import derive_statuses, record_contact
 from alerts.models import Alert
 from instances.events import INSTANCES_GROUP, instance_group
 from instances.models import Instance
@@ -25,6 +25,23 @@ def post_sample(api, agent_id="web-1"):
 def test_an_instance_that_reports_is_healthy(api):
     post_sample(api)
     assert Instance.objects.get(agent_id="web-1").status == Instance.Status.HEALTHY
+
+
+@pytest.mark.django_db
+def test_recording_contact_gives_the_instance_as_the_orm_loads_it():
+    """record_contact reads the row its UPDATE returns itself: each field as the ORM gives it
+    (the metadata's JSON decoded, a large float kept as its digits), and the new last_seen."""
+    metadata = {"rack": "b2", "disks": [1, 2.5], "big": 1e20, "nested": {"on": True}}
+    registered = Instance.register("web-1", name="Web one", region="eu", metadata=metadata)
+
+    found = record_contact("web-1")
+
+    loaded = Instance.objects.get(pk=registered.pk)
+    fields = [field.attname for field in Instance._meta.concrete_fields]
+    assert {f: getattr(found, f) for f in fields} == {f: getattr(loaded, f) for f in fields}
+    assert found.metadata == metadata
+    assert found.last_seen is not None and found.status == Instance.Status.HEALTHY
+    assert not found._state.adding
 
 
 @pytest.mark.django_db(transaction=True)
