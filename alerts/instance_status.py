@@ -92,7 +92,7 @@ def record_contact(agent_id: str, **fields) -> Instance:
     For an instance already registered, the usual case, one statement finds it, moves its
     ``last_seen`` and derives its status; given fields that differ are saved after it."""
     now = timezone.now()
-    with store.execute_prepared(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}) as cursor:
+    with store.execute_bound(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}) as cursor:
         row = cursor.fetchone()
     if row is not None:
         values = list(row)

@@ -57,25 +57,32 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 def backend_cpu_seconds(dsn: str) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend connected to ``dsn``'s database (the
-    server's own processes, such as the WAL writer, are not counted), by process id. The server
-    must run on this machine."""
+    """CPU seconds so far of each client backend connected to ``dsn``'s database (the server's
+    own processes, such as the WAL writer and autovacuum, are not counted), by process id; empty
+    when the server does not run on this machine."""
     with psycopg.connect(dsn, autocommit=True) as db:
         pids = [
             pid
             for (pid,) in db.execute(
-                "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
             )
         ]
-    seconds = {}
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        seconds[pid] = times.user + times.system
-    return seconds
+    seconds = {pid: backend_cpu(pid) for pid in pids}
+    return {pid: cpu for pid, cpu in seconds.items() if cpu is not None}
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds so far of PostgreSQL backend ``pid``; None when no PostgreSQL process of this
+    machine has that id (the server runs elsewhere, or the backend has gone)."""
+    try:
+        process = psutil.Process(pid)
+        if not process.name().startswith("postgres"):
+            return None
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
 
 
 def ingest_bench_setup(description: str, seconds: float) -> tuple[argparse.Namespace, str, str]:

@@ -22,6 +22,7 @@ import psycopg
 
 from bench.common import (
     Figure,
+    backend_cpu,
     backend_cpu_seconds,
     cpu_seconds,
     emit,
@@ -104,28 +105,31 @@ def post_all(url: str, token: str, bodies: list[bytes], clients: int, seconds: f
 def as_posted(db: psycopg.Connection) -> list[tuple]:
     """The stored rows as the requests carried them: in 1,000-row runs, each one request's
     (one instance's next 100 scrapes, scrape by scrape), the runs in the order posted (a round
-    over the instances, then the next)."""
+    over the instances bench-0, bench-1, …, then the next)."""
     runs = []
-    instance_rows = []
+    instance_rows: list[tuple] = []
     instance = None
-    for instance_id, *row in db.execute(
-        "SELECT s.instance_id, x.series_id, x.ts, x.value FROM samples x "
-        "JOIN instances_series s ON s.id = x.series_id ORDER BY s.instance_id, x.ts, x.series_id"
+    for agent_id, *row in db.execute(
+        "SELECT i.agent_id, x.series_id, x.ts, x.value FROM samples x "
+        "JOIN instances_series s ON s.id = x.series_id "
+        "JOIN instances_instance i ON i.id = s.instance_id ORDER BY i.agent_id, x.ts, x.series_id"
     ):
-        if instance_id != instance:
-            runs.extend(_runs_of(instance_rows))
-            instance_rows, instance = [], instance_id
+        if agent_id != instance:
+            runs.extend(_runs_of(instance, instance_rows))
+            instance_rows, instance = [], agent_id
         instance_rows.append(tuple(row))
-    runs.extend(_runs_of(instance_rows))
-    runs.sort(key=lambda run: run[0])
+    runs.extend(_runs_of(instance, instance_rows))
+    runs.sort(key=lambda run: run[:2])
     return [row for _, _, rows in runs for row in rows]
 
 
-def _runs_of(rows: list[tuple]) -> list[tuple[int, int, list[tuple]]]:
-    """(round, first series id, rows) of each request's run of one instance's ``rows``."""
+def _runs_of(agent_id: str | None, rows: list[tuple]) -> list[tuple[int, int, list[tuple]]]:
+    """(round, instance number, rows) of each request's run of instance ``agent_id``'s rows
+    (every request was accepted whole, so each run is one request's)."""
+    number = int(agent_id.removeprefix("bench-")) if agent_id else 0
     return [
-        (number, rows[start][0], rows[start : start + BATCH])
-        for number, start in enumerate(range(0, len(rows), BATCH))
+        (round_, number, rows[start : start + BATCH])
+        for round_, start in enumerate(range(0, len(rows), BATCH))
     ]
 
 
@@ -138,14 +142,16 @@ def copy_rows(dsn: str, rows: list[tuple], clients: int, batch: int) -> tuple[fl
 
     def worker() -> None:
         with psycopg.connect(dsn) as connection:
-            backend = psutil.Process(connection.info.backend_pid)
-            before = backend.cpu_times()
+            pid = connection.info.backend_pid
+            before = backend_cpu(pid)
             try:
                 copy_chunks(connection)
             finally:
-                after = backend.cpu_times()
+                after = backend_cpu(pid)
                 with lock:
-                    backend_seconds.append(after.user + after.system - before.user - before.system)
+                    backend_seconds.append(
+                        after - before if None not in (before, after) else float("nan")
+                    )
 
     def copy_chunks(connection: psycopg.Connection) -> None:
         while True:
@@ -274,7 +280,7 @@ def main() -> None:
             f"ms, load generator {client_cpu * per_batch:.2f} ms; raw COPY, PostgreSQL "
             f"backends {copy_backends_cpu * per_copy:.2f} ms, its client "
             f"{copier_cpu * per_copy:.2f} ms (the server's own processes, such as the WAL "
-            "writer, not counted on either side).",
+            "writer and autovacuum, not counted on either side).",
         ],
     )
 

@@ -470,18 +470,14 @@ def _not_compacted_yet(
     return [row for row in rows if (row[0], row[1]) not in stored]
 
 
-def execute_prepared(sql: str, params: Sequence | dict) -> psycopg.Cursor:
+def execute_bound(sql: str, params: Sequence | dict) -> psycopg.Cursor:
     """Run ``sql`` on Django's connection, in its transaction, with its parameters bound by the
-    server, as a statement prepared once per connection when Vigil's own pool holds the
-    connections. For the statements every ingest batch runs: planned once rather than per
-    batch (a tenth of a millisecond each), the parameters sent in binary rather than spelled
-    out as literals. Behind an external pooler (``DATABASE_POOL`` off, as with PgBouncer) a
-    transaction may get another server session, without the statements prepared in an
-    earlier one. Errors are Django's, as from its own cursors."""
+    server: for the statements every ingest batch runs, the parameters go in binary instead of
+    being spelled out as literals in Python. Errors are Django's, as from its own cursors."""
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = psycopg.Cursor(connection.connection)
-        cursor.execute(sql, params, prepare=connection.pool is not None)
+        cursor.execute(sql, params)
     return cursor
 
 
@@ -495,7 +491,7 @@ def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
             newest[series_id] = (ts, value)
     # In series id order, so concurrent batches of one instance lock its rows in the same order.
     ids = sorted(newest)
-    execute_prepared(
+    execute_bound(
         f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
         "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS n(id, ts, value) "
         "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)",
