@@ -247,7 +247,7 @@ def main() -> None:
             ),
             Figure(
                 "ingest.ratio",
-                "Ingest / raw COPY (same batch shape and concurrency)",
+                "Ingest / raw COPY (the same rows, transactions and concurrency)",
                 ratio,
                 "ratio",
                 "≥ 0.6",
