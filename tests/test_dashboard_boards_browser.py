@@ -1,6 +1,7 @@
 """A dashboard in Chromium (the shared uvicorn server and browser of test_dashboard_browser): its
 panels load over HTMX side by side and each draws its chart. ``admin_page`` collects console
-errors, so a CSP violation fails this test too."""
+errors, so a CSP violation fails this test too. Threshold-coloured values are legible in either
+theme."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from playwright.sync_api import expect
 from accounts.permissions import Role
 from instances.models import Instance
 from tests.test_accounts_csp_browser import admin_page  # noqa: F401
+from tests.test_checks_browser import contrast_ratio
 from tests.test_dashboard_boards import CPU, STEP, board_with
 from tests.test_dashboard_browser import (  # noqa: F401
     PASSWORD,
@@ -91,6 +93,46 @@ def test_a_dashboard_built_in_the_browser_keeps_its_view_and_extends_live(admin_
     )
     assert admin_page.evaluate("window.notReloaded") is True
     assert admin_page.problems == []
+
+
+# One latest value per threshold colour a panel may name: web-1 at 5 is green, ... web-6 at 55
+# purple.
+EVERY_THRESHOLD = [
+    {"value": 0, "color": "green"},
+    {"value": 10, "color": "blue"},
+    {"value": 20, "color": "yellow"},
+    {"value": 30, "color": "orange"},
+    {"value": 40, "color": "red"},
+    {"value": 50, "color": "purple"},
+]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_threshold_colour_is_legible_on_a_stat_panel(admin_page, theme):  # noqa: F811
+    for number in range(1, 7):
+        web = Instance.objects.create(agent_id=f"web-{number}", name=f"Web {number}")
+        add_samples(web, "cpu_usage", [number * 10.0 - 5] * 5, step=STEP)
+    board = board_with(
+        {"type": "stat", "title": "CPU", "queries": [CPU], "thresholds": EVERY_THRESHOLD}
+    )
+    admin_page.emulate_media(color_scheme=theme)
+
+    admin_page.goto(f"/dashboards/{board.pk}/")
+
+    values = admin_page.locator(".stat-value[class*=threshold-]")
+    expect(values).to_have_count(6)
+    colours = values.evaluate_all(
+        """values => values.map(value => {
+            let filled = value;
+            while (getComputedStyle(filled).backgroundColor === "rgba(0, 0, 0, 0)") {
+                filled = filled.parentElement;
+            }
+            return [value.className, getComputedStyle(value).color,
+                    getComputedStyle(filled).backgroundColor];
+        })"""
+    )
+    illegible = [(name, fg, bg) for name, fg, bg in colours if contrast_ratio(fg, bg) < 4.5]
+    assert not illegible, illegible
 
 
 def test_a_browser_in_tokyo_sees_chart_times_in_tokyo(browser, asgi_server, user_with_role):  # noqa: F811
