@@ -19,8 +19,9 @@ from dashboard.models import Annotation
 
 # At most this many of each kind per chart: a flapping rule must not bury the lines.
 MAX_MARKS = 50
-SEVERITY_COLOURS = {"critical": "#d23f3f", "warning": "#e0682b"}
-ANNOTATION_COLOUR = "#8a4fd8"
+# The theme's custom properties (charts.js resolves them).
+SEVERITY_COLOURS = {"critical": "var(--unhealthy)", "warning": "var(--error)"}
+ANNOTATION_COLOUR = "var(--purple)"
 # A span's shading: light enough for the lines to read through on both themes.
 SPAN_OPACITY = 0.14
 

@@ -110,13 +110,16 @@ def metric_figure(
     return figure.to_json()
 
 
-# Threshold bands and episode marks; translucent so they read on the light and the dark theme.
-BAND_COLOURS = {"warning": "rgba(201, 138, 18, 0.14)", "critical": "rgba(210, 63, 63, 0.14)"}
+# Threshold bands and episode marks in the theme's custom properties (charts.js resolves them);
+# the bands translucent so the lines read through them. A moment's label is text, so amber is
+# its text shade.
+BAND_COLOURS = {"warning": "var(--warning)", "critical": "var(--unhealthy)"}
+BAND_OPACITY = 0.14
 MOMENT_COLOURS = {
-    "pending": "rgba(201, 138, 18, 0.9)",
-    "firing": "rgba(210, 63, 63, 0.9)",
-    "acknowledged": "rgba(128, 128, 128, 0.9)",
-    "resolved": "rgba(29, 154, 82, 0.9)",
+    "pending": "var(--warning-text)",
+    "firing": "var(--unhealthy)",
+    "acknowledged": "var(--muted)",
+    "resolved": "var(--healthy)",
 }
 COMPARISON_LINE = {"width": 1, "color": "rgba(128, 128, 128, 0.55)", "dash": "dot"}
 
@@ -211,6 +214,7 @@ def _threshold_bands(rule, low: float, high: float) -> list[dict]:
             "y0": bottom,
             "y1": top,
             "fillcolor": BAND_COLOURS[severity],
+            "opacity": BAND_OPACITY,
             "line": {"width": 0},
             "layer": "below",
             "name": f"{severity} {rule.comparator} {humanize.quantity(bottom)}",

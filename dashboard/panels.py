@@ -26,15 +26,15 @@ CHART_POINTS = 250
 MAX_SERIES = 100
 MAX_VALUES = 12
 GAUGES_PER_LINE = 4
-# Threshold colours a panel may name (Grafana's names); each has a class in vigil.css and a
-# plotly colour that reads on both themes.
+# Threshold colours a panel may name (Grafana's names): for gauges and bars, the theme's custom
+# property (charts.js resolves it) that the name's class in vigil.css gives a stat's number.
 THRESHOLD_COLOURS = {
-    "green": "#1d9a52",
-    "blue": "#2f7fd1",
-    "yellow": "#d4b106",
-    "orange": "#e0682b",
-    "red": "#d23f3f",
-    "purple": "#8a4fd8",
+    "green": "var(--healthy-text)",
+    "blue": "var(--info-text)",
+    "yellow": "var(--warning-text)",
+    "orange": "var(--warning-text)",
+    "red": "var(--unhealthy-text)",
+    "purple": "var(--purple-text)",
 }
 # Raw HTML in Markdown is written out as text, and markdown-it refuses javascript: links.
 MARKDOWN = MarkdownIt("commonmark", {"html": False})

@@ -126,7 +126,7 @@ def test_a_time_chart_shades_the_alert_episodes_of_its_instances(operator, chart
         "HighCpu on Web 1 (critical)"
     ]
     (span,) = layout["shapes"]
-    assert span["type"] == "rect" and span["fillcolor"] == "#d23f3f"
+    assert span["type"] == "rect" and span["fillcolor"] == "var(--unhealthy)"
 
 
 def test_annotation_tags_are_part_of_the_dashboard_s_settings_and_export(operator):  # noqa: F811

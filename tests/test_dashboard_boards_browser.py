@@ -1,7 +1,7 @@
 """A dashboard in Chromium (the shared uvicorn server and browser of test_dashboard_browser): its
 panels load over HTMX side by side and each draws its chart. ``admin_page`` collects console
-errors, so a CSP violation fails this test too. Threshold-coloured values are legible in either
-theme."""
+errors, so a CSP violation fails this test too. Threshold-coloured values are legible and charts
+take their colours from the stylesheet, in either theme."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -133,6 +133,58 @@ def test_every_threshold_colour_is_legible_on_a_stat_panel(admin_page, theme):  
     )
     illegible = [(name, fg, bg) for name, fg, bg in colours if contrast_ratio(fg, bg) < 4.5]
     assert not illegible, illegible
+
+
+# The colour a custom property of the stylesheet gives text in the page's theme.
+CSS_COLOUR = """name => {
+    const probe = document.createElement("span");
+    probe.style.color = `var(${name})`;
+    document.body.append(probe);
+    const colour = getComputedStyle(probe).color;
+    probe.remove();
+    return colour;
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_chart_takes_its_colours_from_the_stylesheet(admin_page, theme):  # noqa: F811
+    web = Instance.objects.create(agent_id="web-1", name="Web 1")
+    add_samples(web, "cpu_usage", [95.0] * 41, step=STEP)
+    board = board_with(
+        {"type": "timeseries", "title": "CPU over time", "queries": [CPU], "width": 8},
+        {
+            "type": "gauge",
+            "title": "CPU now",
+            "queries": [CPU],
+            "unit": "percent",
+            "thresholds": [{"value": 80, "color": "orange"}],
+            "width": 4,
+        },
+    )
+    admin_page.emulate_media(color_scheme=theme)
+
+    admin_page.goto(f"/dashboards/{board.pk}/")
+
+    line = admin_page.locator(".board-panel-timeseries .board-chart[data-plotted]")
+    gauge = admin_page.locator(".board-panel-gauge .board-chart[data-plotted]")
+    expect(line).to_have_count(1)
+    expect(gauge).to_have_count(1)
+    first_series = admin_page.evaluate(CSS_COLOUR, "--series-1")
+    orange = admin_page.evaluate(CSS_COLOUR, "--warning-text")
+    assert line.evaluate("chart => chart._fullData[0].line.color") == first_series
+    assert gauge.evaluate("chart => chart._fullData[0].gauge.bar.color") == orange
+
+    # The theme toggle (Auto, Light, Dark in turn) recolours drawn charts.
+    other = "dark" if theme == "light" else "light"
+    for _ in range(2 if other == "dark" else 1):
+        admin_page.click("[data-theme-toggle]")
+    expect(admin_page.locator("html")).to_have_attribute("data-theme", other)
+    other_series = admin_page.evaluate(CSS_COLOUR, "--series-1")
+    other_orange = admin_page.evaluate(CSS_COLOUR, "--warning-text")
+    assert (other_series, other_orange) != (first_series, orange)
+    assert line.evaluate("chart => chart._fullData[0].line.color") == other_series
+    assert gauge.evaluate("chart => chart._fullData[0].gauge.bar.color") == other_orange
+    assert admin_page.problems == []
 
 
 def test_a_browser_in_tokyo_sees_chart_times_in_tokyo(browser, asgi_server, user_with_role):  # noqa: F811

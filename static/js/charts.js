@@ -1,6 +1,9 @@
 // Charts: every element with `data-figure` (plotly figure JSON rendered by dashboard/figures.py)
 // becomes a plotly chart, whenever it appears (page load, HTMX swap, out-of-band swap).
-// Colours come from the theme's custom properties. Live points pushed by the instance socket
+// Colours come from the theme's custom properties: the layout's from fixed names, a series'
+// from --series-1 to --series-8, and any colour a figure names as "var(--name)" (dashboard/
+// figures.py, panels.py, annotations.py) is resolved when it is drawn and again when the theme
+// changes. Live points pushed by the instance socket
 // (#chart-points, data-points = {series_id: [[time, value], ...]}) are appended with
 // Plotly.extendTraces to charts inside a `data-live-charts` container; a dashboard's
 // (#board-points) to its time-series panels, by line name. A refused PromQL query's
@@ -9,8 +12,8 @@
 (function () {
   "use strict";
   var CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
-  var PALETTE_LIGHT = ["#2f7fd1", "#8a4fd8", "#1d9a52", "#c98a12", "#d23f3f", "#17a2b8", "#e0682b", "#5b6478"];
-  var PALETTE_DARK = ["#5ea3ec", "#b28af0", "#37c171", "#e3a832", "#f06262", "#3fc6dc", "#f08a50", "#97a1b4"];
+  var SERIES_COLOURS = 8;
+  var THEME_COLOUR = /^var\(--[\w-]+\)$/;
 
   // Figures carry UTC times ("YYYY-MM-DD HH:MM:SS"); plotly has no time zones, so each is
   // rewritten as the wall time of the zone the page shows times in (meta vigil-time-zone).
@@ -58,30 +61,66 @@
     return figure;
   }
 
-  // The theme's colours are light-dark() pairs: let the browser resolve them on a probe.
+  // The theme's colours are light-dark() pairs, which plotly cannot read: let the browser
+  // resolve them on a probe.
   var probe = null;
-  function cssVar(name) {
+  function cssColour(colour) {
     if (probe === null) {
       probe = document.createElement("span");
       probe.hidden = true;
       document.body.appendChild(probe);
     }
-    probe.style.color = "var(" + name + ")";
+    probe.style.color = colour;
     return getComputedStyle(probe).color;
   }
 
-  function isDark() {
-    var theme = document.documentElement.getAttribute("data-theme");
-    if (theme) return theme === "dark";
-    return window.matchMedia("(prefers-color-scheme: dark)").matches;
+  function cssVar(name) {
+    return cssColour("var(" + name + ")");
+  }
+
+  function isThemeColour(value) {
+    return typeof value === "string" && THEME_COLOUR.test(value);
+  }
+
+  // A copy of a figure's part with each "var(--name)" in it resolved.
+  function themed(value) {
+    if (isThemeColour(value)) return cssColour(value);
+    if (Array.isArray(value)) return value.map(themed);
+    if (value && typeof value === "object") {
+      var copy = {};
+      Object.keys(value).forEach(function (key) { copy[key] = themed(value[key]); });
+      return copy;
+    }
+    return value;
+  }
+
+  // {plotly attribute path: resolved colour} for each "var(--name)" in a figure's part (an
+  // array holding any is resolved whole: a bar chart's colour per bar), for restyle/relayout.
+  function themedPaths(value, path, found) {
+    if (isThemeColour(value)) {
+      found[path] = cssColour(value);
+    } else if (Array.isArray(value)) {
+      if (value.some(isThemeColour)) {
+        found[path] = themed(value);
+      } else {
+        value.forEach(function (item, index) {
+          if (item && typeof item === "object") themedPaths(item, path + "[" + index + "]", found);
+        });
+      }
+    } else if (value && typeof value === "object") {
+      Object.keys(value).forEach(function (key) { themedPaths(value[key], path ? path + "." + key : key, found); });
+    }
+    return found;
   }
 
   function themeLayout() {
     var grid = cssVar("--border");
     var axis = { gridcolor: grid, linecolor: grid, zerolinecolor: grid, tickfont: { color: cssVar("--muted") } };
+    var colorway = [];
+    for (var index = 1; index <= SERIES_COLOURS; index++) colorway.push(cssVar("--series-" + index));
     return {
       font: { color: cssVar("--fg") },
-      colorway: isDark() ? PALETTE_DARK : PALETTE_LIGHT,
+      colorway: colorway,
       xaxis: axis,
       yaxis: axis,
       hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
@@ -104,7 +143,7 @@
   function draw(element) {
     var figure = inZone(JSON.parse(element.getAttribute("data-figure")));
     element.setAttribute("data-plotted", "");
-    Plotly.newPlot(element, figure.data, merge(figure.layout || {}, themeLayout()), CONFIG).then(function () {
+    Plotly.newPlot(element, themed(figure.data), merge(themed(figure.layout || {}), themeLayout()), CONFIG).then(function () {
       element.dispatchEvent(new CustomEvent("vigil:chartdrawn", { bubbles: true }));
     });
   }
@@ -115,9 +154,17 @@
     root.querySelectorAll("[data-figure]:not([data-plotted])").forEach(draw);
   }
 
+  // Restyled in place, not drawn again: a live chart keeps the points pushed since.
   function retheme() {
     document.querySelectorAll("[data-plotted]").forEach(function (element) {
-      if (element.data) Plotly.relayout(element, themeLayout());
+      if (!element.data) return;
+      var figure = JSON.parse(element.getAttribute("data-figure"));
+      (figure.data || []).forEach(function (trace, index) {
+        var colours = themedPaths(trace, "", {});
+        Object.keys(colours).forEach(function (path) { colours[path] = [colours[path]]; });
+        if (Object.keys(colours).length) Plotly.restyle(element, colours, [index]);
+      });
+      Plotly.relayout(element, merge(themedPaths(figure.layout || {}, "", {}), themeLayout()));
     });
   }
 
