@@ -1,10 +1,12 @@
 """The one path every ingest format stores samples through."""
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from alerts.instance_status import record_contact
 from ingestion import node_exporter
@@ -22,8 +24,27 @@ class StoredBatch:
     instance: Instance
     accepted: int
     new: int
+    # Samples written: those accepted and the host metrics derived from them.
+    samples: int
     # (name, labels key) → series id, for every series of the batch.
     series_ids: dict[tuple[str, bytes], int]
+
+
+Stored = TypeVar("Stored")
+
+
+def _written_once(write: Callable[[], Stored]) -> Stored:
+    """``write()``, a transaction of its own, with its COPYs unguarded; written again, guarded,
+    in the rare case that loses it (a replayed or late batch). Within a caller's transaction,
+    ``write()`` as it is: a lost transaction there would be the caller's. (What runs on its
+    commit runs unguarded too: publishing the batch, which writes no samples.)"""
+    if connection.in_atomic_block:
+        return write()
+    try:
+        with store.unguarded_copies():
+            return write()
+    except store.CopyConflict:
+        return write()
 
 
 def store_batch(
@@ -37,6 +58,14 @@ def store_batch(
     is harmless. Listeners hear of the batch once it is committed. node_exporter metrics also
     give Vigil's host metrics (``ingestion/node_exporter.py``), stored alongside.
     """
+    stored = _written_once(partial(_store_batch, instance_fields, samples, staleness_markers))
+    _count([stored])
+    return stored
+
+
+def _store_batch(
+    instance_fields: dict, samples: list[ParsedSample], staleness_markers: list[ParsedSample]
+) -> StoredBatch:
     agent_id = instance_fields["agent_id"]
     described = {key: value for key, value in instance_fields.items() if key != "agent_id"}
     with transaction.atomic():
@@ -62,16 +91,27 @@ def store_batch(
                 [(store.SeriesKey(s.name, s.labels, s.unit), s.ts) for s in staleness_markers],
             )
         transaction.on_commit(partial(publish_instance_updated, instance.pk, len(samples)))
-    INGEST_BATCHES.inc()
-    INGEST_SAMPLES.inc(len(samples))
-    return StoredBatch(instance=instance, accepted=accepted, new=new, series_ids=series_ids)
+    return StoredBatch(instance, accepted, new, len(samples), series_ids)
+
+
+def _count(stored: list[StoredBatch]) -> None:
+    """Count batches once stored (not each attempt of ``_written_once``)."""
+    INGEST_BATCHES.inc(len(stored))
+    INGEST_SAMPLES.inc(sum(batch.samples for batch in stored))
 
 
 def store_batches(batches: list[ParsedBatch]) -> list[StoredBatch]:
     """Store batches of several instances (one remote write request), all or nothing."""
+    stored = _written_once(partial(_store_batches, batches))
+    _count(stored)
+    return stored
+
+
+def _store_batches(batches: list[ParsedBatch]) -> list[StoredBatch]:
     with transaction.atomic():
         return [
-            store_batch(batch.instance, batch.samples, batch.staleness_markers) for batch in batches
+            _store_batch(batch.instance, batch.samples, batch.staleness_markers)
+            for batch in batches
         ]
 
 

@@ -11,6 +11,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -499,7 +500,38 @@ def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
     ).close()
 
 
+class CopyConflict(Exception):
+    """An unguarded COPY met a stored sample or a day with no partition yet: its transaction is
+    lost, so the batch is to be written again, its COPY guarded."""
+
+
+# Set within ``unguarded_copies``.
+_COPY_UNGUARDED: ContextVar[bool] = ContextVar("copy_unguarded", default=False)
+
+
+@contextmanager
+def unguarded_copies() -> Iterator[None]:
+    """Within: a COPY of samples runs without a savepoint of its own (a subtransaction and two
+    round trips fewer a batch), and one that meets a stored sample or a missing partition
+    raises CopyConflict, which loses the whole transaction. For a caller that then writes its
+    batch again outside this context, where those are handled in place (the usual batch, new
+    samples on days that exist, meets neither)."""
+    token = _COPY_UNGUARDED.set(True)
+    try:
+        yield
+    finally:
+        _COPY_UNGUARDED.reset(token)
+
+
 def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
+    if _COPY_UNGUARDED.get():
+        try:
+            _copy_rows(SAMPLES_TABLE, rows)
+        except DatabaseError as error:
+            if _sqlstate(error) in (UNIQUE_VIOLATION, CHECK_VIOLATION):
+                raise CopyConflict from error
+            raise
+        return len(rows)
     try:
         with transaction.atomic():
             _copy_rows(SAMPLES_TABLE, rows)

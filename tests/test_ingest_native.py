@@ -61,6 +61,25 @@ def test_replayed_batch_is_stored_once(api):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_replay_overlapping_stored_samples_stores_its_new_series_and_samples(api):
+    assert api.post("/api/v1/ingest", batch([cpu(1, NOW_MS)])).status_code == 202
+    load = {"name": "load1", "value": 0.5, "ts": NOW_MS}
+    body = batch([cpu(1, NOW_MS), cpu(2, NOW_MS + 1000), load], name="Web 1")
+
+    response = api.post("/api/v1/ingest", body)
+
+    assert response.status_code == 202 and response.json()["accepted"] == 3
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 2
+    assert store.count_samples(series_of("web-1", "load1")) == 1
+    web = Instance.objects.get(agent_id="web-1")
+    assert web.name == "Web 1"
+    assert {(value.name, value.value) for value in store.latest_values([web.pk])} == {
+        ("cpu_usage", 2),
+        ("load1", 0.5),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
 def test_idempotency_key_answers_a_retry_without_storing_again(api):
     body = batch([cpu(1)])
     first = api.post("/api/v1/ingest", body, headers={"Idempotency-Key": "batch-1"})

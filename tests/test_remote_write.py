@@ -5,6 +5,7 @@ import time
 
 import cramjam
 import pytest
+from prometheus_client import REGISTRY
 
 from ingestion.models import IngestToken
 from ingestion.prompb import WriteRequest
@@ -107,6 +108,25 @@ def test_a_replayed_write_is_stored_once(api):
     for _ in range(2):
         assert post_request(api, request).status_code == 204
     assert samples_of("web-1", "node_load1") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_replaying_one_instances_samples_stores_the_rest_and_counts_each_batch_once(api):
+    assert post_request(api, write_request(load1("db-1", ts=NOW_MS - 1000))).status_code == 204
+    batches_before = REGISTRY.get_sample_value("vigil_ingest_batches_total")
+    samples_before = REGISTRY.get_sample_value("vigil_ingest_samples_total")
+    # web-1 first: its batch is written before db-1's replayed sample is met.
+    request = write_request(
+        load1("web-1", ts=NOW_MS),
+        ({**load1("db-1")[0]}, [(0.5, NOW_MS - 1000), (0.7, NOW_MS)]),
+    )
+
+    assert post_request(api, request).status_code == 204
+
+    assert (samples_of("web-1", "node_load1"), samples_of("db-1", "node_load1")) == (1, 2)
+    assert REGISTRY.get_sample_value("vigil_ingest_batches_total") == batches_before + 2
+    # Each sample's host metric (node_load1 gives the load) is written, and counted, beside it.
+    assert REGISTRY.get_sample_value("vigil_ingest_samples_total") == samples_before + 2 * 3
 
 
 @pytest.mark.django_db(transaction=True)

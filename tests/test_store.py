@@ -5,9 +5,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from django.db import connection, transaction
 
+from ingestion.parsers import ParsedSample
+from ingestion.storage import store_batch
 from instances import store, tasks
 from instances.models import Instance, Series
-from instances.store import SeriesKey
+from instances.store import SeriesKey, labels_key
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +60,23 @@ def test_writing_samples_for_a_day_without_partition_creates_it(web):
     assert written == 2
     assert partition in store.list_partitions()
     assert store.count_samples([series_id(web)]) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_reaching_a_day_without_partition_is_stored_whole():
+    day = (datetime.now(UTC) - timedelta(days=4)).replace(hour=12, minute=0, second=0)
+    assert store.partition_name(day.date()) not in store.list_partitions()
+    samples = [
+        ParsedSample("cpu_usage", 1.0, T0, {}, ""),
+        ParsedSample("cpu_usage", 2.0, day, {}, ""),
+    ]
+
+    stored = store_batch({"agent_id": "web-9"}, samples)
+
+    assert (stored.accepted, stored.new) == (2, 2)
+    assert store.partition_name(day.date()) in store.list_partitions()
+    cpu = stored.series_ids[("cpu_usage", labels_key({}))]
+    assert (store.sample_at(cpu, T0).value, store.sample_at(cpu, day).value) == (1.0, 2.0)
 
 
 def test_partitions_ahead_cover_today_and_the_configured_days_once(settings):
@@ -115,6 +134,18 @@ def test_a_replay_reaching_into_a_day_without_partition_stores_the_new_rows(web)
     assert written == 1
     assert store.count_samples([cpu]) == 2
     assert store.sample_at(cpu, old).value == 2.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unguarded_copy_over_a_stored_sample_loses_its_whole_transaction(web):
+    cpu = series_id(web)
+    store.write_samples([(cpu, T0, 1.0)])
+
+    with pytest.raises(store.CopyConflict), store.unguarded_copies(), transaction.atomic():
+        assert store.write_samples([(cpu, T0 + seconds(10), 2.0)]) == 1
+        store.write_samples([(cpu, T0 + seconds(20), 3.0), (cpu, T0, 1.0)])
+
+    assert store.count_samples([cpu]) == 1
 
 
 def test_duplicates_inside_one_write_are_stored_once(web):
