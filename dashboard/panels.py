@@ -6,7 +6,6 @@ Each panel is its own HTMX request (the page loads them in parallel); a query th
 becomes that panel's error, never the page's.
 """
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +24,6 @@ CHART_POINTS = 250
 # Series one panel draws at most (as Explore); stat, gauge and bar panels show fewer.
 MAX_SERIES = 100
 MAX_VALUES = 12
-GAUGES_PER_LINE = 4
 # Threshold colours a panel may name (Grafana's names): for gauges and bars, the theme's custom
 # property (charts.js resolves it) that the name's class in vigil.css gives a stat's number.
 THRESHOLD_COLOURS = {
@@ -238,7 +236,9 @@ def _colour(panel: Panel, value: float) -> str:
 
 def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValue]) -> str:
     """A gauge per series, its bar in its threshold's colour and the top threshold marked on
-    the dial; up to four side by side, more in further lines."""
+    the dial. Several gauges share the panel: each is named, and its dial labelled at its min
+    and max only; charts.js lays them out in rows and columns for the size they are drawn at,
+    and drops the labels of a dial too small for them."""
     low, high = _value_range(panel, result)
     rows = [(labels, value) for labels, value, at in result.latest() if at is not None]
     rows = rows[:MAX_VALUES]
@@ -246,26 +246,31 @@ def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownVa
     steps = sorted(panel.thresholds, key=lambda step: step["value"])
     number_format = f".{panel.decimals}f" if panel.decimals is not None else ".3~s"
     suffix = figures.value_format(panel.unit)[0].get("ticksuffix", "")
-    columns = max(1, min(len(rows), GAUGES_PER_LINE))
-    lines = math.ceil(len(rows) / columns)
-    for index, ((_, value), shown) in enumerate(zip(rows, latest, strict=False)):
-        column, line = index % columns, index // columns
+    several = len(rows) > 1
+    axis = {"range": [low, high], "tickfont": {"size": 9}}
+    if several:
+        # The unlabelled tick at the top keeps plotly's title above the dial, not on its number.
+        axis |= {
+            "tickmode": "array",
+            "tickvals": [low, (low + high) / 2, high],
+            "ticktext": [
+                display_value(low, panel.unit, panel.decimals),
+                "",
+                display_value(high, panel.unit, panel.decimals),
+            ],
+        }
+    for (_, value), shown in zip(rows, latest, strict=False):
         figure.add_trace(
             go.Indicator(
                 mode="gauge+number",
                 value=value,
                 number={"valueformat": number_format, "suffix": suffix},
                 title={
-                    "text": figures.plotly_text(shown.name) if len(rows) > 1 else "",
+                    "text": figures.plotly_text(shown.name) if several else "",
                     "font": {"size": 11},
                 },
-                domain={
-                    "x": _cell(column, columns),
-                    # Line 0 at the top.
-                    "y": _cell(lines - 1 - line, lines, top_gap=0.12 if lines > 1 else 0),
-                },
                 gauge={
-                    "axis": {"range": [low, high], "tickfont": {"size": 9}},
+                    "axis": axis,
                     "bar": {"color": _colour(panel, value)},
                     "threshold": {
                         "value": steps[-1]["value"],
@@ -282,13 +287,6 @@ def _gauges(panel: Panel, result: query_charts.RangeResult, latest: list[ShownVa
         font={"size": 11},
     )
     return figure.to_json()
-
-
-def _cell(index: int, count: int, top_gap: float = 0.0) -> list[float]:
-    """The ``index``-th of ``count`` equal shares of [0, 1], less a gap on each side so
-    neighbouring dials' end labels do not touch (and ``top_gap`` of it above, for a title)."""
-    gap = 0.08 / count
-    return [index / count + gap, (index + 1 - top_gap) / count - gap]
 
 
 def _bars(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValue]) -> str:

@@ -214,3 +214,47 @@ def test_a_browser_in_tokyo_sees_chart_times_in_tokyo(browser, asgi_server, user
     for shown in (end, last):
         wall = datetime.fromisoformat(shown.replace(" ", "T")[:19])
         assert abs(wall - tokyo_now) < timedelta(minutes=5), shown
+
+
+# Each pair of a gauge chart's texts (titles, numbers, tick labels) whose boxes intersect.
+OVERLAPPING_TEXTS = """chart => {
+    const boxes = [...chart.querySelectorAll(".indicatorlayer text")]
+        .filter(text => text.textContent.trim())
+        .map(text => [text.textContent, text.getBoundingClientRect()])
+        .filter(([, box]) => box.width && box.height);
+    const overlapping = [];
+    boxes.forEach(([text, box], index) => boxes.slice(index + 1).forEach(([other, near]) => {
+        if (box.left < near.right && near.left < box.right
+            && box.top < near.bottom && near.top < box.bottom) {
+            overlapping.push([text, other]);
+        }
+    }));
+    return overlapping;
+}"""
+
+
+def test_a_panel_of_many_gauges_fits_their_texts_at_desktop_and_phone_width(admin_page):  # noqa: F811
+    for number in range(1, 9):
+        web = Instance.objects.create(agent_id=f"web-{number}.prod.example", name=f"Web {number}")
+        add_samples(web, "cpu_usage", [number * 11.5] * 5, step=STEP)
+    board = board_with(
+        {"type": "gauge", "title": "CPU now", "queries": [CPU], "unit": "percent", "width": 8}
+    )
+    admin_page.set_viewport_size({"width": 1280, "height": 900})
+
+    admin_page.goto(f"/dashboards/{board.pk}/")
+
+    chart = admin_page.locator(".board-panel-gauge .board-chart[data-plotted]")
+    expect(chart.locator(".indicatorlayer .trace")).to_have_count(8)
+    # Wide enough: each dial labelled at its ends.
+    assert chart.evaluate("chart => chart._fullData.every(t => t.gauge.axis.showticklabels)")
+    assert chart.evaluate(OVERLAPPING_TEXTS) == []
+
+    # At a phone's width the same dials get smaller and lose their labels, and still fit.
+    admin_page.set_viewport_size({"width": 390, "height": 900})
+    admin_page.wait_for_function(
+        "() => document.querySelector('.board-panel-gauge .board-chart')._fullData"
+        ".every(trace => !trace.gauge.axis.showticklabels)"
+    )
+    assert chart.evaluate(OVERLAPPING_TEXTS) == []
+    assert admin_page.problems == []

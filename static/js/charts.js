@@ -140,8 +140,116 @@
     return target;
   }
 
+  // A gauge panel's dials (indicator traces) laid out for the size the chart is drawn at, as
+  // Grafana does: the grid of rows and columns that gives each dial the most room; a dial too
+  // small for its tick labels loses them, and its title is cut to its cell's width.
+  var GAUGE_ASPECT = 1.6; // a dial with its number is about 1.6 times as wide as it is high
+  var GAUGE_TITLE_PX = 18;
+  var GAUGE_GAP_PX = 16;
+  var GAUGE_TICKS_MIN_PX = 120; // narrower, a dial's end labels crowd its arc and its neighbour
+
+  function isGauges(figure) {
+    var data = figure.data || [];
+    return data.length > 0 && data.every(function (trace) { return trace.type === "indicator"; });
+  }
+
+  function gaugeGrid(count, width, height, titled) {
+    var best = { dial: -1 };
+    for (var columns = 1; columns <= count; columns++) {
+      var rows = Math.ceil(count / columns);
+      var cellWidth = width / columns - GAUGE_GAP_PX;
+      var cellHeight = height / rows - GAUGE_GAP_PX - (titled ? GAUGE_TITLE_PX : 0);
+      var dial = Math.min(cellWidth, cellHeight * GAUGE_ASPECT);
+      if (dial > best.dial) best = { columns: columns, rows: rows, dial: dial, cellWidth: cellWidth, cellHeight: cellHeight };
+    }
+    return best;
+  }
+
+  // Each dial's domain, title and tick labels, in plotly's attribute paths.
+  function gaugeFits(traces, width, height) {
+    var titled = traces.some(function (trace) { return trace.title && trace.title.text; });
+    var grid = gaugeGrid(traces.length, width, height, titled);
+    var gapX = GAUGE_GAP_PX / 2 / width;
+    var gapY = GAUGE_GAP_PX / 2 / height;
+    var titleY = titled ? GAUGE_TITLE_PX / height : 0;
+    return traces.map(function (trace, index) {
+      var column = index % grid.columns;
+      var row = Math.floor(index / grid.columns); // row 0 at the top
+      var top = 1 - row / grid.rows;
+      var title = (trace.title && trace.title.text) || "";
+      var titleSize = (trace.title && trace.title.font && trace.title.font.size) || 11;
+      // The end labels stand beside the dial's ends, outside its domain: shown only while the
+      // dial left between them is still large enough.
+      var labelsWidth = endLabelsWidth(trace.gauge && trace.gauge.axis);
+      var ticks = Math.min(grid.cellWidth - 2 * labelsWidth, grid.cellHeight * GAUGE_ASPECT) >= GAUGE_TICKS_MIN_PX;
+      var labels = ticks ? labelsWidth / width : 0;
+      return {
+        "domain.x": [column / grid.columns + gapX + labels, (column + 1) / grid.columns - gapX - labels],
+        "domain.y": [top - 1 / grid.rows + gapY, top - gapY - titleY],
+        "title.text": clipped(title, Math.floor(grid.cellWidth / (titleSize * 0.6))),
+        "gauge.axis.showticklabels": ticks,
+      };
+    });
+  }
+
+  function endLabelsWidth(axis) {
+    var texts = (axis && axis.ticktext) || ["100"];
+    var size = (axis && axis.tickfont && axis.tickfont.size) || 11;
+    return Math.max.apply(null, texts.map(function (text) { return String(text).length; })) * size * 0.6;
+  }
+
+  // Plotly text cut to ``characters`` with an ellipsis, never inside an escaped character.
+  function clipped(text, characters) {
+    var plain = text.replace(/&[^;]+;/g, "x");
+    if (plain.length <= characters) return text;
+    var cut = text.slice(0, Math.max(1, characters - 1)).replace(/&[^;]*$/, "");
+    return cut + "…";
+  }
+
+  function setPath(target, path, value) {
+    var keys = path.split(".");
+    keys.slice(0, -1).forEach(function (key) {
+      if (!target[key] || typeof target[key] !== "object") target[key] = {};
+      target = target[key];
+    });
+    target[keys[keys.length - 1]] = value;
+  }
+
+  // Into the figure before it is first drawn; in place whenever the chart's size changes after
+  // (a window resized, a phone turned).
+  function fitGauges(element, figure) {
+    if (!element.clientWidth || !element.clientHeight) return;
+    var fits = gaugeFits(figure.data, element.clientWidth, element.clientHeight);
+    if (!element.data) {
+      fits.forEach(function (fit, index) {
+        Object.keys(fit).forEach(function (path) { setPath(figure.data[index], path, fit[path]); });
+      });
+      return;
+    }
+    var update = {};
+    Object.keys(fits[0]).forEach(function (path) {
+      update[path] = fits.map(function (fit) { return fit[path]; });
+    });
+    Plotly.restyle(element, update);
+  }
+
+  var resizedGauges = new ResizeObserver(function (entries) {
+    entries.forEach(function (entry) {
+      var element = entry.target;
+      if (!element.isConnected) {
+        resizedGauges.unobserve(element);
+      } else if (element.data) {
+        fitGauges(element, JSON.parse(element.getAttribute("data-figure")));
+      }
+    });
+  });
+
   function draw(element) {
     var figure = inZone(JSON.parse(element.getAttribute("data-figure")));
+    if (isGauges(figure)) {
+      fitGauges(element, figure);
+      resizedGauges.observe(element);
+    }
     element.setAttribute("data-plotted", "");
     Plotly.newPlot(element, themed(figure.data), merge(themed(figure.layout || {}), themeLayout()), CONFIG).then(function () {
       element.dispatchEvent(new CustomEvent("vigil:chartdrawn", { bubbles: true }));
