@@ -304,6 +304,10 @@ def _bars(panel: Panel, result: query_charts.RangeResult, latest: list[ShownValu
             # Level, inside a long bar or beside a short one (plotly would turn it on its side).
             textangle=0,
             marker={"color": [_colour(panel, value) for value in rows]},
+            # Inside a bar, the panel's own colour: each threshold colour is a text shade
+            # legible on the panel, so the panel's colour is legible on it (plotly would pick
+            # white, 3:1 on the dark theme's red).
+            insidetextfont={"color": "var(--panel)"},
             hoverinfo="skip",
         )
     )

@@ -135,6 +135,44 @@ def test_every_threshold_colour_is_legible_on_a_stat_panel(admin_page, theme):  
     assert not illegible, illegible
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_threshold_colour_is_legible_under_its_label_in_a_bar_panel(admin_page, theme):  # noqa: F811
+    for number in range(1, 7):
+        web = Instance.objects.create(agent_id=f"web-{number}", name=f"Web {number}")
+        add_samples(web, "cpu_usage", [number * 10.0 - 5] * 5, step=STEP)
+    bars = {
+        "type": "bargauge",
+        "title": "CPU",
+        "queries": [CPU],
+        "thresholds": EVERY_THRESHOLD,
+        "min": 0,
+        "max": 60,
+        "width": 12,
+    }
+    board = board_with(bars)
+    admin_page.emulate_media(color_scheme=theme)
+
+    admin_page.goto(f"/dashboards/{board.pk}/")
+
+    chart = admin_page.locator(".board-panel-bargauge .board-chart[data-plotted]")
+    expect(chart.locator(".bars .point")).to_have_count(6)
+    # Each label written inside its bar, against that bar's fill.
+    labels = chart.evaluate(
+        """chart => [...chart.querySelectorAll(".bars .point")].map(point => {
+            const text = point.querySelector(".bartext");
+            const bar = point.querySelector("path").getBoundingClientRect();
+            const box = text.getBoundingClientRect();
+            const inside = box.left >= bar.left && box.right <= bar.right;
+            return [text.textContent, inside, getComputedStyle(text).fill,
+                    getComputedStyle(point.querySelector("path")).fill];
+        })"""
+    )
+    inside = [(text, fg, bg) for text, within, fg, bg in labels if within]
+    assert len(inside) >= 4, labels
+    illegible = [(text, fg, bg) for text, fg, bg in inside if contrast_ratio(fg, bg) < 4.5]
+    assert not illegible, illegible
+
+
 # The colour a custom property of the stylesheet gives text in the page's theme.
 CSS_COLOUR = """name => {
     const probe = document.createElement("span");
