@@ -95,13 +95,25 @@ def record_contact(agent_id: str, **fields) -> Instance:
     with store.execute_bound(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}) as cursor:
         row = cursor.fetchone()
     if row is not None:
-        values = list(row)
-        for index, convert in _INSTANCE_CONVERTERS:
-            values[index] = convert(values[index], None, connection)
-        found = Instance.from_db(connection.alias, _INSTANCE_FIELDS, values)
+        found = _instance_of(row)
         found.update(**fields)
         return found
     instance = Instance.register(agent_id, last_seen=now, **fields)
     derive_statuses(now, instance_ids=[instance.pk], announce=False)
     instance.refresh_from_db(fields=["status"])
     return instance
+
+
+def begin_with_contact(agent_id: str) -> Instance | None:
+    """``record_contact`` for an instance already registered, as the first statement of a
+    transaction it opens (``store.begin_with``: BEGIN and the statement in one round trip),
+    left open for the batch's samples. None, and no transaction, for an agent not registered."""
+    row = store.begin_with(_RECORD_CONTACT, {"now": timezone.now(), "agent_id": agent_id})
+    return None if row is None else _instance_of(row)
+
+
+def _instance_of(row: tuple) -> Instance:
+    values = list(row)
+    for index, convert in _INSTANCE_CONVERTERS:
+        values[index] = convert(values[index], None, connection)
+    return Instance.from_db(connection.alias, _INSTANCE_FIELDS, values)

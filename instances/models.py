@@ -112,15 +112,19 @@ class Instance(models.Model):
 
     def update(self, **fields) -> None:
         """Overwrite the given fields (None leaves a field as it is); saves only what changed."""
-        changed = [
-            key
-            for key, value in fields.items()
-            if value is not None and getattr(self, key) != value
-        ]
+        changed = self.changed_by(**fields)
         for key in changed:
             setattr(self, key, fields[key])
         if changed:
             self.save(update_fields=changed)
+
+    def changed_by(self, **fields) -> list[str]:
+        """The names of the given fields ``update`` would change."""
+        return [
+            key
+            for key, value in fields.items()
+            if value is not None and getattr(self, key) != value
+        ]
 
     def to_api(self) -> dict:
         """The seed API's instance object (PRODUCT.md 5.2), plus ``agentId``."""

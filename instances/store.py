@@ -21,6 +21,7 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
+from psycopg import generators, pq
 
 from instances.formats import EPOCH, epoch_ms
 
@@ -382,6 +383,20 @@ _SERIES_IDS: dict[object, dict[tuple[str, bytes], int]] = {}
 SERIES_CACHE_INSTANCES = 50_000
 
 
+def cached_series_ids(
+    instance_id, idents: Iterable[tuple[str, bytes]]
+) -> dict[tuple[str, bytes], int] | None:
+    """``resolve_series``' answer for series this process has already resolved: their ids by
+    ``(name, labels key)``; None if any of ``idents`` is not in the cache."""
+    cached = _SERIES_IDS.get(instance_id)
+    if cached is None:
+        return None
+    try:
+        return {ident: cached[ident] for ident in idents}
+    except KeyError:
+        return None
+
+
 def _remember_series_ids(instance_id, ids: dict[tuple[str, bytes], int]) -> None:
     def remember() -> None:
         if len(_SERIES_IDS) >= SERIES_CACHE_INSTANCES:
@@ -485,6 +500,10 @@ def execute_bound(sql: str, params: Sequence | dict) -> psycopg.Cursor:
 def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
     """Move each series' ``last_ts``/``last_value`` to its newest sample of ``rows`` if that is
     newer than the one kept (a late or replayed sample never replaces a newer or equal one)."""
+    execute_bound(*_newest_update(rows)).close()
+
+
+def _newest_update(rows: Sequence[tuple[int, datetime, float]]) -> tuple[str, list]:
     newest: dict[int, tuple[datetime, float]] = {}
     for series_id, ts, value in rows:
         kept = newest.get(series_id)
@@ -492,12 +511,102 @@ def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
             newest[series_id] = (ts, value)
     # In series id order, so concurrent batches of one instance lock its rows in the same order.
     ids = sorted(newest)
-    execute_bound(
+    return (
         f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
         "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS n(id, ts, value) "
         "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)",
         [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]],
-    ).close()
+    )
+
+
+# --- the usual ingest batch in two exchanges ------------------------------------------------
+#
+# A batch written under Django's transaction management costs seven round trips to PostgreSQL
+# (the pool's check, BEGIN, the instance's contact, the COPY's two, the newest values, COMMIT);
+# on a busy machine each is a wake-up of the web process and of its backend, which cost more
+# than the statements. For a batch that is its own transaction these three functions send the
+# same statements in two: BEGIN with the first statement, then the COPY with the newest values
+# and COMMIT after it in one query string (the simple query protocol runs on after a COPY).
+# Django holds the connection in autocommit meanwhile, so nothing of Django's may run between
+# ``begin_with`` and ``copy_and_commit`` (or ``roll_back``).
+
+
+def begin_with(sql: str, params: Sequence | dict) -> tuple | None:
+    """Open a transaction on Django's connection and run ``sql`` in it, in one round trip;
+    returns its first row. With no row the transaction is rolled back and None returned; else
+    it stays open for ``copy_and_commit`` or ``roll_back``."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        try:
+            with psycopg.ClientCursor(connection.connection) as cursor:
+                cursor.execute("BEGIN; " + sql, params)
+                cursor.nextset()
+                row = cursor.fetchone()
+        except BaseException:
+            roll_back()
+            raise
+        if row is None:
+            roll_back()
+        return row
+
+
+def copy_and_commit(rows: Sequence[tuple[int, datetime, float]]) -> int:
+    """In the transaction ``begin_with`` opened: COPY ``rows`` into samples, move the series'
+    newest values and COMMIT, in one exchange. ``rows`` must be the usual batch's: none before
+    ``usual_since()``, of series that exist. A COPY that meets a stored sample or a
+    day with no partition raises CopyConflict, the transaction rolled back (as
+    ``unguarded_copies``); any other error rolls it back too."""
+    pg = connection.connection
+    newest = psycopg.ClientCursor(pg).mogrify(*_newest_update(rows))
+    query = (
+        f"COPY {SAMPLES_TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY); {newest}; COMMIT"
+    )
+    with connection.wrap_database_errors:
+        try:
+            _copy_exchange(pg, query.encode(), _binary_copy_data(rows))
+        except psycopg.Error as error:
+            roll_back()
+            if error.sqlstate in (UNIQUE_VIOLATION, CHECK_VIOLATION):
+                raise CopyConflict from error
+            raise
+        except BaseException:
+            roll_back()
+            raise
+    return len(rows)
+
+
+def roll_back() -> None:
+    """End the transaction ``begin_with`` opened, if the connection still holds one."""
+    pg = connection.connection
+    if pg is not None and not pg.closed and pg.info.transaction_status != pq.TransactionStatus.IDLE:
+        with connection.wrap_database_errors:
+            pg.rollback()
+
+
+# COPY data goes to libpq in pieces of this size at most, as psycopg's own COPY splits it: a
+# larger one can stall libpq's non-blocking send.
+_COPY_CHUNK = 128 * 1024
+
+
+def _copy_exchange(pg: psycopg.Connection, query: bytes, data: bytes) -> None:
+    """Send ``query`` (statements, one of them a binary COPY FROM STDIN), then ``data`` for the
+    COPY; raise the first error of any statement. psycopg's ``copy()`` takes a lone COPY only."""
+    pgconn = pg.pgconn
+    pgconn.send_query(query)
+    results = pg.wait(generators.execute(pgconn))
+    if results[-1].status == pq.ExecStatus.COPY_IN:
+        view = memoryview(data)
+        for start in range(0, len(view), _COPY_CHUNK):
+            pg.wait(generators.copy_to(pgconn, view[start : start + _COPY_CHUNK], flush=False))
+        while pgconn.put_copy_end(None) == 0:
+            pg.wait(generators.send(pgconn))
+        pg.wait(generators.send(pgconn))
+        results += pg.wait(generators.fetch_many(pgconn))
+    for result in results:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=pg.info.encoding)
+    if results[-1].status != pq.ExecStatus.COMMAND_OK:
+        raise psycopg.OperationalError(f"unexpected result after COPY: {results[-1].status!r}")
 
 
 class CopyConflict(Exception):
@@ -523,6 +632,11 @@ def unguarded_copies() -> Iterator[None]:
         _COPY_UNGUARDED.reset(token)
 
 
+def copies_unguarded() -> bool:
+    """Whether this runs within ``unguarded_copies``."""
+    return _COPY_UNGUARDED.get()
+
+
 def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
     if _COPY_UNGUARDED.get():
         try:
@@ -542,6 +656,16 @@ def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
         _raise_if_connection_lost(error)
         # A replayed batch, or one overlapping stored samples: keep the first copy of each.
         return _insert_new_rows(rows)
+
+
+def usual_since() -> datetime:
+    """Samples from this moment on are neither late for the rollups (``_note_late_rows``) nor
+    possibly in a compacted day (``_not_compacted_yet``): a batch of only such samples may be
+    written by ``copy_and_commit``."""
+    return datetime.now(UTC) - min(
+        timedelta(seconds=settings.ROLLUP_GRACE_SECONDS),
+        timedelta(hours=settings.COMPACTION_GRACE_HOURS),
+    )
 
 
 def _note_late_rows(rows: Sequence[tuple[int, datetime, float]]) -> None:

@@ -1,8 +1,13 @@
+import re
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import orjson
 import pytest
+from django.db import connection
+from psycopg import pq
 
 from instances import store
 from instances.models import Instance, Series
@@ -77,6 +82,66 @@ def test_a_replay_overlapping_stored_samples_stores_its_new_series_and_samples(a
         ("cpu_usage", 2),
         ("load1", 0.5),
     }
+
+
+@contextmanager
+def round_trips():
+    """The round trips Django's connection makes to PostgreSQL within: what the client sent
+    each time before waiting for an answer (a simple query's text, an extended query's Sync, a
+    COPY's end), read from libpq's protocol trace."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    sent = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        # One message a record: "F|B <tab> length <tab> type [<tab> fields]", fields (a query's
+        # text) running on over lines of their own.
+        for record in re.split(r"\n(?=[FB]\t\d+\t)", trace.read().strip()):
+            side, _, kind, *text = record.split("\t", 3)
+            if side == "F" and kind in ("Query", "Sync", "CopyDone"):
+                sent.append(text[0].strip().strip('"') if kind == "Query" else kind)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_usual_batch_is_written_in_two_exchanges_with_postgresql(api):
+    """An instance and series this process has seen, samples on time: BEGIN with the instance's
+    contact, then the COPY, the newest values and COMMIT in one query string."""
+    assert api.post("/api/v1/ingest", batch([cpu(1, NOW_MS - 1000)])).status_code == 202
+    seen = Instance.objects.get(agent_id="web-1").last_seen
+
+    with round_trips() as sent:
+        response = api.post("/api/v1/ingest", batch([cpu(2, NOW_MS)]))
+
+    assert response.status_code == 202, response.content
+    # Django's health check of its connection as a request begins (CONN_HEALTH_CHECKS).
+    sent = [text for text in sent if text != "SELECT 1"]
+    assert len(sent) == 3, sent
+    assert sent[0].startswith("BEGIN; ") and "UPDATE instances_instance SET last_seen" in sent[0]
+    assert sent[1].startswith("COPY samples") and "UPDATE instances_series" in sent[1]
+    assert sent[1].endswith("; COMMIT") and sent[2] == "CopyDone"
+    web = Instance.objects.get(agent_id="web-1")
+    assert web.last_seen > seen and web.status == Instance.Status.HEALTHY
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 2
+    assert [value.value for value in store.latest_values([web.pk])] == [2]
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_describing_its_instance_anew_saves_the_description(api):
+    assert api.post("/api/v1/ingest", batch([cpu(1, NOW_MS - 1000)])).status_code == 202
+
+    response = api.post("/api/v1/ingest", batch([cpu(2, NOW_MS)], name="Web One", region="ams3"))
+
+    assert response.status_code == 202
+    web = Instance.objects.get(agent_id="web-1")
+    assert (web.name, web.region) == ("Web One", "ams3")
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection, transaction
+from psycopg import pq
 
+from alerts.instance_status import begin_with_contact
 from ingestion.parsers import ParsedSample
 from ingestion.storage import store_batch
 from instances import store, tasks
@@ -146,6 +148,28 @@ def test_an_unguarded_copy_over_a_stored_sample_loses_its_whole_transaction(web)
         store.write_samples([(cpu, T0 + seconds(20), 3.0), (cpu, T0, 1.0)])
 
     assert store.count_samples([cpu]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_usual_batch_meeting_a_day_without_partition_loses_its_contact_too(web):
+    cpu = series_id(web)
+    far = datetime.now(UTC) + timedelta(days=400)
+
+    contacted = begin_with_contact("web-1")
+    assert contacted.last_seen is not None
+    with pytest.raises(store.CopyConflict):
+        store.copy_and_commit([(cpu, far, 1.0)])
+
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+    web.refresh_from_db()
+    assert web.last_seen is None
+    assert store.count_samples([cpu]) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_transaction_is_begun_for_an_agent_never_registered():
+    assert begin_with_contact("nobody") is None
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
 
 
 def test_duplicates_inside_one_write_are_stored_once(web):
