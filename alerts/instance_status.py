@@ -95,7 +95,7 @@ def record_contact(agent_id: str, **fields) -> Instance:
     with store.execute_bound(_RECORD_CONTACT, {"now": now, "agent_id": agent_id}) as cursor:
         row = cursor.fetchone()
     if row is not None:
-        found = _instance_of(row)
+        found = instance_of_contact(row)
         found.update(**fields)
         return found
     instance = Instance.register(agent_id, last_seen=now, **fields)
@@ -104,15 +104,14 @@ def record_contact(agent_id: str, **fields) -> Instance:
     return instance
 
 
-def begin_with_contact(agent_id: str) -> Instance | None:
-    """``record_contact`` for an instance already registered, as the first statement of a
-    transaction it opens (``store.begin_with``: BEGIN and the statement in one round trip),
-    left open for the batch's samples. None, and no transaction, for an agent not registered."""
-    row = store.begin_with(_RECORD_CONTACT, {"now": timezone.now(), "agent_id": agent_id})
-    return None if row is None else _instance_of(row)
+def contact_statement(agent_id: str) -> str:
+    """``record_contact``'s statement for an instance already registered, spelled out, to be
+    the first of ``store.copy_after``: its row, if any, gives ``instance_of_contact``."""
+    return store.literal_sql(_RECORD_CONTACT, {"now": timezone.now(), "agent_id": agent_id})
 
 
-def _instance_of(row: tuple) -> Instance:
+def instance_of_contact(row: tuple) -> Instance:
+    """The instance of a row ``record_contact``'s statement returned."""
     values = list(row)
     for index, convert in _INSTANCE_CONVERTERS:
         values[index] = convert(values[index], None, connection)

@@ -9,7 +9,7 @@ with LATERAL, one query per question. Functions take and return plain values.
 import logging
 import re
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ CHECK_VIOLATION = "23514"
 SERIES_TABLE = "instances_series"
 MINUTE = timedelta(minutes=1)
 MICROSECOND = timedelta(microseconds=1)
+USUAL_BATCH_MARGIN = timedelta(minutes=1)
 
 # --- float64 arithmetic in SQL --------------------------------------------------------------
 # PostgreSQL's float8 +, -, *, / and sum() raise "value out of range" where IEEE 754 (Python,
@@ -519,68 +520,42 @@ def _newest_update(rows: Sequence[tuple[int, datetime, float]]) -> tuple[str, li
     )
 
 
-# --- the usual ingest batch in two exchanges ------------------------------------------------
+# --- the usual ingest batch in one exchange -------------------------------------------------
 #
 # A batch written under Django's transaction management costs seven round trips to PostgreSQL
 # (the pool's check, BEGIN, the instance's contact, the COPY's two, the newest values, COMMIT);
 # on a busy machine each is a wake-up of the web process and of its backend, which cost more
-# than the statements. For a batch that is its own transaction these three functions send the
-# same statements in two: BEGIN with the first statement, then the COPY with the newest values
-# and COMMIT after it in one query string (the simple query protocol runs on after a COPY).
-# Django holds the connection in autocommit meanwhile, so nothing of Django's may run between
-# ``begin_with`` and ``copy_and_commit`` (or ``roll_back``).
+# than the statements. ``copy_after`` sends the same statements as one query string, which
+# PostgreSQL runs as one transaction (the simple query protocol runs on after a COPY): the
+# first statement's row comes back with the COPY's go-ahead, and the samples are sent only if
+# the caller accepts it.
 
 
-def begin_with(sql: str, params: Sequence | dict) -> tuple | None:
-    """Open a transaction on Django's connection and run ``sql`` in it, in one round trip;
-    returns its first row. With no row the transaction is rolled back and None returned; else
-    it stays open for ``copy_and_commit`` or ``roll_back``."""
+def literal_sql(sql: str, params: Sequence | dict) -> str:
+    """``sql`` with ``params`` spelled out as SQL literals (quoted by psycopg)."""
     connection.ensure_connection()
-    with connection.wrap_database_errors:
-        try:
-            with psycopg.ClientCursor(connection.connection) as cursor:
-                cursor.execute("BEGIN; " + sql, params)
-                cursor.nextset()
-                row = cursor.fetchone()
-        except BaseException:
-            roll_back()
-            raise
-        if row is None:
-            roll_back()
-        return row
+    return psycopg.ClientCursor(connection.connection).mogrify(sql, params)
 
 
-def copy_and_commit(rows: Sequence[tuple[int, datetime, float]]) -> int:
-    """In the transaction ``begin_with`` opened: COPY ``rows`` into samples, move the series'
-    newest values and COMMIT, in one exchange. ``rows`` must be the usual batch's: none before
-    ``usual_since()``, of series that exist. A COPY that meets a stored sample or a
-    day with no partition raises CopyConflict, the transaction rolled back (as
-    ``unguarded_copies``); any other error rolls it back too."""
-    pg = connection.connection
-    newest = psycopg.ClientCursor(pg).mogrify(*_newest_update(rows))
-    query = (
-        f"COPY {SAMPLES_TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY); {newest}; COMMIT"
-    )
+def copy_after(
+    first: str, rows: Sequence[tuple[int, datetime, float]], accept: Callable[[tuple | None], bool]
+) -> bool:
+    """One transaction in one exchange with PostgreSQL: ``first`` (a statement returning at
+    most one row, as ``literal_sql`` spells it), then, if ``accept(its row or None)``, a COPY of
+    ``rows`` into samples and their series' newest values. Returns whether it was accepted
+    (else nothing of it is kept). ``rows`` must be the usual batch's: none before
+    ``usual_since()``, of series that exist. A COPY that meets a stored sample or a day with no
+    partition raises CopyConflict (as ``unguarded_copies``), with nothing kept either."""
+    newest = literal_sql(*_newest_update(rows))
+    copy = f"COPY {SAMPLES_TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+    query = f"{first}; {copy}; {newest}".encode()
     with connection.wrap_database_errors:
         try:
-            _copy_exchange(pg, query.encode(), _binary_copy_data(rows))
+            return _copy_exchange(connection.connection, query, rows, accept)
         except psycopg.Error as error:
-            roll_back()
             if error.sqlstate in (UNIQUE_VIOLATION, CHECK_VIOLATION):
                 raise CopyConflict from error
             raise
-        except BaseException:
-            roll_back()
-            raise
-    return len(rows)
-
-
-def roll_back() -> None:
-    """End the transaction ``begin_with`` opened, if the connection still holds one."""
-    pg = connection.connection
-    if pg is not None and not pg.closed and pg.info.transaction_status != pq.TransactionStatus.IDLE:
-        with connection.wrap_database_errors:
-            pg.rollback()
 
 
 # COPY data goes to libpq in pieces of this size at most, as psycopg's own COPY splits it: a
@@ -588,25 +563,47 @@ def roll_back() -> None:
 _COPY_CHUNK = 128 * 1024
 
 
-def _copy_exchange(pg: psycopg.Connection, query: bytes, data: bytes) -> None:
-    """Send ``query`` (statements, one of them a binary COPY FROM STDIN), then ``data`` for the
-    COPY; raise the first error of any statement. psycopg's ``copy()`` takes a lone COPY only."""
+def _copy_exchange(
+    pg: psycopg.Connection,
+    query: bytes,
+    rows: Sequence[tuple[int, datetime, float]],
+    accept: Callable[[tuple | None], bool],
+) -> bool:
+    """``copy_after``'s exchange, on psycopg's generators: its ``copy()`` takes a lone COPY."""
     pgconn = pg.pgconn
     pgconn.send_query(query)
     results = pg.wait(generators.execute(pgconn))
-    if results[-1].status == pq.ExecStatus.COPY_IN:
-        view = memoryview(data)
-        for start in range(0, len(view), _COPY_CHUNK):
-            pg.wait(generators.copy_to(pgconn, view[start : start + _COPY_CHUNK], flush=False))
-        while pgconn.put_copy_end(None) == 0:
+    copying = results[-1].status == pq.ExecStatus.COPY_IN
+    accepted = False
+    try:
+        if copying and accept(_first_row(pg, results[0])):
+            data = memoryview(_binary_copy_data(rows))
+            for start in range(0, len(data), _COPY_CHUNK):
+                chunk = data[start : start + _COPY_CHUNK]
+                pg.wait(generators.copy_to(pgconn, chunk, flush=False))
+            accepted = True
+    finally:
+        if copying:
+            # Not accepted (or failed here): CopyFail, which PostgreSQL answers with an error
+            # ending the COPY and the transaction.
+            while pgconn.put_copy_end(None if accepted else b"not accepted") == 0:
+                pg.wait(generators.send(pgconn))
             pg.wait(generators.send(pgconn))
-        pg.wait(generators.send(pgconn))
-        results += pg.wait(generators.fetch_many(pgconn))
+            results += pg.wait(generators.fetch_many(pgconn))
+    if copying and not accepted:
+        return False
     for result in results:
         if result.status == pq.ExecStatus.FATAL_ERROR:
             raise psycopg.errors.error_from_result(result, encoding=pg.info.encoding)
-    if results[-1].status != pq.ExecStatus.COMMAND_OK:
-        raise psycopg.OperationalError(f"unexpected result after COPY: {results[-1].status!r}")
+    return accepted
+
+
+def _first_row(pg: psycopg.Connection, result: pq.abc.PGresult) -> tuple | None:
+    if result.status != pq.ExecStatus.TUPLES_OK or not result.ntuples:
+        return None
+    loader = psycopg.adapt.Transformer(pg)
+    loader.set_pgresult(result)
+    return loader.load_row(0, tuple)
 
 
 class CopyConflict(Exception):
@@ -660,12 +657,14 @@ def _write_rows(rows: Sequence[tuple[int, datetime, float]]) -> int:
 
 def usual_since() -> datetime:
     """Samples from this moment on are neither late for the rollups (``_note_late_rows``) nor
-    possibly in a compacted day (``_not_compacted_yet``): a batch of only such samples may be
-    written by ``copy_and_commit``."""
-    return datetime.now(UTC) - min(
+    possibly in a compacted day (``_not_compacted_yet``) by the time a batch taking them is
+    committed: a batch of only such samples may be written by ``copy_after``."""
+    window = min(
         timedelta(seconds=settings.ROLLUP_GRACE_SECONDS),
         timedelta(hours=settings.COMPACTION_GRACE_HOURS),
     )
+    # A minute's margin for the batch's wait on locks before it commits (the instance's row).
+    return datetime.now(UTC) - window + USUAL_BATCH_MARGIN
 
 
 def _note_late_rows(rows: Sequence[tuple[int, datetime, float]]) -> None:

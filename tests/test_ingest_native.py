@@ -109,9 +109,9 @@ def round_trips():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_usual_batch_is_written_in_two_exchanges_with_postgresql(api):
-    """An instance and series this process has seen, samples on time: BEGIN with the instance's
-    contact, then the COPY, the newest values and COMMIT in one query string."""
+def test_the_usual_batch_is_written_in_one_exchange_with_postgresql(api):
+    """An instance and series this process has seen, samples on time: the instance's contact,
+    the COPY and the newest values in one query string, one transaction."""
     assert api.post("/api/v1/ingest", batch([cpu(1, NOW_MS - 1000)])).status_code == 202
     seen = Instance.objects.get(agent_id="web-1").last_seen
 
@@ -121,15 +121,41 @@ def test_the_usual_batch_is_written_in_two_exchanges_with_postgresql(api):
     assert response.status_code == 202, response.content
     # Django's health check of its connection as a request begins (CONN_HEALTH_CHECKS).
     sent = [text for text in sent if text != "SELECT 1"]
-    assert len(sent) == 3, sent
-    assert sent[0].startswith("BEGIN; ") and "UPDATE instances_instance SET last_seen" in sent[0]
-    assert sent[1].startswith("COPY samples") and "UPDATE instances_series" in sent[1]
-    assert sent[1].endswith("; COMMIT") and sent[2] == "CopyDone"
+    assert len(sent) == 2 and sent[1] == "CopyDone", sent
+    statements = [statement.strip() for statement in sent[0].split(";")]
+    assert [statement.split()[:2] for statement in statements] == [
+        ["UPDATE", "instances_instance"],
+        ["COPY", "samples"],
+        ["UPDATE", "instances_series"],
+    ]
     web = Instance.objects.get(agent_id="web-1")
     assert web.last_seen > seen and web.status == Instance.Status.HEALTHY
     assert store.count_samples(series_of("web-1", "cpu_usage")) == 2
     assert [value.value for value in store.latest_values([web.pk])] == [2]
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_an_instance_deleted_by_another_process_registers_it_anew(api):
+    assert api.post("/api/v1/ingest", batch([cpu(1, NOW_MS - 1000)])).status_code == 202
+    deleted = Instance.objects.get(agent_id="web-1").pk
+    # As another web process deletes it: in SQL, leaving this process's caches as they were.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM samples WHERE series_id IN "
+            "(SELECT id FROM instances_series WHERE instance_id = %s)",
+            [deleted],
+        )
+        cursor.execute("DELETE FROM instances_series WHERE instance_id = %s", [deleted])
+        cursor.execute("DELETE FROM instances_instance WHERE id = %s", [deleted])
+
+    response = api.post("/api/v1/ingest", batch([cpu(2, NOW_MS)]))
+
+    assert response.status_code == 202, response.content
+    web = Instance.objects.get(agent_id="web-1")
+    assert web.pk != deleted and response.json()["instance_id"] == str(web.pk)
+    assert [value.value for value in store.latest_values([web.pk])] == [2]
+    assert store.count_samples(series_of("web-1", "cpu_usage")) == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 from psycopg import pq
 
-from alerts.instance_status import begin_with_contact
+from alerts.instance_status import contact_statement, instance_of_contact
 from ingestion.parsers import ParsedSample
 from ingestion.storage import store_batch
 from instances import store, tasks
@@ -150,26 +150,67 @@ def test_an_unguarded_copy_over_a_stored_sample_loses_its_whole_transaction(web)
     assert store.count_samples([cpu]) == 1
 
 
+def contact_kept(web) -> bool:
+    web.refresh_from_db()
+    return web.last_seen is not None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_usual_batch_meeting_a_day_without_partition_loses_its_contact_too(web):
     cpu = series_id(web)
     far = datetime.now(UTC) + timedelta(days=400)
 
-    contacted = begin_with_contact("web-1")
-    assert contacted.last_seen is not None
     with pytest.raises(store.CopyConflict):
-        store.copy_and_commit([(cpu, far, 1.0)])
+        store.copy_after(contact_statement("web-1"), [(cpu, far, 1.0)], lambda row: True)
 
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
-    web.refresh_from_db()
-    assert web.last_seen is None
+    assert not contact_kept(web)
     assert store.count_samples([cpu]) == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_transaction_is_begun_for_an_agent_never_registered():
-    assert begin_with_contact("nobody") is None
+def test_a_batch_refused_on_its_first_row_keeps_nothing(web):
+    cpu, now = series_id(web), datetime.now(UTC)
+    rows_seen = []
+
+    def refuse(row):
+        rows_seen.append(row)
+        return False
+
+    assert not store.copy_after(contact_statement("web-1"), [(cpu, now, 1.0)], refuse)
+
+    assert [instance_of_contact(row).pk for row in rows_seen] == [web.pk]
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+    assert not contact_kept(web)
+    assert store.count_samples([cpu]) == 0
+    assert store.copy_after(contact_statement("web-1"), [(cpu, now, 1.0)], lambda row: True)
+    assert contact_kept(web)
+    assert store.count_samples([cpu]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_deciding_on_the_first_row_keeps_nothing(web):
+    cpu = series_id(web)
+
+    def fail(row):
+        raise RuntimeError("deciding failed")
+
+    with pytest.raises(RuntimeError):
+        store.copy_after(contact_statement("web-1"), [(cpu, datetime.now(UTC), 1.0)], fail)
+
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+    assert not contact_kept(web)
+    assert store.count_samples([cpu]) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_never_registered_has_no_contact_row(web):
+    cpu, rows_seen = series_id(web), []
+
+    store.copy_after(contact_statement("nobody"), [(cpu, datetime.now(UTC), 1.0)], rows_seen.append)
+
+    assert rows_seen == [None]
+    assert store.count_samples([cpu]) == 0
 
 
 def test_duplicates_inside_one_write_are_stored_once(web):
