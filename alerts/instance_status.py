@@ -107,7 +107,10 @@ def record_contact(agent_id: str, **fields) -> Instance:
 def contact_statement(agent_id: str) -> str:
     """``record_contact``'s statement for an instance already registered, spelled out, to be
     the first of ``store.copy_after``: its row, if any, gives ``instance_of_contact``."""
-    return store.literal_sql(_RECORD_CONTACT, {"now": timezone.now(), "agent_id": agent_id})
+    return _RECORD_CONTACT % {
+        "now": store.time_literal(timezone.now()),
+        "agent_id": store.text_literal(agent_id),
+    }
 
 
 def instance_of_contact(row: tuple) -> Instance:

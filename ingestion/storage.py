@@ -105,6 +105,7 @@ def _may_be_usual(samples: list[ParsedSample]) -> bool:
         bool(samples)
         and store.copies_unguarded()
         and not connection.in_atomic_block
+        and connection.get_autocommit()
         and samples_engine().name == POSTGRES
         and min(sample.ts for sample in samples) >= store.usual_since()
     )
@@ -127,6 +128,7 @@ def _store_usual_batch(instance_fields: dict, samples: list[ParsedSample]) -> St
     if series_ids is None:
         return None
     found = []
+    earliest = min(sample.ts for sample in samples)
 
     def as_before(row: tuple | None) -> bool:
         instance = None if row is None else instance_of_contact(row)
@@ -135,6 +137,8 @@ def _store_usual_batch(instance_fields: dict, samples: list[ParsedSample]) -> St
             instance is not None
             and instance.pk == instance_id
             and not instance.changed_by(**described)
+            # Still on time now that the instance's row is locked (the statement may have waited).
+            and earliest >= store.usual_since()
         )
 
     rows = _rows(samples, idents, series_ids)

@@ -501,10 +501,20 @@ def execute_bound(sql: str, params: Sequence | dict) -> psycopg.Cursor:
 def note_newest(rows: Sequence[tuple[int, datetime, float]]) -> None:
     """Move each series' ``last_ts``/``last_value`` to its newest sample of ``rows`` if that is
     newer than the one kept (a late or replayed sample never replaces a newer or equal one)."""
-    execute_bound(*_newest_update(rows)).close()
+    execute_bound(_NEWEST_UPDATE.format("%s", "%s", "%s"), _newest(rows)).close()
 
 
-def _newest_update(rows: Sequence[tuple[int, datetime, float]]) -> tuple[str, list]:
+_NEWEST_UPDATE = (
+    f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
+    "FROM unnest({}::bigint[], {}::timestamptz[], {}::float8[]) AS n(id, ts, value) "
+    "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)"
+)
+
+
+def _newest(
+    rows: Sequence[tuple[int, datetime, float]],
+) -> tuple[list[int], list[datetime], list[float]]:
+    """The series ids of ``rows``, each with its newest sample's time and value."""
     newest: dict[int, tuple[datetime, float]] = {}
     for series_id, ts, value in rows:
         kept = newest.get(series_id)
@@ -512,12 +522,7 @@ def _newest_update(rows: Sequence[tuple[int, datetime, float]]) -> tuple[str, li
             newest[series_id] = (ts, value)
     # In series id order, so concurrent batches of one instance lock its rows in the same order.
     ids = sorted(newest)
-    return (
-        f"UPDATE {SERIES_TABLE} s SET last_ts = n.ts, last_value = n.value "
-        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::float8[]) AS n(id, ts, value) "
-        "WHERE s.id = n.id AND (s.last_ts IS NULL OR n.ts > s.last_ts)",
-        [ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]],
-    )
+    return ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]
 
 
 # --- the usual ingest batch in one exchange -------------------------------------------------
@@ -531,22 +536,45 @@ def _newest_update(rows: Sequence[tuple[int, datetime, float]]) -> tuple[str, li
 # the caller accepts it.
 
 
-def literal_sql(sql: str, params: Sequence | dict) -> str:
-    """``sql`` with ``params`` spelled out as SQL literals (quoted by psycopg)."""
+def text_literal(text: str) -> str:
+    """``text`` as an SQL string literal, quoted by libpq for Django's connection."""
     connection.ensure_connection()
-    return psycopg.ClientCursor(connection.connection).mogrify(sql, params)
+    with connection.wrap_database_errors:
+        return pq.Escaping(connection.connection.pgconn).escape_literal(text.encode()).decode()
+
+
+def time_literal(moment: datetime) -> str:
+    """An aware ``moment`` as an SQL timestamptz literal."""
+    return f"'{moment.isoformat()}'::timestamptz"
+
+
+def _newest_literal(rows: Sequence[tuple[int, datetime, float]]) -> str:
+    """``note_newest``'s statement with its arrays spelled out: numbers and ISO times, which
+    need no quoting inside an array literal (a float's repr, nan and inf included, reads back
+    as the same float)."""
+    ids, stamps, values = _newest(rows)
+    return _NEWEST_UPDATE.format(
+        _array_literal(map(str, ids)),
+        _array_literal(stamp.isoformat() for stamp in stamps),
+        _array_literal(map(repr, values)),
+    )
+
+
+def _array_literal(items: Iterable[str]) -> str:
+    return "'{" + ",".join(items) + "}'"
 
 
 def copy_after(
     first: str, rows: Sequence[tuple[int, datetime, float]], accept: Callable[[tuple | None], bool]
 ) -> bool:
     """One transaction in one exchange with PostgreSQL: ``first`` (a statement returning at
-    most one row, as ``literal_sql`` spells it), then, if ``accept(its row or None)``, a COPY of
-    ``rows`` into samples and their series' newest values. Returns whether it was accepted
-    (else nothing of it is kept). ``rows`` must be the usual batch's: none before
-    ``usual_since()``, of series that exist. A COPY that meets a stored sample or a day with no
-    partition raises CopyConflict (as ``unguarded_copies``), with nothing kept either."""
-    newest = literal_sql(*_newest_update(rows))
+    most one row, its values spelled out by ``text_literal`` and ``time_literal``), then, if
+    ``accept(its row or None)``, a COPY of ``rows`` into samples and their series' newest
+    values. Returns whether it was accepted (else nothing of it is kept). ``rows`` must be the
+    usual batch's: none before ``usual_since()``, of series that exist. A COPY that meets a
+    stored sample or a day with no partition raises CopyConflict (as ``unguarded_copies``),
+    with nothing kept either."""
+    newest = _newest_literal(rows)
     copy = f"COPY {SAMPLES_TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
     query = f"{first}; {copy}; {newest}".encode()
     with connection.wrap_database_errors:
@@ -663,7 +691,7 @@ def usual_since() -> datetime:
         timedelta(seconds=settings.ROLLUP_GRACE_SECONDS),
         timedelta(hours=settings.COMPACTION_GRACE_HOURS),
     )
-    # A minute's margin for the batch's wait on locks before it commits (the instance's row).
+    # A minute's margin for the wait between the instance's row lock and the commit.
     return datetime.now(UTC) - window + USUAL_BATCH_MARGIN
 
 

@@ -169,7 +169,39 @@ def test_a_usual_batch_meeting_a_day_without_partition_loses_its_contact_too(web
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_usual_batch_keeps_each_series_newest_value_exactly(web):
+    store.ensure_partitions_ahead()
+    values = [0.1 + 0.2, 5e-324, -0.0, 1.7976931348623157e308, -123456.789012345678]
+    ids = [series_id(web, f"m{n}") for n in range(len(values))]
+    now = datetime.now(UTC).replace(microsecond=123457)
+    older = [(series, now - seconds(1), 9.0) for series in ids]
+    rows = older + [(series, now, value) for series, value in zip(ids, values, strict=True)]
+
+    assert store.copy_after(contact_statement("web-1"), rows, lambda row: True)
+
+    latest = {value.series_id: value for value in store.latest_values([web.pk])}
+    assert [math.copysign(1, latest[series].value) for series in ids] == [
+        math.copysign(1, value) for value in values
+    ]
+    assert [latest[series].value for series in ids] == values
+    assert {latest[series].ts for series in ids} == {now}
+    assert store.count_samples(ids) == 2 * len(ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_usual_batch_names_its_agent_safely(web):
+    odd = "web-'1'; DROP TABLE samples; --\\"
+    Instance.register(odd)
+
+    assert store.copy_after(contact_statement(odd), [], lambda row: row is not None)
+
+    assert Instance.objects.get(agent_id=odd).last_seen is not None
+    assert not contact_kept(web)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_batch_refused_on_its_first_row_keeps_nothing(web):
+    store.ensure_partitions_ahead()
     cpu, now = series_id(web), datetime.now(UTC)
     rows_seen = []
 
