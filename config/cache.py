@@ -62,12 +62,12 @@ class ProcessRedisCache(RedisCache):
                 _CLIENTS[key] = self._class(self._servers, **self._options)
             return _CLIENTS[key]
 
-    def count(self, key: str, timeout: int) -> int:
-        """Add one to the counter at ``key`` (from 0) and return it, in one round trip; the
-        counter is dropped ``timeout`` seconds after its last count."""
+    def count(self, key: str, timeout: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter at ``key`` (from 0) and return it, in one round trip;
+        the counter is dropped ``timeout`` seconds after its last count."""
         key = self.make_and_validate_key(key)
         pipeline = self._cache.get_client(key, write=True).pipeline(transaction=False)
-        pipeline.incr(key)
+        pipeline.incr(key, amount)
         pipeline.expire(key, timeout)
         return pipeline.execute()[0]
 

@@ -6,9 +6,13 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from psycopg import pq
 
+from api.auth import RATE_WINDOW_SECONDS, enforce_rate_limit
+from ingestion.errors import ApiError
+from ingestion.models import IngestToken
 from instances import store
 from instances.models import Instance, Series
 
@@ -348,6 +352,42 @@ def test_rate_limit_answers_429_with_retry_after(api, settings):
     last = api.post("/api/v1/ingest", batch([cpu(9)]))
     assert last.status_code == 429
     assert int(last["Retry-After"]) >= 1
+
+
+def window_key(token) -> str:
+    return f"ratelimit:token:{token.pk}:{int(time.time() // RATE_WINDOW_SECONDS)}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_token_is_counted_in_redis_a_hundredth_of_its_limit_at_a_time(settings):
+    settings.INGEST_RATE_LIMIT_PER_MINUTE = 1000
+    token = IngestToken.issue("busy agent", [IngestToken.Scope.INGEST])[0]
+    if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 5:
+        time.sleep(6)  # Not across a window's end: the test counts one window.
+
+    enforce_rate_limit(token)
+    assert cache.get(window_key(token)) == 10
+    for _ in range(999):
+        enforce_rate_limit(token)
+    assert cache.get(window_key(token)) == 1000
+    with pytest.raises(ApiError) as refused:
+        enforce_rate_limit(token)
+    assert refused.value.status == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_never_admits_more_than_its_limit_across_processes(settings):
+    settings.INGEST_RATE_LIMIT_PER_MINUTE = 1000
+    token = IngestToken.issue("shared agent", [IngestToken.Scope.INGEST])[0]
+    if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 5:
+        time.sleep(6)
+    # Other web processes have taken 995 of this window's requests.
+    cache.count(window_key(token), timeout=120, amount=995)
+
+    for _ in range(5):
+        enforce_rate_limit(token)
+    with pytest.raises(ApiError):
+        enforce_rate_limit(token)
 
 
 @pytest.mark.django_db(transaction=True)
