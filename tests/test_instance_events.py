@@ -1,5 +1,5 @@
-"""Announcing new instance data on the channel layer: coalesced while a send is in flight, sent
-at once when idle, never failing ingest when Redis is down."""
+"""Announcing new instance data on the channel layer: coalesced while a send gathers or is in
+flight, never failing ingest when Redis is down."""
 
 import asyncio
 import logging
@@ -74,16 +74,49 @@ def test_an_instance_group_hears_its_own_instance_once_per_send_with_its_samples
     ]
 
 
-def test_an_idle_publish_is_sent_at_once_from_a_server_loop():
+def test_an_idle_publish_is_sent_after_a_moment_from_a_server_loop():
     instance_id = str(uuid.uuid4())
 
     async def scenario():
         channel = await listener(INSTANCES_GROUP)
         publish_instance_updated(instance_id, 1)
-        # Well under a coalescing delay's second: nothing waits for company.
+        # Well under a coalescing delay's second: it waits a twentieth for company.
         return await receive(channel, 0.5)
 
     assert async_to_sync(scenario)() == {"type": "instances.updated", "instance_ids": [instance_id]}
+
+
+def test_publishes_in_a_server_within_its_gathering_time_go_out_as_one_event():
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def scenario():
+        channel = await listener(INSTANCES_GROUP)
+        publish_instance_updated(first, 1)
+        await asyncio.sleep(events.PUBLISH_GATHER_SECONDS / 5)
+        publish_instance_updated(second, 1)
+        return await receive(channel)
+
+    assert async_to_sync(scenario)() == {
+        "type": "instances.updated",
+        "instance_ids": [first, second],
+    }
+    assert wait_for_publishes()
+
+
+def test_a_send_cut_off_while_it_gathers_is_made_by_the_process():
+    channel = async_to_sync(listener)(INSTANCES_GROUP)
+    instance_id = str(uuid.uuid4())
+
+    async def scenario():
+        publish_instance_updated(instance_id, 1)
+        await asyncio.sleep(events.PUBLISH_GATHER_SECONDS / 5)
+        # Returning now closes this loop while its send gathers.
+        return events._publisher.flush_task is not None and bool(events._publisher.pending)
+
+    assert async_to_sync(scenario)()
+    assert wait_for_publishes()
+    event = async_to_sync(receive)(channel)
+    assert event == {"type": "instances.updated", "instance_ids": [instance_id]}
 
 
 def test_an_idle_publish_without_a_server_loop_is_out_when_it_returns():
