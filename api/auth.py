@@ -18,6 +18,8 @@ its rate limit too.
 """
 
 import logging
+import math
+import os
 import threading
 import time
 from functools import wraps
@@ -87,45 +89,59 @@ def enforce_rate_limit(token: IngestToken) -> None:
     """A fixed one-minute window per token, counted in Redis.
 
     A process takes a token's requests from the window's count a hundredth of the limit at a
-    time (at least one) and admits them as they come, so a busy token costs a Redis round
-    trip every so many requests rather than each one. No more than the limit is ever admitted
-    in a window; with several web processes a token may be refused a little early (by at most
-    a hundredth of the limit for each other process holding requests it has not used yet).
+    time (at least one; one at a time while another thread of it is taking) and admits them as
+    they come, so a busy token costs a Redis round trip every so many requests rather than each
+    one. No more than the limit is ever admitted in a window; with several web processes a
+    token may be refused a little early (by at most a hundredth of the limit for each other
+    process holding requests it has not used yet).
     When Redis is unreachable the limit is not enforced: storing data matters more.
     """
+    global _HELD_WINDOW
     limit = settings.INGEST_RATE_LIMIT_PER_MINUTE
     window = int(time.time() // RATE_WINDOW_SECONDS)
     key = f"ratelimit:token:{token.pk}:{window}"
     held = cache.make_key(key)
     with _HELD_LOCK:
+        if window != _HELD_WINDOW:
+            # What was held for a past window can never be admitted.
+            _HELD.clear()
+            _HELD_WINDOW = window
         if _HELD.get(held, 0) > 0:
             _HELD[held] -= 1
             return
-    taken = max(1, limit // 100)
+        taking_ahead = held not in _TAKING
+        _TAKING.add(held)
+    taken = max(1, limit // 100) if taking_ahead else 1
     try:
         count = cache.count(key, timeout=RATE_WINDOW_SECONDS * 2, amount=taken)
     except Exception as error:
         logger.warning("rate limit not enforced, Redis unreachable: %s", error)
         return
+    finally:
+        if taking_ahead:
+            with _HELD_LOCK:
+                _TAKING.discard(held)
     granted = min(taken, limit - (count - taken))
     if granted <= 0:
-        retry_after = RATE_WINDOW_SECONDS - int(time.time()) % RATE_WINDOW_SECONDS
+        retry_after = math.ceil((window + 1) * RATE_WINDOW_SECONDS - time.time())
         raise ApiError(
             429,
             f"rate limit of {limit} requests per minute exceeded",
             headers={"Retry-After": str(max(retry_after, 1))},
         )
-    with _HELD_LOCK:
-        if len(_HELD) >= HELD_KEYS:
-            _HELD.clear()
-        _HELD[held] = _HELD.get(held, 0) + granted - 1
+    if granted > 1:
+        with _HELD_LOCK:
+            _HELD[held] = _HELD.get(held, 0) + granted - 1
 
 
-# Requests this process has taken from a token's window (by the window's Redis key) and not
-# admitted yet. Keys of past windows are never read again; the whole map is dropped when full.
+# Requests this process has taken from a token's count for the current window (by the
+# window's Redis key) and not admitted yet, and the keys a thread is taking for now.
 _HELD: dict[str, int] = {}
+_HELD_WINDOW: int | None = None
+_TAKING: set[str] = set()
 _HELD_LOCK = threading.Lock()
-HELD_KEYS = 10_000
+# A forked child (a Celery worker) must not admit what its parent holds as well.
+os.register_at_fork(after_in_child=_HELD.clear)
 
 
 def token_of(request: HttpRequest) -> IngestToken | None:

@@ -84,6 +84,7 @@ def test_an_idle_publish_is_sent_after_a_moment_from_a_server_loop():
         return await receive(channel, 0.5)
 
     assert async_to_sync(scenario)() == {"type": "instances.updated", "instance_ids": [instance_id]}
+    assert wait_for_publishes()
 
 
 def test_publishes_in_a_server_within_its_gathering_time_go_out_as_one_event():
