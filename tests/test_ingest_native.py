@@ -362,12 +362,20 @@ def window_key(token) -> str:
     return f"ratelimit:token:{token.pk}:{int(time.time() // RATE_WINDOW_SECONDS)}"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_busy_token_is_counted_in_redis_a_hundredth_of_its_limit_at_a_time(settings):
+@pytest.fixture
+def limited_token(settings):
+    """A token limited to 1,000 requests a minute, with at least 5 s of the window left: the
+    tests count within one window."""
     settings.INGEST_RATE_LIMIT_PER_MINUTE = 1000
     token = IngestToken.issue("busy agent", [IngestToken.Scope.INGEST])[0]
     if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 5:
-        time.sleep(6)  # Not across a window's end: the test counts one window.
+        time.sleep(6)
+    return token
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_token_is_counted_in_redis_a_hundredth_of_its_limit_at_a_time(limited_token):
+    token = limited_token
 
     enforce_rate_limit(token)
     assert cache.get(window_key(token)) == 10
@@ -380,11 +388,8 @@ def test_a_busy_token_is_counted_in_redis_a_hundredth_of_its_limit_at_a_time(set
 
 
 @pytest.mark.django_db(transaction=True)
-def test_requests_arriving_together_take_one_hundredth_ahead_between_them(settings):
-    settings.INGEST_RATE_LIMIT_PER_MINUTE = 1000
-    token = IngestToken.issue("dashboard burst", [IngestToken.Scope.READ])[0]
-    if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 5:
-        time.sleep(6)
+def test_requests_arriving_together_take_one_hundredth_ahead_between_them(limited_token):
+    token = limited_token
     start = threading.Barrier(20)
 
     def request() -> None:
@@ -403,11 +408,8 @@ def test_requests_arriving_together_take_one_hundredth_ahead_between_them(settin
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_token_never_admits_more_than_its_limit_across_processes(settings):
-    settings.INGEST_RATE_LIMIT_PER_MINUTE = 1000
-    token = IngestToken.issue("shared agent", [IngestToken.Scope.INGEST])[0]
-    if time.time() % RATE_WINDOW_SECONDS > RATE_WINDOW_SECONDS - 5:
-        time.sleep(6)
+def test_a_token_never_admits_more_than_its_limit_across_processes(limited_token):
+    token = limited_token
     # Other web processes have taken 995 of this window's requests.
     cache.count(window_key(token), timeout=120, amount=995)
 
