@@ -140,8 +140,16 @@ _HELD: dict[str, int] = {}
 _HELD_WINDOW: int | None = None
 _TAKING: set[str] = set()
 _HELD_LOCK = threading.Lock()
-# A forked child (a Celery worker) must not admit what its parent holds as well.
-os.register_at_fork(after_in_child=_HELD.clear)
+
+
+def _forget_held() -> None:
+    # A forked child (a Celery worker) must not admit what its parent holds as well, nor wait
+    # on a take that its parent's thread was making.
+    _HELD.clear()
+    _TAKING.clear()
+
+
+os.register_at_fork(after_in_child=_forget_held)
 
 
 def token_of(request: HttpRequest) -> IngestToken | None:

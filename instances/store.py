@@ -345,9 +345,9 @@ def resolve_series(instance_id, keys: Sequence[SeriesKey]) -> dict[tuple[str, by
     when the new series would take the instance past ``SERIES_LIMIT_PER_INSTANCE``.
     """
     wanted = {(key.name, key.labels_key): key for key in keys}
-    cached = _SERIES_IDS.get(instance_id, {})
-    if all(ident in cached for ident in wanted):
-        return {ident: cached[ident] for ident in wanted}
+    cached = cached_series_ids(instance_id, wanted)
+    if cached is not None:
+        return cached
     found = _existing_series(instance_id, wanted)
     _remember_series_ids(instance_id, found)
     missing = [key for ident, key in wanted.items() if ident not in found]
