@@ -20,6 +20,7 @@ from the batch is taken from the newest stored sample of the last few minutes. A
 batch already carries (say, from Vigil's own agent) is never derived.
 """
 
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from ingestion.parsers import ParsedSample
@@ -40,7 +41,12 @@ PSEUDO_FILE_SYSTEMS = {
 }  # fmt: skip
 
 
-def host_samples(instance_id, samples: list[ParsedSample]) -> list[ParsedSample]:
+def may_derive_from(names: Iterable[str]) -> bool:
+    """Whether samples of these metric names may give host metrics."""
+    return not INPUTS.isdisjoint(names)
+
+
+def host_samples(instance_id, samples: Sequence[ParsedSample]) -> list[ParsedSample]:
     """Vigil's host metrics derived from the node_exporter samples among ``samples``."""
     inputs = [sample for sample in samples if sample.name in INPUTS]
     if not inputs:

@@ -7,7 +7,7 @@ Parsers turn a decoded payload into plain values or collect every problem as
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -17,8 +17,9 @@ import orjson
 from django.conf import settings
 
 from ingestion.errors import ApiError, BatchInvalid
+from instances.formats import EPOCH
 from instances.json_values import check_json, check_text
-from instances.store import labels_key
+from instances.store import MICROSECOND, labels_key
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -53,6 +54,94 @@ def series_idents(samples: list[ParsedSample]) -> list[tuple[str, bytes]]:
     return [(s.name, labels_key(s.labels) if s.labels else NO_LABELS_KEY) for s in samples]
 
 
+class BatchSeries(NamedTuple):
+    """One series of a batch: what its samples have in common."""
+
+    name: str
+    labels: dict
+    unit: str
+    # ``(name, labels key)``: what tells this series apart within its instance.
+    ident: tuple[str, bytes]
+
+
+class SampleColumns(Sequence[ParsedSample]):
+    """A batch's samples held as columns: each series once, then each sample's series (its
+    position in ``series``), value and time (microseconds since the epoch). A batch is mostly
+    a few scrapes of the same series, so storing it this way checks and resolves each series
+    once, and hands the numbers on as arrays, where a ``ParsedSample`` a sample cost more than
+    writing it. Read as a sequence, it gives the samples it holds (made when first asked)."""
+
+    __slots__ = ("series", "positions", "values", "micros", "_samples")
+
+    def __init__(
+        self,
+        series: list[BatchSeries],
+        positions: list[int],
+        values: list[float],
+        micros: list[int],
+    ):
+        self.series = series
+        self.positions = positions
+        self.values = values
+        self.micros = micros
+        self._samples: list[ParsedSample] | None = None
+
+    @classmethod
+    def of(cls, samples: Sequence[ParsedSample]) -> "SampleColumns":
+        if isinstance(samples, SampleColumns):
+            return samples
+        position_of: dict[tuple, int] = {}
+        series, positions, micros_of = [], [], {}
+        for sample in samples:
+            ident = (sample.name, labels_key(sample.labels) if sample.labels else NO_LABELS_KEY)
+            key = (ident, sample.unit)
+            position = position_of.get(key)
+            if position is None:
+                position = position_of[key] = len(series)
+                series.append(BatchSeries(sample.name, sample.labels, sample.unit, ident))
+            positions.append(position)
+            if sample.ts not in micros_of:
+                micros_of[sample.ts] = (sample.ts - EPOCH) // MICROSECOND
+        values = [sample.value for sample in samples]
+        return cls(series, positions, values, [micros_of[sample.ts] for sample in samples])
+
+    @property
+    def earliest(self) -> datetime:
+        return EPOCH + timedelta(microseconds=min(self.micros))
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index):
+        return self._listed()[index]
+
+    def __iter__(self) -> Iterator[ParsedSample]:
+        return iter(self._listed())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return self._listed() == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"SampleColumns({self._listed()!r})"
+
+    def _listed(self) -> list[ParsedSample]:
+        if self._samples is None:
+            moments = {us: EPOCH + timedelta(microseconds=us) for us in set(self.micros)}
+            # tuple.__new__: a ParsedSample without its constructor's Python frame.
+            make, sample_type, series = tuple.__new__, ParsedSample, self.series
+            self._samples = [
+                make(sample_type, (of.name, value, moments[us], of.labels, of.unit))
+                for of, value, us in zip(
+                    map(series.__getitem__, self.positions), self.values, self.micros, strict=True
+                )
+            ]
+        return self._samples
+
+
 @dataclass(frozen=True)
 class ParsedMetric:
     """One metric of the seed-compatible API: a sample and the instance it belongs to."""
@@ -64,7 +153,7 @@ class ParsedMetric:
 @dataclass(frozen=True)
 class ParsedBatch:
     instance: dict
-    samples: list[ParsedSample]
+    samples: Sequence[ParsedSample]
     # Series that ended at these times (Prometheus's staleness markers; values are NaN).
     staleness_markers: list[ParsedSample] = dataclasses.field(default_factory=list)
 
@@ -342,8 +431,9 @@ _TYPED_BODY = msgspec.json.Decoder(_TypedBody)
 
 def _native_batch_typed(body: bytes) -> ParsedBatch | None:
     """The batch of a body whose samples are all well-formed with epoch-millisecond timestamps,
-    decoded in C and checked in bulk (each distinct name once, the timestamps by their least and
-    greatest); None for any other body, or at the first problem: the full path then says which.
+    decoded in C into columns (``SampleColumns``) and checked in bulk (each distinct series
+    once, the timestamps by their least and greatest); None for any other body, or at the
+    first problem: the full path then says which.
 
     Unknown keys are refused here (the full path ignores them), so every byte of what is taken
     is decoded as orjson would; the instance block and labels are left to orjson itself."""
@@ -369,28 +459,30 @@ def _native_batch_typed(body: bytes) -> ParsedBatch | None:
     values = [sample.value for sample in raw_samples]
     if not all(map(math.isfinite, values)):
         return None
+    # A sample's series as written: its name alone when it has no labels or unit (most do).
+    keys = [
+        (sample.name, bytes(sample.labels), sample.unit)
+        if sample.labels or sample.unit is not None
+        else sample.name
+        for sample in raw_samples
+    ]
+    position_of = {key: position for position, key in enumerate(dict.fromkeys(keys))}
     try:
-        for name in {sample.name for sample in raw_samples}:
-            parse_metric_name(name)
-    except ValueError:
+        series = [_typed_series(key) for key in position_of]
+    except (ValueError, orjson.JSONDecodeError):
         return None
-    moments = {ts: datetime.fromtimestamp(ts / 1000, UTC) for ts in set(stamps)}
-    samples = []
-    # tuple.__new__ makes the ParsedSample as its constructor does, without the constructor's
-    # Python frame (a third of this loop's time).
-    make, sample_type = tuple.__new__, ParsedSample
-    for sample, value, ts in zip(raw_samples, values, stamps, strict=True):
-        labels, unit = {}, ""
-        if sample.labels or sample.unit is not None:
-            try:
-                if sample.labels:
-                    labels = parse_labels(orjson.loads(memoryview(sample.labels)))
-                if sample.unit is not None:
-                    unit = parse_unit(sample.unit)
-            except (ValueError, orjson.JSONDecodeError):
-                return None
-        samples.append(make(sample_type, (sample.name, value, moments[ts], labels, unit)))
-    return ParsedBatch(instance=instance, samples=samples)
+    positions = list(map(position_of.__getitem__, keys))
+    micros = [ts * 1000 for ts in stamps]
+    return ParsedBatch(instance=instance, samples=SampleColumns(series, positions, values, micros))
+
+
+def _typed_series(key: str | tuple[str, bytes, str | None]) -> BatchSeries:
+    """The series a typed sample's key names, checked as the full path checks each sample."""
+    name, raw_labels, raw_unit = (key, b"", None) if type(key) is str else key
+    parse_metric_name(name)
+    labels = parse_labels(orjson.loads(raw_labels)) if raw_labels else {}
+    ident = (name, labels_key(labels) if labels else NO_LABELS_KEY)
+    return BatchSeries(name, labels, parse_unit(raw_unit), ident)
 
 
 def _parse_native_samples(raw_samples: list, window: TimeWindow, problems: Problems) -> list:

@@ -1,19 +1,26 @@
 """The one path every ingest format stores samples through."""
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
+import numpy as np
 from django.db import connection, transaction
 
 from alerts.instance_status import contact_statement, instance_of_contact, record_contact
 from ingestion import node_exporter
 from ingestion.errors import ApiError
 from ingestion.metrics import INGEST_BATCHES, INGEST_SAMPLES
-from ingestion.parsers import ParsedBatch, ParsedMetric, ParsedSample, series_idents
+from ingestion.parsers import (
+    ParsedBatch,
+    ParsedMetric,
+    ParsedSample,
+    SampleColumns,
+    series_idents,
+)
 from instances import store
 from instances.events import publish_instance_updated
 from instances.models import Instance
@@ -50,7 +57,7 @@ def _written_once(write: Callable[[], Stored]) -> Stored:
 
 def store_batch(
     instance_fields: dict,
-    samples: list[ParsedSample],
+    samples: Sequence[ParsedSample],
     staleness_markers: list[ParsedSample] = (),
 ) -> StoredBatch:
     """Register the instance and store its samples, all or nothing.
@@ -65,10 +72,12 @@ def store_batch(
 
 
 def _store_batch(
-    instance_fields: dict, samples: list[ParsedSample], staleness_markers: list[ParsedSample]
+    instance_fields: dict,
+    samples: Sequence[ParsedSample],
+    staleness_markers: list[ParsedSample],
 ) -> StoredBatch:
     if not staleness_markers and _may_be_usual(samples):
-        stored = _store_usual_batch(instance_fields, samples)
+        stored = _store_usual_batch(instance_fields, SampleColumns.of(samples))
         if stored is not None:
             return stored
     agent_id = instance_fields["agent_id"]
@@ -76,7 +85,7 @@ def _store_batch(
     with transaction.atomic():
         instance = record_contact(agent_id, **described)
         accepted = len(samples)
-        samples = samples + node_exporter.host_samples(instance.pk, samples)
+        samples = [*samples, *node_exporter.host_samples(instance.pk, samples)]
         idents = series_idents(samples)
         keys = {}
         for ident, sample in zip(idents, samples, strict=True):
@@ -97,38 +106,41 @@ def _store_batch(
     return StoredBatch(instance, accepted, new, len(samples), series_ids)
 
 
-def _may_be_usual(samples: list[ParsedSample]) -> bool:
+def _may_be_usual(samples: Sequence[ParsedSample]) -> bool:
     """Whether a batch may be the usual one ``_store_usual_batch`` writes: a transaction of its
     own whose COPY goes unguarded (``_written_once``' first attempt), samples kept in
-    PostgreSQL, none of them late."""
+    PostgreSQL."""
     return (
         bool(samples)
         and store.copies_unguarded()
         and not connection.in_atomic_block
         and connection.get_autocommit()
         and samples_engine().name == POSTGRES
-        and min(sample.ts for sample in samples) >= store.usual_since()
     )
 
 
-def _store_usual_batch(instance_fields: dict, samples: list[ParsedSample]) -> StoredBatch | None:
+def _store_usual_batch(instance_fields: dict, samples: SampleColumns) -> StoredBatch | None:
     """The usual batch (of an instance this process has stored a batch of before, describing
-    itself as it did, of series this process has resolved) in one exchange with PostgreSQL
-    (``store.copy_after``) instead of seven: what ``_store_batch`` writes, in one transaction.
-    None, nothing written, for any other batch."""
+    itself as it did, of series this process has resolved, none of its samples late) in one
+    exchange with PostgreSQL (``store.copy_after``) instead of seven: what ``_store_batch``
+    writes, in one transaction. None, nothing written, for any other batch."""
     agent_id = instance_fields["agent_id"]
     described = {key: value for key, value in instance_fields.items() if key != "agent_id"}
     instance_id, described_before = _INSTANCES.get(agent_id, (None, None))
     if instance_id is None or described != described_before:
         return None
+    earliest = samples.earliest
+    if earliest < store.usual_since():
+        return None
     accepted = len(samples)
-    samples = samples + node_exporter.host_samples(instance_id, samples)
-    idents = series_idents(samples)
-    series_ids = store.cached_series_ids(instance_id, idents)
+    if node_exporter.may_derive_from(series.name for series in samples.series):
+        derived = node_exporter.host_samples(instance_id, samples)
+        if derived:
+            samples = SampleColumns.of([*samples, *derived])
+    series_ids = store.cached_series_ids(instance_id, [series.ident for series in samples.series])
     if series_ids is None:
         return None
     found = []
-    earliest = min(sample.ts for sample in samples)
 
     def as_before(row: tuple | None) -> bool:
         instance = None if row is None else instance_of_contact(row)
@@ -141,7 +153,12 @@ def _store_usual_batch(instance_fields: dict, samples: list[ParsedSample]) -> St
             and earliest >= store.usual_since()
         )
 
-    rows = _rows(samples, idents, series_ids)
+    ids_of_series = np.array([series_ids[series.ident] for series in samples.series], np.int64)
+    rows = store.RowArrays(
+        ids_of_series[np.array(samples.positions, np.intp)],
+        np.array(samples.micros, np.int64),
+        np.array(samples.values, np.float64),
+    )
     if not store.copy_after(contact_statement(agent_id), rows, as_before):
         return None
     publish_instance_updated(instance_id, len(samples))

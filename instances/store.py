@@ -525,6 +525,33 @@ def _newest(
     return ids, [newest[i][0] for i in ids], [newest[i][1] for i in ids]
 
 
+@dataclass(frozen=True, eq=False)
+class RowArrays:
+    """``(series_id, ts, value)`` rows to write, as three arrays of one length: series id, time
+    (microseconds since the epoch) and value."""
+
+    series_ids: np.ndarray
+    micros: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[tuple[int, datetime, float]]) -> "RowArrays":
+        """``(series_id, ts, value)`` rows as arrays. A batch holds few distinct timestamps (a
+        scrape stamps all its samples alike), so each is converted once."""
+        micros: dict[datetime, int] = {}
+        for _, ts, _ in rows:
+            if ts not in micros:
+                micros[ts] = (ts - EPOCH) // MICROSECOND
+        return cls(
+            np.array([row[0] for row in rows], dtype=np.int64),
+            np.array([micros[row[1]] for row in rows], dtype=np.int64),
+            np.array([row[2] for row in rows], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.series_ids)
+
+
 # --- the usual ingest batch in one exchange -------------------------------------------------
 #
 # A batch written under Django's transaction management costs seven round trips to PostgreSQL
@@ -548,15 +575,23 @@ def time_literal(moment: datetime) -> str:
     return f"'{moment.isoformat()}'::timestamptz"
 
 
-def _newest_literal(rows: Sequence[tuple[int, datetime, float]]) -> str:
+def _newest_literal(rows: RowArrays) -> str:
     """``note_newest``'s statement with its arrays spelled out: numbers and ISO times, which
     need no quoting inside an array literal (a float's repr, nan and inf included, reads back
     as the same float)."""
-    ids, stamps, values = _newest(rows)
+    # The last of each series' rows by time: its newest (of equal times, a duplicate, which
+    # the COPY refuses anyway). In series id order, as ``_newest``.
+    by_series = np.lexsort((rows.micros, rows.series_ids))
+    ids = rows.series_ids[by_series]
+    last = np.ones(len(ids), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    newest = by_series[last]
     return _NEWEST_UPDATE.format(
-        _array_literal(map(str, ids)),
-        _array_literal(stamp.isoformat() for stamp in stamps),
-        _array_literal(map(repr, values)),
+        _array_literal(map(str, rows.series_ids[newest].tolist())),
+        _array_literal(
+            (EPOCH + timedelta(microseconds=us)).isoformat() for us in rows.micros[newest].tolist()
+        ),
+        _array_literal(map(repr, rows.values[newest].tolist())),
     )
 
 
@@ -564,9 +599,7 @@ def _array_literal(items: Iterable[str]) -> str:
     return "'{" + ",".join(items) + "}'"
 
 
-def copy_after(
-    first: str, rows: Sequence[tuple[int, datetime, float]], accept: Callable[[tuple | None], bool]
-) -> bool:
+def copy_after(first: str, rows: RowArrays, accept: Callable[[tuple | None], bool]) -> bool:
     """One transaction in one exchange with PostgreSQL: ``first`` (a statement returning at
     most one row, its values spelled out by ``text_literal`` and ``time_literal``), then, if
     ``accept(its row or None)``, a COPY of ``rows`` into samples and their series' newest
@@ -594,7 +627,7 @@ _COPY_CHUNK = 128 * 1024
 def _copy_exchange(
     pg: psycopg.Connection,
     query: bytes,
-    rows: Sequence[tuple[int, datetime, float]],
+    rows: RowArrays,
     accept: Callable[[tuple | None], bool],
 ) -> bool:
     """``copy_after``'s exchange, on psycopg's generators: its ``copy()`` takes a lone COPY."""
@@ -744,7 +777,7 @@ def _binary_copy(statement: str, params: Sequence | None = None) -> Iterator[psy
 
 def _copy_rows(table: str, rows: Sequence[tuple[int, datetime, float]]) -> None:
     with _binary_copy(f"COPY {table} (series_id, ts, value) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(_binary_copy_data(rows))
+        copy.write(_binary_copy_data(RowArrays.of_rows(rows)))
 
 
 # A row of ``(series_id, ts, value)`` in COPY's binary format: the field count, then each field
@@ -764,20 +797,15 @@ _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 
 
-def _binary_copy_data(rows: Sequence[tuple[int, datetime, float]]) -> bytes:
-    """``rows`` as one binary COPY body, built in numpy: psycopg's ``write_row`` per row cost
-    more than the COPY in PostgreSQL. A batch holds few distinct timestamps (a scrape stamps
-    all its samples alike), so each is converted once."""
-    micros: dict[datetime, int] = {}
-    for _, ts, _ in rows:
-        if ts not in micros:
-            micros[ts] = (ts - EPOCH) // MICROSECOND - _PG_EPOCH_US
+def _binary_copy_data(rows: RowArrays) -> bytes:
+    """``rows`` as one binary COPY body, built in numpy: psycopg's ``write_row`` per row
+    cost more than the COPY in PostgreSQL."""
     data = np.empty(len(rows), dtype=_COPY_ROW)
     data["fields"] = 3
     data["id_length"] = data["ts_length"] = data["value_length"] = 8
-    data["series_id"] = [row[0] for row in rows]
-    data["ts"] = [micros[row[1]] for row in rows]
-    data["value"] = [row[2] for row in rows]
+    data["series_id"] = rows.series_ids
+    data["ts"] = rows.micros - _PG_EPOCH_US
+    data["value"] = rows.values
     return b"".join((_COPY_SIGNATURE, data.tobytes(), _COPY_TRAILER))
 
 

@@ -143,6 +143,37 @@ def test_the_usual_batch_is_written_in_one_exchange_with_postgresql(api):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_usual_batch_of_labelled_series_stores_each_sample_in_its_own_series(api):
+    now = int(time.time() * 1000)
+    first = [cpu(1, now - 2000, core="0", mode="user"), cpu(2, now - 2000, core="1", mode="user")]
+    assert api.post("/api/v1/ingest", batch(first)).status_code == 202
+    web = Instance.objects.get(agent_id="web-1")
+    core_of = {series.labels["core"]: series.pk for series in Series.objects.filter(instance=web)}
+    # Labels as another serialiser orders them, out of time order, interleaved series.
+    second = [
+        {"name": "cpu_usage", "value": 4, "ts": now, "labels": {"mode": "user", "core": "1"}},
+        cpu(5, now, core="0", mode="user"),
+        {
+            "name": "cpu_usage",
+            "value": 3,
+            "ts": now - 1000,
+            "labels": {"mode": "user", "core": "1"},
+        },
+        cpu(6, now - 1000, core="0", mode="user"),
+    ]
+
+    with round_trips() as sent:
+        response = api.post("/api/v1/ingest", batch(second))
+
+    assert response.status_code == 202, response.content
+    assert [text for text in sent if text != "SELECT 1"][1:] == ["CopyDone"]
+    assert Series.objects.filter(instance=web).count() == 2
+    assert store.count_samples([core_of["0"]]) == store.count_samples([core_of["1"]]) == 3
+    latest = {value.series_id: value.value for value in store.latest_values([web.pk])}
+    assert latest == {core_of["0"]: 5, core_of["1"]: 4}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_batch_of_an_instance_deleted_by_another_process_registers_it_anew(api):
     now = int(time.time() * 1000)
     assert api.post("/api/v1/ingest", batch([cpu(1, now - 1000)])).status_code == 202

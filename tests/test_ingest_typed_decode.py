@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from ingestion.errors import ApiError
 from ingestion.parsers import (
+    ParsedSample,
+    SampleColumns,
     _native_batch_typed,
     decode_json,
     parse_native_batch,
@@ -219,3 +221,27 @@ def test_series_idents_are_each_samples_own():
 
     assert idents == [sample.series_ident for sample in samples]
     assert idents[1] == idents[2] != idents[0]
+
+
+def test_samples_held_as_columns_read_back_as_given():
+    moment = datetime.fromtimestamp(NOW_MS / 1000, UTC).replace(microsecond=123457)
+    samples = [
+        ParsedSample("cpu", 1.5, moment, {"core": "0"}, "percent"),
+        ParsedSample("cpu", 2.0, moment, {"core": "1"}, "percent"),
+        ParsedSample("cpu", -0.0, moment.replace(microsecond=1), {"core": "0"}, ""),
+        ParsedSample("mem", 3.0, moment, {}, ""),
+    ]
+
+    columns = SampleColumns.of(samples)
+
+    assert list(columns) == samples and columns == samples and len(columns) == 4
+    # A series is each distinct name, labels and unit; the third sample's unit differs.
+    assert [(s.name, s.labels, s.unit) for s in columns.series] == [
+        ("cpu", {"core": "0"}, "percent"),
+        ("cpu", {"core": "1"}, "percent"),
+        ("cpu", {"core": "0"}, ""),
+        ("mem", {}, ""),
+    ]
+    assert columns.positions == [0, 1, 2, 3]
+    assert columns.earliest == moment.replace(microsecond=1)
+    assert SampleColumns.of(columns) is columns

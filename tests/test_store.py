@@ -161,7 +161,9 @@ def test_a_usual_batch_meeting_a_day_without_partition_loses_its_contact_too(web
     far = datetime.now(UTC) + timedelta(days=400)
 
     with pytest.raises(store.CopyConflict):
-        store.copy_after(contact_statement("web-1"), [(cpu, far, 1.0)], lambda row: True)
+        store.copy_after(
+            contact_statement("web-1"), store.RowArrays.of_rows([(cpu, far, 1.0)]), lambda row: True
+        )
 
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
     assert not contact_kept(web)
@@ -175,9 +177,12 @@ def test_a_usual_batch_keeps_each_series_newest_value_exactly(web):
     ids = [series_id(web, f"m{n}") for n in range(len(values))]
     now = datetime.now(UTC).replace(microsecond=123457)
     older = [(series, now - seconds(1), 9.0) for series in ids]
-    rows = older + [(series, now, value) for series, value in zip(ids, values, strict=True)]
+    # The newest first: a series' newest value is its latest sample's, wherever it stands.
+    rows = [(series, now, value) for series, value in zip(ids, values, strict=True)] + older
 
-    assert store.copy_after(contact_statement("web-1"), rows, lambda row: True)
+    assert store.copy_after(
+        contact_statement("web-1"), store.RowArrays.of_rows(rows), lambda row: True
+    )
 
     latest = {value.series_id: value for value in store.latest_values([web.pk])}
     assert [math.copysign(1, latest[series].value) for series in ids] == [
@@ -193,7 +198,9 @@ def test_a_usual_batch_names_its_agent_safely(web):
     odd = "web-'1'; DROP TABLE samples; --\\"
     Instance.register(odd)
 
-    assert store.copy_after(contact_statement(odd), [], lambda row: row is not None)
+    assert store.copy_after(
+        contact_statement(odd), store.RowArrays.of_rows([]), lambda row: row is not None
+    )
 
     assert Instance.objects.get(agent_id=odd).last_seen is not None
     assert not contact_kept(web)
@@ -209,13 +216,17 @@ def test_a_batch_refused_on_its_first_row_keeps_nothing(web):
         rows_seen.append(row)
         return False
 
-    assert not store.copy_after(contact_statement("web-1"), [(cpu, now, 1.0)], refuse)
+    assert not store.copy_after(
+        contact_statement("web-1"), store.RowArrays.of_rows([(cpu, now, 1.0)]), refuse
+    )
 
     assert [instance_of_contact(row).pk for row in rows_seen] == [web.pk]
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
     assert not contact_kept(web)
     assert store.count_samples([cpu]) == 0
-    assert store.copy_after(contact_statement("web-1"), [(cpu, now, 1.0)], lambda row: True)
+    assert store.copy_after(
+        contact_statement("web-1"), store.RowArrays.of_rows([(cpu, now, 1.0)]), lambda row: True
+    )
     assert contact_kept(web)
     assert store.count_samples([cpu]) == 1
 
@@ -228,7 +239,11 @@ def test_a_failure_deciding_on_the_first_row_keeps_nothing(web):
         raise RuntimeError("deciding failed")
 
     with pytest.raises(RuntimeError):
-        store.copy_after(contact_statement("web-1"), [(cpu, datetime.now(UTC), 1.0)], fail)
+        store.copy_after(
+            contact_statement("web-1"),
+            store.RowArrays.of_rows([(cpu, datetime.now(UTC), 1.0)]),
+            fail,
+        )
 
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
     assert not contact_kept(web)
@@ -239,7 +254,11 @@ def test_a_failure_deciding_on_the_first_row_keeps_nothing(web):
 def test_an_agent_never_registered_has_no_contact_row(web):
     cpu, rows_seen = series_id(web), []
 
-    store.copy_after(contact_statement("nobody"), [(cpu, datetime.now(UTC), 1.0)], rows_seen.append)
+    store.copy_after(
+        contact_statement("nobody"),
+        store.RowArrays.of_rows([(cpu, datetime.now(UTC), 1.0)]),
+        rows_seen.append,
+    )
 
     assert rows_seen == [None]
     assert store.count_samples([cpu]) == 0
