@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import msgspec
+import numpy as np
 import orjson
 from django.conf import settings
 
@@ -65,20 +66,20 @@ class BatchSeries(NamedTuple):
 
 
 class SampleColumns(Sequence[ParsedSample]):
-    """A batch's samples held as columns: each series once, then each sample's series (its
-    position in ``series``), value and time (microseconds since the epoch). A batch is mostly
-    a few scrapes of the same series, so storing it this way checks and resolves each series
-    once, and hands the numbers on as arrays, where a ``ParsedSample`` a sample cost more than
-    writing it. Read as a sequence, it gives the samples it holds (made when first asked)."""
+    """A batch's samples held as columns: each series once, then arrays of each sample's series
+    (its position in ``series``), value and time (microseconds since the epoch). A batch is
+    mostly a few scrapes of the same series, so storing it this way checks and resolves each
+    series once and hands the numbers on as arrays, where a ``ParsedSample`` a sample cost more
+    than writing it. Read as a sequence, it gives the samples it holds (made when first asked)."""
 
     __slots__ = ("series", "positions", "values", "micros", "_samples")
 
     def __init__(
         self,
         series: list[BatchSeries],
-        positions: list[int],
-        values: list[float],
-        micros: list[int],
+        positions: np.ndarray,
+        values: np.ndarray,
+        micros: np.ndarray,
     ):
         self.series = series
         self.positions = positions
@@ -102,12 +103,16 @@ class SampleColumns(Sequence[ParsedSample]):
             positions.append(position)
             if sample.ts not in micros_of:
                 micros_of[sample.ts] = (sample.ts - EPOCH) // MICROSECOND
-        values = [sample.value for sample in samples]
-        return cls(series, positions, values, [micros_of[sample.ts] for sample in samples])
+        return cls(
+            series,
+            np.array(positions, dtype=np.intp),
+            np.array([sample.value for sample in samples], dtype=np.float64),
+            np.array([micros_of[sample.ts] for sample in samples], dtype=np.int64),
+        )
 
     @property
     def earliest(self) -> datetime:
-        return EPOCH + timedelta(microseconds=min(self.micros))
+        return EPOCH + timedelta(microseconds=int(self.micros.min()))
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -119,7 +124,7 @@ class SampleColumns(Sequence[ParsedSample]):
         return iter(self._listed())
 
     def __eq__(self, other) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+        if isinstance(other, list | SampleColumns):
             return self._listed() == list(other)
         return NotImplemented
 
@@ -130,13 +135,17 @@ class SampleColumns(Sequence[ParsedSample]):
 
     def _listed(self) -> list[ParsedSample]:
         if self._samples is None:
-            moments = {us: EPOCH + timedelta(microseconds=us) for us in set(self.micros)}
+            micros = self.micros.tolist()
+            moments = {us: EPOCH + timedelta(microseconds=us) for us in set(micros)}
             # tuple.__new__: a ParsedSample without its constructor's Python frame.
             make, sample_type, series = tuple.__new__, ParsedSample, self.series
             self._samples = [
                 make(sample_type, (of.name, value, moments[us], of.labels, of.unit))
                 for of, value, us in zip(
-                    map(series.__getitem__, self.positions), self.values, self.micros, strict=True
+                    map(series.__getitem__, self.positions.tolist()),
+                    self.values.tolist(),
+                    micros,
+                    strict=True,
                 )
             ]
         return self._samples
@@ -453,11 +462,14 @@ def _native_batch_typed(body: bytes) -> ParsedBatch | None:
     if not raw_samples:
         return ParsedBatch(instance=instance, samples=[])
     window = TimeWindow()
-    stamps = [sample.ts for sample in raw_samples]
-    if min(stamps) < window.earliest_ms or max(stamps) > window.latest_ms:
+    try:
+        stamps = np.fromiter((sample.ts for sample in raw_samples), np.int64, len(raw_samples))
+    except OverflowError:
         return None
-    values = [sample.value for sample in raw_samples]
-    if not all(map(math.isfinite, values)):
+    if stamps.min() < window.earliest_ms or stamps.max() > window.latest_ms:
+        return None
+    values = np.fromiter((sample.value for sample in raw_samples), np.float64, len(raw_samples))
+    if not np.isfinite(values).all():
         return None
     # A sample's series as written: its name alone when it has no labels or unit (most do).
     keys = [
@@ -466,14 +478,17 @@ def _native_batch_typed(body: bytes) -> ParsedBatch | None:
         else sample.name
         for sample in raw_samples
     ]
-    position_of = {key: position for position, key in enumerate(dict.fromkeys(keys))}
+    position_of: dict = {}
+    positions = np.fromiter(
+        (position_of.setdefault(key, len(position_of)) for key in keys), np.intp, len(keys)
+    )
     try:
         series = [_typed_series(key) for key in position_of]
     except (ValueError, orjson.JSONDecodeError):
         return None
-    positions = list(map(position_of.__getitem__, keys))
-    micros = [ts * 1000 for ts in stamps]
-    return ParsedBatch(instance=instance, samples=SampleColumns(series, positions, values, micros))
+    return ParsedBatch(
+        instance=instance, samples=SampleColumns(series, positions, values, stamps * 1000)
+    )
 
 
 def _typed_series(key: str | tuple[str, bytes, str | None]) -> BatchSeries:

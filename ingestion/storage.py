@@ -77,7 +77,7 @@ def _store_batch(
     staleness_markers: list[ParsedSample],
 ) -> StoredBatch:
     if not staleness_markers and _may_be_usual(samples):
-        stored = _store_usual_batch(instance_fields, SampleColumns.of(samples))
+        stored = _store_usual_batch(instance_fields, samples)
         if stored is not None:
             return stored
     agent_id = instance_fields["agent_id"]
@@ -119,7 +119,9 @@ def _may_be_usual(samples: Sequence[ParsedSample]) -> bool:
     )
 
 
-def _store_usual_batch(instance_fields: dict, samples: SampleColumns) -> StoredBatch | None:
+def _store_usual_batch(
+    instance_fields: dict, samples: Sequence[ParsedSample]
+) -> StoredBatch | None:
     """The usual batch (of an instance this process has stored a batch of before, describing
     itself as it did, of series this process has resolved, none of its samples late) in one
     exchange with PostgreSQL (``store.copy_after``) instead of seven: what ``_store_batch``
@@ -129,6 +131,7 @@ def _store_usual_batch(instance_fields: dict, samples: SampleColumns) -> StoredB
     instance_id, described_before = _INSTANCES.get(agent_id, (None, None))
     if instance_id is None or described != described_before:
         return None
+    samples = SampleColumns.of(samples)
     earliest = samples.earliest
     if earliest < store.usual_since():
         return None
@@ -154,11 +157,7 @@ def _store_usual_batch(instance_fields: dict, samples: SampleColumns) -> StoredB
         )
 
     ids_of_series = np.array([series_ids[series.ident] for series in samples.series], np.int64)
-    rows = store.RowArrays(
-        ids_of_series[np.array(samples.positions, np.intp)],
-        np.array(samples.micros, np.int64),
-        np.array(samples.values, np.float64),
-    )
+    rows = store.RowArrays(ids_of_series[samples.positions], samples.micros, samples.values)
     if not store.copy_after(contact_statement(agent_id), rows, as_before):
         return None
     publish_instance_updated(instance_id, len(samples))

@@ -242,6 +242,15 @@ def test_samples_held_as_columns_read_back_as_given():
         ("cpu", {"core": "0"}, ""),
         ("mem", {}, ""),
     ]
-    assert columns.positions == [0, 1, 2, 3]
+    assert columns.positions.tolist() == [0, 1, 2, 3]
     assert columns.earliest == moment.replace(microsecond=1)
     assert SampleColumns.of(columns) is columns
+
+
+@pytest.mark.parametrize("ts", [2**63, 2**64 - 1, -(2**63) - 1])
+def test_a_timestamp_beyond_64_bits_gets_the_full_paths_answer(ts):
+    body = b'{"instance": {"agent_id": "web-1"}, "samples": [{"name": "cpu", "value": 1, '
+    body += f'"ts": {ts}}}]}}'.encode()
+
+    assert _native_batch_typed(body) is None
+    assert outcome(parse_native_body, body) == outcome(full_path, body)
