@@ -2,10 +2,9 @@
 
 For each engine (``postgres``, then ``victoriametrics`` when the ``victoria-metrics`` binary is
 installed) the same shape of load as ``bench.ingest``: uvicorn with production settings, client
-threads posting batches of 1,000 samples for ``--seconds`` after a warm-up that registers every
-series. Bytes per sample: on PostgreSQL the samples partitions with their indexes, on
-VictoriaMetrics its data directory (indexes included) after a flush, each over the samples
-acknowledged.
+threads posting batches of 1,000 samples for ``--seconds`` after the same warm-up. Bytes per
+sample: on PostgreSQL the samples partitions with their indexes, on VictoriaMetrics its data
+directory (indexes included) after a flush, each over the samples acknowledged.
 """
 
 import shutil
@@ -28,7 +27,7 @@ from bench.common import (
     wait_until_answering,
     web_server,
 )
-from bench.ingest import BATCH, INSTANCES, batches, post_all
+from bench.ingest import BATCH, WARM_BATCHES, WARM_ROUNDS, batches, post_all
 
 VICTORIA_METRICS = shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod")
 
@@ -76,8 +75,8 @@ def measure(env: dict, token: str, args) -> tuple[float, int]:
     """Ingest samples/s over the timed part, and samples acknowledged in all."""
     bodies = batches(args.batches)
     with web_server(workers=args.workers, env=env) as (url, _):
-        warm = post_all(url, token, bodies[:INSTANCES], args.clients, 120)
-        timed = post_all(url, token, bodies[INSTANCES:], args.clients, args.seconds)
+        warm = post_all(url, token, bodies[:WARM_BATCHES], args.clients, 180)
+        timed = post_all(url, token, bodies[WARM_BATCHES:], args.clients, args.seconds)
     accepted = timed["statuses"].get(202, 0)
     acknowledged = (accepted + warm["statuses"].get(202, 0)) * BATCH
     return accepted * BATCH / timed["seconds"], acknowledged
@@ -129,7 +128,8 @@ def main() -> None:
         )
     notes.append(
         f"Same load on each: batches of {BATCH} from {args.clients} clients, uvicorn --workers "
-        f"{args.workers}, {args.seconds:.0f} s after a warm-up of {INSTANCES} batches."
+        f"{args.workers}, {args.seconds:.0f} s after a warm-up of {WARM_ROUNDS} batches per "
+        "instance."
     )
     emit(figures, notes)
 
