@@ -93,7 +93,7 @@ def ingest_bench_setup(description: str, seconds: float) -> tuple[argparse.Names
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=10000)
+    parser.add_argument("--batches", type=int, default=8000)
     args = parser.parse_args()
 
     setup_django()

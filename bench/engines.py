@@ -27,7 +27,7 @@ from bench.common import (
     wait_until_answering,
     web_server,
 )
-from bench.ingest import BATCH, WARM_BATCHES, WARM_ROUNDS, batches, post_all
+from bench.ingest import BATCH, METRICS, WARM_ROUNDS, batches, post_all, warm_up
 
 VICTORIA_METRICS = shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod")
 
@@ -75,10 +75,10 @@ def measure(env: dict, token: str, args) -> tuple[float, int]:
     """Ingest samples/s over the timed part, and samples acknowledged in all."""
     bodies = batches(args.batches)
     with web_server(workers=args.workers, env=env) as (url, _):
-        warm = post_all(url, token, bodies[:WARM_BATCHES], args.clients, 180)
-        timed = post_all(url, token, bodies[WARM_BATCHES:], args.clients, args.seconds)
+        warm = warm_up(url, token, bodies, args.clients)
+        timed = post_all(url, token, bodies, args.clients, args.seconds)
     accepted = timed["statuses"].get(202, 0)
-    acknowledged = (accepted + warm["statuses"].get(202, 0)) * BATCH
+    acknowledged = accepted * BATCH + warm["statuses"].get(202, 0) * METRICS
     return accepted * BATCH / timed["seconds"], acknowledged
 
 
@@ -128,7 +128,7 @@ def main() -> None:
         )
     notes.append(
         f"Same load on each: batches of {BATCH} from {args.clients} clients, uvicorn --workers "
-        f"{args.workers}, {args.seconds:.0f} s after a warm-up of {WARM_ROUNDS} batches per "
+        f"{args.workers}, {args.seconds:.0f} s after a warm-up of {WARM_ROUNDS} small batches per "
         "instance."
     )
     emit(figures, notes)
