@@ -27,7 +27,7 @@ from bench.common import (
     wait_until_answering,
     web_server,
 )
-from bench.ingest import BATCH, METRICS, WARM_ROUNDS, batches, post_all, warm_up
+from bench.ingest import BATCH, WARM_ROUNDS, batches, post_all, warm_up
 
 VICTORIA_METRICS = shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod")
 
@@ -75,10 +75,10 @@ def measure(env: dict, token: str, args) -> tuple[float, int]:
     """Ingest samples/s over the timed part, and samples acknowledged in all."""
     bodies = batches(args.batches)
     with web_server(workers=args.workers, env=env) as (url, _):
-        warm = warm_up(url, token, bodies, args.clients)
+        warmed = warm_up(url, token, bodies, args.clients)
         timed = post_all(url, token, bodies, args.clients, args.seconds)
     accepted = timed["statuses"].get(202, 0)
-    acknowledged = accepted * BATCH + warm["statuses"].get(202, 0) * METRICS
+    acknowledged = accepted * BATCH + warmed
     return accepted * BATCH / timed["seconds"], acknowledged
 
 

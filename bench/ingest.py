@@ -39,8 +39,10 @@ BATCH = 1000
 # Rounds of a batch per instance before the timed part. A web process keeps what it learns of
 # an instance (its id, its series' ids) from the first batch of it that it stores, which costs
 # several round trips more than the next; an agent posts every few seconds for as long as it
-# runs, so a server spends nearly all its time past that. After eight rounds a web process has
-# met a given instance with odds 255 in 256 even when it took only half the batches.
+# runs, so a server spends nearly all its time past that. A keep-alive connection stays with
+# the process that accepted it, so each round posts on connections of its own: in a round a
+# process meets a given instance with odds about one in two (however the round's connections
+# fall to the processes), so after eight rounds it has met it with odds about 255 in 256.
 WARM_ROUNDS = 8
 
 
@@ -74,24 +76,30 @@ def batches(count: int) -> list[bytes]:
     return bodies
 
 
-def warm_up(url: str, token: str, bodies: list[bytes], clients: int) -> dict:
+def warm_up(url: str, token: str, bodies: list[bytes], clients: int) -> int:
     """Post ``WARM_ROUNDS`` rounds of one scrape per instance (each of its series once), the
-    last a second before the first of ``bodies``; ``post_all``'s outcome."""
+    last a second before the first of ``bodies``, each round on new connections; the samples
+    acknowledged. RuntimeError if any batch was refused."""
     first_ms = orjson.loads(bodies[0])["samples"][0]["ts"]
-    warm = [
-        orjson.dumps(
-            {
-                "instance": {"agent_id": f"bench-{instance}"},
-                "samples": [
-                    {"name": f"bench_metric_{m}", "value": 0.0, "ts": first_ms - 1000 * round_}
-                    for m in range(METRICS)
-                ],
-            }
-        )
-        for round_ in range(WARM_ROUNDS, 0, -1)
-        for instance in range(INSTANCES)
-    ]
-    return post_all(url, token, warm, clients, 180)
+    acknowledged = 0
+    for round_ in range(WARM_ROUNDS, 0, -1):
+        warm = [
+            orjson.dumps(
+                {
+                    "instance": {"agent_id": f"bench-{instance}"},
+                    "samples": [
+                        {"name": f"bench_metric_{m}", "value": 0.0, "ts": first_ms - 1000 * round_}
+                        for m in range(METRICS)
+                    ],
+                }
+            )
+            for instance in range(INSTANCES)
+        ]
+        statuses = post_all(url, token, warm, clients, 60)["statuses"]
+        if statuses != {202: INSTANCES}:
+            raise RuntimeError(f"warm-up round answered {statuses}")
+        acknowledged += INSTANCES * METRICS
+    return acknowledged
 
 
 def post_all(url: str, token: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
